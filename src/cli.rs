@@ -1,0 +1,406 @@
+//! Command-line interface: flags and environment (clap derive), then one function per
+//! command. Every setting is validated into [`crate::config`] types before any work starts.
+//!
+//! Exit codes (see `main.rs`): 0 success, 2 usage or configuration error (the message names
+//! the flag or variable), 1 anything else.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, ConfigError, DbConfig, PipelineConfig, RunConfig, SqsConfig};
+use crate::mask::{Column, Keyring, Masker};
+use crate::pipeline::{self, PipelineError};
+use crate::sink::{self, SinkError};
+use crate::source::{Source, SourceError};
+use crate::synth::{self, SynthOptions};
+use crate::telemetry::{LogFormat, Stats};
+
+const EXAMPLES: &str = "\
+Examples:
+  eval \"$(scripts/services env)\"          # point at local LocalStack + Postgres
+  sqs2pg keygen --kid k1 > keys && chmod 600 keys
+  sqs2pg migrate
+  sqs2pg send --synthetic 1000 --malformed-rate 0.01
+  sqs2pg run --keys-file keys --until-empty
+  psql -Atc 'select masked_ip from user_logins limit 3' | sqs2pg reveal --keys-file keys --column ip";
+
+/// Streams login events from SQS into Postgres, masking ip and device_id with AES-256-SIV.
+#[derive(Debug, Parser)]
+#[command(name = "sqs2pg", version, about, after_help = EXAMPLES, propagate_version = true)]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings shared by every command; each may also come from its environment variable.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Queue URL; skips the name lookup.
+    #[arg(long, env = "SQS2PG_QUEUE_URL", global = true)]
+    pub queue_url: Option<String>,
+    /// Queue name, resolved with GetQueueUrl when no URL is given.
+    #[arg(long, env = "SQS2PG_QUEUE_NAME", default_value = "login-queue", global = true, value_parser = parse_queue_name)]
+    pub queue_name: String,
+    /// Postgres connection string.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// File holding the keyring (`kid=BASE64KEY` lines; first entry writes). Without it,
+    /// the keyring is read from SQS2PG_KEYS.
+    #[arg(long, env = "SQS2PG_KEYS_FILE", global = true)]
+    pub keys_file: Option<PathBuf>,
+    /// Log format (logs go to stderr; RUST_LOG sets the level).
+    #[arg(
+        long,
+        env = "SQS2PG_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the tables that are missing (idempotent; never alters an existing user_logins).
+    Migrate,
+    /// Consume the queue into Postgres until SIGINT/SIGTERM, or with --until-empty until
+    /// the queue is drained.
+    Run(RunArgs),
+    /// Send message bodies to the queue: from a file (JSON array or JSONL, verbatim) or
+    /// synthetic login events.
+    Send(SendArgs),
+    /// Print a new keyring entry `ID=BASE64` (64 random bytes). Keep it secret.
+    Keygen {
+        /// Key id written into every token (1-32 of [A-Za-z0-9_-]).
+        #[arg(long, default_value = "k1")]
+        kid: String,
+    },
+    /// Read tokens on stdin, one a line; write the originals on stdout, one a line.
+    Reveal {
+        /// The column the tokens come from; without it each column is tried.
+        #[arg(long, value_enum)]
+        column: Option<RevealColumn>,
+    },
+}
+
+/// Columns `reveal` opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RevealColumn {
+    /// masked_ip tokens.
+    Ip,
+    /// masked_device_id tokens.
+    DeviceId,
+    /// user_logins_rejects.body_ciphertext.
+    Body,
+}
+
+impl From<RevealColumn> for Column {
+    fn from(c: RevealColumn) -> Self {
+        match c {
+            RevealColumn::Ip => Column::Ip,
+            RevealColumn::DeviceId => Column::DeviceId,
+            RevealColumn::Body => Column::Body,
+        }
+    }
+}
+
+/// Flags of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Stop once the queue stays empty for one long-poll round, print a summary, exit 0.
+    #[arg(long)]
+    pub until_empty: bool,
+    /// Concurrent long-polling receivers.
+    #[arg(long, env = "SQS2PG_POLLERS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub pollers: u16,
+    /// Concurrent database writers (one connection each).
+    #[arg(long, env = "SQS2PG_WRITERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub writers: u16,
+    /// Most messages per transaction.
+    #[arg(long, env = "SQS2PG_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub batch_size: u32,
+    /// Longest a partial batch waits for more messages, in milliseconds.
+    #[arg(long, env = "SQS2PG_BATCH_WAIT_MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub batch_wait_ms: u64,
+    /// Long-poll wait per receive, in seconds (0-20).
+    #[arg(long, env = "SQS2PG_WAIT_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(i32).range(0..=20))]
+    pub wait_seconds: i32,
+    /// Progress display: a bar on a terminal (auto), always a bar, or log lines only.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+}
+
+/// When to draw the progress bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// A bar for --until-empty runs on a terminal.
+    Auto,
+    /// A bar whenever stderr is a terminal.
+    Always,
+    /// Log lines only.
+    Never,
+}
+
+/// Flags of `send`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["file", "synthetic"])))]
+pub struct SendArgs {
+    /// A JSON array (each element one message) or a JSONL file (each line one message).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Generate this many realistic login events.
+    #[arg(long)]
+    pub synthetic: Option<usize>,
+    /// With --synthetic: fraction re-sent as separate messages with an earlier body.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate, requires = "synthetic")]
+    pub duplicate_rate: f64,
+    /// With --synthetic: fraction of malformed bodies.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate, requires = "synthetic")]
+    pub malformed_rate: f64,
+    /// With --synthetic: random seed, for repeatable data.
+    #[arg(long, default_value_t = 42, requires = "synthetic")]
+    pub seed: u64,
+    /// Concurrent SendMessageBatch calls.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!(
+            "{s:?} is not a fraction between 0 and 1 (e.g. 0.05)"
+        )),
+    }
+}
+
+fn parse_queue_name(s: &str) -> Result<String, String> {
+    let base = s.strip_suffix(".fifo").unwrap_or(s);
+    if (1..=80).contains(&s.len())
+        && base
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not an SQS queue name (1-80 of [A-Za-z0-9_-], optional .fifo)"
+        ))
+    }
+}
+
+impl GlobalArgs {
+    fn sqs(&self) -> SqsConfig {
+        SqsConfig {
+            queue_url: self.queue_url.clone(),
+            queue_name: self.queue_name.clone(),
+        }
+    }
+
+    fn db(&self) -> Result<DbConfig, ConfigError> {
+        DbConfig::parse(&self.database_url)
+    }
+
+    fn keyring(&self) -> Result<Keyring, ConfigError> {
+        config::load_keyring(self.keys_file.as_deref(), config::env_keys())
+    }
+}
+
+/// The exit code for an error: 2 for usage and configuration, 1 for the rest.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    let usage = e.chain().any(|c| {
+        c.is::<ConfigError>()
+            || c.downcast_ref::<SinkError>().is_some_and(sink_usage)
+            || c.downcast_ref::<SourceError>().is_some_and(source_usage)
+            || match c.downcast_ref::<PipelineError>() {
+                Some(PipelineError::Sink(s)) => sink_usage(s),
+                Some(PipelineError::Source(s)) => source_usage(s),
+                _ => false,
+            }
+    });
+    if usage {
+        2
+    } else {
+        1
+    }
+}
+
+fn sink_usage(e: &SinkError) -> bool {
+    matches!(e, SinkError::NotMigrated(_) | SinkError::Incompatible(_))
+}
+
+fn source_usage(e: &SourceError) -> bool {
+    matches!(e, SourceError::NoRegion | SourceError::QueueNotFound { .. })
+}
+
+/// Runs one parsed command.
+pub async fn execute(cli: Cli) -> anyhow::Result<()> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Migrate => migrate(g).await,
+        Command::Run(args) => run(g, args).await,
+        Command::Send(args) => send(g, args).await,
+        Command::Keygen { kid } => {
+            let entry = Keyring::generate_entry(kid).map_err(|source| ConfigError::Key {
+                origin: "--kid",
+                source,
+            })?;
+            println!("{entry}");
+            eprintln!("sqs2pg: new key {kid:?}: keep it secret and apart from the data (e.g. `> keys && chmod 600 keys`); losing it makes its tokens unrecoverable");
+            Ok(())
+        }
+        Command::Reveal { column } => reveal(g, column.map(Column::from)),
+    }
+}
+
+async fn migrate(g: &GlobalArgs) -> anyhow::Result<()> {
+    let db = g.db()?;
+    let mut client = sink::connect(&db).await?;
+    let report = sink::migrate(&mut client).await?;
+    if report.created.is_empty() {
+        println!("nothing to do: all tables exist");
+    } else {
+        println!("created: {}", report.created.join(", "));
+    }
+    Ok(())
+}
+
+async fn run(g: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
+    let cfg = RunConfig {
+        sqs: g.sqs(),
+        db: g.db()?,
+        keyring: g.keyring()?,
+        pipeline: PipelineConfig {
+            pollers: args.pollers.into(),
+            writers: args.writers.into(),
+            batch_size: args.batch_size as usize,
+            batch_wait: std::time::Duration::from_millis(args.batch_wait_ms),
+            wait_seconds: args.wait_seconds,
+            until_empty: args.until_empty,
+            progress: match args.progress {
+                ProgressMode::Auto => args.until_empty,
+                ProgressMode::Always => true,
+                ProgressMode::Never => false,
+            },
+        },
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    let stats = Arc::new(Stats::default());
+    let summary = pipeline::run(cfg, shutdown, stats).await?;
+    println!("{summary}");
+    Ok(())
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+async fn watch_signals(token: CancellationToken) {
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested: finishing the messages in flight");
+    token.cancel();
+}
+
+async fn send(g: &GlobalArgs, args: &SendArgs) -> anyhow::Result<()> {
+    let bodies = match (&args.file, args.synthetic) {
+        (Some(path), _) => read_bodies(path)?,
+        (None, Some(count)) => synth::generate(SynthOptions {
+            count,
+            duplicate_rate: args.duplicate_rate,
+            malformed_rate: args.malformed_rate,
+            seed: args.seed,
+        }),
+        (None, None) => bail!("give --file PATH or --synthetic N"),
+    };
+    let source = Source::connect(&g.sqs()).await?;
+    let sent = source.send(&bodies, args.concurrency.into()).await?;
+    println!("sent {sent} messages to {}", source.queue_url());
+    Ok(())
+}
+
+/// Each element of a JSON array, or each non-blank line of a JSONL file, verbatim.
+pub fn read_bodies(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--file: cannot read {}", path.display()))?;
+    if text.trim_start().starts_with('[') {
+        let items: Vec<Box<serde_json::value::RawValue>> = serde_json::from_str(&text)
+            .map_err(|e| ConfigError::Invalid {
+                name: "--file",
+                problem: format!(
+                    "{} starts with '[' but is not a JSON array (line {}, column {}); fix it or use one message per line",
+                    path.display(),
+                    e.line(),
+                    e.column()
+                ),
+            })?;
+        Ok(items.into_iter().map(|v| v.get().to_owned()).collect())
+    } else {
+        Ok(text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+fn reveal(g: &GlobalArgs, column: Option<Column>) -> anyhow::Result<()> {
+    let keyring = g.keyring()?;
+    let mut masker = Masker::new(&keyring);
+    let stdin = std::io::stdin().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failed = 0usize;
+    for (n, line) in stdin.lines().enumerate() {
+        let line = line.context("reading tokens from stdin")?;
+        let token = line.trim();
+        if token.is_empty() {
+            writeln!(out)?;
+            continue;
+        }
+        let opened = match column {
+            Some(c) => masker.reveal(c, token),
+            None => masker.reveal_any(token).map(|(_, v)| v),
+        };
+        match opened {
+            Ok(v) => writeln!(out, "{v}")?,
+            Err(e) => {
+                // One output line per input line, so the output still lines up with the input.
+                writeln!(out)?;
+                eprintln!("sqs2pg reveal: line {}: {e}", n + 1);
+                failed += 1;
+            }
+        }
+    }
+    out.flush()?;
+    if failed > 0 {
+        bail!("{failed} token(s) could not be opened (see the lines above)");
+    }
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! The `sqs2pg` binary: parse, run, map the outcome to an exit code.
+//!
+//! Exit codes: 0 success; 2 usage or configuration error (the message names the flag or
+//! variable); 1 anything else. Every error message says what to do next.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // clap exits 2 itself on a bad flag, naming it.
+    let cli = sqs2pg::cli::Cli::parse();
+    sqs2pg::telemetry::init_tracing(cli.global.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(sqs2pg::cli::execute(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(sqs2pg::cli::exit_code(&e))
+        }
+    }
+}

@@ -1,0 +1,503 @@
+//! Pseudonymise PII with AES-256-SIV (RFC 5297) and open it again for key holders.
+//!
+//! Pure and synchronous. A token is `v1:<kid>:<base64url(SIV ciphertext)>`: deterministic
+//! (same value and key give the same token, so analysts can still `GROUP BY` it) and
+//! authenticated with associated data `[column, kid]`, so a token only opens for the column
+//! it was made for. IPs are canonicalised and encrypted as 16 bytes, so every spelling of
+//! one address gives one token.
+//!
+//! The keyring is `kid=BASE64KEY` entries separated by newlines or commas; the first entry
+//! writes, every entry reads.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+
+use aes_siv::siv::Aes256Siv;
+use aes_siv::KeyInit;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretBox};
+use thiserror::Error;
+
+/// Token format version.
+const PREFIX: &str = "v1";
+/// AES-256-SIV takes a 64-byte key (two AES-256 keys: MAC and CTR).
+pub const KEY_LEN: usize = 64;
+
+/// What a token was made for; bound into the associated data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Column {
+    /// `user_logins.masked_ip`.
+    Ip,
+    /// `user_logins.masked_device_id`.
+    DeviceId,
+    /// `user_logins_rejects.body_ciphertext`.
+    Body,
+}
+
+impl Column {
+    /// The name used in the associated data and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ip => "ip",
+            Self::DeviceId => "device_id",
+            Self::Body => "body",
+        }
+    }
+
+    /// Every column, in the order `reveal` tries them when none is named.
+    pub const ALL: [Column; 3] = [Column::Ip, Column::DeviceId, Column::Body];
+}
+
+impl fmt::Display for Column {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A keyring that cannot be used. Each message says how to make a good one.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum KeyError {
+    /// Nothing configured, or only blank entries.
+    #[error("the keyring is empty: make a key with `sqs2pg keygen --kid k1 > keys && chmod 600 keys`, then pass --keys-file keys (or put the line in SQS2PG_KEYS)")]
+    Empty,
+    /// An entry without `=`.
+    #[error(
+        "keyring entry {index} is not `kid=BASE64KEY`: make one with `sqs2pg keygen --kid k1`"
+    )]
+    NotAnEntry {
+        /// 1-based position of the entry.
+        index: usize,
+    },
+    /// A kid that would break the token format.
+    #[error("key id {kid:?} is not 1-32 characters of [A-Za-z0-9_-]: pick another with `sqs2pg keygen --kid ID`")]
+    BadKid {
+        /// The offending kid (not secret).
+        kid: String,
+    },
+    /// The same kid twice.
+    #[error("key id {kid:?} appears twice in the keyring: each key needs its own id")]
+    DuplicateKid {
+        /// The repeated kid.
+        kid: String,
+    },
+    /// Not standard base64.
+    #[error("key {kid:?} is not valid base64: make a new one with `sqs2pg keygen --kid {kid}`")]
+    BadBase64 {
+        /// Whose key.
+        kid: String,
+    },
+    /// Wrong size.
+    #[error("key {kid:?} is {len} bytes; AES-256-SIV needs {KEY_LEN}: make one with `sqs2pg keygen --kid {kid}`")]
+    WrongLength {
+        /// Whose key.
+        kid: String,
+        /// Its decoded size.
+        len: usize,
+    },
+}
+
+/// A token that cannot be opened. Never carries the plaintext.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum RevealError {
+    /// Not `v1:<kid>:<base64url>`.
+    #[error("not a sqs2pg token (expected v1:<kid>:<base64url>)")]
+    Malformed,
+    /// The kid is not in the keyring.
+    #[error("token was written with key {0:?}, which is not in the keyring: add that key (older keys stay after the writing key)")]
+    UnknownKid(String),
+    /// Authentication failed: wrong key bytes, wrong column, or a corrupted token.
+    #[error("token does not open for column {0}: wrong column, wrong key for its id, or a corrupted token")]
+    DoesNotOpen(Column),
+    /// Opened, but the plaintext is not what the column holds.
+    #[error("token opened but does not hold a valid {0} value")]
+    BadPlaintext(Column),
+}
+
+struct Key {
+    kid: String,
+    bytes: SecretBox<[u8; KEY_LEN]>,
+}
+
+/// The parsed keyring. Key bytes are zeroized on drop and never printed.
+pub struct Keyring {
+    keys: Vec<Key>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("kids", &self.kids())
+            .field("keys", &"<redacted>")
+            .finish()
+    }
+}
+
+fn valid_kid(kid: &str) -> bool {
+    (1..=32).contains(&kid.len())
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl Keyring {
+    /// Parses keyring text: `kid=BASE64KEY` entries separated by newlines or commas.
+    /// Blank entries and lines starting with `#` are skipped.
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
+        let mut keys: Vec<Key> = Vec::new();
+        let entries = text
+            .split(['\n', ','])
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && !e.starts_with('#'));
+        for (i, entry) in entries.enumerate() {
+            let (kid, b64) = entry
+                .split_once('=')
+                .ok_or(KeyError::NotAnEntry { index: i + 1 })?;
+            let (kid, b64) = (kid.trim(), b64.trim());
+            if !valid_kid(kid) {
+                return Err(KeyError::BadKid { kid: kid.into() });
+            }
+            if keys.iter().any(|k| k.kid == kid) {
+                return Err(KeyError::DuplicateKid { kid: kid.into() });
+            }
+            let decoded = zeroize::Zeroizing::new(
+                STANDARD
+                    .decode(b64)
+                    .map_err(|_| KeyError::BadBase64 { kid: kid.into() })?,
+            );
+            let mut bytes = SecretBox::new(Box::new([0u8; KEY_LEN]));
+            if decoded.len() != KEY_LEN {
+                return Err(KeyError::WrongLength {
+                    kid: kid.into(),
+                    len: decoded.len(),
+                });
+            }
+            secrecy::ExposeSecretMut::expose_secret_mut(&mut bytes).copy_from_slice(&decoded);
+            keys.push(Key {
+                kid: kid.into(),
+                bytes,
+            });
+        }
+        if keys.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        Ok(Self { keys })
+    }
+
+    /// Makes one new keyring entry, `kid=BASE64` of 64 random bytes from the OS.
+    pub fn generate_entry(kid: &str) -> Result<String, KeyError> {
+        if !valid_kid(kid) {
+            return Err(KeyError::BadKid { kid: kid.into() });
+        }
+        let mut key = zeroize::Zeroizing::new([0u8; KEY_LEN]);
+        // ThreadRng is a CSPRNG seeded from the OS.
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut key[..]);
+        Ok(format!("{kid}={}", STANDARD.encode(&key[..])))
+    }
+
+    /// The kid that new tokens are written under.
+    pub fn writing_kid(&self) -> &str {
+        &self.keys[0].kid
+    }
+
+    /// All kids, writing kid first.
+    pub fn kids(&self) -> Vec<&str> {
+        self.keys.iter().map(|k| k.kid.as_str()).collect()
+    }
+}
+
+/// Encrypts and decrypts tokens. Holds one expanded cipher per key; cheap to build once per
+/// worker (ciphers need `&mut` to run).
+pub struct Masker {
+    writer: String,
+    ciphers: HashMap<String, Aes256Siv>,
+}
+
+impl fmt::Debug for Masker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Masker")
+            .field("writer", &self.writer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Masker {
+    /// Expands every key of the ring.
+    pub fn new(keyring: &Keyring) -> Self {
+        let ciphers = keyring
+            .keys
+            .iter()
+            .map(|k| {
+                let key = aes_siv::Key::<Aes256Siv>::from_slice(k.bytes.expose_secret());
+                (k.kid.clone(), Aes256Siv::new(key))
+            })
+            .collect();
+        Self {
+            writer: keyring.writing_kid().to_owned(),
+            ciphers,
+        }
+    }
+
+    /// The token of an address. Every spelling of one address gives one token.
+    pub fn mask_ip(&mut self, ip: IpAddr) -> String {
+        self.seal(Column::Ip, &ip_plaintext(ip))
+    }
+
+    /// The token of a device id.
+    pub fn mask_device_id(&mut self, device_id: &str) -> String {
+        self.seal(Column::DeviceId, device_id.as_bytes())
+    }
+
+    /// The sealed form of a rejected message body.
+    pub fn seal_body(&mut self, body: &[u8]) -> String {
+        self.seal(Column::Body, body)
+    }
+
+    /// The token length for a plaintext of `len` bytes under the writing key, so callers can
+    /// check a column limit before sealing.
+    pub fn token_len(&self, len: usize) -> usize {
+        PREFIX.len() + 1 + self.writer.len() + 1 + ((len + 16) * 4).div_ceil(3)
+    }
+
+    /// Encrypts under the writing key.
+    pub fn seal(&mut self, column: Column, plaintext: &[u8]) -> String {
+        let kid = self.writer.as_str();
+        let cipher = self
+            .ciphers
+            .get_mut(kid)
+            .unwrap_or_else(|| unreachable!("the writing key is always in the ring"));
+        // Encryption fails only for more than 126 headers; we pass two.
+        let ct = cipher
+            .encrypt([column.as_str().as_bytes(), kid.as_bytes()], plaintext)
+            .unwrap_or_default();
+        let mut out = String::with_capacity(self.token_len(plaintext.len()));
+        out.push_str(PREFIX);
+        out.push(':');
+        out.push_str(kid);
+        out.push(':');
+        URL_SAFE_NO_PAD.encode_string(ct, &mut out);
+        out
+    }
+
+    /// Decrypts a token made for `column`, under whichever key of the ring made it.
+    pub fn open(&mut self, column: Column, token: &str) -> Result<Vec<u8>, RevealError> {
+        let mut parts = token.trim().splitn(3, ':');
+        let (Some(PREFIX), Some(kid), Some(b64)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(RevealError::Malformed);
+        };
+        let ct = URL_SAFE_NO_PAD
+            .decode(b64)
+            .map_err(|_| RevealError::Malformed)?;
+        let cipher = self
+            .ciphers
+            .get_mut(kid)
+            .ok_or_else(|| RevealError::UnknownKid(kid.to_owned()))?;
+        cipher
+            .decrypt([column.as_str().as_bytes(), kid.as_bytes()], &ct)
+            .map_err(|_| RevealError::DoesNotOpen(column))
+    }
+
+    /// Opens a token into display text: an address, a device id, or a body.
+    pub fn reveal(&mut self, column: Column, token: &str) -> Result<String, RevealError> {
+        let plain = self.open(column, token)?;
+        match column {
+            Column::Ip => {
+                let bytes: [u8; 16] = plain
+                    .try_into()
+                    .map_err(|_| RevealError::BadPlaintext(column))?;
+                Ok(Ipv6Addr::from(bytes).to_canonical().to_string())
+            }
+            Column::DeviceId | Column::Body => {
+                String::from_utf8(plain).map_err(|_| RevealError::BadPlaintext(column))
+            }
+        }
+    }
+
+    /// Opens a token whose column is unknown by trying each; returns the column that opened.
+    pub fn reveal_any(&mut self, token: &str) -> Result<(Column, String), RevealError> {
+        let mut last = RevealError::Malformed;
+        for column in Column::ALL {
+            match self.reveal(column, token) {
+                Ok(v) => return Ok((column, v)),
+                Err(e @ (RevealError::Malformed | RevealError::UnknownKid(_))) => return Err(e),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
+/// IPv4 as its IPv4-mapped IPv6 form, so both spellings encrypt the same 16 bytes.
+fn ip_plaintext(ip: IpAddr) -> [u8; 16] {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ring(text: &str) -> Keyring {
+        Keyring::parse(text).unwrap()
+    }
+    fn k(kid: &str, byte: u8) -> String {
+        format!("{kid}={}", STANDARD.encode([byte; KEY_LEN]))
+    }
+
+    #[test]
+    fn ip_tokens_are_49_chars_and_canonical() {
+        let mut m = Masker::new(&ring(&k("k1", 1)));
+        let a = m.mask_ip("1.2.3.4".parse().unwrap());
+        let b = m.mask_ip("::ffff:1.2.3.4".parse().unwrap());
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 49);
+        assert!(a.starts_with("v1:k1:"));
+        let v6 = m.mask_ip("2001:db8::1".parse().unwrap());
+        assert_eq!(v6.len(), 49);
+        assert_ne!(a, v6);
+        assert_eq!(m.reveal(Column::Ip, &a).unwrap(), "1.2.3.4");
+        assert_eq!(m.reveal(Column::Ip, &v6).unwrap(), "2001:db8::1");
+    }
+
+    #[test]
+    fn token_len_matches() {
+        let mut m = Masker::new(&ring(&k("kid-7", 1)));
+        for n in 0..100 {
+            let d = "x".repeat(n);
+            assert_eq!(m.mask_device_id(&d).len(), m.token_len(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn token_opens_only_for_its_column() {
+        let mut m = Masker::new(&ring(&k("k1", 1)));
+        let t = m.mask_device_id("593-47-5928");
+        assert_eq!(m.reveal(Column::DeviceId, &t).unwrap(), "593-47-5928");
+        assert_eq!(
+            m.open(Column::Ip, &t),
+            Err(RevealError::DoesNotOpen(Column::Ip))
+        );
+        assert_eq!(
+            m.open(Column::Body, &t),
+            Err(RevealError::DoesNotOpen(Column::Body))
+        );
+        assert_eq!(
+            m.reveal_any(&t).unwrap(),
+            (Column::DeviceId, "593-47-5928".into())
+        );
+        let body = m.seal_body(b"{\"ip\":\"1.2.3.4\"}");
+        assert_eq!(m.reveal_any(&body).unwrap().0, Column::Body);
+    }
+
+    #[test]
+    fn wrong_or_missing_key_fails_clearly() {
+        let mut m1 = Masker::new(&ring(&k("k1", 1)));
+        let t = m1.mask_device_id("abc");
+        // Same kid, other bytes: authentication fails.
+        let mut other = Masker::new(&ring(&k("k1", 2)));
+        assert_eq!(
+            other.open(Column::DeviceId, &t),
+            Err(RevealError::DoesNotOpen(Column::DeviceId))
+        );
+        // Kid not in the ring.
+        let mut m2 = Masker::new(&ring(&k("k2", 1)));
+        let e = m2.open(Column::DeviceId, &t).unwrap_err();
+        assert_eq!(e, RevealError::UnknownKid("k1".into()));
+        assert!(e.to_string().contains("not in the keyring"));
+        // A tampered token.
+        let mut bad = t.clone();
+        bad.pop();
+        bad.push(if t.ends_with('A') { 'B' } else { 'A' });
+        assert!(m1.open(Column::DeviceId, &bad).is_err());
+        for junk in ["", "v1", "v2:k1:AAAA", "v1:k1:***", "v1:k1"] {
+            assert!(m1.open(Column::DeviceId, junk).is_err(), "{junk}");
+        }
+    }
+
+    #[test]
+    fn keyring_errors_say_how_to_fix() {
+        assert_eq!(Keyring::parse(" \n#c\n").unwrap_err(), KeyError::Empty);
+        assert!(KeyError::Empty.to_string().contains("sqs2pg keygen"));
+        assert_eq!(
+            Keyring::parse("nokey").unwrap_err(),
+            KeyError::NotAnEntry { index: 1 }
+        );
+        assert_eq!(
+            Keyring::parse("k1=AAAA").unwrap_err(),
+            KeyError::WrongLength {
+                kid: "k1".into(),
+                len: 3
+            }
+        );
+        assert!(Keyring::parse("k1=AAAA")
+            .unwrap_err()
+            .to_string()
+            .contains("keygen --kid k1"));
+        assert_eq!(
+            Keyring::parse("k1=!!!").unwrap_err(),
+            KeyError::BadBase64 { kid: "k1".into() }
+        );
+        assert_eq!(
+            Keyring::parse(&format!("a:b={}", STANDARD.encode([0; 64]))).unwrap_err(),
+            KeyError::BadKid { kid: "a:b".into() }
+        );
+        assert_eq!(
+            Keyring::parse(&format!("{},{}", k("k1", 1), k("k1", 2))).unwrap_err(),
+            KeyError::DuplicateKid { kid: "k1".into() }
+        );
+        let r = ring(&format!("{}\n{}, {}", k("k3", 3), k("k2", 2), k("k1", 1)));
+        assert_eq!(r.kids(), ["k3", "k2", "k1"]);
+        assert!(!format!("{r:?}").contains(&STANDARD.encode([3u8; 64])));
+    }
+
+    #[test]
+    fn older_keys_still_read_after_rotation() {
+        let mut old = Masker::new(&ring(&k("k1", 1)));
+        let t = old.mask_device_id("dev");
+        let mut rotated = Masker::new(&ring(&format!("{},{}", k("k2", 2), k("k1", 1))));
+        assert_eq!(rotated.reveal(Column::DeviceId, &t).unwrap(), "dev");
+        assert!(rotated.mask_device_id("dev").starts_with("v1:k2:"));
+    }
+
+    #[test]
+    fn generated_entries_parse() {
+        let e = Keyring::generate_entry("k9").unwrap();
+        let r = ring(&e);
+        assert_eq!(r.writing_kid(), "k9");
+        assert_ne!(Keyring::generate_entry("k9").unwrap(), e);
+        assert!(Keyring::generate_entry("bad kid").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn deterministic_and_injective(a in ".{0,40}", b in ".{0,40}") {
+            let mut m = Masker::new(&ring(&k("k1", 7)));
+            let (ta, tb) = (m.mask_device_id(&a), m.mask_device_id(&b));
+            prop_assert_eq!(ta == tb, a == b);
+            prop_assert_eq!(&m.mask_device_id(&a), &ta);
+            prop_assert_eq!(m.reveal(Column::DeviceId, &ta).unwrap(), a);
+        }
+
+        #[test]
+        fn ip_round_trip(bytes in any::<[u8; 16]>(), v4 in any::<[u8; 4]>()) {
+            let mut m = Masker::new(&ring(&k("k1", 7)));
+            for ip in [IpAddr::from(bytes).to_canonical(), IpAddr::from(v4)] {
+                let t = m.mask_ip(ip);
+                prop_assert_eq!(t.len(), 49);
+                prop_assert_eq!(m.reveal(Column::Ip, &t).unwrap(), ip.to_string());
+            }
+        }
+
+        #[test]
+        fn open_never_panics(s in ".{0,80}") {
+            let mut m = Masker::new(&ring(&k("k1", 7)));
+            let _ = m.reveal_any(&s);
+            let _ = m.reveal_any(&format!("v1:k1:{s}"));
+        }
+    }
+}

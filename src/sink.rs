@@ -1,0 +1,480 @@
+//! The Postgres side: migrations, the live table's shape, and batched idempotent writes.
+//!
+//! A batch is one transaction: first the message ids go into the ledger
+//! (`sqs2pg_ledger`, `ON CONFLICT DO NOTHING RETURNING`), and only the ids that were new get
+//! their row in `user_logins` or their entry in `user_logins_rejects`, each table filled by
+//! one array (`unnest`) insert. A message id already in the ledger therefore produces
+//! nothing, however often SQS delivers it. The caller deletes from the queue only after
+//! [`Sink::write`] returns `Ok`.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use thiserror::Error;
+use tokio_postgres::{Client, NoTls, Statement};
+
+use crate::config::DbConfig;
+use crate::decode::{AppVersion, AppVersionColumn, Limits};
+
+/// A database failure, classified so the caller knows whether to retry.
+#[derive(Debug, Error)]
+pub enum SinkError {
+    /// The tables are not there.
+    #[error("table {0} does not exist: run `sqs2pg migrate` first")]
+    NotMigrated(&'static str),
+    /// The table exists but cannot take our rows.
+    #[error("user_logins cannot be used: {0}")]
+    Incompatible(String),
+    /// Connecting failed.
+    #[error("cannot connect to Postgres at {target}: {source}; is it running? (local: scripts/services up)")]
+    Connect {
+        /// Host and database, no password.
+        target: String,
+        /// Driver error.
+        source: tokio_postgres::Error,
+    },
+    /// A statement failed.
+    #[error("Postgres error{}: {source}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Db {
+        /// SQLSTATE, when the server sent one.
+        code: Option<String>,
+        /// Driver error.
+        source: tokio_postgres::Error,
+    },
+}
+
+impl From<tokio_postgres::Error> for SinkError {
+    fn from(source: tokio_postgres::Error) -> Self {
+        let code = source.code().map(|c| c.code().to_owned());
+        Self::Db { code, source }
+    }
+}
+
+impl SinkError {
+    /// A failure caused by the data of some row (SQLSTATE class 22 or 23): retrying the same
+    /// batch cannot help, isolating the row can.
+    pub fn is_data(&self) -> bool {
+        matches!(self, Self::Db { code: Some(c), .. } if c.starts_with("22") || c.starts_with("23"))
+    }
+
+    /// Worth retrying after a pause: connection loss, serialization, deadlock, resources,
+    /// shutdown. Everything that is not a data or schema error.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Connect { .. } => true,
+            // No SQLSTATE: the connection or the protocol failed, not the data.
+            Self::Db { code: None, .. } => true,
+            Self::Db { code: Some(c), .. } => ["08", "40", "53", "57", "58"]
+                .iter()
+                .any(|p| c.starts_with(p)),
+            _ => false,
+        }
+    }
+
+    /// The SQLSTATE, if any.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Self::Db { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Serialises concurrent `migrate` runs from several replicas.
+const MIGRATE_LOCK: i64 = 0x7371_7332_7067; // "sqs2pg"
+
+const MIGRATION: &str = "
+CREATE TABLE IF NOT EXISTS user_logins(
+  user_id varchar(128), device_type varchar(32), masked_ip varchar(256),
+  masked_device_id varchar(256), locale varchar(32), app_version integer, create_date date);
+CREATE TABLE IF NOT EXISTS user_logins_rejects(
+  message_id text PRIMARY KEY,
+  reason text NOT NULL,
+  body_ciphertext text NOT NULL,
+  receive_count int,
+  sent_at timestamptz,
+  rejected_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS sqs2pg_ledger(
+  message_id text PRIMARY KEY,
+  committed_at timestamptz NOT NULL DEFAULT now());
+COMMENT ON TABLE sqs2pg_ledger IS
+  'sqs2pg: SQS message ids whose row or reject is committed; makes redelivery a no-op';
+";
+
+/// Opens a connection and drives it on a background task.
+pub async fn connect(db: &DbConfig) -> Result<Client, SinkError> {
+    let (client, conn) = db
+        .pg
+        .connect(NoTls)
+        .await
+        .map_err(|source| SinkError::Connect {
+            target: describe(&db.pg),
+            source,
+        })?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "postgres connection ended");
+        }
+    });
+    Ok(client)
+}
+
+fn describe(pg: &tokio_postgres::Config) -> String {
+    let host = pg
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{host}:{port}/{}",
+        pg.get_dbname().unwrap_or("(default db)")
+    )
+}
+
+/// What `migrate` found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrateReport {
+    /// Tables that were created now.
+    pub created: Vec<&'static str>,
+}
+
+/// Creates what is missing; never alters an existing table.
+pub async fn migrate(client: &mut Client) -> Result<MigrateReport, SinkError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+        .await?;
+    let mut created = Vec::new();
+    for t in ["user_logins", "user_logins_rejects", "sqs2pg_ledger"] {
+        let exists: bool = tx
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t])
+            .await?
+            .get(0);
+        if !exists {
+            created.push(t);
+        }
+    }
+    tx.batch_execute(MIGRATION).await?;
+    tx.commit().await?;
+    Ok(MigrateReport { created })
+}
+
+/// Reads the live `user_logins` columns into [`Limits`]; fails with
+/// [`SinkError::NotMigrated`] when a table is missing.
+pub async fn inspect(client: &Client) -> Result<Limits, SinkError> {
+    for t in ["user_logins", "user_logins_rejects", "sqs2pg_ledger"] {
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t])
+            .await?
+            .get(0);
+        if !exists {
+            return Err(SinkError::NotMigrated(t));
+        }
+    }
+    let rows = client
+        .query(
+            "SELECT a.attname::text, t.typname::text, t.typcategory::text, a.atttypmod
+               FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+              WHERE a.attrelid = to_regclass('user_logins') AND a.attnum > 0 AND NOT a.attisdropped",
+            &[],
+        )
+        .await?;
+    let col = |name: &str| rows.iter().find(|r| r.get::<_, String>(0) == name);
+    let mut limits = Limits::default();
+    let text_limit = |name: &'static str| -> Result<Option<usize>, SinkError> {
+        let r = col(name)
+            .ok_or_else(|| SinkError::Incompatible(format!("column {name} is missing")))?;
+        let (typname, category, typmod): (String, String, i32) = (r.get(1), r.get(2), r.get(3));
+        if category != "S" {
+            return Err(SinkError::Incompatible(format!(
+                "column {name} is {typname}; it must be a text type"
+            )));
+        }
+        // varchar(n) and char(n) store n + 4 in atttypmod; -1 means unlimited.
+        Ok((typmod >= 4).then(|| (typmod - 4) as usize))
+    };
+    limits.user_id = text_limit("user_id")?;
+    limits.device_type = text_limit("device_type")?;
+    limits.locale = text_limit("locale")?;
+    limits.masked_ip = text_limit("masked_ip")?;
+    limits.masked_device_id = text_limit("masked_device_id")?;
+    let r = col("app_version")
+        .ok_or_else(|| SinkError::Incompatible("column app_version is missing".into()))?;
+    let (typname, category, typmod): (String, String, i32) = (r.get(1), r.get(2), r.get(3));
+    limits.app_version = match (category.as_str(), typname.as_str()) {
+        ("S", _) => AppVersionColumn::Text {
+            max_chars: (typmod >= 4).then(|| (typmod - 4) as usize),
+        },
+        ("N", "int2") => AppVersionColumn::Integer {
+            max: i64::from(i16::MAX),
+        },
+        ("N", "int4" | "int8" | "numeric") => AppVersionColumn::Integer {
+            max: i64::from(i32::MAX),
+        },
+        _ => {
+            return Err(SinkError::Incompatible(format!(
+                "column app_version is {typname}; it must be an integer or a text type"
+            )))
+        }
+    };
+    match col("create_date") {
+        Some(r) if r.get::<_, String>(1) == "date" => {}
+        Some(r) => {
+            return Err(SinkError::Incompatible(format!(
+                "column create_date is {}; it must be date",
+                r.get::<_, String>(1)
+            )))
+        }
+        None => {
+            return Err(SinkError::Incompatible(
+                "column create_date is missing".into(),
+            ))
+        }
+    }
+    Ok(limits)
+}
+
+/// One `user_logins` row, already masked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// Never empty.
+    pub user_id: String,
+    /// As sent.
+    pub device_type: Option<String>,
+    /// Token.
+    pub masked_ip: Option<String>,
+    /// Token.
+    pub masked_device_id: Option<String>,
+    /// As sent.
+    pub locale: Option<String>,
+    /// Encoded or verbatim, per the column's type.
+    pub app_version: Option<AppVersion>,
+    /// UTC date of `SentTimestamp`.
+    pub create_date: NaiveDate,
+}
+
+/// One `user_logins_rejects` entry; the body is already sealed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reject {
+    /// Machine-readable reason.
+    pub reason: String,
+    /// Sealed body (`reveal` opens it).
+    pub body_ciphertext: String,
+    /// `ApproximateReceiveCount`.
+    pub receive_count: Option<i32>,
+    /// `SentTimestamp`.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// What a message becomes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A row.
+    Row(Row),
+    /// A quarantined message.
+    Reject(Reject),
+}
+
+/// A message id and its outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// SQS message id.
+    pub message_id: String,
+    /// What to write.
+    pub outcome: Outcome,
+}
+
+/// What one committed batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Rows inserted.
+    pub loaded: u64,
+    /// Rejects inserted, by reason.
+    pub rejected: Vec<String>,
+    /// Message ids already in the ledger (redeliveries): nothing written.
+    pub duplicates: u64,
+}
+
+/// A writer on its own connection, with statements prepared for the live table.
+pub struct Sink {
+    client: Client,
+    ledger: Statement,
+    rows: Statement,
+    rejects: Statement,
+    text_version: bool,
+}
+
+impl Sink {
+    /// Connects, checks the tables and prepares the statements.
+    pub async fn connect(db: &DbConfig) -> Result<(Self, Limits), SinkError> {
+        let client = connect(db).await?;
+        let limits = inspect(&client).await?;
+        let text_version = matches!(limits.app_version, AppVersionColumn::Text { .. });
+        let version_type = if text_version { "text[]" } else { "int8[]" };
+        let ledger = client
+            .prepare(
+                "INSERT INTO sqs2pg_ledger(message_id) SELECT unnest($1::text[])
+                 ON CONFLICT DO NOTHING RETURNING message_id",
+            )
+            .await?;
+        let rows = client
+            .prepare(&format!(
+                "INSERT INTO user_logins(user_id, device_type, masked_ip, masked_device_id, locale, app_version, create_date)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::{version_type}, $7::date[])"
+            ))
+            .await?;
+        let rejects = client
+            .prepare(
+                "INSERT INTO user_logins_rejects(message_id, reason, body_ciphertext, receive_count, sent_at)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::timestamptz[])
+                 ON CONFLICT (message_id) DO NOTHING",
+            )
+            .await?;
+        Ok((
+            Self {
+                client,
+                ledger,
+                rows,
+                rejects,
+                text_version,
+            },
+            limits,
+        ))
+    }
+
+    /// True once the connection is gone; the caller reconnects.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Writes a batch in one transaction. Records whose message id is already in the ledger
+    /// (or repeated within the batch) are skipped and counted as duplicates.
+    pub async fn write(&mut self, batch: &[Record]) -> Result<WriteReport, SinkError> {
+        let tx = self.client.transaction().await?;
+        let ids: Vec<&str> = batch.iter().map(|r| r.message_id.as_str()).collect();
+        let mut fresh: HashSet<String> = tx
+            .query(&self.ledger, &[&ids])
+            .await?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut report = WriteReport::default();
+        let mut rows = RowColumns::default();
+        let mut rejects = RejectColumns::default();
+        for rec in batch {
+            // `remove` so a message id repeated inside the batch is written once.
+            if !fresh.remove(&rec.message_id) {
+                report.duplicates += 1;
+                continue;
+            }
+            match &rec.outcome {
+                Outcome::Row(r) => rows.push(r),
+                Outcome::Reject(r) => {
+                    report.rejected.push(r.reason.clone());
+                    rejects.push(&rec.message_id, r);
+                }
+            }
+        }
+        if !rows.user_id.is_empty() {
+            report.loaded = if self.text_version {
+                tx.execute(
+                    &self.rows,
+                    &[
+                        &rows.user_id,
+                        &rows.device_type,
+                        &rows.masked_ip,
+                        &rows.masked_device_id,
+                        &rows.locale,
+                        &rows.version_text,
+                        &rows.create_date,
+                    ],
+                )
+                .await?
+            } else {
+                tx.execute(
+                    &self.rows,
+                    &[
+                        &rows.user_id,
+                        &rows.device_type,
+                        &rows.masked_ip,
+                        &rows.masked_device_id,
+                        &rows.locale,
+                        &rows.version_int,
+                        &rows.create_date,
+                    ],
+                )
+                .await?
+            };
+        }
+        if !rejects.message_id.is_empty() {
+            tx.execute(
+                &self.rejects,
+                &[
+                    &rejects.message_id,
+                    &rejects.reason,
+                    &rejects.body,
+                    &rejects.receive_count,
+                    &rejects.sent_at,
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+/// Column arrays for one `unnest` insert into `user_logins`.
+#[derive(Default)]
+struct RowColumns<'a> {
+    user_id: Vec<&'a str>,
+    device_type: Vec<Option<&'a str>>,
+    masked_ip: Vec<Option<&'a str>>,
+    masked_device_id: Vec<Option<&'a str>>,
+    locale: Vec<Option<&'a str>>,
+    version_int: Vec<Option<i64>>,
+    version_text: Vec<Option<&'a str>>,
+    create_date: Vec<NaiveDate>,
+}
+
+impl<'a> RowColumns<'a> {
+    fn push(&mut self, r: &'a Row) {
+        self.user_id.push(&r.user_id);
+        self.device_type.push(r.device_type.as_deref());
+        self.masked_ip.push(r.masked_ip.as_deref());
+        self.masked_device_id.push(r.masked_device_id.as_deref());
+        self.locale.push(r.locale.as_deref());
+        let (int, text) = match &r.app_version {
+            None => (None, None),
+            Some(AppVersion::Int(v)) => (Some(*v), None),
+            Some(AppVersion::Text(s)) => (None, Some(s.as_str())),
+        };
+        self.version_int.push(int);
+        self.version_text.push(text);
+        self.create_date.push(r.create_date);
+    }
+}
+
+/// Column arrays for one `unnest` insert into `user_logins_rejects`.
+#[derive(Default)]
+struct RejectColumns<'a> {
+    message_id: Vec<&'a str>,
+    reason: Vec<&'a str>,
+    body: Vec<&'a str>,
+    receive_count: Vec<Option<i32>>,
+    sent_at: Vec<Option<DateTime<Utc>>>,
+}
+
+impl<'a> RejectColumns<'a> {
+    fn push(&mut self, message_id: &'a str, r: &'a Reject) {
+        self.message_id.push(message_id);
+        self.reason.push(&r.reason);
+        self.body.push(&r.body_ciphertext);
+        self.receive_count.push(r.receive_count);
+        self.sent_at.push(r.sent_at);
+    }
+}
