@@ -105,6 +105,7 @@ pub enum RevealColumn {
     /// masked_ip tokens.
     Ip,
     /// masked_device_id tokens.
+    #[value(name = "device_id", alias = "device-id")]
     DeviceId,
     /// user_logins_rejects.body_ciphertext.
     Body,

@@ -27,9 +27,28 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default `info` level.
+/// Crates whose debug and trace output would print HTTP or protocol payloads, that is,
+/// message bodies. They are capped at `info` whatever `RUST_LOG` says.
+const PAYLOAD_LOGGERS: [&str; 8] = [
+    "aws_smithy_runtime",
+    "aws_smithy_http",
+    "aws_smithy_http_client",
+    "aws_sdk_sqs",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "tokio_postgres",
+];
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default `info` level, except
+/// for [`PAYLOAD_LOGGERS`].
 pub fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    for target in PAYLOAD_LOGGERS {
+        if let Ok(d) = format!("{target}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

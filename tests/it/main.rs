@@ -1,1 +1,7 @@
+//! Integration tests: one binary, real LocalStack SQS and real Postgres (start them with
+//! `scripts/services up`, or run `make test`). Each test gets its own queue and database
+//! from [`helpers::TestEnv`].
 
+mod cli;
+mod e2e;
+mod helpers;

@@ -1,0 +1,166 @@
+//! The binary's outside behaviour: exit codes, messages that say what to do, keys, and no
+//! PII in any output.
+
+use crate::helpers::{login, stdout_ok, TestEnv};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_without_a_key_exits_2_and_says_how_to_make_one() {
+    let env = TestEnv::new().await;
+    let out = env
+        .cmd(&["run", "--until-empty"])
+        .env_remove("SQS2PG_KEYS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("sqs2pg keygen"), "{}", stderr(&out));
+
+    let out = env
+        .cmd(&["run", "--until-empty"])
+        .env("SQS2PG_KEYS", "k1=c2hvcnQ=")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr(&out);
+    assert!(
+        e.contains("SQS2PG_KEYS") && e.contains("64") && e.contains("keygen --kid k1"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_without_tables_exits_2_and_says_migrate() {
+    let env = TestEnv::unmigrated().await;
+    let out = env.run_cmd(&["run", "--until-empty", "--wait-seconds", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("sqs2pg migrate"), "{}", stderr(&out));
+    stdout_ok(&env.run_cmd(&["migrate"]));
+    let out = env.run_cmd(&["run", "--until-empty", "--wait-seconds", "1"]);
+    stdout_ok(&out);
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_flag() {
+    let bin = env!("CARGO_BIN_EXE_sqs2pg");
+    for (args, flag) in [
+        (vec!["run", "--pollers", "0"], "--pollers"),
+        (vec!["run", "--wait-seconds", "21"], "--wait-seconds"),
+        (vec!["run", "--batch-size", "many"], "--batch-size"),
+        (
+            vec!["send", "--synthetic", "10", "--malformed-rate", "1.5"],
+            "--malformed-rate",
+        ),
+        (vec!["send"], "--file"),
+        (vec!["reveal", "--column", "email"], "--column"),
+        (vec!["run", "--queue-name", "bad name!"], "--queue-name"),
+        (vec!["keygen", "--kid", "a:b"], "--kid"),
+        (
+            vec!["run", "--database-url", "postgres://h:port/x"],
+            "--database-url",
+        ),
+    ] {
+        let out = std::process::Command::new(bin)
+            .args(&args)
+            .env("SQS2PG_KEYS", crate::helpers::KEYS)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(flag), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn keygen_makes_a_usable_64_byte_key() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sqs2pg"))
+        .args(["keygen", "--kid", "k7"])
+        .output()
+        .unwrap();
+    let line = stdout_ok(&out);
+    let ring = sqs2pg::mask::Keyring::parse(&line).unwrap();
+    assert_eq!(ring.writing_kid(), "k7");
+    let b64 = line.trim().strip_prefix("k7=").unwrap();
+    use base64::Engine;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+            .len(),
+        64
+    );
+}
+
+#[test]
+fn reveal_reports_bad_tokens_by_line_and_keeps_alignment() {
+    use std::io::Write;
+    let mut m =
+        sqs2pg::mask::Masker::new(&sqs2pg::mask::Keyring::parse(crate::helpers::KEYS).unwrap());
+    let good = m.mask_ip("192.168.0.1".parse().unwrap());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sqs2pg"))
+        .arg("reveal")
+        .env("SQS2PG_KEYS", crate::helpers::KEYS)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    write!(child.stdin.take().unwrap(), "{good}\nv1:zz:AAAA\n{good}\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "192.168.0.1\n\n192.168.0.1\n"
+    );
+    assert!(
+        stderr(&out).contains("line 2") && stderr(&out).contains("\"zz\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A whole run at trace level over known ips and device ids, valid and rejected: none of
+/// them appears in any output.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_pii_in_logs_at_trace_level() {
+    let env = TestEnv::new().await;
+    let ips = ["203.0.113.77", "2001:db8:abcd::4242", "198.51.100.99"];
+    let devices = [
+        "secret-device-8812",
+        "ssn-like-123-45-6789",
+        "device-zz-0091",
+    ];
+    let mut bodies = vec![
+        login("pii-1", ips[0], devices[0]),
+        login("pii-2", ips[1], devices[1]),
+        // Rejected: its body must not leak either.
+        format!(
+            r#"{{"user_id":"pii-3","app_version":"bad","device_type":"ios","ip":"{}","locale":"US","device_id":"{}"}}"#,
+            ips[2], devices[2]
+        ),
+    ];
+    bodies.push(format!("not json {} {}", ips[2], devices[2]));
+    env.send(&bodies).await;
+    let out = env
+        .cmd(&[
+            "run",
+            "--until-empty",
+            "--wait-seconds",
+            "1",
+            "--log-format",
+            "json",
+        ])
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.lines().count() > 20,
+        "expected a trace-level log, got:\n{all}"
+    );
+    for secret in ips.iter().chain(devices.iter()) {
+        assert!(!all.contains(secret), "{secret} leaked into the output");
+    }
+}
