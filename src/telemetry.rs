@@ -52,6 +52,7 @@ pub fn init_tracing(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     // A second init (tests) is harmless: the first subscriber stays.
     let _ = match format {
@@ -160,7 +161,7 @@ impl fmt::Display for Summary {
         writeln!(f, "loaded              {}", self.loaded)?;
         writeln!(f, "rejected            {}", self.rejected)?;
         for (reason, n) in &self.rejected_by_reason {
-            writeln!(f, "  {reason:<18}{n}")?;
+            writeln!(f, "  {reason}: {n}")?;
         }
         writeln!(f, "duplicates skipped  {}", self.duplicates)?;
         writeln!(f, "deleted             {}", self.deleted)?;
