@@ -88,6 +88,12 @@ pub enum KeyError {
         /// Whose key.
         kid: String,
     },
+    /// A KMS-wrapped entry where only plain keys can be used.
+    #[error("key {kid:?} is KMS-wrapped (kid=kms:...) and must be unwrapped with KMS first")]
+    NeedsKms {
+        /// Whose key.
+        kid: String,
+    },
     /// Wrong size.
     #[error("key {kid:?} is {len} bytes; AES-256-SIV needs {KEY_LEN}: make one with `sqs2pg keygen --kid {kid}`")]
     WrongLength {
@@ -141,43 +147,90 @@ fn valid_kid(kid: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// Key bytes as written in the keyring: plain, or a KMS ciphertext blob to unwrap.
+pub enum KeyMaterial {
+    /// Base64 of the key itself.
+    Plain(zeroize::Zeroizing<Vec<u8>>),
+    /// `kms:<base64 of the ciphertext blob>` (a data key wrapped by a KMS key).
+    KmsWrapped(Vec<u8>),
+}
+
+/// One parsed keyring entry.
+pub struct KeyEntry {
+    /// Key id, written into every token.
+    pub kid: String,
+    /// The key, plain or wrapped.
+    pub material: KeyMaterial,
+}
+
+/// Prefix of a KMS-wrapped entry's value.
+pub const KMS_PREFIX: &str = "kms:";
+
+/// Parses keyring text: `kid=BASE64KEY` or `kid=kms:BASE64BLOB` entries separated by
+/// newlines or commas. Blank entries and lines starting with `#` are skipped.
+pub fn parse_entries(text: &str) -> Result<Vec<KeyEntry>, KeyError> {
+    let mut out: Vec<KeyEntry> = Vec::new();
+    let entries = text
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.starts_with('#'));
+    for (i, entry) in entries.enumerate() {
+        let (kid, value) = entry
+            .split_once('=')
+            .ok_or(KeyError::NotAnEntry { index: i + 1 })?;
+        let (kid, value) = (kid.trim(), value.trim());
+        if !valid_kid(kid) {
+            return Err(KeyError::BadKid { kid: kid.into() });
+        }
+        if out.iter().any(|k| k.kid == kid) {
+            return Err(KeyError::DuplicateKid { kid: kid.into() });
+        }
+        let bad = || KeyError::BadBase64 { kid: kid.into() };
+        let material = match value.strip_prefix(KMS_PREFIX) {
+            Some(blob) => KeyMaterial::KmsWrapped(STANDARD.decode(blob).map_err(|_| bad())?),
+            None => KeyMaterial::Plain(zeroize::Zeroizing::new(
+                STANDARD.decode(value).map_err(|_| bad())?,
+            )),
+        };
+        out.push(KeyEntry {
+            kid: kid.into(),
+            material,
+        });
+    }
+    if out.is_empty() {
+        return Err(KeyError::Empty);
+    }
+    Ok(out)
+}
+
 impl Keyring {
-    /// Parses keyring text: `kid=BASE64KEY` entries separated by newlines or commas.
-    /// Blank entries and lines starting with `#` are skipped.
+    /// Parses keyring text holding plain keys only (see [`parse_entries`]).
     pub fn parse(text: &str) -> Result<Self, KeyError> {
-        let mut keys: Vec<Key> = Vec::new();
-        let entries = text
-            .split(['\n', ','])
-            .map(str::trim)
-            .filter(|e| !e.is_empty() && !e.starts_with('#'));
-        for (i, entry) in entries.enumerate() {
-            let (kid, b64) = entry
-                .split_once('=')
-                .ok_or(KeyError::NotAnEntry { index: i + 1 })?;
-            let (kid, b64) = (kid.trim(), b64.trim());
-            if !valid_kid(kid) {
-                return Err(KeyError::BadKid { kid: kid.into() });
-            }
-            if keys.iter().any(|k| k.kid == kid) {
-                return Err(KeyError::DuplicateKid { kid: kid.into() });
-            }
-            let decoded = zeroize::Zeroizing::new(
-                STANDARD
-                    .decode(b64)
-                    .map_err(|_| KeyError::BadBase64 { kid: kid.into() })?,
-            );
-            let mut bytes = SecretBox::new(Box::new([0u8; KEY_LEN]));
+        let plain = parse_entries(text)?
+            .into_iter()
+            .map(|e| match e.material {
+                KeyMaterial::Plain(bytes) => Ok((e.kid, bytes)),
+                KeyMaterial::KmsWrapped(_) => Err(KeyError::NeedsKms { kid: e.kid }),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_plain(plain)
+    }
+
+    /// Builds the ring from plain key bytes, writing key first; checks each is 64 bytes.
+    pub fn from_plain(
+        entries: Vec<(String, zeroize::Zeroizing<Vec<u8>>)>,
+    ) -> Result<Self, KeyError> {
+        let mut keys = Vec::with_capacity(entries.len());
+        for (kid, decoded) in entries {
             if decoded.len() != KEY_LEN {
                 return Err(KeyError::WrongLength {
-                    kid: kid.into(),
+                    kid,
                     len: decoded.len(),
                 });
             }
+            let mut bytes = SecretBox::new(Box::new([0u8; KEY_LEN]));
             secrecy::ExposeSecretMut::expose_secret_mut(&mut bytes).copy_from_slice(&decoded);
-            keys.push(Key {
-                kid: kid.into(),
-                bytes,
-            });
+            keys.push(Key { kid, bytes });
         }
         if keys.is_empty() {
             return Err(KeyError::Empty);
