@@ -36,9 +36,9 @@ demo: services build
 	echo; echo "== reveal round trip (authorised key holder)"; \
 	row=$$(psql "$$DATABASE_URL" -AtF' ' -c "SELECT masked_ip, masked_device_id FROM user_logins WHERE masked_ip IS NOT NULL AND masked_device_id IS NOT NULL ORDER BY user_id LIMIT 1"); \
 	read -r ip_token dev_token <<< "$$row"; \
-	echo "masked_ip        $$ip_token  ->  $$(echo "$$ip_token" | $(BIN) reveal --column ip)"; \
-	echo "masked_device_id $$dev_token  ->  $$(echo "$$dev_token" | $(BIN) reveal --column device_id)"; \
-	echo "quarantined body: $$(psql "$$DATABASE_URL" -Atc "SELECT body_ciphertext FROM user_logins_rejects LIMIT 1" | $(BIN) reveal --column body)"
+	echo "masked_ip        $$ip_token  ->  $$(echo "$$ip_token" | $(BIN) reveal --column ip --reason "make demo")"; \
+	echo "masked_device_id $$dev_token  ->  $$(echo "$$dev_token" | $(BIN) reveal --column device_id --reason "make demo")"; \
+	echo "quarantined body: $$(psql "$$DATABASE_URL" -Atc "SELECT body_ciphertext FROM user_logins_rejects LIMIT 1" | $(BIN) reveal --column body --reason "make demo")"
 
 ## test: services up, then every test (unit, property, integration on real services)
 test: services

@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::{self, AuditEntry};
 use crate::config::{self, ConfigError, DbConfig, PipelineConfig, RunConfig, SqsConfig};
 use crate::mask::{Column, Keyring, Masker};
 use crate::pipeline::{self, PipelineError};
@@ -78,7 +79,12 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the tables that are missing (idempotent; never alters an existing user_logins).
-    Migrate,
+    Migrate {
+        /// Also create the least-privilege roles sqs2pg_ingest, sqs2pg_analyst and
+        /// sqs2pg_revealer and set their grants (needs CREATEROLE).
+        #[arg(long)]
+        roles: bool,
+    },
     /// Consume the queue into Postgres until SIGINT/SIGTERM, or with --until-empty until
     /// the queue is drained.
     Run(RunArgs),
@@ -86,16 +92,60 @@ pub enum Command {
     /// synthetic login events.
     Send(SendArgs),
     /// Print a new keyring entry `ID=BASE64` (64 random bytes). Keep it secret.
+    ///
+    /// With --kms-key-id, KMS makes the key (GenerateDataKeyWithoutPlaintext) and the entry is
+    /// `ID=kms:BASE64BLOB`: the key wrapped by that KMS key, unwrapped by sqs2pg at start-up.
     Keygen {
         /// Key id written into every token (1-32 of [A-Za-z0-9_-]).
         #[arg(long, default_value = "k1")]
         kid: String,
+        /// Wrap the new key with this KMS key (id, ARN or alias/NAME).
+        #[arg(long)]
+        kms_key_id: Option<String>,
     },
     /// Read tokens on stdin, one a line; write the originals on stdout, one a line.
+    ///
+    /// Audited: before anything is printed, a row goes to sqs2pg_reveal_audit with the
+    /// database user, OS user, host, --reason and how many values.
+    #[command(
+        after_help = "Examples:\n  psql -Atc \"select masked_ip from user_logins where user_id='u1'\" | sqs2pg reveal --column ip --reason 'TICKET-123 fraud review'\n  sqs2pg reveal --reject 5f0c... --reason 'TICKET-124 why rejected'"
+    )]
     Reveal {
         /// The column the tokens come from; without it each column is tried.
-        #[arg(long, value_enum)]
+        #[arg(long, value_enum, conflicts_with = "reject")]
         column: Option<RevealColumn>,
+        /// Why you unmask (recorded in the audit).
+        #[arg(long, value_parser = parse_reason)]
+        reason: String,
+        /// Refuse to unmask more than this many values at once; raise it on purpose.
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+        /// Open the quarantined body of this message id instead of reading stdin.
+        #[arg(long, value_name = "MESSAGE_ID")]
+        reject: Option<String>,
+    },
+    /// Print the token of one value, to find its rows (audited like reveal).
+    Mask {
+        /// The column whose token to make.
+        #[arg(long, value_enum)]
+        column: MaskColumn,
+        /// Why you look it up (recorded in the audit).
+        #[arg(long, value_parser = parse_reason)]
+        reason: String,
+        /// The raw value.
+        value: String,
+    },
+    /// Re-encrypt every token and rejected body under an older key to the writing key.
+    ///
+    /// Rotation: put the new key first in the keyring (new tokens are written under it,
+    /// older keys stay readable), restart `run`, then run `rekey`. It works in batches while
+    /// `run` keeps loading, and is idempotent and safe to interrupt: rerun it to finish.
+    /// Between the two steps, equal values under different key ids have DIFFERENT tokens, so
+    /// duplicates across old and new rows are not identifiable until rekey has finished.
+    Rekey {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        batch_size: i64,
     },
 }
 
@@ -118,6 +168,24 @@ impl From<RevealColumn> for Column {
             RevealColumn::DeviceId => Column::DeviceId,
             RevealColumn::Body => Column::Body,
         }
+    }
+}
+
+/// Columns `mask` makes tokens for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MaskColumn {
+    /// An IPv4 or IPv6 address.
+    Ip,
+    /// A device id.
+    #[value(name = "device_id", alias = "device-id")]
+    DeviceId,
+}
+
+fn parse_reason(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("give a reason (e.g. a ticket number); it is recorded in the audit".into())
+    } else {
+        Ok(s.to_owned())
     }
 }
 
@@ -218,15 +286,16 @@ impl GlobalArgs {
         DbConfig::parse(&self.database_url)
     }
 
-    fn keyring(&self) -> Result<Keyring, ConfigError> {
-        config::load_keyring(self.keys_file.as_deref(), config::env_keys())
+    async fn keyring(&self) -> Result<Keyring, ConfigError> {
+        config::load_keyring(self.keys_file.as_deref(), config::env_keys()).await
     }
 }
 
 /// The exit code for an error: 2 for usage and configuration, 1 for the rest.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     let usage = e.chain().any(|c| {
-        c.is::<ConfigError>()
+        c.downcast_ref::<ConfigError>()
+            .is_some_and(|c| !matches!(c, ConfigError::Kms(k) if !k.is_refusal()))
             || c.downcast_ref::<SinkError>().is_some_and(sink_usage)
             || c.downcast_ref::<SourceError>().is_some_and(source_usage)
             || match c.downcast_ref::<PipelineError>() {
@@ -254,30 +323,60 @@ fn source_usage(e: &SourceError) -> bool {
 pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     let g = &cli.global;
     match &cli.command {
-        Command::Migrate => migrate(g).await,
+        Command::Migrate { roles } => migrate(g, *roles).await,
         Command::Run(args) => run(g, args).await,
         Command::Send(args) => send(g, args).await,
-        Command::Keygen { kid } => {
-            let entry = Keyring::generate_entry(kid).map_err(|source| ConfigError::Key {
-                origin: "--kid",
-                source,
-            })?;
-            println!("{entry}");
-            eprintln!("sqs2pg: new key {kid:?}: keep it secret and apart from the data (e.g. `> keys && chmod 600 keys`); losing it makes its tokens unrecoverable");
-            Ok(())
-        }
-        Command::Reveal { column } => reveal(g, column.map(Column::from)),
+        Command::Keygen { kid, kms_key_id } => keygen(kid, kms_key_id.as_deref()).await,
+        Command::Reveal {
+            column,
+            reason,
+            max,
+            reject,
+        } => match reject {
+            Some(id) => reveal_reject(g, id, reason).await,
+            None => reveal(g, column.map(Column::from), reason, *max).await,
+        },
+        Command::Mask {
+            column,
+            reason,
+            value,
+        } => mask(g, *column, reason, value).await,
+        Command::Rekey { batch_size } => rekey(g, *batch_size).await,
     }
 }
 
-async fn migrate(g: &GlobalArgs) -> anyhow::Result<()> {
+async fn keygen(kid: &str, kms_key_id: Option<&str>) -> anyhow::Result<()> {
+    let key_err = |source| ConfigError::Key {
+        origin: "--kid",
+        source,
+    };
+    let entry = match kms_key_id {
+        None => Keyring::generate_entry(kid).map_err(key_err)?,
+        Some(key_id) => {
+            let sdk = config::aws_sdk_config().await;
+            crate::kms::generate_entry(kid, key_id, &sdk)
+                .await
+                .map_err(ConfigError::Kms)?
+        }
+    };
+    println!("{entry}");
+    eprintln!("sqs2pg: new key {kid:?}: keep it secret and apart from the data (e.g. `> keys && chmod 600 keys`); losing it makes its tokens unrecoverable");
+    Ok(())
+}
+
+async fn migrate(g: &GlobalArgs, roles: bool) -> anyhow::Result<()> {
     let db = g.db()?;
     let mut client = sink::connect(&db).await?;
-    let report = sink::migrate(&mut client).await?;
+    let report = sink::migrate(&mut client, roles).await?;
     if report.created.is_empty() {
         println!("nothing to do: all tables exist");
     } else {
         println!("created: {}", report.created.join(", "));
+    }
+    if roles {
+        println!(
+            "roles: sqs2pg_ingest, sqs2pg_analyst, sqs2pg_revealer (grant them to login users)"
+        );
     }
     Ok(())
 }
@@ -286,7 +385,7 @@ async fn run(g: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
     let cfg = RunConfig {
         sqs: g.sqs(),
         db: g.db()?,
-        keyring: g.keyring()?,
+        keyring: g.keyring().await?,
         pipeline: PipelineConfig {
             pollers: args.pollers.into(),
             writers: args.writers.into(),
@@ -372,14 +471,45 @@ pub fn read_bodies(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
     }
 }
 
-fn reveal(g: &GlobalArgs, column: Option<Column>) -> anyhow::Result<()> {
-    let keyring = g.keyring()?;
+/// Reads every token first, so the audit row can say how many values are opened and
+/// `--max` can refuse before anything is printed.
+async fn reveal(
+    g: &GlobalArgs,
+    column: Option<Column>,
+    reason: &str,
+    max: usize,
+) -> anyhow::Result<()> {
+    let keyring = g.keyring().await?;
+    let db = g.db()?;
+    let lines: Vec<String> = std::io::stdin()
+        .lock()
+        .lines()
+        .collect::<Result<_, _>>()
+        .context("reading tokens from stdin")?;
+    let count = lines.iter().filter(|l| !l.trim().is_empty()).count();
+    if count > max {
+        return Err(ConfigError::Invalid {
+            name: "--max",
+            problem: format!("{count} tokens on stdin, more than --max {max}: raise --max on purpose to unmask more at once"),
+        }
+        .into());
+    }
+    let client = sink::connect(&db).await?;
+    audit::record(
+        &client,
+        &AuditEntry {
+            action: "reveal",
+            column: column.map_or("any", Column::as_str),
+            reason,
+            values: i32::try_from(count).unwrap_or(i32::MAX),
+        },
+    )
+    .await?;
+
     let mut masker = Masker::new(&keyring);
-    let stdin = std::io::stdin().lock();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut failed = 0usize;
-    for (n, line) in stdin.lines().enumerate() {
-        let line = line.context("reading tokens from stdin")?;
+    for (n, line) in lines.iter().enumerate() {
         let token = line.trim();
         if token.is_empty() {
             writeln!(out)?;
@@ -403,5 +533,87 @@ fn reveal(g: &GlobalArgs, column: Option<Column>) -> anyhow::Result<()> {
     if failed > 0 {
         bail!("{failed} token(s) could not be opened (see the lines above)");
     }
+    Ok(())
+}
+
+async fn reveal_reject(g: &GlobalArgs, message_id: &str, reason: &str) -> anyhow::Result<()> {
+    let keyring = g.keyring().await?;
+    let client = sink::connect(&g.db()?).await?;
+    let row = client
+        .query_opt(
+            "SELECT body_ciphertext, reason FROM user_logins_rejects WHERE message_id = $1",
+            &[&message_id],
+        )
+        .await
+        .map_err(SinkError::from)?;
+    let Some(row) = row else {
+        bail!("no reject with message id {message_id:?}: `sqs2pg rejects list` or `select message_id from user_logins_rejects` shows them");
+    };
+    audit::record(
+        &client,
+        &AuditEntry {
+            action: "reveal_reject",
+            column: "body",
+            reason,
+            values: 1,
+        },
+    )
+    .await?;
+    let body = Masker::new(&keyring).reveal(Column::Body, &row.get::<_, String>(0))?;
+    eprintln!(
+        "sqs2pg reveal: message {message_id} was rejected: {}",
+        row.get::<_, String>(1)
+    );
+    println!("{body}");
+    Ok(())
+}
+
+async fn mask(g: &GlobalArgs, column: MaskColumn, reason: &str, value: &str) -> anyhow::Result<()> {
+    let keyring = g.keyring().await?;
+    let mut masker = Masker::new(&keyring);
+    let token = match column {
+        MaskColumn::Ip => {
+            let ip = crate::decode::parse_ip(value).map_err(|_| ConfigError::Invalid {
+                name: "VALUE",
+                problem: "not an IPv4 or IPv6 address".into(),
+            })?;
+            masker.mask_ip(ip)
+        }
+        MaskColumn::DeviceId => masker.mask_device_id(value),
+    };
+    let client = sink::connect(&g.db()?).await?;
+    let column = match column {
+        MaskColumn::Ip => Column::Ip,
+        MaskColumn::DeviceId => Column::DeviceId,
+    };
+    audit::record(
+        &client,
+        &AuditEntry {
+            action: "mask",
+            column: column.as_str(),
+            reason,
+            values: 1,
+        },
+    )
+    .await?;
+    println!("{token}");
+    Ok(())
+}
+
+async fn rekey(g: &GlobalArgs, batch_size: i64) -> anyhow::Result<()> {
+    let keyring = g.keyring().await?;
+    let mut client = sink::connect(&g.db()?).await?;
+    sink::inspect(&client).await?;
+    let (rows, bodies) = crate::rekey::pending(&client, &keyring).await?;
+    tracing::info!(
+        rows,
+        bodies,
+        writing_kid = keyring.writing_kid(),
+        "rekey started"
+    );
+    let bar = crate::telemetry::bar(rows + bodies);
+    let report = crate::rekey::run(&mut client, &keyring, batch_size, &bar).await;
+    bar.finish_and_clear();
+    println!("{}", report?);
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 
-use crate::mask::{KeyError, Keyring};
+use crate::mask::{self, KeyError, KeyMaterial, Keyring};
 
 /// A setting that cannot be used. The binary exits 2 on these.
 #[derive(Debug, Error)]
@@ -36,6 +36,17 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
+    /// The keys file is readable by others.
+    #[error("--keys-file / SQS2PG_KEYS_FILE: {path} is readable by group or others (mode {mode:o}); it holds secret keys: run `chmod 600 {path}`")]
+    KeysFileMode {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A KMS-wrapped key could not be unwrapped.
+    #[error("{0}")]
+    Kms(#[from] crate::kms::KmsError),
     /// The keyring text is bad.
     #[error("{origin}: {source}")]
     Key {
@@ -141,28 +152,73 @@ pub struct RunConfig {
 }
 
 /// Reads the keyring: from the keys file when one is given, else from `SQS2PG_KEYS`.
-pub fn load_keyring(
+/// A keys file readable by group or others is refused. KMS-wrapped entries are unwrapped
+/// with KMS (one `Decrypt` each).
+pub async fn load_keyring(
     keys_file: Option<&Path>,
     env_keys: Option<SecretString>,
 ) -> Result<Keyring, ConfigError> {
-    if let Some(path) = keys_file {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::KeysFile {
-            path: path.to_owned(),
-            source,
-        })?;
-        let text = SecretString::from(text);
-        return Keyring::parse(text.expose_secret()).map_err(|source| ConfigError::Key {
-            origin: "--keys-file / SQS2PG_KEYS_FILE",
-            source,
-        });
+    let (text, origin) = match (keys_file, env_keys) {
+        (Some(path), _) => (read_keys_file(path)?, "--keys-file / SQS2PG_KEYS_FILE"),
+        (None, Some(text)) => (text, "SQS2PG_KEYS"),
+        (None, None) => return Err(ConfigError::NoKey),
+    };
+    let key_err = |source| ConfigError::Key { origin, source };
+    let entries = mask::parse_entries(text.expose_secret()).map_err(key_err)?;
+    if entries
+        .iter()
+        .any(|e| matches!(e.material, KeyMaterial::KmsWrapped(_)))
+    {
+        let sdk = aws_sdk_config().await;
+        return Ok(crate::kms::resolve(entries, &sdk).await?);
     }
-    match env_keys {
-        Some(text) => Keyring::parse(text.expose_secret()).map_err(|source| ConfigError::Key {
-            origin: "SQS2PG_KEYS",
-            source,
-        }),
-        None => Err(ConfigError::NoKey),
+    let plain = entries
+        .into_iter()
+        .filter_map(|e| match e.material {
+            KeyMaterial::Plain(bytes) => Some((e.kid, bytes)),
+            KeyMaterial::KmsWrapped(_) => None,
+        })
+        .collect();
+    Keyring::from_plain(plain).map_err(key_err)
+}
+
+fn read_keys_file(path: &Path) -> Result<SecretString, ConfigError> {
+    let io_err = |source| ConfigError::KeysFile {
+        path: path.to_owned(),
+        source,
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(io_err)?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ConfigError::KeysFileMode {
+                path: path.to_owned(),
+                mode,
+            });
+        }
     }
+    Ok(SecretString::from(
+        std::fs::read_to_string(path).map_err(io_err)?,
+    ))
+}
+
+/// The AWS SDK configuration from the standard chain (environment, profile, IMDS/IRSA),
+/// with timeouts that fit long polling.
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        // Long polls take up to 20 s; leave room for the answer.
+        .operation_attempt_timeout(Duration::from_secs(40))
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await
 }
 
 /// `SQS2PG_KEYS` from the environment, if set and not blank.
@@ -188,13 +244,34 @@ mod tests {
         assert!(e.to_string().starts_with("--database-url / DATABASE_URL"));
     }
 
-    #[test]
-    fn missing_keys_say_how_to_make_one() {
-        let e = load_keyring(None, None).unwrap_err();
+    #[tokio::test]
+    async fn missing_keys_say_how_to_make_one() {
+        let e = load_keyring(None, None).await.unwrap_err();
         assert!(e.to_string().contains("sqs2pg keygen"));
-        let e = load_keyring(Some(Path::new("/nonexistent/keys")), None).unwrap_err();
+        let e = load_keyring(Some(Path::new("/nonexistent/keys")), None)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("--keys-file"));
-        let e = load_keyring(None, Some(SecretString::from("k1=AAAA"))).unwrap_err();
+        let e = load_keyring(None, Some(SecretString::from("k1=AAAA")))
+            .await
+            .unwrap_err();
         assert!(e.to_string().starts_with("SQS2PG_KEYS: "));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn group_readable_keys_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("sqs2pg-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys");
+        std::fs::write(&path, Keyring::generate_entry("k1").unwrap()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = load_keyring(Some(&path), None).await.unwrap_err();
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let ring = load_keyring(Some(&path), None).await.unwrap();
+        assert_eq!(ring.writing_kid(), "k1");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

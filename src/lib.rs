@@ -17,7 +17,10 @@
 //! | [`source`] | SQS: long-poll receive, batched delete, send, queue depth |
 //! | [`decode`] | pure: body bytes → [`decode::Login`] or a reject reason |
 //! | [`mask`] | pure: AES-256-SIV tokens, keyring, reveal |
+//! | [`kms`] | KMS envelope keys: unwrap at start-up, `keygen --kms-key-id` |
 //! | [`sink`] | Postgres: migrate, inspect the live table, one transaction per batch |
+//! | [`audit`] | the reveal audit: who unmasked what, why, how many |
+//! | [`rekey`] | re-encrypt old-key tokens to the writing key, online |
 //! | [`pipeline`] | pollers → transform → batcher → writers → delete; shutdown |
 //! | [`telemetry`] | logs, run counters, progress, summary |
 //! | [`pii`] | [`pii::Pii`], a wrapper whose `Debug`/`Display` redact |
@@ -31,12 +34,15 @@
 //!     ─▶ source::delete (only now)
 //! ```
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod kms;
 pub mod mask;
 pub mod pii;
 pub mod pipeline;
+pub mod rekey;
 pub mod sink;
 pub mod source;
 pub mod synth;

@@ -99,6 +99,41 @@ CREATE TABLE IF NOT EXISTS sqs2pg_ledger(
   committed_at timestamptz NOT NULL DEFAULT now());
 COMMENT ON TABLE sqs2pg_ledger IS
   'sqs2pg: SQS message ids whose row or reject is committed; makes redelivery a no-op';
+CREATE TABLE IF NOT EXISTS sqs2pg_reveal_audit(
+  id bigserial PRIMARY KEY,
+  at timestamptz NOT NULL DEFAULT now(),
+  db_user text NOT NULL DEFAULT current_user,
+  os_user text,
+  host text,
+  action text NOT NULL,
+  column_name text NOT NULL,
+  reason text NOT NULL CHECK (reason <> ''),
+  values_count int NOT NULL);
+COMMENT ON TABLE sqs2pg_reveal_audit IS
+  'sqs2pg: who unmasked what and why; append-only for everyone but its owner';
+REVOKE UPDATE, DELETE, TRUNCATE ON sqs2pg_reveal_audit FROM PUBLIC;
+";
+
+/// Least-privilege roles (NOLOGIN groups; grant them to login users):
+/// `sqs2pg_ingest` loads rows and rejects, `sqs2pg_analyst` reads `user_logins` only,
+/// `sqs2pg_revealer` reads tokens and rejects and may append to the audit. Nobody but the
+/// owner may change or delete audit rows.
+const ROLES: &str = "
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sqs2pg_ingest') THEN CREATE ROLE sqs2pg_ingest NOLOGIN; END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sqs2pg_analyst') THEN CREATE ROLE sqs2pg_analyst NOLOGIN; END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sqs2pg_revealer') THEN CREATE ROLE sqs2pg_revealer NOLOGIN; END IF;
+END
+$$;
+REVOKE ALL ON user_logins, user_logins_rejects, sqs2pg_ledger, sqs2pg_reveal_audit
+  FROM sqs2pg_ingest, sqs2pg_analyst, sqs2pg_revealer;
+GRANT INSERT ON user_logins, user_logins_rejects TO sqs2pg_ingest;
+GRANT SELECT, INSERT ON sqs2pg_ledger TO sqs2pg_ingest;
+GRANT SELECT ON user_logins TO sqs2pg_analyst;
+GRANT SELECT ON user_logins, user_logins_rejects TO sqs2pg_revealer;
+GRANT INSERT ON sqs2pg_reveal_audit TO sqs2pg_revealer;
+GRANT USAGE ON SEQUENCE sqs2pg_reveal_audit_id_seq TO sqs2pg_revealer;
 ";
 
 /// Opens a connection and drives it on a background task.
@@ -143,13 +178,22 @@ pub struct MigrateReport {
     pub created: Vec<&'static str>,
 }
 
-/// Creates what is missing; never alters an existing table.
-pub async fn migrate(client: &mut Client) -> Result<MigrateReport, SinkError> {
+/// Every table the tool uses.
+pub const TABLES: [&str; 4] = [
+    "user_logins",
+    "user_logins_rejects",
+    "sqs2pg_ledger",
+    "sqs2pg_reveal_audit",
+];
+
+/// Creates what is missing; never alters an existing table. With `roles`, also creates the
+/// least-privilege roles and sets their grants (idempotent).
+pub async fn migrate(client: &mut Client, roles: bool) -> Result<MigrateReport, SinkError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
         .await?;
     let mut created = Vec::new();
-    for t in ["user_logins", "user_logins_rejects", "sqs2pg_ledger"] {
+    for t in TABLES {
         let exists: bool = tx
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t])
             .await?
@@ -159,6 +203,9 @@ pub async fn migrate(client: &mut Client) -> Result<MigrateReport, SinkError> {
         }
     }
     tx.batch_execute(MIGRATION).await?;
+    if roles {
+        tx.batch_execute(ROLES).await?;
+    }
     tx.commit().await?;
     Ok(MigrateReport { created })
 }
@@ -166,9 +213,9 @@ pub async fn migrate(client: &mut Client) -> Result<MigrateReport, SinkError> {
 /// Reads the live `user_logins` columns into [`Limits`]; fails with
 /// [`SinkError::NotMigrated`] when a table is missing.
 pub async fn inspect(client: &Client) -> Result<Limits, SinkError> {
-    for t in ["user_logins", "user_logins_rejects", "sqs2pg_ledger"] {
+    for t in &TABLES[..3] {
         let exists: bool = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t])
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[t])
             .await?
             .get(0);
         if !exists {

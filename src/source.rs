@@ -107,15 +107,7 @@ pub struct Source {
 impl Source {
     /// Loads the AWS configuration and resolves the queue URL.
     pub async fn connect(cfg: &SqsConfig) -> Result<Self, SourceError> {
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(5))
-            // Long polls take up to 20 s; leave room for the answer.
-            .operation_attempt_timeout(Duration::from_secs(40))
-            .build();
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .timeout_config(timeouts)
-            .load()
-            .await;
+        let sdk = crate::config::aws_sdk_config().await;
         if sdk.region().is_none() {
             return Err(SourceError::NoRegion);
         }

@@ -176,6 +176,20 @@ impl fmt::Display for Summary {
     }
 }
 
+/// A bar of `total` steps on a terminal; hidden elsewhere.
+pub fn bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta})",
+    ) {
+        pb.set_style(style);
+    }
+    pb
+}
+
 /// A progress bar on a terminal, or a log line every ten seconds elsewhere.
 pub struct Progress {
     stop: CancellationToken,

@@ -54,7 +54,13 @@ fn bad_flags_exit_2_naming_the_flag() {
             "--malformed-rate",
         ),
         (vec!["send"], "--file"),
-        (vec!["reveal", "--column", "email"], "--column"),
+        (
+            vec!["reveal", "--column", "email", "--reason", "r"],
+            "--column",
+        ),
+        (vec!["reveal", "--column", "ip"], "--reason"),
+        (vec!["reveal", "--reason", " "], "--reason"),
+        (vec!["mask", "--column", "ip", "1.2.3.4"], "--reason"),
         (vec!["run", "--queue-name", "bad name!"], "--queue-name"),
         (vec!["keygen", "--kid", "a:b"], "--kid"),
         (
@@ -92,15 +98,15 @@ fn keygen_makes_a_usable_64_byte_key() {
     );
 }
 
-#[test]
-fn reveal_reports_bad_tokens_by_line_and_keeps_alignment() {
+#[tokio::test(flavor = "multi_thread")]
+async fn reveal_reports_bad_tokens_by_line_and_keeps_alignment() {
     use std::io::Write;
+    let env = TestEnv::new().await;
     let mut m =
         sqs2pg::mask::Masker::new(&sqs2pg::mask::Keyring::parse(crate::helpers::KEYS).unwrap());
     let good = m.mask_ip("192.168.0.1".parse().unwrap());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sqs2pg"))
-        .arg("reveal")
-        .env("SQS2PG_KEYS", crate::helpers::KEYS)
+    let mut child = env
+        .cmd(&["reveal", "--reason", "test"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -119,7 +119,13 @@ async fn sample_file_end_to_end() {
 fn reveal(env: &TestEnv, column: &str, tokens: &[String]) -> Vec<String> {
     use std::io::Write;
     let mut child = env
-        .cmd(&["reveal", "--column", column])
+        .cmd(&[
+            "reveal",
+            "--column",
+            column,
+            "--reason",
+            "test: sample round trip",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -116,7 +116,7 @@ impl TestEnv {
         let database_url = url_for_db(&admin_url(), &db_name);
         if migrate {
             let mut c = connect(&database_url).await;
-            sqs2pg::sink::migrate(&mut c).await.expect("migrate");
+            sqs2pg::sink::migrate(&mut c, false).await.expect("migrate");
         }
         Self {
             queue_name,
