@@ -103,7 +103,12 @@ pub async fn resolve(
 }
 
 /// Asks KMS for a new 64-byte data key wrapped by `key_id`; returns the keyring entry
-/// `kid=kms:<base64 blob>`. The plain key is never returned.
+/// `kid=kms:<base64 blob>`. The plain key is never printed.
+///
+/// Uses `GenerateDataKeyWithoutPlaintext`, then checks with one `Decrypt` that the key is
+/// 64 bytes. Some emulators (LocalStack) ignore `NumberOfBytes` and return 32; then the key
+/// is made with `GenerateRandom` and wrapped with `Encrypt` instead, with a warning. When
+/// the caller may not `Decrypt` (separation of duties), the check is skipped with a warning.
 pub async fn generate_entry(
     kid: &str,
     key_id: &str,
@@ -111,7 +116,12 @@ pub async fn generate_entry(
 ) -> Result<String, KmsError> {
     // Validate the kid the same way plain keys are validated.
     Keyring::generate_entry(kid)?;
-    let out = aws_sdk_kms::Client::new(sdk)
+    let client = aws_sdk_kms::Client::new(sdk);
+    let failed = |op: &str, detail: String| KmsError::Generate {
+        key_id: key_id.into(),
+        detail: format!("{op}: {detail}"),
+    };
+    let out = client
         .generate_data_key_without_plaintext()
         .key_id(key_id)
         .number_of_bytes(KEY_LEN as i32)
@@ -119,14 +129,59 @@ pub async fn generate_entry(
         .encryption_context("kid", kid)
         .send()
         .await
-        .map_err(|e| KmsError::Generate {
-            key_id: key_id.into(),
-            detail: DisplayErrorContext(&e).to_string(),
+        .map_err(|e| {
+            failed(
+                "GenerateDataKeyWithoutPlaintext",
+                DisplayErrorContext(&e).to_string(),
+            )
         })?;
-    let blob = out.ciphertext_blob.ok_or_else(|| KmsError::Generate {
-        key_id: key_id.into(),
-        detail: "no ciphertext in the answer".into(),
+    let mut blob = out.ciphertext_blob.ok_or_else(|| {
+        failed(
+            "GenerateDataKeyWithoutPlaintext",
+            "no ciphertext in the answer".into(),
+        )
     })?;
+
+    let check = client
+        .decrypt()
+        .ciphertext_blob(blob.clone())
+        .encryption_context("purpose", PURPOSE)
+        .encryption_context("kid", kid)
+        .send()
+        .await;
+    match check {
+        Ok(d) if d.plaintext.as_ref().map(|p| p.as_ref().len()) == Some(KEY_LEN) => {}
+        Ok(_) => {
+            tracing::warn!("this KMS endpoint ignored NumberOfBytes=64 (LocalStack does); making the key with GenerateRandom + Encrypt instead");
+            let random = client
+                .generate_random()
+                .number_of_bytes(KEY_LEN as i32)
+                .send()
+                .await
+                .map_err(|e| failed("GenerateRandom", DisplayErrorContext(&e).to_string()))?;
+            let key = Zeroizing::new(random.plaintext.map(Blob::into_inner).unwrap_or_default());
+            if key.len() != KEY_LEN {
+                return Err(failed(
+                    "GenerateRandom",
+                    format!("returned {} bytes, not {KEY_LEN}", key.len()),
+                ));
+            }
+            blob = client
+                .encrypt()
+                .key_id(key_id)
+                .plaintext(Blob::new(key.to_vec()))
+                .encryption_context("purpose", PURPOSE)
+                .encryption_context("kid", kid)
+                .send()
+                .await
+                .map_err(|e| failed("Encrypt", DisplayErrorContext(&e).to_string()))?
+                .ciphertext_blob
+                .ok_or_else(|| failed("Encrypt", "no ciphertext in the answer".into()))?;
+        }
+        Err(e) => {
+            tracing::warn!(error = %DisplayErrorContext(&e), "could not check the new key with kms:Decrypt (no permission?); the entry is unverified");
+        }
+    }
     Ok(format!(
         "{kid}={KMS_PREFIX}{}",
         STANDARD.encode(blob.as_ref())

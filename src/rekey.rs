@@ -125,10 +125,10 @@ pub async fn run(
         let tx = client.transaction().await?;
         let rows = tx
             .query(
-                "SELECT ctid::text, masked_ip, masked_device_id FROM user_logins
-                  WHERE ctid > $2::tid
+                "SELECT ctid::text AS tid_text, masked_ip, masked_device_id FROM user_logins
+                  WHERE ctid > $2::text::tid
                     AND (NOT starts_with(masked_ip, $1) OR NOT starts_with(masked_device_id, $1))
-                  ORDER BY ctid LIMIT $3",
+                  ORDER BY ctid LIMIT $3", // the column, not the text alias: text sorts (10,1) before (2,1)
                 &[&prefix, &cursor, &batch],
             )
             .await?;

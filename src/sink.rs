@@ -129,6 +129,8 @@ $$;
 REVOKE ALL ON user_logins, user_logins_rejects, sqs2pg_ledger, sqs2pg_reveal_audit
   FROM sqs2pg_ingest, sqs2pg_analyst, sqs2pg_revealer;
 GRANT INSERT ON user_logins, user_logins_rejects TO sqs2pg_ingest;
+-- ON CONFLICT (message_id) needs to read the key column, and only that one.
+GRANT SELECT (message_id) ON user_logins_rejects TO sqs2pg_ingest;
 GRANT SELECT, INSERT ON sqs2pg_ledger TO sqs2pg_ingest;
 GRANT SELECT ON user_logins TO sqs2pg_analyst;
 GRANT SELECT ON user_logins, user_logins_rejects TO sqs2pg_revealer;
