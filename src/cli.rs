@@ -210,6 +210,10 @@ pub struct RunArgs {
     /// Long-poll wait per receive, in seconds (0-20).
     #[arg(long, env = "SQS2PG_WAIT_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(i32).range(0..=20))]
     pub wait_seconds: i32,
+    /// After SIGINT/SIGTERM, seconds in-flight work may take to commit before it is released
+    /// to other consumers (visibility 0); then the process exits 0.
+    #[arg(long, env = "SQS2PG_SHUTDOWN_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub shutdown_timeout: u64,
     /// Progress display: a bar on a terminal (auto), always a bar, or log lines only.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
@@ -393,6 +397,7 @@ async fn run(g: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
             batch_wait: std::time::Duration::from_millis(args.batch_wait_ms),
             wait_seconds: args.wait_seconds,
             until_empty: args.until_empty,
+            shutdown_timeout: std::time::Duration::from_secs(args.shutdown_timeout),
             progress: match args.progress {
                 ProgressMode::Auto => args.until_empty,
                 ProgressMode::Always => true,

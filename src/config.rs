@@ -122,6 +122,9 @@ pub struct PipelineConfig {
     pub until_empty: bool,
     /// Show a progress bar (else periodic log lines).
     pub progress: bool,
+    /// After a shutdown request, how long in-flight work may take to commit before it is
+    /// released to other consumers (visibility 0).
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for PipelineConfig {
@@ -134,6 +137,7 @@ impl Default for PipelineConfig {
             wait_seconds: 20,
             until_empty: false,
             progress: false,
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }

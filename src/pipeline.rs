@@ -13,6 +13,7 @@
 //! delete it, and [`run`] returns. Anything not committed reappears after its visibility
 //! timeout and the ledger keeps it from doubling.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{DbConfig, RunConfig};
 use crate::decode::{self, Limits, Login, RejectReason};
-use crate::mask::{Keyring, Masker};
+use crate::mask::Masker;
 use crate::sink::{Outcome, Record, Reject, Row, Sink, SinkError, WriteReport};
 use crate::source::{Received, Source, SourceError};
 use crate::telemetry::{Progress, Stats, Summary};
@@ -57,17 +58,22 @@ struct Item {
 /// Decodes and masks one message into its outcome. Never panics: a panic inside becomes a
 /// reject with reason `internal_error`.
 pub fn transform(msg: &Received, limits: &Limits, masker: &mut Masker) -> (Outcome, usize) {
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+    let result = contain(|| {
         decode::decode(msg.body.expose().as_bytes(), limits).and_then(|login| {
             let unknown = login.unknown_keys;
             to_row(login, msg, limits, masker).map(|row| (row, unknown))
         })
-    }))
-    .unwrap_or(Err(RejectReason::Internal));
+    });
     match result {
         Ok((row, unknown)) => (Outcome::Row(row), unknown),
         Err(reason) => (Outcome::Reject(to_reject(msg, &reason, masker)), 0),
     }
+}
+
+/// Runs `f`; a panic inside becomes `RejectReason::Internal`, so one bad message cannot
+/// take the process down.
+fn contain<T>(f: impl FnOnce() -> Result<T, RejectReason>) -> Result<T, RejectReason> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(Err(RejectReason::Internal))
 }
 
 fn to_row(
@@ -106,8 +112,99 @@ fn to_reject(msg: &Received, reason: &RejectReason, masker: &mut Masker) -> Reje
     }
 }
 
+/// The messages this process holds (received, not yet deleted or given up), keyed by
+/// receipt handle, with when their visibility runs out. The heartbeat extends those near
+/// the end; on shutdown whatever is left is released.
+struct Tracker {
+    visibility: Duration,
+    held: std::sync::Mutex<HashMap<String, Instant>>,
+}
+
+impl Tracker {
+    fn new(visibility: Duration) -> Self {
+        Self {
+            visibility,
+            held: Default::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn hold(&self, msgs: &[Received]) {
+        let until = Instant::now() + self.visibility;
+        let mut held = self.lock();
+        for m in msgs {
+            held.insert(m.receipt_handle.clone(), until);
+        }
+    }
+
+    fn forget<'a>(&self, handles: impl IntoIterator<Item = &'a str>) {
+        let mut held = self.lock();
+        for h in handles {
+            held.remove(h);
+        }
+    }
+
+    /// Handles whose visibility ends within half the timeout; marks them extended.
+    fn due(&self) -> Vec<String> {
+        let now = Instant::now();
+        let mut held = self.lock();
+        let due: Vec<String> = held
+            .iter()
+            .filter(|(_, until)| until.saturating_duration_since(now) < self.visibility / 2)
+            .map(|(h, _)| h.clone())
+            .collect();
+        for h in &due {
+            held.insert(h.clone(), now + self.visibility);
+        }
+        due
+    }
+
+    fn drain(&self) -> Vec<String> {
+        self.lock().drain().map(|(h, _)| h).collect()
+    }
+}
+
+/// Extends the visibility of held messages at half their timeout, until the pipeline ends.
+async fn heartbeat(
+    source: Source,
+    tracker: Arc<Tracker>,
+    done: CancellationToken,
+    stats: Arc<Stats>,
+) {
+    let every = (tracker.visibility / 4).max(Duration::from_millis(500));
+    let seconds = i32::try_from(tracker.visibility.as_secs()).unwrap_or(i32::MAX);
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let due = tracker.due();
+        if due.is_empty() {
+            continue;
+        }
+        let handles: Vec<&str> = due.iter().map(String::as_str).collect();
+        match source.change_visibility_lenient(&handles, seconds).await {
+            Ok(failed) => {
+                let extended = (due.len() - failed) as u64;
+                stats
+                    .visibility_extended
+                    .fetch_add(extended, Ordering::Relaxed);
+                tracing::debug!(extended, failed, "visibility extended");
+            }
+            Err(e) => tracing::warn!(error = %e, count = due.len(), "could not extend visibility"),
+        }
+    }
+}
+
 /// Runs the consumer until `shutdown` is cancelled, or, with `until_empty`, until every
 /// poller has seen the queue empty. Returns the run's summary.
+///
+/// After `shutdown`, what was received is committed and deleted; whatever is not done
+/// within `shutdown_timeout` is released (visibility 0) for another consumer, and the run
+/// still returns `Ok`.
 pub async fn run(
     cfg: RunConfig,
     shutdown: CancellationToken,
@@ -124,35 +221,69 @@ pub async fn run(
         limits = l;
         sinks.push(sink);
     }
+    let tracker = Arc::new(Tracker::new(source.visibility_timeout().await?));
+    stats.ready.store(true, Ordering::Relaxed);
     tracing::info!(
         queue = source.queue_url(),
         pollers = p.pollers,
         writers = p.writers,
         batch_size = p.batch_size,
+        visibility_timeout_s = tracker.visibility.as_secs(),
         writing_kid = keyring.writing_kid(),
         app_version_column = ?limits.app_version,
         "consumer started"
     );
 
-    let tracker = TaskTracker::new();
+    // Cancelled `shutdown_timeout` after `shutdown`: in-flight work stops and is released.
+    let hard_stop = CancellationToken::new();
+    let finished = CancellationToken::new();
+    {
+        let (shutdown, hard_stop, finished, stats) = (
+            shutdown.clone(),
+            hard_stop.clone(),
+            finished.clone(),
+            stats.clone(),
+        );
+        let timeout = p.shutdown_timeout;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = finished.cancelled() => return,
+                _ = shutdown.cancelled() => {}
+            }
+            stats.ready.store(false, Ordering::Relaxed);
+            tokio::select! {
+                _ = finished.cancelled() => {}
+                _ = tokio::time::sleep(timeout) => {
+                    tracing::warn!(timeout_s = timeout.as_secs(), "shutdown deadline reached; releasing what is not committed");
+                    hard_stop.cancel();
+                }
+            }
+        });
+    }
+
+    let tasks = TaskTracker::new();
     let (msg_tx, msg_rx) = mpsc::channel::<Vec<Received>>(p.pollers * 2);
     let (batch_tx, batch_rx) = mpsc::channel::<Vec<Item>>(p.writers * 2);
     let poll_error: Arc<Mutex<Option<SourceError>>> = Arc::default();
 
     for _ in 0..p.pollers {
-        tracker.spawn(poll(
-            source.clone(),
+        tasks.spawn(poll(
+            Poller {
+                source: source.clone(),
+                tracker: tracker.clone(),
+                shutdown: shutdown.clone(),
+                hard_stop: hard_stop.clone(),
+                stats: stats.clone(),
+                poll_error: poll_error.clone(),
+                wait_seconds: p.wait_seconds,
+                until_empty: p.until_empty,
+            },
             msg_tx.clone(),
-            shutdown.clone(),
-            p.wait_seconds,
-            p.until_empty,
-            stats.clone(),
-            poll_error.clone(),
         ));
     }
     drop(msg_tx);
 
-    tracker.spawn(batcher(
+    tasks.spawn(batcher(
         msg_rx,
         batch_tx,
         p.batch_size,
@@ -160,32 +291,69 @@ pub async fn run(
         limits,
         Masker::new(&keyring),
         stats.clone(),
+        hard_stop.clone(),
     ));
 
     let batch_rx = Arc::new(Mutex::new(batch_rx));
     for sink in sinks {
-        tracker.spawn(writer(
+        tasks.spawn(writer(
+            Writer {
+                db: cfg.db.clone(),
+                source: source.clone(),
+                tracker: tracker.clone(),
+                masker: Masker::new(&keyring),
+                stats: stats.clone(),
+                hard_stop: hard_stop.clone(),
+                // A daemon waits out a database outage; a drain run reports it.
+                attempts: if p.until_empty {
+                    WRITE_ATTEMPTS
+                } else {
+                    u32::MAX
+                },
+            },
             sink,
             batch_rx.clone(),
-            source.clone(),
-            cfg.db.clone(),
-            keyring.clone(),
-            stats.clone(),
         ));
     }
-    tracker.close();
+    tasks.close();
 
+    let beat = tokio::spawn(heartbeat(
+        source.clone(),
+        tracker.clone(),
+        finished.clone(),
+        stats.clone(),
+    ));
     let progress = Progress::start(stats.clone(), p.progress, source.clone(), p.until_empty);
-    tracker.wait().await;
+    tasks.wait().await;
+    finished.cancel();
+    let _ = beat.await;
     progress.finish().await;
 
-    let summary = stats.summary(started.elapsed());
-    let failed = stats.batches_failed.load(Ordering::Relaxed);
-    if failed > 0 {
-        return Err(PipelineError::Uncommitted(failed));
+    let left = tracker.drain();
+    if !left.is_empty() {
+        let handles: Vec<&str> = left.iter().map(String::as_str).collect();
+        match source.change_visibility_lenient(&handles, 0).await {
+            Ok(failed) => {
+                let released = (left.len() - failed) as u64;
+                stats.released.fetch_add(released, Ordering::Relaxed);
+                tracing::info!(released, "released uncommitted messages to other consumers");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, count = left.len(), "could not release messages; they reappear after their visibility timeout")
+            }
+        }
     }
-    if let Some(e) = poll_error.lock().await.take() {
-        return Err(PipelineError::QueueUnreachable(e));
+    stats.ready.store(false, Ordering::Relaxed);
+
+    let summary = stats.summary(started.elapsed());
+    if p.until_empty {
+        let failed = stats.batches_failed.load(Ordering::Relaxed);
+        if failed > 0 {
+            return Err(PipelineError::Uncommitted(failed));
+        }
+        if let Some(e) = poll_error.lock().await.take() {
+            return Err(PipelineError::QueueUnreachable(e));
+        }
     }
     Ok(summary)
 }
@@ -211,50 +379,62 @@ impl Backoff {
 /// Consecutive receive failures after which a drain run gives up.
 const DRAIN_RECEIVE_ATTEMPTS: u32 = 8;
 
-async fn poll(
+struct Poller {
     source: Source,
-    tx: mpsc::Sender<Vec<Received>>,
+    tracker: Arc<Tracker>,
     shutdown: CancellationToken,
-    wait_seconds: i32,
-    until_empty: bool,
+    hard_stop: CancellationToken,
     stats: Arc<Stats>,
     poll_error: Arc<Mutex<Option<SourceError>>>,
-) {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    wait_seconds: i32,
+    until_empty: bool,
+}
+
+async fn poll(p: Poller, tx: mpsc::Sender<Vec<Received>>) {
+    let fresh = || Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut backoff = fresh();
     let mut failures = 0;
     loop {
         // Only this wait is cancelled; whatever was received is handed on and finishes.
         let received = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break,
-            r = source.receive(wait_seconds) => r,
+            _ = p.shutdown.cancelled() => break,
+            r = p.source.receive(p.wait_seconds) => r,
         };
         match received {
             Ok(msgs) if msgs.is_empty() => {
                 failures = 0;
-                if until_empty {
+                p.stats.sqs_ok.store(true, Ordering::Relaxed);
+                if p.until_empty {
                     break;
                 }
             }
             Ok(msgs) => {
                 failures = 0;
-                backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-                stats
+                backoff = fresh();
+                p.stats.sqs_ok.store(true, Ordering::Relaxed);
+                p.stats
                     .received
                     .fetch_add(msgs.len() as u64, Ordering::Relaxed);
-                if tx.send(msgs).await.is_err() {
-                    break;
+                p.tracker.hold(&msgs);
+                // Blocks while the writers are behind: backpressure pauses receiving. The
+                // held messages are kept invisible by the heartbeat meanwhile.
+                tokio::select! {
+                    r = tx.send(msgs) => if r.is_err() { break },
+                    _ = p.hard_stop.cancelled() => break,
                 }
             }
             Err(e) => {
                 failures += 1;
+                p.stats.sqs_ok.store(false, Ordering::Relaxed);
+                p.stats.retries.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, failures, "receive failed; backing off");
-                if until_empty && failures >= DRAIN_RECEIVE_ATTEMPTS {
-                    *poll_error.lock().await = Some(e);
+                if p.until_empty && failures >= DRAIN_RECEIVE_ATTEMPTS {
+                    *p.poll_error.lock().await = Some(e);
                     break;
                 }
                 tokio::select! {
-                    _ = shutdown.cancelled() => break,
+                    _ = p.shutdown.cancelled() => break,
                     _ = tokio::time::sleep(backoff.next()) => {}
                 }
             }
@@ -262,6 +442,7 @@ async fn poll(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn batcher(
     mut rx: mpsc::Receiver<Vec<Received>>,
     tx: mpsc::Sender<Vec<Item>>,
@@ -270,16 +451,26 @@ async fn batcher(
     limits: Limits,
     mut masker: Masker,
     stats: Arc<Stats>,
+    hard_stop: CancellationToken,
 ) {
     let mut items: Vec<Item> = Vec::with_capacity(batch_size);
     let mut deadline: Option<tokio::time::Instant> = None;
+    let send = |items: Vec<Item>| {
+        let (tx, hard_stop) = (tx.clone(), hard_stop.clone());
+        async move {
+            tokio::select! {
+                r = tx.send(items) => r.is_ok(),
+                _ = hard_stop.cancelled() => false,
+            }
+        }
+    };
     loop {
         let next = match deadline {
             Some(d) => tokio::select! {
                 m = rx.recv() => m,
                 _ = tokio::time::sleep_until(d) => {
                     deadline = None;
-                    if tx.send(std::mem::take(&mut items)).await.is_err() { return; }
+                    if !send(std::mem::take(&mut items)).await { return; }
                     continue;
                 }
             },
@@ -300,86 +491,113 @@ async fn batcher(
         deadline.get_or_insert_with(|| tokio::time::Instant::now() + batch_wait);
         if items.len() >= batch_size {
             deadline = None;
-            if tx.send(std::mem::take(&mut items)).await.is_err() {
+            if !send(std::mem::take(&mut items)).await {
                 return;
             }
         }
     }
     if !items.is_empty() {
-        let _ = tx.send(items).await;
+        send(items).await;
     }
 }
 
-/// How many times a batch is retried on transient database errors before it is left to be
-/// redelivered.
+/// How many times a drain run retries a batch on transient database errors before it
+/// leaves it to be redelivered and reports the failure. A daemon retries until shutdown.
 const WRITE_ATTEMPTS: u32 = 10;
 
-async fn writer(
-    sink: Sink,
-    rx: Arc<Mutex<mpsc::Receiver<Vec<Item>>>>,
-    source: Source,
+struct Writer {
     db: DbConfig,
-    keyring: Arc<Keyring>,
+    source: Source,
+    tracker: Arc<Tracker>,
+    masker: Masker,
     stats: Arc<Stats>,
-) {
+    hard_stop: CancellationToken,
+    attempts: u32,
+}
+
+/// Why a batch was not committed.
+enum WriteFailure {
+    /// A non-retryable error, or retries ran out.
+    Failed(SinkError),
+    /// The shutdown deadline passed.
+    Stopped,
+}
+
+async fn writer(mut w: Writer, sink: Sink, rx: Arc<Mutex<mpsc::Receiver<Vec<Item>>>>) {
     let mut sink = Some(sink);
-    let mut masker = Masker::new(&keyring);
     loop {
-        let batch = { rx.lock().await.recv().await };
+        let batch = tokio::select! {
+            b = async { rx.lock().await.recv().await } => b,
+            _ = w.hard_stop.cancelled() => None,
+        };
         let Some(mut items) = batch else { break };
-        stats
-            .in_flight
-            .fetch_add(items.len() as u64, Ordering::Relaxed);
         let n = items.len() as u64;
-        match write_isolating(&mut sink, &db, &mut items, &mut masker).await {
+        w.stats.in_flight.fetch_add(n, Ordering::Relaxed);
+        let started = Instant::now();
+        match write_isolating(&mut w, &mut sink, &mut items).await {
             Ok(report) => {
-                stats.record_write(&report);
+                w.stats
+                    .record_write(&report, items.len(), started.elapsed());
                 let handles: Vec<(&str, &str)> = items
                     .iter()
                     .map(|i| (i.msg.message_id.as_str(), i.msg.receipt_handle.as_str()))
                     .collect();
-                let del = source.delete(&handles, 4).await;
-                stats.deleted.fetch_add(del.deleted, Ordering::Relaxed);
-                stats.delete_failed.fetch_add(del.failed, Ordering::Relaxed);
+                let del = w.source.delete(&handles, 4).await;
+                w.stats.deleted.fetch_add(del.deleted, Ordering::Relaxed);
+                w.stats
+                    .delete_failed
+                    .fetch_add(del.failed, Ordering::Relaxed);
+                // Deleted, or failing to delete: either way nothing is left to protect.
+                w.tracker.forget(handles.iter().map(|(_, h)| *h));
             }
-            Err(e) => {
-                stats.batches_failed.fetch_add(1, Ordering::Relaxed);
+            Err(WriteFailure::Failed(e)) => {
+                w.stats.batches_failed.fetch_add(1, Ordering::Relaxed);
+                // Left invisible until their timeout runs out: a natural backoff before
+                // they are tried again, here or elsewhere.
+                w.tracker
+                    .forget(items.iter().map(|i| i.msg.receipt_handle.as_str()));
                 tracing::error!(error = %e, messages = n, "batch not committed; its messages will be redelivered");
             }
+            // Still held: released when the pipeline ends.
+            Err(WriteFailure::Stopped) => {}
         }
-        stats.in_flight.fetch_sub(n, Ordering::Relaxed);
+        w.stats.in_flight.fetch_sub(n, Ordering::Relaxed);
     }
 }
 
 /// Writes a batch; a data error splits it in halves until the culprit is alone, which is
 /// then rejected with its SQLSTATE. Each part commits on its own.
 async fn write_isolating(
+    w: &mut Writer,
     sink: &mut Option<Sink>,
-    db: &DbConfig,
     items: &mut [Item],
-    masker: &mut Masker,
-) -> Result<WriteReport, SinkError> {
+) -> Result<WriteReport, WriteFailure> {
     let mut total = WriteReport::default();
     let mut stack: Vec<(usize, usize)> = vec![(0, items.len())];
     while let Some((lo, hi)) = stack.pop() {
         let records: Vec<Record> = items[lo..hi].iter().map(|i| i.record.clone()).collect();
-        match write_retrying(sink, db, &records).await {
+        match write_retrying(w, sink, &records).await {
             Ok(r) => {
                 total.loaded += r.loaded;
                 total.duplicates += r.duplicates;
                 total.rejected.extend(r.rejected);
             }
-            Err(e) if e.is_data() && hi - lo > 1 => {
+            Err(WriteFailure::Failed(e)) if e.is_data() && hi - lo > 1 => {
                 let mid = lo + (hi - lo) / 2;
                 stack.push((mid, hi));
                 stack.push((lo, mid));
             }
-            Err(e) if e.is_data() && matches!(items[lo].record.outcome, Outcome::Row(_)) => {
+            Err(WriteFailure::Failed(e))
+                if e.is_data() && matches!(items[lo].record.outcome, Outcome::Row(_)) =>
+            {
                 let code = e.sqlstate().unwrap_or("unknown").to_owned();
                 tracing::warn!(message_id = %items[lo].record.message_id, sqlstate = %code, "database refused one row; quarantining it");
                 let item = &mut items[lo];
-                item.record.outcome =
-                    Outcome::Reject(to_reject(&item.msg, &RejectReason::Database(code), masker));
+                item.record.outcome = Outcome::Reject(to_reject(
+                    &item.msg,
+                    &RejectReason::Database(code),
+                    &mut w.masker,
+                ));
                 stack.push((lo, hi));
             }
             Err(e) => return Err(e),
@@ -389,34 +607,87 @@ async fn write_isolating(
 }
 
 async fn write_retrying(
+    w: &Writer,
     sink: &mut Option<Sink>,
-    db: &DbConfig,
     records: &[Record],
-) -> Result<WriteReport, SinkError> {
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+) -> Result<WriteReport, WriteFailure> {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = match sink {
-            Some(s) if !s.is_closed() => s.write(records).await,
-            _ => match Sink::connect(db).await {
-                Ok((s, _)) => {
-                    tracing::info!("reconnected to Postgres");
-                    sink.insert(s).write(records).await
-                }
-                Err(e) => Err(e),
-            },
+        let write = async {
+            match sink {
+                Some(s) if !s.is_closed() => s.write(records).await,
+                _ => match Sink::connect(&w.db).await {
+                    Ok((s, _)) => {
+                        tracing::info!("reconnected to Postgres");
+                        sink.insert(s).write(records).await
+                    }
+                    Err(e) => Err(e),
+                },
+            }
+        };
+        let result = tokio::select! {
+            r = write => r,
+            _ = w.hard_stop.cancelled() => return Err(WriteFailure::Stopped),
         };
         match result {
-            Ok(r) => return Ok(r),
-            Err(e) if e.is_transient() && attempt < WRITE_ATTEMPTS => {
+            Ok(r) => {
+                w.stats.db_ok.store(true, Ordering::Relaxed);
+                return Ok(r);
+            }
+            Err(e) if e.is_transient() && attempt < w.attempts => {
+                w.stats.db_ok.store(false, Ordering::Relaxed);
+                w.stats.retries.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, attempt, "write failed; retrying");
-                if sink.as_ref().is_some_and(Sink::is_closed) {
+                if sink.as_ref().is_none_or(Sink::is_closed) {
                     *sink = None;
                 }
-                tokio::time::sleep(backoff.next()).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.next()) => {}
+                    _ = w.hard_stop.cancelled() => return Err(WriteFailure::Stopped),
+                }
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                if e.is_transient() {
+                    w.stats.db_ok.store(false, Ordering::Relaxed);
+                }
+                return Err(WriteFailure::Failed(e));
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        let d: Vec<Duration> = (0..8).map(|_| b.next()).collect();
+        assert!(d[0] >= Duration::from_millis(50) && d[0] <= Duration::from_millis(100));
+        assert!(d.iter().all(|x| *x <= Duration::from_secs(1)));
+        assert!(d[7] >= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn tracker_extends_only_what_is_due() {
+        let t = Tracker::new(Duration::from_secs(30));
+        t.lock()
+            .insert("soon".into(), Instant::now() + Duration::from_secs(5));
+        t.lock()
+            .insert("later".into(), Instant::now() + Duration::from_secs(29));
+        assert_eq!(t.due(), ["soon"]);
+        assert!(t.due().is_empty(), "just extended");
+        t.forget(["soon"]);
+        assert_eq!(t.drain(), ["later"]);
+    }
+
+    #[test]
+    fn contained_panics_become_internal_error_rejects() {
+        let r: Result<(), RejectReason> = contain(|| panic!("boom"));
+        assert_eq!(r, Err(RejectReason::Internal));
+        assert_eq!(contain(|| Ok::<_, RejectReason>(7)), Ok(7));
     }
 }

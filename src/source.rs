@@ -21,6 +21,8 @@ use crate::pii::Pii;
 
 /// SQS allows at most ten entries per batch call and per receive.
 pub const MAX_BATCH: usize = 10;
+/// Attempts per delete call before its messages are left to reappear.
+const DELETE_ATTEMPTS: u32 = 7;
 /// SQS's limit for one message, and for one `SendMessageBatch` call in total.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
@@ -56,6 +58,16 @@ pub enum SourceError {
     },
 }
 
+/// Deletes and visibility changes answer in milliseconds; a hung one is retried sooner
+/// than the long-poll timeout would allow.
+fn short_timeouts() -> aws_sdk_sqs::config::Builder {
+    aws_sdk_sqs::config::Builder::default().timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(Duration::from_secs(10))
+            .build(),
+    )
+}
+
 fn call_err<E: std::error::Error + 'static>(op: &'static str, e: E) -> SourceError {
     SourceError::Call {
         op,
@@ -83,7 +95,7 @@ pub struct Received {
 pub struct DeleteReport {
     /// Entries SQS confirmed.
     pub deleted: u64,
-    /// Entries that failed after a retry (they reappear after their visibility timeout
+    /// Entries that still failed after retries (they reappear after their visibility timeout
     /// and the ledger turns them into duplicates skipped).
     pub failed: u64,
 }
@@ -209,7 +221,9 @@ impl Source {
     async fn delete_chunk(&self, chunk: &[(&str, &str)]) -> DeleteReport {
         let mut pending: Vec<(&str, &str)> = chunk.to_vec();
         let mut report = DeleteReport::default();
-        for attempt in 0..2 {
+        // About 25 s in all: rides out a short outage; after that the message reappears and
+        // the ledger turns it into a duplicate that is deleted then.
+        for attempt in 0..DELETE_ATTEMPTS {
             let entries = pending
                 .iter()
                 .enumerate()
@@ -226,6 +240,8 @@ impl Source {
                 .delete_message_batch()
                 .queue_url(&self.queue_url)
                 .set_entries(Some(entries))
+                .customize()
+                .config_override(short_timeouts())
                 .send()
                 .await
             {
@@ -250,7 +266,7 @@ impl Source {
             if pending.is_empty() {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(200u64 << attempt.min(6))).await;
         }
         report.failed += pending.len() as u64;
         report
@@ -335,12 +351,33 @@ impl Source {
         })
     }
 
-    /// Sets the visibility timeout of messages (0 releases them to other consumers).
+    /// Sets the visibility timeout of messages (0 releases them to other consumers). Fails
+    /// if any entry fails; [`Source::change_visibility_lenient`] counts instead.
     pub async fn change_visibility(
         &self,
         receipt_handles: &[&str],
         seconds: i32,
     ) -> Result<(), SourceError> {
+        match self
+            .change_visibility_lenient(receipt_handles, seconds)
+            .await?
+        {
+            0 => Ok(()),
+            n => Err(SourceError::Call {
+                op: "ChangeMessageVisibilityBatch",
+                detail: format!("{n} entries failed"),
+            }),
+        }
+    }
+
+    /// Like [`Source::change_visibility`], but returns how many entries failed (for example
+    /// messages deleted meanwhile) instead of failing.
+    pub async fn change_visibility_lenient(
+        &self,
+        receipt_handles: &[&str],
+        seconds: i32,
+    ) -> Result<usize, SourceError> {
+        let mut failed = 0;
         for chunk in receipt_handles.chunks(MAX_BATCH) {
             let entries = chunk
                 .iter()
@@ -359,17 +396,36 @@ impl Source {
                 .change_message_visibility_batch()
                 .queue_url(&self.queue_url)
                 .set_entries(Some(entries))
+                .customize()
+                .config_override(short_timeouts())
                 .send()
                 .await
                 .map_err(|e| call_err("ChangeMessageVisibilityBatch", e))?;
-            if let Some(f) = out.failed.first() {
-                return Err(SourceError::Call {
-                    op: "ChangeMessageVisibilityBatch",
-                    detail: format!("{} entries failed, first: {}", out.failed.len(), f.code),
-                });
+            for f in &out.failed {
+                tracing::debug!(code = %f.code, "visibility change failed for one entry");
             }
+            failed += out.failed.len();
         }
-        Ok(())
+        Ok(failed)
+    }
+
+    /// The queue's visibility timeout (`VisibilityTimeout`), at least one second.
+    pub async fn visibility_timeout(&self) -> Result<Duration, SourceError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await
+            .map_err(|e| call_err("GetQueueAttributes", e))?;
+        let secs: u64 = out
+            .attributes
+            .unwrap_or_default()
+            .get(&QueueAttributeName::VisibilityTimeout)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30);
+        Ok(Duration::from_secs(secs.max(1)))
     }
 
     /// Approximate visible and in-flight counts.

@@ -84,11 +84,33 @@ pub struct Stats {
     pub unknown_keys: AtomicU64,
     /// Messages inside the writers right now.
     pub in_flight: AtomicU64,
+    /// Visibility extensions made by the heartbeat.
+    pub visibility_extended: AtomicU64,
+    /// Messages released (visibility 0) at shutdown.
+    pub released: AtomicU64,
+    /// Retried SQS or Postgres calls.
+    pub retries: AtomicU64,
+    /// Committed batches.
+    pub batches: AtomicU64,
+    /// Seconds since the epoch of the last commit.
+    pub last_commit_unix: AtomicU64,
+    /// Consuming and not shutting down.
+    pub ready: std::sync::atomic::AtomicBool,
+    /// The last database call succeeded.
+    pub db_ok: std::sync::atomic::AtomicBool,
+    /// The last SQS receive succeeded.
+    pub sqs_ok: std::sync::atomic::AtomicBool,
 }
 
 impl Stats {
-    /// Adds a committed batch.
-    pub fn record_write(&self, r: &WriteReport) {
+    /// Adds a committed batch of `size` messages that took `took` to write.
+    pub fn record_write(&self, r: &WriteReport, size: usize, took: Duration) {
+        let _ = (size, took);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.last_commit_unix.store(now, Ordering::Relaxed);
         self.loaded.fetch_add(r.loaded, Ordering::Relaxed);
         self.duplicates.fetch_add(r.duplicates, Ordering::Relaxed);
         self.rejected
@@ -120,6 +142,8 @@ impl Stats {
             deleted: get(&self.deleted),
             delete_failed: get(&self.delete_failed),
             unknown_keys: get(&self.unknown_keys),
+            visibility_extended: get(&self.visibility_extended),
+            released: get(&self.released),
             elapsed,
         }
     }
@@ -144,6 +168,10 @@ pub struct Summary {
     pub delete_failed: u64,
     /// Extra keys ignored.
     pub unknown_keys: u64,
+    /// Visibility extensions.
+    pub visibility_extended: u64,
+    /// Messages released to other consumers at shutdown.
+    pub released: u64,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -170,6 +198,12 @@ impl fmt::Display for Summary {
         }
         if self.unknown_keys > 0 {
             writeln!(f, "unknown keys        {}", self.unknown_keys)?;
+        }
+        if self.visibility_extended > 0 {
+            writeln!(f, "visibility extended {}", self.visibility_extended)?;
+        }
+        if self.released > 0 {
+            writeln!(f, "released            {}", self.released)?;
         }
         writeln!(f, "elapsed             {:.2}s", self.elapsed.as_secs_f64())?;
         write!(f, "rate                {:.0} messages/s", self.rate())

@@ -142,6 +142,7 @@ impl TestEnv {
             wait_seconds: 1,
             until_empty: true,
             progress: false,
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 
