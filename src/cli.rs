@@ -135,6 +135,9 @@ pub enum Command {
         /// The raw value.
         value: String,
     },
+    /// Inspect and replay quarantined messages (user_logins_rejects).
+    #[command(subcommand)]
+    Rejects(RejectsCommand),
     /// Re-encrypt every token and rejected body under an older key to the writing key.
     ///
     /// Rotation: put the new key first in the keyring (new tokens are written under it,
@@ -169,6 +172,35 @@ impl From<RevealColumn> for Column {
             RevealColumn::Body => Column::Body,
         }
     }
+}
+
+/// `sqs2pg rejects ...`
+#[derive(Debug, Subcommand)]
+pub enum RejectsCommand {
+    /// Counts and message ids by reason (never bodies).
+    List {
+        /// Only this reason (e.g. bad_app_version).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Message ids shown per reason.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(0..=100_000))]
+        ids: i64,
+    },
+    /// Run quarantined bodies through decode, mask and sink again, e.g. after an operator
+    /// changed app_version to a text column. Each message that now loads leaves the rejects
+    /// in the same transaction that inserts its row; one that still fails stays, with its
+    /// new reason. Idempotent and safe to interrupt.
+    Replay {
+        /// Only this reason.
+        #[arg(long, conflicts_with = "id")]
+        reason: Option<String>,
+        /// Only this message id.
+        #[arg(long)]
+        id: Option<String>,
+        /// Rejects per transaction.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        batch_size: i64,
+    },
 }
 
 /// Columns `mask` makes tokens for.
@@ -346,6 +378,23 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             value,
         } => mask(g, *column, reason, value).await,
         Command::Rekey { batch_size } => rekey(g, *batch_size).await,
+        Command::Rejects(RejectsCommand::List { reason, ids }) => {
+            rejects_list(g, reason.as_deref(), *ids).await
+        }
+        Command::Rejects(RejectsCommand::Replay {
+            reason,
+            id,
+            batch_size,
+        }) => {
+            let keyring = g.keyring().await?;
+            let filter = pipeline::ReplayFilter {
+                reason: reason.clone(),
+                id: id.clone(),
+            };
+            let summary = pipeline::replay(&g.db()?, &keyring, &filter, *batch_size).await?;
+            println!("{summary}");
+            Ok(())
+        }
     }
 }
 
@@ -602,6 +651,22 @@ async fn mask(g: &GlobalArgs, column: MaskColumn, reason: &str, value: &str) -> 
     )
     .await?;
     println!("{token}");
+    Ok(())
+}
+
+async fn rejects_list(g: &GlobalArgs, reason: Option<&str>, ids: i64) -> anyhow::Result<()> {
+    let client = sink::connect(&g.db()?).await?;
+    sink::inspect(&client).await?;
+    let groups = sink::rejects_summary(&client, reason, ids).await?;
+    if groups.is_empty() {
+        println!("no rejects");
+    }
+    for (reason, count, ids) in groups {
+        println!("{reason}\t{count}");
+        for id in ids {
+            println!("  {id}");
+        }
+    }
     Ok(())
 }
 

@@ -13,7 +13,7 @@
 //! delete it, and [`run`] returns. Anything not committed reappears after its visibility
 //! timeout and the ledger keeps it from doubling.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -44,6 +44,9 @@ pub enum PipelineError {
     /// Some batches could not be committed; their messages stay on the queue.
     #[error("{0} batch(es) could not be committed after retries; their messages stay on the queue and will be redelivered (see the log for the database errors)")]
     Uncommitted(u64),
+    /// A quarantined body that the keyring cannot open.
+    #[error("cannot open the quarantined body of message {0}: {1}. Every key that sealed a reject must be in the keyring")]
+    Replay(String, crate::mask::RevealError),
     /// A drain run gave up on an unreachable queue.
     #[error("the queue stayed unreachable; last error: {0}")]
     QueueUnreachable(SourceError),
@@ -217,7 +220,7 @@ pub async fn run(
     let mut sinks = Vec::with_capacity(p.writers);
     let mut limits = Limits::default();
     for _ in 0..p.writers.max(1) {
-        let (sink, l) = Sink::connect(&cfg.db).await?;
+        let (sink, l) = connect_sink(&cfg.db, p.until_empty, &shutdown).await?;
         limits = l;
         sinks.push(sink);
     }
@@ -358,6 +361,135 @@ pub async fn run(
     Ok(summary)
 }
 
+/// Connects a writer. A database that is not reachable yet is waited for (a daemon until
+/// shutdown, a drain run a few times); a missing or incompatible table fails at once.
+async fn connect_sink(
+    db: &DbConfig,
+    until_empty: bool,
+    shutdown: &CancellationToken,
+) -> Result<(Sink, Limits), SinkError> {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match Sink::connect(db).await {
+            Err(e)
+                if e.is_transient()
+                    && !(until_empty && attempt >= 5)
+                    && !shutdown.is_cancelled() =>
+            {
+                tracing::warn!(error = %e, attempt, "database not reachable yet; retrying");
+                tokio::time::sleep(backoff.next()).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Which quarantined messages to replay.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayFilter {
+    /// Only this reason.
+    pub reason: Option<String>,
+    /// Only this message id.
+    pub id: Option<String>,
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplaySummary {
+    /// Rejects looked at.
+    pub examined: u64,
+    /// Became rows (and left the rejects).
+    pub loaded: u64,
+    /// Still rejected (reason updated where it changed), by reason.
+    pub still_rejected: BTreeMap<String, u64>,
+    /// Taken by a concurrent replay.
+    pub skipped: u64,
+}
+
+impl std::fmt::Display for ReplaySummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "examined            {}", self.examined)?;
+        writeln!(f, "loaded              {}", self.loaded)?;
+        write!(
+            f,
+            "still rejected      {}",
+            self.still_rejected.values().sum::<u64>()
+        )?;
+        for (reason, n) in &self.still_rejected {
+            write!(f, "\n  {reason}: {n}")?;
+        }
+        if self.skipped > 0 {
+            write!(f, "\nskipped (taken by another replay) {}", self.skipped)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs quarantined bodies through decode and mask again, against the table as it is now
+/// (for example after an operator changed `app_version` to text). Each batch is one
+/// transaction that deletes the rejects that now load and inserts their rows, so an
+/// interrupted replay leaves every message exactly once, as a row or as a reject.
+pub async fn replay(
+    db: &DbConfig,
+    keyring: &crate::mask::Keyring,
+    filter: &ReplayFilter,
+    batch: i64,
+) -> Result<ReplaySummary, PipelineError> {
+    let (mut sink, limits) = Sink::connect(db).await?;
+    let reader = crate::sink::connect(db).await?;
+    let mut masker = Masker::new(keyring);
+    let mut summary = ReplaySummary::default();
+    let mut cursor = String::new();
+    loop {
+        let page = crate::sink::rejects_page(
+            &reader,
+            &cursor,
+            filter.reason.as_deref(),
+            filter.id.as_deref(),
+            batch,
+        )
+        .await?;
+        let Some(last) = page.last() else { break };
+        cursor = last.message_id.clone();
+        let mut rows = Vec::new();
+        let mut still = Vec::new();
+        for r in page {
+            summary.examined += 1;
+            let body = masker
+                .open(crate::mask::Column::Body, &r.body_ciphertext)
+                .map_err(|e| PipelineError::Replay(r.message_id.clone(), e))?;
+            let msg = Received {
+                message_id: r.message_id.clone(),
+                receipt_handle: String::new(),
+                body: crate::pii::Pii::new(String::from_utf8_lossy(&body).into_owned()),
+                sent_at: r.sent_at,
+                receive_count: r.receive_count,
+            };
+            match transform(&msg, &limits, &mut masker).0 {
+                Outcome::Row(row) => rows.push((r.message_id, row)),
+                Outcome::Reject(rej) => {
+                    *summary
+                        .still_rejected
+                        .entry(rej.reason.clone())
+                        .or_default() += 1;
+                    still.push((r.message_id, rej.reason));
+                }
+            }
+        }
+        let report = sink.replay(&rows, &still).await?;
+        summary.loaded += report.loaded;
+        summary.skipped += report.skipped;
+        tracing::info!(
+            loaded = report.loaded,
+            still_rejected = still.len(),
+            "replayed a batch"
+        );
+    }
+    Ok(summary)
+}
+
 /// Exponential backoff with full jitter, capped.
 struct Backoff {
     next: Duration,
@@ -375,6 +507,9 @@ impl Backoff {
         d.mul_f64(rand::random_range(0.5..=1.0))
     }
 }
+
+/// How long a receive already in flight at shutdown may take to land.
+const SHUTDOWN_RECEIVE_GRACE: Duration = Duration::from_secs(2);
 
 /// Consecutive receive failures after which a drain run gives up.
 const DRAIN_RECEIVE_ATTEMPTS: u32 = 8;
@@ -395,11 +530,26 @@ async fn poll(p: Poller, tx: mpsc::Sender<Vec<Received>>) {
     let mut backoff = fresh();
     let mut failures = 0;
     loop {
-        // Only this wait is cancelled; whatever was received is handed on and finishes.
+        let receive = p.source.receive(p.wait_seconds);
+        tokio::pin!(receive);
+        // Only the wait for new messages is cancelled. A receive cannot be un-sent: its
+        // answer may already hold messages that SQS made invisible, so it gets a short
+        // grace to land (under load answers take milliseconds; an idle long poll is simply
+        // abandoned) and whatever arrives is handed on and finishes.
         let received = tokio::select! {
             biased;
-            _ = p.shutdown.cancelled() => break,
-            r = p.source.receive(p.wait_seconds) => r,
+            _ = p.shutdown.cancelled() => {
+                match tokio::time::timeout(SHUTDOWN_RECEIVE_GRACE, &mut receive).await {
+                    Ok(Ok(msgs)) if !msgs.is_empty() => {
+                        p.stats.received.fetch_add(msgs.len() as u64, Ordering::Relaxed);
+                        p.tracker.hold(&msgs);
+                        let _ = tx.send(msgs).await;
+                    }
+                    _ => {}
+                }
+                break;
+            }
+            r = &mut receive => r,
         };
         match received {
             Ok(msgs) if msgs.is_empty() => {

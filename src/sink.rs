@@ -477,6 +477,158 @@ impl Sink {
     }
 }
 
+/// What one replayed batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Rejects that became rows (and left the rejects table).
+    pub loaded: u64,
+    /// Rejects that still fail, with their reason updated where it changed.
+    pub still_rejected: u64,
+    /// Rejects another replay took first.
+    pub skipped: u64,
+}
+
+impl Sink {
+    /// Moves replayed rejects: in one transaction, deletes each `rows` entry from the rejects
+    /// and inserts its row (only for the ids this transaction actually deleted, so two
+    /// concurrent replays cannot both load one message), and updates the reason of `still`.
+    pub async fn replay(
+        &mut self,
+        rows: &[(String, Row)],
+        still: &[(String, String)],
+    ) -> Result<ReplayReport, SinkError> {
+        let tx = self.client.transaction().await?;
+        let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
+        let mut taken: HashSet<String> = tx
+            .query(
+                "DELETE FROM user_logins_rejects WHERE message_id = ANY($1) RETURNING message_id",
+                &[&ids],
+            )
+            .await?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut cols = RowColumns::default();
+        let mut report = ReplayReport::default();
+        for (id, row) in rows {
+            if taken.remove(id) {
+                cols.push(row);
+            } else {
+                report.skipped += 1;
+            }
+        }
+        if !cols.user_id.is_empty() {
+            report.loaded = insert_rows(&self.rows, self.text_version, &tx, &cols).await?;
+        }
+        if !still.is_empty() {
+            let (ids, reasons): (Vec<&str>, Vec<&str>) =
+                still.iter().map(|(i, r)| (i.as_str(), r.as_str())).unzip();
+            tx.execute(
+                "UPDATE user_logins_rejects r SET reason = m.reason
+                   FROM unnest($1::text[], $2::text[]) AS m(id, reason)
+                  WHERE r.message_id = m.id AND r.reason <> m.reason",
+                &[&ids, &reasons],
+            )
+            .await?;
+            report.still_rejected = still.len() as u64;
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+/// One `unnest` insert of `rows` with the prepared statement, whose app_version parameter
+/// is text or integer as the live column is.
+async fn insert_rows(
+    stmt: &Statement,
+    text_version: bool,
+    tx: &tokio_postgres::Transaction<'_>,
+    rows: &RowColumns<'_>,
+) -> Result<u64, SinkError> {
+    let version: &(dyn tokio_postgres::types::ToSql + Sync) = if text_version {
+        &rows.version_text
+    } else {
+        &rows.version_int
+    };
+    Ok(tx
+        .execute(
+            stmt,
+            &[
+                &rows.user_id,
+                &rows.device_type,
+                &rows.masked_ip,
+                &rows.masked_device_id,
+                &rows.locale,
+                version,
+                &rows.create_date,
+            ],
+        )
+        .await?)
+}
+
+/// One quarantined message as stored.
+#[derive(Debug, Clone)]
+pub struct StoredReject {
+    /// SQS message id.
+    pub message_id: String,
+    /// Current reason.
+    pub reason: String,
+    /// Sealed body.
+    pub body_ciphertext: String,
+    /// `ApproximateReceiveCount` when rejected.
+    pub receive_count: Option<i32>,
+    /// `SentTimestamp`.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Rejects after `after` (by message id), optionally only one reason or one id.
+pub async fn rejects_page(
+    client: &Client,
+    after: &str,
+    reason: Option<&str>,
+    id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<StoredReject>, SinkError> {
+    let rows = client
+        .query(
+            "SELECT message_id, reason, body_ciphertext, receive_count, sent_at FROM user_logins_rejects
+              WHERE message_id > $1 AND ($2::text IS NULL OR reason = $2) AND ($3::text IS NULL OR message_id = $3)
+              ORDER BY message_id LIMIT $4",
+            &[&after, &reason, &id, &limit],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| StoredReject {
+            message_id: r.get(0),
+            reason: r.get(1),
+            body_ciphertext: r.get(2),
+            receive_count: r.get(3),
+            sent_at: r.get(4),
+        })
+        .collect())
+}
+
+/// Counts of rejects by reason, with up to `ids_per_reason` message ids each (never bodies).
+pub async fn rejects_summary(
+    client: &Client,
+    reason: Option<&str>,
+    ids_per_reason: i64,
+) -> Result<Vec<(String, i64, Vec<String>)>, SinkError> {
+    let rows = client
+        .query(
+            "SELECT reason, count(*), (array_agg(message_id ORDER BY rejected_at, message_id))[1:$2::int8::int4]
+               FROM user_logins_rejects WHERE $1::text IS NULL OR reason = $1
+              GROUP BY reason ORDER BY count(*) DESC, reason",
+            &[&reason, &ids_per_reason],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
 /// Column arrays for one `unnest` insert into `user_logins`.
 #[derive(Default)]
 struct RowColumns<'a> {

@@ -69,15 +69,20 @@ pub struct TestEnv {
 impl TestEnv {
     /// A fresh queue and a fresh, migrated database.
     pub async fn new() -> Self {
-        Self::build(true).await
+        Self::build(true, 30).await
+    }
+
+    /// Like [`TestEnv::new`], with the queue's visibility timeout set to `seconds`.
+    pub async fn with_visibility(seconds: u32) -> Self {
+        Self::build(true, seconds).await
     }
 
     /// A fresh queue and an empty database (no tables).
     pub async fn unmigrated() -> Self {
-        Self::build(false).await
+        Self::build(false, 30).await
     }
 
-    async fn build(migrate: bool) -> Self {
+    async fn build(migrate: bool, visibility: u32) -> Self {
         init_env();
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let queue_name = format!("it-{id}");
@@ -93,7 +98,7 @@ impl TestEnv {
             .queue_name(&queue_name)
             .attributes(
                 aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-                "30",
+                visibility.to_string(),
             )
             .send()
             .await

@@ -4,5 +4,7 @@
 
 mod cli;
 mod e2e;
+mod faults;
 mod helpers;
 mod pii;
+mod reliability;
