@@ -834,6 +834,32 @@ mod tests {
         assert_eq!(t.drain(), ["later"]);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// decode + mask over arbitrary bodies: never a panic, always one outcome, and a
+        /// reject's sealed body opens back to the input.
+        #[test]
+        fn transform_never_panics(body in proptest::prelude::any::<String>(), json_ish in "[{}\\[\\]\":,a-z0-9_.\\\\ -]{0,200}") {
+            let keys = crate::mask::Keyring::parse(&format!("t={}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 64]))).unwrap();
+            let mut m = Masker::new(&keys);
+            for b in [body, json_ish] {
+                let msg = Received {
+                    message_id: "m".into(),
+                    receipt_handle: "r".into(),
+                    body: crate::pii::Pii::new(b.clone()),
+                    sent_at: None,
+                    receive_count: None,
+                };
+                match transform(&msg, &Limits::default(), &mut m).0 {
+                    Outcome::Row(r) => proptest::prop_assert!(!r.user_id.is_empty()),
+                    Outcome::Reject(r) => {
+                        proptest::prop_assert_eq!(m.reveal(crate::mask::Column::Body, &r.body_ciphertext).unwrap(), b);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn contained_panics_become_internal_error_rejects() {
         let r: Result<(), RejectReason> = contain(|| panic!("boom"));
