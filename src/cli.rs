@@ -64,6 +64,12 @@ pub struct GlobalArgs {
     /// the keyring is read from SQS2PG_KEYS.
     #[arg(long, env = "SQS2PG_KEYS_FILE", global = true)]
     pub keys_file: Option<PathBuf>,
+    /// Serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9898).
+    #[arg(long, env = "SQS2PG_METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// TOML file with any non-secret setting (flags > environment > file > defaults).
+    #[arg(long, env = "SQS2PG_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     /// Log format (logs go to stderr; RUST_LOG sets the level).
     #[arg(
         long,
@@ -79,6 +85,9 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the tables that are missing (idempotent; never alters an existing user_logins).
+    #[command(
+        after_help = "Examples:\n  sqs2pg migrate\n  sqs2pg migrate --roles   # also the sqs2pg_ingest / _analyst / _revealer roles"
+    )]
     Migrate {
         /// Also create the least-privilege roles sqs2pg_ingest, sqs2pg_analyst and
         /// sqs2pg_revealer and set their grants (needs CREATEROLE).
@@ -87,14 +96,23 @@ pub enum Command {
     },
     /// Consume the queue into Postgres until SIGINT/SIGTERM, or with --until-empty until
     /// the queue is drained.
+    #[command(
+        after_help = "Examples:\n  sqs2pg run --keys-file keys --until-empty          # drain and print a summary\n  sqs2pg run --keys-file keys --metrics-addr 0.0.0.0:9898   # daemon with /metrics, /healthz, /readyz\n  SQS2PG_POLLERS=16 SQS2PG_WRITERS=4 sqs2pg run       # more throughput"
+    )]
     Run(RunArgs),
     /// Send message bodies to the queue: from a file (JSON array or JSONL, verbatim) or
     /// synthetic login events.
+    #[command(
+        after_help = "Examples:\n  sqs2pg send --file ../shared/data/fetch-login-sample.json\n  sqs2pg send --file events.jsonl\n  sqs2pg send --synthetic 20000 --malformed-rate 0.01 --duplicate-rate 0.05 --seed 7"
+    )]
     Send(SendArgs),
     /// Print a new keyring entry `ID=BASE64` (64 random bytes). Keep it secret.
     ///
     /// With --kms-key-id, KMS makes the key (GenerateDataKeyWithoutPlaintext) and the entry is
     /// `ID=kms:BASE64BLOB`: the key wrapped by that KMS key, unwrapped by sqs2pg at start-up.
+    #[command(
+        after_help = "Examples:\n  sqs2pg keygen --kid k1 > keys && chmod 600 keys\n  sqs2pg keygen --kid k2 --kms-key-id alias/sqs2pg   # KMS-wrapped: k2=kms:..."
+    )]
     Keygen {
         /// Key id written into every token (1-32 of [A-Za-z0-9_-]).
         #[arg(long, default_value = "k1")]
@@ -125,6 +143,9 @@ pub enum Command {
         reject: Option<String>,
     },
     /// Print the token of one value, to find its rows (audited like reveal).
+    #[command(
+        after_help = "Examples:\n  sqs2pg mask --column ip --reason 'INC-4711' 203.0.113.7\n  psql -c \"select * from user_logins where masked_ip = '$(sqs2pg mask --column ip --reason INC-4711 203.0.113.7)'\""
+    )]
     Mask {
         /// The column whose token to make.
         #[arg(long, value_enum)]
@@ -137,7 +158,24 @@ pub enum Command {
     },
     /// Inspect and replay quarantined messages (user_logins_rejects).
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  sqs2pg rejects list\n  sqs2pg rejects list --reason bad_app_version --ids 100\n  sqs2pg rejects replay --reason bad_app_version\n  sqs2pg reveal --reject MESSAGE_ID --reason 'why was it rejected'"
+    )]
     Rejects(RejectsCommand),
+    /// Print the effective configuration (flags > environment > config file > defaults),
+    /// secrets redacted.
+    #[command(
+        after_help = "Examples:\n  sqs2pg config\n  sqs2pg --config /etc/sqs2pg/sqs2pg.toml config"
+    )]
+    Config(RunArgs),
+    /// Print shell completions: `sqs2pg completions bash > /etc/bash_completion.d/sqs2pg`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `sqs2pg man > sqs2pg.1`.
+    Man,
     /// Re-encrypt every token and rejected body under an older key to the writing key.
     ///
     /// Rotation: put the new key first in the keyring (new tokens are written under it,
@@ -145,6 +183,9 @@ pub enum Command {
     /// `run` keeps loading, and is idempotent and safe to interrupt: rerun it to finish.
     /// Between the two steps, equal values under different key ids have DIFFERENT tokens, so
     /// duplicates across old and new rows are not identifiable until rekey has finished.
+    #[command(
+        after_help = "Examples:\n  SQS2PG_KEYS=\"$(cat k2.key k1.key)\" sqs2pg rekey    # k2 writes, k1 still reads\n  sqs2pg rekey --keys-file keys --batch-size 5000"
+    )]
     Rekey {
         /// Rows per transaction.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
@@ -327,6 +368,29 @@ impl GlobalArgs {
     }
 }
 
+/// Parses flags and environment, with the configuration file (`--config` /
+/// `SQS2PG_CONFIG`) as the layer between the environment and the defaults: each file setting
+/// becomes its variable unless the variable is already set. Call before any thread starts.
+pub fn parse() -> Result<Cli, ConfigError> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let flag = args.iter().enumerate().find_map(|(i, a)| {
+        let a = a.to_str()?;
+        match a.strip_prefix("--config=") {
+            Some(v) => Some(PathBuf::from(v)),
+            None if a == "--config" => args.get(i + 1).map(PathBuf::from),
+            None => None,
+        }
+    });
+    if let Some(path) = flag.or_else(|| std::env::var_os("SQS2PG_CONFIG").map(PathBuf::from)) {
+        for (key, value) in config::FileConfig::load(&path)?.as_env() {
+            if std::env::var_os(key).is_none() {
+                std::env::set_var(key, value);
+            }
+        }
+    }
+    Ok(Cli::parse_from(args))
+}
+
 /// The exit code for an error: 2 for usage and configuration, 1 for the rest.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     let usage = e.chain().any(|c| {
@@ -378,6 +442,24 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             value,
         } => mask(g, *column, reason, value).await,
         Command::Rekey { batch_size } => rekey(g, *batch_size).await,
+        Command::Config(args) => {
+            print!("{}", effective_config(g, args));
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "sqs2pg",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut std::io::stdout())?;
+            Ok(())
+        }
         Command::Rejects(RejectsCommand::List { reason, ids }) => {
             rejects_list(g, reason.as_deref(), *ids).await
         }
@@ -447,6 +529,7 @@ async fn run(g: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
             wait_seconds: args.wait_seconds,
             until_empty: args.until_empty,
             shutdown_timeout: std::time::Duration::from_secs(args.shutdown_timeout),
+            metrics_addr: g.metrics_addr,
             progress: match args.progress {
                 ProgressMode::Auto => args.until_empty,
                 ProgressMode::Always => true,
@@ -652,6 +735,72 @@ async fn mask(g: &GlobalArgs, column: MaskColumn, reason: &str, value: &str) -> 
     .await?;
     println!("{token}");
     Ok(())
+}
+
+/// The effective settings as TOML-like text. Secrets are never printed: the database URL
+/// loses its password, keys show as their ids only.
+fn effective_config(g: &GlobalArgs, r: &RunArgs) -> String {
+    let db = g
+        .db()
+        .map(|d| d.redacted())
+        .unwrap_or_else(|e| format!("<invalid: {e}>"));
+    let (key_source, kids) = match (&g.keys_file, config::env_keys()) {
+        (Some(p), _) => (
+            format!("file {}", p.display()),
+            std::fs::read_to_string(p).ok(),
+        ),
+        (None, Some(text)) => (
+            "SQS2PG_KEYS".to_string(),
+            Some(secrecy::ExposeSecret::expose_secret(&text).to_owned()),
+        ),
+        (None, None) => (
+            "none (run refuses to start; see `sqs2pg keygen --help`)".to_string(),
+            None,
+        ),
+    };
+    let kids = kids
+        .map(zeroize::Zeroizing::new)
+        .and_then(|t| crate::mask::parse_entries(&t).ok())
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|e| match e.material {
+                    crate::mask::KeyMaterial::Plain(_) => e.kid.clone(),
+                    crate::mask::KeyMaterial::KmsWrapped(_) => format!("{} (kms)", e.kid),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_else(|| "-".into());
+    let opt = |v: &Option<String>| {
+        v.as_deref()
+            .map_or("# unset".to_string(), |v| format!("{v:?}"))
+    };
+    format!(
+        "# effective sqs2pg configuration (flags > environment > config file > defaults)\n\
+         # config file: {}\n\
+         queue_url = {}\n\
+         queue_name = {:?}\n\
+         database_url = {:?}\n\
+         keys = {:?}  # source: {key_source}; key ids only, writing key first\n\
+         log_format = {:?}\n\
+         metrics_addr = {}\n\
+         \n[run]\n\
+         pollers = {}\nwriters = {}\nbatch_size = {}\nbatch_wait_ms = {}\nwait_seconds = {}\nshutdown_timeout_secs = {}\n",
+        g.config.as_ref().map_or("none".into(), |p| p.display().to_string()),
+        opt(&g.queue_url),
+        g.queue_name,
+        db,
+        kids,
+        format!("{:?}", g.log_format).to_lowercase(),
+        opt(&g.metrics_addr.map(|a| a.to_string())),
+        r.pollers,
+        r.writers,
+        r.batch_size,
+        r.batch_wait_ms,
+        r.wait_seconds,
+        r.shutdown_timeout,
+    )
 }
 
 async fn rejects_list(g: &GlobalArgs, reason: Option<&str>, ids: i64) -> anyhow::Result<()> {

@@ -125,6 +125,8 @@ pub struct PipelineConfig {
     /// After a shutdown request, how long in-flight work may take to commit before it is
     /// released to other consumers (visibility 0).
     pub shutdown_timeout: Duration,
+    /// Serve `/metrics`, `/healthz` and `/readyz` here.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for PipelineConfig {
@@ -138,6 +140,7 @@ impl Default for PipelineConfig {
             until_empty: false,
             progress: false,
             shutdown_timeout: Duration::from_secs(30),
+            metrics_addr: None,
         }
     }
 }
@@ -225,6 +228,98 @@ pub async fn aws_sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// The TOML configuration file (`--config` / `SQS2PG_CONFIG`): every non-secret setting.
+/// Keys are never read from it; a database URL may be, but belongs in the environment when
+/// it holds a password.
+#[derive(Debug, Default, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `--queue-url`.
+    pub queue_url: Option<String>,
+    /// `--queue-name`.
+    pub queue_name: Option<String>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--keys-file`.
+    pub keys_file: Option<String>,
+    /// `--log-format`.
+    pub log_format: Option<String>,
+    /// `--metrics-addr`.
+    pub metrics_addr: Option<String>,
+    /// `run` settings.
+    #[serde(default)]
+    pub run: FileRunConfig,
+}
+
+/// The `[run]` table of the configuration file.
+#[derive(Debug, Default, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileRunConfig {
+    /// `--pollers`.
+    pub pollers: Option<u64>,
+    /// `--writers`.
+    pub writers: Option<u64>,
+    /// `--batch-size`.
+    pub batch_size: Option<u64>,
+    /// `--batch-wait-ms`.
+    pub batch_wait_ms: Option<u64>,
+    /// `--wait-seconds`.
+    pub wait_seconds: Option<u64>,
+    /// `--shutdown-timeout`.
+    pub shutdown_timeout_secs: Option<u64>,
+}
+
+impl FileConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |problem: String| ConfigError::Invalid {
+            name: "--config / SQS2PG_CONFIG",
+            problem,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| {
+            let mut problem = format!(
+                "{} is not a valid sqs2pg configuration: {}",
+                path.display(),
+                e.message()
+            );
+            if text.lines().any(|l| l.trim_start().starts_with("keys"))
+                && e.message().contains("unknown field")
+            {
+                problem.push_str(
+                    " (keys never go in the config file: use --keys-file or SQS2PG_KEYS)",
+                );
+            }
+            invalid(problem)
+        })
+    }
+
+    /// The settings as `(environment variable, value)`, for the layer between the
+    /// environment and the defaults.
+    pub fn as_env(&self) -> Vec<(&'static str, String)> {
+        let r = &self.run;
+        let num = |v: Option<u64>| v.map(|n| n.to_string());
+        [
+            ("SQS2PG_QUEUE_URL", self.queue_url.clone()),
+            ("SQS2PG_QUEUE_NAME", self.queue_name.clone()),
+            ("DATABASE_URL", self.database_url.clone()),
+            ("SQS2PG_KEYS_FILE", self.keys_file.clone()),
+            ("SQS2PG_LOG_FORMAT", self.log_format.clone()),
+            ("SQS2PG_METRICS_ADDR", self.metrics_addr.clone()),
+            ("SQS2PG_POLLERS", num(r.pollers)),
+            ("SQS2PG_WRITERS", num(r.writers)),
+            ("SQS2PG_BATCH_SIZE", num(r.batch_size)),
+            ("SQS2PG_BATCH_WAIT_MS", num(r.batch_wait_ms)),
+            ("SQS2PG_WAIT_SECONDS", num(r.wait_seconds)),
+            ("SQS2PG_SHUTDOWN_TIMEOUT", num(r.shutdown_timeout_secs)),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+    }
+}
+
 /// `SQS2PG_KEYS` from the environment, if set and not blank.
 pub fn env_keys() -> Option<SecretString> {
     std::env::var("SQS2PG_KEYS")
@@ -236,6 +331,40 @@ pub fn env_keys() -> Option<SecretString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_file_maps_to_the_environment_layer() {
+        let dir = std::env::temp_dir().join(format!("sqs2pg-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "queue_name = \"q\"\nmetrics_addr = \"127.0.0.1:9\"\n[run]\npollers = 3\n",
+        )
+        .unwrap();
+        let c = FileConfig::load(&path).unwrap();
+        assert_eq!(
+            c.as_env(),
+            [
+                ("SQS2PG_QUEUE_NAME", "q".to_string()),
+                ("SQS2PG_METRICS_ADDR", "127.0.0.1:9".to_string()),
+                ("SQS2PG_POLLERS", "3".to_string())
+            ]
+        );
+        std::fs::write(&path, "keys = \"k1=AAAA\"\n").unwrap();
+        let e = FileConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("--config") && e.contains("never go in the config file"),
+            "{e}"
+        );
+        assert!(!e.contains("AAAA"), "{e}");
+        std::fs::write(&path, "[run]\npolers = 3\n").unwrap();
+        assert!(FileConfig::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("polers"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn database_url_redacts_password() {

@@ -22,6 +22,7 @@
 //! | [`audit`] | the reveal audit: who unmasked what, why, how many |
 //! | [`rekey`] | re-encrypt old-key tokens to the writing key, online |
 //! | [`pipeline`] | pollers → transform → batcher → writers → delete; shutdown |
+//! | [`lambda`] | the SQS-event Lambda handler on the same core (`sqs2pg-lambda`) |
 //! | [`telemetry`] | logs, run counters, progress, summary |
 //! | [`pii`] | [`pii::Pii`], a wrapper whose `Debug`/`Display` redact |
 //! | [`synth`] | synthetic login events for demos and load |
@@ -39,6 +40,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod kms;
+pub mod lambda;
 pub mod mask;
 pub mod pii;
 pub mod pipeline;

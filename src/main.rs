@@ -5,11 +5,15 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // clap exits 2 itself on a bad flag, naming it.
-    let cli = sqs2pg::cli::Cli::parse();
+    let cli = match sqs2pg::cli::parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     sqs2pg::telemetry::init_tracing(cli.global.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

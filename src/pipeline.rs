@@ -44,6 +44,9 @@ pub enum PipelineError {
     /// Some batches could not be committed; their messages stay on the queue.
     #[error("{0} batch(es) could not be committed after retries; their messages stay on the queue and will be redelivered (see the log for the database errors)")]
     Uncommitted(u64),
+    /// The metrics address cannot be bound.
+    #[error("--metrics-addr / SQS2PG_METRICS_ADDR: cannot listen on {0}: {1}")]
+    Metrics(std::net::SocketAddr, std::io::Error),
     /// A quarantined body that the keyring cannot open.
     #[error("cannot open the quarantined body of message {0}: {1}. Every key that sealed a reject must be in the keyring")]
     Replay(String, crate::mask::RevealError),
@@ -53,9 +56,11 @@ pub enum PipelineError {
 }
 
 /// A received message and what it becomes.
-struct Item {
-    msg: Received,
-    record: Record,
+pub struct Item {
+    /// As received.
+    pub msg: Received,
+    /// What it becomes.
+    pub record: Record,
 }
 
 /// Decodes and masks one message into its outcome. Never panics: a panic inside becomes a
@@ -202,6 +207,45 @@ async fn heartbeat(
     }
 }
 
+/// Probes the database and the queue every two seconds for `/readyz`, and reads the backlog
+/// for `sqs2pg_queue_backlog`, until the pipeline ends. Only runs when metrics are served.
+async fn monitor(source: Source, db: DbConfig, done: CancellationToken, stats: Arc<Stats>) {
+    let mut client: Option<tokio_postgres::Client> = None;
+    loop {
+        let probe = async {
+            let db_ok = match &client {
+                Some(c) if !c.is_closed() => c.simple_query("SELECT 1").await.is_ok(),
+                _ => match crate::sink::connect(&db).await {
+                    Ok(c) => {
+                        let ok = c.simple_query("SELECT 1").await.is_ok();
+                        client = Some(c);
+                        ok
+                    }
+                    Err(_) => false,
+                },
+            };
+            stats.db_ok.store(db_ok, Ordering::Relaxed);
+            match source.depth().await {
+                Ok(d) => {
+                    stats.backlog.store(d.visible, Ordering::Relaxed);
+                    stats.sqs_ok.store(true, Ordering::Relaxed);
+                }
+                Err(_) => stats.sqs_ok.store(false, Ordering::Relaxed),
+            }
+        };
+        tokio::select! {
+            _ = done.cancelled() => break,
+            r = tokio::time::timeout(Duration::from_secs(5), probe) => if r.is_err() {
+                stats.db_ok.store(false, Ordering::Relaxed);
+            },
+        }
+        tokio::select! {
+            _ = done.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
 /// Runs the consumer until `shutdown` is cancelled, or, with `until_empty`, until every
 /// poller has seen the queue empty. Returns the run's summary.
 ///
@@ -214,8 +258,19 @@ pub async fn run(
     stats: Arc<Stats>,
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
-    let source = Source::connect(&cfg.sqs).await?;
     let p = cfg.pipeline.clone();
+    // Up before anything can block, so liveness answers while the database is awaited.
+    let server_stop = CancellationToken::new();
+    let _server = match p.metrics_addr {
+        Some(addr) => Some(
+            crate::telemetry::serve(addr, stats.clone(), server_stop.clone())
+                .await
+                .map_err(|e| PipelineError::Metrics(addr, e))?,
+        ),
+        None => None,
+    };
+    let _stop_server = server_stop.drop_guard();
+    let source = Source::connect(&cfg.sqs).await?;
     let keyring = Arc::new(cfg.keyring);
     let mut sinks = Vec::with_capacity(p.writers);
     let mut limits = Limits::default();
@@ -301,20 +356,22 @@ pub async fn run(
     for sink in sinks {
         tasks.spawn(writer(
             Writer {
-                db: cfg.db.clone(),
                 source: source.clone(),
                 tracker: tracker.clone(),
-                masker: Masker::new(&keyring),
-                stats: stats.clone(),
-                hard_stop: hard_stop.clone(),
-                // A daemon waits out a database outage; a drain run reports it.
-                attempts: if p.until_empty {
-                    WRITE_ATTEMPTS
-                } else {
-                    u32::MAX
+                committer: Committer {
+                    db: cfg.db.clone(),
+                    sink: Some(sink),
+                    masker: Masker::new(&keyring),
+                    stats: stats.clone(),
+                    hard_stop: hard_stop.clone(),
+                    // A daemon waits out a database outage; a drain run reports it.
+                    attempts: if p.until_empty {
+                        WRITE_ATTEMPTS
+                    } else {
+                        u32::MAX
+                    },
                 },
             },
-            sink,
             batch_rx.clone(),
         ));
     }
@@ -326,6 +383,14 @@ pub async fn run(
         finished.clone(),
         stats.clone(),
     ));
+    if p.metrics_addr.is_some() {
+        tokio::spawn(monitor(
+            source.clone(),
+            cfg.db.clone(),
+            finished.clone(),
+            stats.clone(),
+        ));
+    }
     let progress = Progress::start(stats.clone(), p.progress, source.clone(), p.until_empty);
     tasks.wait().await;
     finished.cancel();
@@ -578,6 +643,7 @@ async fn poll(p: Poller, tx: mpsc::Sender<Vec<Received>>) {
                 failures += 1;
                 p.stats.sqs_ok.store(false, Ordering::Relaxed);
                 p.stats.retries.fetch_add(1, Ordering::Relaxed);
+                p.stats.sqs_retries.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, failures, "receive failed; backing off");
                 if p.until_empty && failures >= DRAIN_RECEIVE_ATTEMPTS {
                     *p.poll_error.lock().await = Some(e);
@@ -627,17 +693,7 @@ async fn batcher(
             None => rx.recv().await,
         };
         let Some(msgs) = next else { break };
-        for msg in msgs {
-            let (outcome, unknown) = transform(&msg, &limits, &mut masker);
-            stats
-                .unknown_keys
-                .fetch_add(unknown as u64, Ordering::Relaxed);
-            let record = Record {
-                message_id: msg.message_id.clone(),
-                outcome,
-            };
-            items.push(Item { msg, record });
-        }
+        items.extend(to_items(msgs, &limits, &mut masker, &stats));
         deadline.get_or_insert_with(|| tokio::time::Instant::now() + batch_wait);
         if items.len() >= batch_size {
             deadline = None;
@@ -656,52 +712,60 @@ async fn batcher(
 const WRITE_ATTEMPTS: u32 = 10;
 
 struct Writer {
-    db: DbConfig,
     source: Source,
     tracker: Arc<Tracker>,
-    masker: Masker,
-    stats: Arc<Stats>,
-    hard_stop: CancellationToken,
-    attempts: u32,
+    committer: Committer,
+}
+
+/// Commits batches: retries transient errors on fresh connections, isolates rows the
+/// database refuses. Shared by the writers and the Lambda handler.
+pub struct Committer {
+    /// Where to reconnect.
+    pub db: DbConfig,
+    /// The connection, when there is one.
+    pub sink: Option<Sink>,
+    /// Seals the bodies of rows the database refuses.
+    pub masker: Masker,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// Cancelled to abandon retries.
+    pub hard_stop: CancellationToken,
+    /// Attempts per batch on transient errors.
+    pub attempts: u32,
 }
 
 /// Why a batch was not committed.
-enum WriteFailure {
+pub enum WriteFailure {
     /// A non-retryable error, or retries ran out.
     Failed(SinkError),
     /// The shutdown deadline passed.
     Stopped,
 }
 
-async fn writer(mut w: Writer, sink: Sink, rx: Arc<Mutex<mpsc::Receiver<Vec<Item>>>>) {
-    let mut sink = Some(sink);
+async fn writer(mut w: Writer, rx: Arc<Mutex<mpsc::Receiver<Vec<Item>>>>) {
     loop {
         let batch = tokio::select! {
             b = async { rx.lock().await.recv().await } => b,
-            _ = w.hard_stop.cancelled() => None,
+            _ = w.committer.hard_stop.cancelled() => None,
         };
         let Some(mut items) = batch else { break };
+        let stats = w.committer.stats.clone();
         let n = items.len() as u64;
-        w.stats.in_flight.fetch_add(n, Ordering::Relaxed);
-        let started = Instant::now();
-        match write_isolating(&mut w, &mut sink, &mut items).await {
-            Ok(report) => {
-                w.stats
-                    .record_write(&report, items.len(), started.elapsed());
+        stats.in_flight.fetch_add(n, Ordering::Relaxed);
+        match w.committer.commit(&mut items).await {
+            Ok(_) => {
                 let handles: Vec<(&str, &str)> = items
                     .iter()
                     .map(|i| (i.msg.message_id.as_str(), i.msg.receipt_handle.as_str()))
                     .collect();
                 let del = w.source.delete(&handles, 4).await;
-                w.stats.deleted.fetch_add(del.deleted, Ordering::Relaxed);
-                w.stats
-                    .delete_failed
-                    .fetch_add(del.failed, Ordering::Relaxed);
+                stats.deleted.fetch_add(del.deleted, Ordering::Relaxed);
+                stats.delete_failed.fetch_add(del.failed, Ordering::Relaxed);
                 // Deleted, or failing to delete: either way nothing is left to protect.
                 w.tracker.forget(handles.iter().map(|(_, h)| *h));
             }
             Err(WriteFailure::Failed(e)) => {
-                w.stats.batches_failed.fetch_add(1, Ordering::Relaxed);
+                stats.batches_failed.fetch_add(1, Ordering::Relaxed);
                 // Left invisible until their timeout runs out: a natural backoff before
                 // they are tried again, here or elsewhere.
                 w.tracker
@@ -711,98 +775,119 @@ async fn writer(mut w: Writer, sink: Sink, rx: Arc<Mutex<mpsc::Receiver<Vec<Item
             // Still held: released when the pipeline ends.
             Err(WriteFailure::Stopped) => {}
         }
-        w.stats.in_flight.fetch_sub(n, Ordering::Relaxed);
+        stats.in_flight.fetch_sub(n, Ordering::Relaxed);
     }
 }
 
-/// Writes a batch; a data error splits it in halves until the culprit is alone, which is
-/// then rejected with its SQLSTATE. Each part commits on its own.
-async fn write_isolating(
-    w: &mut Writer,
-    sink: &mut Option<Sink>,
-    items: &mut [Item],
-) -> Result<WriteReport, WriteFailure> {
-    let mut total = WriteReport::default();
-    let mut stack: Vec<(usize, usize)> = vec![(0, items.len())];
-    while let Some((lo, hi)) = stack.pop() {
-        let records: Vec<Record> = items[lo..hi].iter().map(|i| i.record.clone()).collect();
-        match write_retrying(w, sink, &records).await {
-            Ok(r) => {
-                total.loaded += r.loaded;
-                total.duplicates += r.duplicates;
-                total.rejected.extend(r.rejected);
+/// Decodes and masks received messages into batch items, counting unknown keys.
+pub fn to_items(
+    msgs: Vec<Received>,
+    limits: &Limits,
+    masker: &mut Masker,
+    stats: &Stats,
+) -> Vec<Item> {
+    msgs.into_iter()
+        .map(|msg| {
+            let (outcome, unknown) = transform(&msg, limits, masker);
+            stats
+                .unknown_keys
+                .fetch_add(unknown as u64, Ordering::Relaxed);
+            let record = Record {
+                message_id: msg.message_id.clone(),
+                outcome,
+            };
+            Item { msg, record }
+        })
+        .collect()
+}
+
+impl Committer {
+    /// Commits a batch and records it in the stats. A data error splits it in halves until
+    /// the culprit is alone, which is then rejected with its SQLSTATE; each part commits on
+    /// its own.
+    pub async fn commit(&mut self, items: &mut [Item]) -> Result<WriteReport, WriteFailure> {
+        let started = Instant::now();
+        let mut total = WriteReport::default();
+        let mut stack: Vec<(usize, usize)> = vec![(0, items.len())];
+        while let Some((lo, hi)) = stack.pop() {
+            let records: Vec<Record> = items[lo..hi].iter().map(|i| i.record.clone()).collect();
+            match self.write_retrying(&records).await {
+                Ok(r) => {
+                    total.loaded += r.loaded;
+                    total.duplicates += r.duplicates;
+                    total.rejected.extend(r.rejected);
+                }
+                Err(WriteFailure::Failed(e)) if e.is_data() && hi - lo > 1 => {
+                    let mid = lo + (hi - lo) / 2;
+                    stack.push((mid, hi));
+                    stack.push((lo, mid));
+                }
+                Err(WriteFailure::Failed(e))
+                    if e.is_data() && matches!(items[lo].record.outcome, Outcome::Row(_)) =>
+                {
+                    let code = e.sqlstate().unwrap_or("unknown").to_owned();
+                    tracing::warn!(message_id = %items[lo].record.message_id, sqlstate = %code, "database refused one row; quarantining it");
+                    let item = &mut items[lo];
+                    item.record.outcome = Outcome::Reject(to_reject(
+                        &item.msg,
+                        &RejectReason::Database(code),
+                        &mut self.masker,
+                    ));
+                    stack.push((lo, hi));
+                }
+                Err(e) => return Err(e),
             }
-            Err(WriteFailure::Failed(e)) if e.is_data() && hi - lo > 1 => {
-                let mid = lo + (hi - lo) / 2;
-                stack.push((mid, hi));
-                stack.push((lo, mid));
-            }
-            Err(WriteFailure::Failed(e))
-                if e.is_data() && matches!(items[lo].record.outcome, Outcome::Row(_)) =>
-            {
-                let code = e.sqlstate().unwrap_or("unknown").to_owned();
-                tracing::warn!(message_id = %items[lo].record.message_id, sqlstate = %code, "database refused one row; quarantining it");
-                let item = &mut items[lo];
-                item.record.outcome = Outcome::Reject(to_reject(
-                    &item.msg,
-                    &RejectReason::Database(code),
-                    &mut w.masker,
-                ));
-                stack.push((lo, hi));
-            }
-            Err(e) => return Err(e),
         }
+        self.stats
+            .record_write(&total, items.len(), started.elapsed());
+        Ok(total)
     }
-    Ok(total)
-}
 
-async fn write_retrying(
-    w: &Writer,
-    sink: &mut Option<Sink>,
-    records: &[Record],
-) -> Result<WriteReport, WriteFailure> {
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let write = async {
-            match sink {
-                Some(s) if !s.is_closed() => s.write(records).await,
-                _ => match Sink::connect(&w.db).await {
-                    Ok((s, _)) => {
-                        tracing::info!("reconnected to Postgres");
-                        sink.insert(s).write(records).await
+    async fn write_retrying(&mut self, records: &[Record]) -> Result<WriteReport, WriteFailure> {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (db, sink) = (&self.db, &mut self.sink);
+            let write = async {
+                match sink {
+                    Some(s) if !s.is_closed() => s.write(records).await,
+                    _ => match Sink::connect(db).await {
+                        Ok((s, _)) => {
+                            tracing::info!("reconnected to Postgres");
+                            sink.insert(s).write(records).await
+                        }
+                        Err(e) => Err(e),
+                    },
+                }
+            };
+            let result = tokio::select! {
+                r = write => r,
+                _ = self.hard_stop.cancelled() => return Err(WriteFailure::Stopped),
+            };
+            match result {
+                Ok(r) => {
+                    self.stats.db_ok.store(true, Ordering::Relaxed);
+                    return Ok(r);
+                }
+                Err(e) if e.is_transient() && attempt < self.attempts => {
+                    self.stats.db_ok.store(false, Ordering::Relaxed);
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, attempt, "write failed; retrying");
+                    if self.sink.as_ref().is_none_or(Sink::is_closed) {
+                        self.sink = None;
                     }
-                    Err(e) => Err(e),
-                },
-            }
-        };
-        let result = tokio::select! {
-            r = write => r,
-            _ = w.hard_stop.cancelled() => return Err(WriteFailure::Stopped),
-        };
-        match result {
-            Ok(r) => {
-                w.stats.db_ok.store(true, Ordering::Relaxed);
-                return Ok(r);
-            }
-            Err(e) if e.is_transient() && attempt < w.attempts => {
-                w.stats.db_ok.store(false, Ordering::Relaxed);
-                w.stats.retries.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, attempt, "write failed; retrying");
-                if sink.as_ref().is_none_or(Sink::is_closed) {
-                    *sink = None;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff.next()) => {}
+                        _ = self.hard_stop.cancelled() => return Err(WriteFailure::Stopped),
+                    }
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff.next()) => {}
-                    _ = w.hard_stop.cancelled() => return Err(WriteFailure::Stopped),
+                Err(e) => {
+                    if e.is_transient() {
+                        self.stats.db_ok.store(false, Ordering::Relaxed);
+                    }
+                    return Err(WriteFailure::Failed(e));
                 }
-            }
-            Err(e) => {
-                if e.is_transient() {
-                    w.stats.db_ok.store(false, Ordering::Relaxed);
-                }
-                return Err(WriteFailure::Failed(e));
             }
         }
     }

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http_body_util::Full;
 use indicatif::{ProgressBar, ProgressStyle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -88,7 +90,7 @@ pub struct Stats {
     pub visibility_extended: AtomicU64,
     /// Messages released (visibility 0) at shutdown.
     pub released: AtomicU64,
-    /// Retried SQS or Postgres calls.
+    /// Retried SQS or Postgres calls (both stages).
     pub retries: AtomicU64,
     /// Committed batches.
     pub batches: AtomicU64,
@@ -100,12 +102,17 @@ pub struct Stats {
     pub db_ok: std::sync::atomic::AtomicBool,
     /// The last SQS receive succeeded.
     pub sqs_ok: std::sync::atomic::AtomicBool,
+    /// `ApproximateNumberOfMessages`, polled every few seconds while metrics are served.
+    pub backlog: AtomicU64,
+    /// Retried SQS calls.
+    pub sqs_retries: AtomicU64,
 }
 
 impl Stats {
     /// Adds a committed batch of `size` messages that took `took` to write.
     pub fn record_write(&self, r: &WriteReport, size: usize, took: Duration) {
-        let _ = (size, took);
+        metrics::histogram!("sqs2pg_batch_size").record(size as f64);
+        metrics::histogram!("sqs2pg_commit_seconds").record(took.as_secs_f64());
         self.batches.fetch_add(1, Ordering::Relaxed);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -208,6 +215,151 @@ impl fmt::Display for Summary {
         writeln!(f, "elapsed             {:.2}s", self.elapsed.as_secs_f64())?;
         write!(f, "rate                {:.0} messages/s", self.rate())
     }
+}
+
+/// True when `/readyz` should answer 200: consuming, not shutting down, database and queue
+/// reachable.
+pub fn is_ready(stats: &Stats) -> bool {
+    stats.ready.load(Ordering::Relaxed)
+        && stats.db_ok.load(Ordering::Relaxed)
+        && stats.sqs_ok.load(Ordering::Relaxed)
+}
+
+/// The process-wide Prometheus recorder (the `metrics` facade allows one).
+fn prometheus() -> Option<&'static PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("sqs2pg_commit_seconds".into()),
+                    &[
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    ],
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("sqs2pg_batch_size".into()),
+                        &[1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0],
+                    )
+                })
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// The Prometheus text for `stats`: counters and gauges are set from the run's counters at
+/// scrape time (so `/metrics` always equals the summary), histograms are recorded as batches
+/// commit.
+pub fn render_metrics(stats: &Stats) -> String {
+    let Some(handle) = prometheus() else {
+        return String::new();
+    };
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    metrics::counter!("sqs2pg_received_total").absolute(get(&stats.received));
+    metrics::counter!("sqs2pg_loaded_total").absolute(get(&stats.loaded));
+    metrics::counter!("sqs2pg_duplicates_total").absolute(get(&stats.duplicates));
+    metrics::counter!("sqs2pg_deleted_total").absolute(get(&stats.deleted));
+    metrics::counter!("sqs2pg_delete_failures_total").absolute(get(&stats.delete_failed));
+    metrics::counter!("sqs2pg_unknown_keys_total").absolute(get(&stats.unknown_keys));
+    metrics::counter!("sqs2pg_visibility_extended_total").absolute(get(&stats.visibility_extended));
+    metrics::counter!("sqs2pg_released_total").absolute(get(&stats.released));
+    metrics::counter!("sqs2pg_batches_failed_total").absolute(get(&stats.batches_failed));
+    let sqs_retries = get(&stats.sqs_retries);
+    metrics::counter!("sqs2pg_retries_total", "stage" => "sqs").absolute(sqs_retries);
+    metrics::counter!("sqs2pg_retries_total", "stage" => "postgres")
+        .absolute(get(&stats.retries).saturating_sub(sqs_retries));
+    for (reason, n) in stats
+        .rejected_by_reason
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+    {
+        metrics::counter!("sqs2pg_rejected_total", "reason" => reason.clone()).absolute(*n);
+    }
+    metrics::gauge!("sqs2pg_in_flight").set(get(&stats.in_flight) as f64);
+    metrics::gauge!("sqs2pg_queue_backlog").set(get(&stats.backlog) as f64);
+    metrics::gauge!("sqs2pg_last_commit_timestamp_seconds")
+        .set(get(&stats.last_commit_unix) as f64);
+    metrics::gauge!("sqs2pg_ready").set(if is_ready(stats) { 1.0 } else { 0.0 });
+    handle.run_upkeep();
+    handle.render()
+}
+
+/// Serves `/metrics` (Prometheus text), `/healthz` (alive: 200) and `/readyz` (200 when
+/// consuming with database and queue reachable, else 503) on `addr` until `stop`.
+pub async fn serve(
+    addr: std::net::SocketAddr,
+    stats: Arc<Stats>,
+    stop: CancellationToken,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
+    Ok(tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = stop.cancelled() => break,
+                r = listener.accept() => match r {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "metrics listener accept failed");
+                        continue;
+                    }
+                },
+            };
+            let stats = stats.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let resp = route(req.uri().path(), &stats);
+                        async move { Ok::<_, std::convert::Infallible>(resp) }
+                    },
+                );
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    }))
+}
+
+fn route(path: &str, stats: &Stats) -> hyper::Response<Full<hyper::body::Bytes>> {
+    let (status, content_type, body) = match path {
+        "/metrics" => (200, "text/plain; version=0.0.4", render_metrics(stats)),
+        "/healthz" => (200, "text/plain", "ok\n".to_string()),
+        "/readyz" if is_ready(stats) => (200, "text/plain", "ready\n".to_string()),
+        "/readyz" => {
+            let why = [
+                (!stats.ready.load(Ordering::Relaxed))
+                    .then_some("not consuming (starting or shutting down)"),
+                (!stats.db_ok.load(Ordering::Relaxed)).then_some("database unreachable"),
+                (!stats.sqs_ok.load(Ordering::Relaxed)).then_some("queue unreachable"),
+            ];
+            let why: Vec<&str> = why.into_iter().flatten().collect();
+            (
+                503,
+                "text/plain",
+                format!("not ready: {}\n", why.join(", ")),
+            )
+        }
+        _ => (
+            404,
+            "text/plain",
+            "not found: try /metrics, /healthz, /readyz\n".to_string(),
+        ),
+    };
+    let mut resp = hyper::Response::new(Full::new(hyper::body::Bytes::from(body)));
+    *resp.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    resp
 }
 
 /// A bar of `total` steps on a terminal; hidden elsewhere.

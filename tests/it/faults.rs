@@ -199,6 +199,16 @@ impl PrivatePg {
     pub fn restart_immediate(&self) {
         self.ctl(&["restart", "-m", "immediate"]);
     }
+
+    /// Stops the server (fast).
+    pub fn stop(&self) {
+        self.ctl(&["stop", "-m", "fast"]);
+    }
+
+    /// Starts it again.
+    pub fn start_again(&self) {
+        self.ctl(&["start"]);
+    }
 }
 
 impl Drop for PrivatePg {

@@ -148,6 +148,7 @@ impl TestEnv {
             until_empty: true,
             progress: false,
             shutdown_timeout: Duration::from_secs(10),
+            metrics_addr: None,
         }
     }
 

@@ -6,5 +6,6 @@ mod cli;
 mod e2e;
 mod faults;
 mod helpers;
+mod ops;
 mod pii;
 mod reliability;

@@ -1,0 +1,466 @@
+//! Operations: metrics and health endpoints, the config file, the Lambda handler, and the
+//! deployment manifests.
+
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+
+use crate::faults::PrivatePg;
+use crate::helpers::{login, stdout_ok, TestEnv, KEYS};
+
+/// GET over plain HTTP/1.0; returns (status, body).
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Waits until `path` answers `status`.
+async fn wait_status(addr: &str, path: &str, status: u16, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        if http_get(addr, path).map(|(s, _)| s) == Some(status) {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{path} did not answer {status} within {limit:?}: {:?}",
+            http_get(addr, path)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The value of one sample line (`name{labels} value`) of Prometheus text.
+fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn summary_value(summary: &str, label: &str) -> Option<f64> {
+    summary
+        .lines()
+        .find(|l| l.trim_start().starts_with(label))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// During a run, /metrics equals the run's summary; /readyz is 503 while Postgres is
+/// stopped and 200 after it returns; /healthz stays 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_and_health_endpoints() {
+    let env = TestEnv::new().await;
+    let pg = tokio::task::spawn_blocking(PrivatePg::start).await.unwrap();
+    let mut c = crate::helpers::connect(&pg.url).await;
+    sqs2pg::sink::migrate(&mut c, false).await.unwrap();
+    drop(c);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut bodies: Vec<String> = (0..150)
+        .map(|i| login(&format!("m{i}"), "10.8.0.1", "d"))
+        .collect();
+    bodies.push("{broken".into());
+    bodies.push(r#"{"user_id":"x"}"#.into());
+    env.send(&bodies).await;
+    let child = env
+        .cmd(&["run", "--wait-seconds", "1", "--metrics-addr", &addr])
+        .env("DATABASE_URL", &pg.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_status(&addr, "/healthz", 200, Duration::from_secs(30)).await;
+    wait_status(&addr, "/readyz", 200, Duration::from_secs(30)).await;
+    let started = Instant::now();
+    loop {
+        let m = http_get(&addr, "/metrics").unwrap().1;
+        if sample(&m, "sqs2pg_deleted_total") == Some(152.0) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not drained: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let pg = tokio::task::spawn_blocking(move || {
+        pg.stop();
+        pg
+    })
+    .await
+    .unwrap();
+    wait_status(&addr, "/readyz", 503, Duration::from_secs(20)).await;
+    assert!(http_get(&addr, "/readyz")
+        .unwrap()
+        .1
+        .contains("database unreachable"));
+    assert_eq!(http_get(&addr, "/healthz").unwrap().0, 200);
+    let pg = tokio::task::spawn_blocking(move || {
+        pg.start_again();
+        pg
+    })
+    .await
+    .unwrap();
+    wait_status(&addr, "/readyz", 200, Duration::from_secs(30)).await;
+
+    let metrics = http_get(&addr, "/metrics").unwrap().1;
+    assert!(
+        metrics.contains("# TYPE sqs2pg_commit_seconds histogram"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("sqs2pg_batch_size_bucket"), "{metrics}");
+    assert!(sample(&metrics, "sqs2pg_last_commit_timestamp_seconds").unwrap() > 1.7e9);
+    assert!(sample(&metrics, "sqs2pg_queue_backlog").is_some());
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    for (metric, label) in [
+        ("sqs2pg_received_total", "received"),
+        ("sqs2pg_loaded_total", "loaded"),
+        ("sqs2pg_deleted_total", "deleted"),
+        ("sqs2pg_duplicates_total", "duplicates skipped"),
+    ] {
+        assert_eq!(
+            sample(&metrics, metric),
+            summary_value(&summary, label),
+            "{metric} vs {label}\n{summary}"
+        );
+    }
+    assert_eq!(
+        sample(&metrics, "sqs2pg_rejected_total{reason=\"not_json\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "sqs2pg_rejected_total{reason=\"missing_field:app_version\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(summary_value(&summary, "rejected"), Some(2.0));
+    drop(pg);
+}
+
+/// `sqs2pg config` shows the effective settings with flags > env > file > defaults, and
+/// never a key or a password.
+#[test]
+fn config_precedence_and_no_secrets() {
+    let dir = std::env::temp_dir().join(format!("sqs2pg-it-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("sqs2pg.toml");
+    std::fs::write(
+        &file,
+        "queue_name = \"from-file\"\n[run]\npollers = 3\nwriters = 5\n",
+    )
+    .unwrap();
+    let key_b64 = KEYS.split_once('=').unwrap().1;
+    let run = |args: &[&str], envs: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sqs2pg"));
+        c.args(args)
+            .env("SQS2PG_KEYS", KEYS)
+            .env(
+                "DATABASE_URL",
+                "postgres://app:s3cr3t-pw@db.internal:5432/logins",
+            )
+            .env_remove("SQS2PG_POLLERS")
+            .env_remove("SQS2PG_CONFIG")
+            .env_remove("SQS2PG_QUEUE_NAME");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        stdout_ok(&c.output().unwrap())
+    };
+    let f = file.to_str().unwrap();
+    let out = run(&["--config", f, "config"], &[]);
+    assert!(
+        out.contains("pollers = 3")
+            && out.contains("writers = 5")
+            && out.contains("queue_name = \"from-file\""),
+        "{out}"
+    );
+    let out = run(
+        &["config"],
+        &[("SQS2PG_CONFIG", f), ("SQS2PG_POLLERS", "4")],
+    );
+    assert!(
+        out.contains("pollers = 4") && out.contains("writers = 5"),
+        "env beats file: {out}"
+    );
+    let out = run(
+        &["--config", f, "config", "--pollers", "7"],
+        &[("SQS2PG_POLLERS", "4")],
+    );
+    assert!(out.contains("pollers = 7"), "flag beats env: {out}");
+    let out = run(&["config"], &[]);
+    assert!(
+        out.contains("pollers = 8") && out.contains("queue_name = \"login-queue\""),
+        "defaults: {out}"
+    );
+    for out in [run(&["config"], &[]), run(&["--config", f, "config"], &[])] {
+        assert!(
+            !out.contains(key_b64) && !out.contains("s3cr3t-pw"),
+            "secret printed: {out}"
+        );
+        assert!(out.contains("keys = \"t1\""), "{out}");
+        assert!(
+            out.contains("postgres://app:<redacted>@db.internal:5432/logins"),
+            "{out}"
+        );
+    }
+    // A bad file is a configuration error naming the flag.
+    std::fs::write(&file, "[run]\npolers = 3\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sqs2pg"))
+        .args(["--config", f, "config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--config") && err.contains("polers"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Completions and the man page generate.
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = stdout_ok(
+            &std::process::Command::new(env!("CARGO_BIN_EXE_sqs2pg"))
+                .args(["completions", shell])
+                .output()
+                .unwrap(),
+        );
+        assert!(out.contains("rekey") && out.contains("reveal"), "{shell}");
+    }
+    let man = stdout_ok(
+        &std::process::Command::new(env!("CARGO_BIN_EXE_sqs2pg"))
+            .arg("man")
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH sqs2pg"),
+        "{man}"
+    );
+}
+
+fn sqs_event(records: &[(&str, &str)]) -> SqsEvent {
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|(id, body)| {
+            serde_json::json!({
+                "messageId": id,
+                "receiptHandle": format!("handle-{id}"),
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1732406400000",
+                    "SenderId": "AIDAEXAMPLE",
+                    "ApproximateFirstReceiveTimestamp": "1732406400001"
+                },
+                "messageAttributes": {},
+                "md5OfBody": "x",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:login-queue",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+/// The Lambda handler on a fixture event with one bad message: good rows committed, the
+/// bad one rejected, no batchItemFailures; a redelivered event adds nothing; with the
+/// database gone, every message is a batchItemFailure.
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_handler_commits_and_reports_failures() {
+    let env = TestEnv::new().await;
+    let db = sqs2pg::config::DbConfig::parse(&env.database_url).unwrap();
+    let keyring = sqs2pg::mask::Keyring::parse(KEYS).unwrap();
+    let handler = sqs2pg::lambda::Handler::new(db, &keyring).await.unwrap();
+    let good1 = login("lambda-1", "10.6.0.1", "d1");
+    let good2 = login("lambda-2", "10.6.0.2", "d2");
+    let event = sqs_event(&[
+        ("m-1", &good1),
+        ("m-bad", "{\"user_id\":\"\""),
+        ("m-2", &good2),
+    ]);
+    let resp = handler.handle(event.clone()).await;
+    assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
+    let c = env.db().await;
+    let rows: Vec<(String, chrono::NaiveDate)> = c
+        .query(
+            "SELECT user_id, create_date FROM user_logins ORDER BY user_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 11, 24).unwrap();
+    assert_eq!(
+        rows,
+        [("lambda-1".to_string(), day), ("lambda-2".to_string(), day)]
+    );
+    let rej: (String, String) = c
+        .query_one("SELECT message_id, reason FROM user_logins_rejects", &[])
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(rej, ("m-bad".to_string(), "not_json".to_string()));
+
+    // Lambda redelivers the same event: nothing new.
+    let resp = handler.handle(event).await;
+    assert!(resp.batch_item_failures.is_empty());
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM user_logins", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+    assert_eq!(handler.summary().duplicates, 3);
+
+    // The database goes away: every message of the batch is reported for retry.
+    let admin = crate::helpers::connect(
+        &std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+    )
+    .await;
+    drop(c);
+    let dbname = env.database_url.rsplit('/').next().unwrap().to_string();
+    admin.batch_execute(&format!("ALTER DATABASE {dbname} ALLOW_CONNECTIONS false; SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{dbname}'")).await.unwrap();
+    let event = sqs_event(&[
+        ("m-3", &login("lambda-3", "10.6.0.3", "d3")),
+        ("m-4", "nope"),
+    ]);
+    let resp = handler.handle(event).await;
+    let mut failed: Vec<String> = resp
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["m-3", "m-4"]);
+    admin
+        .batch_execute(&format!("ALTER DATABASE {dbname} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+}
+
+/// The container, compose and Kubernetes files parse, and every name the Deployment and
+/// the ScaledObject reference exists in the manifests.
+#[test]
+fn deployment_manifests_parse_and_reference_what_exists() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("docker-compose.yml")).unwrap())
+            .unwrap();
+    let services = compose["services"].as_mapping().expect("compose services");
+    assert!(services.len() >= 3);
+    for (name, svc) in services {
+        if let Some(deps) = svc["depends_on"].as_mapping() {
+            for dep in deps.keys() {
+                assert!(
+                    services.contains_key(dep),
+                    "{name:?} depends on missing {dep:?}"
+                );
+            }
+        }
+    }
+
+    let mut docs: Vec<serde_yaml::Value> = Vec::new();
+    for entry in std::fs::read_dir(root.join("deploy/k8s")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let v = serde_yaml::Value::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if !v.is_null() {
+                docs.push(v);
+            }
+        }
+    }
+    let named = |kind: &str, name: &str| {
+        docs.iter()
+            .any(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+    };
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("a Deployment");
+    let dep_name = deployment["metadata"]["name"].as_str().unwrap();
+    let spec = &deployment["spec"]["template"]["spec"];
+    if let Some(sa) = spec["serviceAccountName"].as_str() {
+        assert!(named("ServiceAccount", sa), "service account {sa}");
+    }
+    for vol in spec["volumes"].as_sequence().into_iter().flatten() {
+        if let Some(cm) = vol["configMap"]["name"].as_str() {
+            assert!(named("ConfigMap", cm), "configMap {cm}");
+        }
+        if let Some(sec) = vol["secret"]["secretName"].as_str() {
+            assert!(named("Secret", sec), "secret {sec}");
+        }
+    }
+    let containers = spec["containers"].as_sequence().expect("containers");
+    for c in containers {
+        for e in c["env"].as_sequence().into_iter().flatten() {
+            let r = &e["valueFrom"]["secretKeyRef"];
+            if let Some(sec) = r["name"].as_str() {
+                let key = r["key"].as_str().unwrap();
+                let secret = docs
+                    .iter()
+                    .find(|d| d["kind"] == "Secret" && d["metadata"]["name"] == sec)
+                    .unwrap_or_else(|| panic!("secret {sec}"));
+                let has = secret["stringData"][key].is_string() || secret["data"][key].is_string();
+                assert!(has, "secret {sec} has no key {key}");
+            }
+        }
+        assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+        assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    }
+    let scaled = docs
+        .iter()
+        .find(|d| d["kind"] == "ScaledObject")
+        .expect("a KEDA ScaledObject");
+    assert_eq!(
+        scaled["spec"]["scaleTargetRef"]["name"].as_str(),
+        Some(dep_name)
+    );
+    for t in scaled["spec"]["triggers"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(auth) = t["authenticationRef"]["name"].as_str() {
+            assert!(named("TriggerAuthentication", auth), "trigger auth {auth}");
+        }
+    }
+}
+
+use serde::Deserialize;
