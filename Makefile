@@ -47,6 +47,7 @@ test: services
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --features lambda --bin sqs2pg-lambda -- -D warnings
 
 clean-demo:
 	rm -f $(DEMO_KEYS)
