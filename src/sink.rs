@@ -94,11 +94,21 @@ CREATE TABLE IF NOT EXISTS user_logins_rejects(
   receive_count int,
   sent_at timestamptz,
   rejected_at timestamptz NOT NULL DEFAULT now());
-CREATE TABLE IF NOT EXISTS sqs2pg_ledger(
+CREATE TABLE IF NOT EXISTS sqs2pg_ledger_0(
   message_id text PRIMARY KEY,
   committed_at timestamptz NOT NULL DEFAULT now());
-COMMENT ON TABLE sqs2pg_ledger IS
-  'sqs2pg: SQS message ids whose row or reject is committed; makes redelivery a no-op';
+CREATE TABLE IF NOT EXISTS sqs2pg_ledger_1(
+  message_id text PRIMARY KEY,
+  committed_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS sqs2pg_ledger_state(
+  id int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+  generation bigint NOT NULL);
+INSERT INTO sqs2pg_ledger_state(id, generation) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+CREATE OR REPLACE VIEW sqs2pg_ledger AS
+  SELECT message_id, committed_at FROM sqs2pg_ledger_0
+  UNION ALL SELECT message_id, committed_at FROM sqs2pg_ledger_1;
+COMMENT ON VIEW sqs2pg_ledger IS
+  'sqs2pg: SQS message ids whose row or reject is committed (two 14-day generations); makes redelivery a no-op';
 CREATE TABLE IF NOT EXISTS sqs2pg_reveal_audit(
   id bigserial PRIMARY KEY,
   at timestamptz NOT NULL DEFAULT now(),
@@ -126,12 +136,14 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sqs2pg_revealer') THEN CREATE ROLE sqs2pg_revealer NOLOGIN; END IF;
 END
 $$;
-REVOKE ALL ON user_logins, user_logins_rejects, sqs2pg_ledger, sqs2pg_reveal_audit
+REVOKE ALL ON user_logins, user_logins_rejects, sqs2pg_ledger, sqs2pg_ledger_0, sqs2pg_ledger_1,
+  sqs2pg_ledger_state, sqs2pg_reveal_audit
   FROM sqs2pg_ingest, sqs2pg_analyst, sqs2pg_revealer;
 GRANT INSERT ON user_logins, user_logins_rejects TO sqs2pg_ingest;
 -- ON CONFLICT (message_id) needs to read the key column, and only that one.
 GRANT SELECT (message_id) ON user_logins_rejects TO sqs2pg_ingest;
-GRANT SELECT, INSERT ON sqs2pg_ledger TO sqs2pg_ingest;
+GRANT SELECT, INSERT, TRUNCATE ON sqs2pg_ledger_0, sqs2pg_ledger_1 TO sqs2pg_ingest;
+GRANT SELECT, UPDATE ON sqs2pg_ledger_state TO sqs2pg_ingest;
 GRANT SELECT ON user_logins TO sqs2pg_analyst;
 GRANT SELECT ON user_logins, user_logins_rejects TO sqs2pg_revealer;
 GRANT INSERT ON sqs2pg_reveal_audit TO sqs2pg_revealer;
@@ -181,10 +193,12 @@ pub struct MigrateReport {
 }
 
 /// Every table the tool uses.
-pub const TABLES: [&str; 4] = [
+pub const TABLES: [&str; 6] = [
     "user_logins",
     "user_logins_rejects",
-    "sqs2pg_ledger",
+    "sqs2pg_ledger_0",
+    "sqs2pg_ledger_1",
+    "sqs2pg_ledger_state",
     "sqs2pg_reveal_audit",
 ];
 
@@ -215,7 +229,7 @@ pub async fn migrate(client: &mut Client, roles: bool) -> Result<MigrateReport, 
 /// Reads the live `user_logins` columns into [`Limits`]; fails with
 /// [`SinkError::NotMigrated`] when a table is missing.
 pub async fn inspect(client: &Client) -> Result<Limits, SinkError> {
-    for t in &TABLES[..3] {
+    for t in &TABLES[..5] {
         let exists: bool = client
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[t])
             .await?
@@ -351,7 +365,11 @@ pub struct WriteReport {
 /// A writer on its own connection, with statements prepared for the live table.
 pub struct Sink {
     client: Client,
-    ledger: Statement,
+    /// Per ledger table: insert-new-ids, and look-up-ids.
+    ledger_insert: [Statement; 2],
+    ledger_lookup: [Statement; 2],
+    /// The ledger generation this writer last saw.
+    generation: i64,
     rows: Statement,
     rejects: Statement,
     text_version: bool,
@@ -364,12 +382,32 @@ impl Sink {
         let limits = inspect(&client).await?;
         let text_version = matches!(limits.app_version, AppVersionColumn::Text { .. });
         let version_type = if text_version { "text[]" } else { "int8[]" };
-        let ledger = client
-            .prepare(
-                "INSERT INTO sqs2pg_ledger(message_id) SELECT unnest($1::text[])
-                 ON CONFLICT DO NOTHING RETURNING message_id",
-            )
-            .await?;
+        let mut ledger_insert = Vec::with_capacity(2);
+        let mut ledger_lookup = Vec::with_capacity(2);
+        for t in ["sqs2pg_ledger_0", "sqs2pg_ledger_1"] {
+            ledger_insert.push(
+                client
+                    .prepare(&format!(
+                        "INSERT INTO {t}(message_id) SELECT unnest($1::text[])
+                         ON CONFLICT DO NOTHING RETURNING message_id"
+                    ))
+                    .await?,
+            );
+            ledger_lookup.push(
+                client
+                    .prepare(&format!(
+                        "SELECT message_id FROM {t} WHERE message_id = ANY($1::text[])"
+                    ))
+                    .await?,
+            );
+        }
+        let two = |v: Vec<Statement>| -> [Statement; 2] {
+            let mut it = v.into_iter();
+            match (it.next(), it.next()) {
+                (Some(a), Some(b)) => [a, b],
+                _ => unreachable!("two statements were prepared"),
+            }
+        };
         let rows = client
             .prepare(&format!(
                 "INSERT INTO user_logins(user_id, device_type, masked_ip, masked_device_id, locale, app_version, create_date)
@@ -386,7 +424,9 @@ impl Sink {
         Ok((
             Self {
                 client,
-                ledger,
+                ledger_insert: two(ledger_insert),
+                ledger_lookup: two(ledger_lookup),
+                generation: -1,
                 rows,
                 rejects,
                 text_version,
@@ -403,14 +443,60 @@ impl Sink {
     /// Writes a batch in one transaction. Records whose message id is already in the ledger
     /// (or repeated within the batch) are skipped and counted as duplicates.
     pub async fn write(&mut self, batch: &[Record]) -> Result<WriteReport, SinkError> {
+        self.write_at(batch, std::time::SystemTime::now()).await
+    }
+
+    /// [`Sink::write`] with the clock given, so generation changes can be tested.
+    ///
+    /// The ledger is two tables, each one generation of [`LEDGER_GENERATION_DAYS`] days:
+    /// new ids go into the current one (`ON CONFLICT DO NOTHING RETURNING`), and the ids that
+    /// were new there are looked up in the previous one. When a new generation starts, the
+    /// first writer to notice truncates the table it reuses, which only holds ids older than
+    /// SQS's longest retention: pruning costs one `TRUNCATE` per generation, and a batch costs
+    /// the same after a year as on the first day.
+    pub async fn write_at(
+        &mut self,
+        batch: &[Record],
+        now: std::time::SystemTime,
+    ) -> Result<WriteReport, SinkError> {
+        let generation = ledger_generation(now);
         let tx = self.client.transaction().await?;
+        if generation != self.generation {
+            let rotated = tx
+                .query_opt(
+                    "UPDATE sqs2pg_ledger_state SET generation = $1 WHERE generation < $1 RETURNING 1",
+                    &[&generation],
+                )
+                .await?;
+            if rotated.is_some() {
+                let reused = format!("sqs2pg_ledger_{}", generation.rem_euclid(2));
+                tx.batch_execute(&format!("TRUNCATE {reused}")).await?;
+                tracing::info!(generation, table = %reused, "ledger generation started; ids older than two generations pruned");
+            }
+        }
+        let (current, previous) = (
+            (generation.rem_euclid(2)) as usize,
+            ((generation + 1).rem_euclid(2)) as usize,
+        );
         let ids: Vec<&str> = batch.iter().map(|r| r.message_id.as_str()).collect();
         let mut fresh: HashSet<String> = tx
-            .query(&self.ledger, &[&ids])
+            .query(&self.ledger_insert[current], &[&ids])
             .await?
             .into_iter()
             .map(|r| r.get(0))
             .collect();
+        if !fresh.is_empty() {
+            let candidates: Vec<&str> = fresh.iter().map(String::as_str).collect();
+            let seen: Vec<String> = tx
+                .query(&self.ledger_lookup[previous], &[&candidates])
+                .await?
+                .into_iter()
+                .map(|r| r.get(0))
+                .collect();
+            for id in seen {
+                fresh.remove(&id);
+            }
+        }
         let mut report = WriteReport::default();
         let mut rows = RowColumns::default();
         let mut rejects = RejectColumns::default();
@@ -429,35 +515,7 @@ impl Sink {
             }
         }
         if !rows.user_id.is_empty() {
-            report.loaded = if self.text_version {
-                tx.execute(
-                    &self.rows,
-                    &[
-                        &rows.user_id,
-                        &rows.device_type,
-                        &rows.masked_ip,
-                        &rows.masked_device_id,
-                        &rows.locale,
-                        &rows.version_text,
-                        &rows.create_date,
-                    ],
-                )
-                .await?
-            } else {
-                tx.execute(
-                    &self.rows,
-                    &[
-                        &rows.user_id,
-                        &rows.device_type,
-                        &rows.masked_ip,
-                        &rows.masked_device_id,
-                        &rows.locale,
-                        &rows.version_int,
-                        &rows.create_date,
-                    ],
-                )
-                .await?
-            };
+            report.loaded = insert_rows(&self.rows, self.text_version, &tx, &rows).await?;
         }
         if !rejects.message_id.is_empty() {
             tx.execute(
@@ -473,8 +531,21 @@ impl Sink {
             .await?;
         }
         tx.commit().await?;
+        self.generation = generation;
         Ok(report)
     }
+}
+
+/// Days per ledger generation: SQS keeps a message at most 14 days, so an id older than one
+/// full generation can never be delivered again.
+pub const LEDGER_GENERATION_DAYS: u64 = 14;
+
+/// The ledger generation of a moment (whole generations since the Unix epoch).
+pub fn ledger_generation(now: std::time::SystemTime) -> i64 {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (secs / (LEDGER_GENERATION_DAYS * 86_400)) as i64
 }
 
 /// What one replayed batch did.

@@ -476,3 +476,75 @@ async fn shutdown_finishes_in_flight_work() {
     assert_eq!((s.loaded, s.deleted), (300, 300));
     assert_queue_empty(&env).await;
 }
+
+/// The ledger keeps two 14-day generations: a redelivery in the next generation is still a
+/// duplicate; ids two generations old are pruned by one TRUNCATE.
+#[tokio::test(flavor = "multi_thread")]
+async fn ledger_generations_dedup_and_prune() {
+    let env = TestEnv::new().await;
+    let (mut sink, limits) = Sink::connect(&env.run_config(env.pipeline_config()).db)
+        .await
+        .unwrap();
+    let mut m = masker();
+    let record = |id: &str, user: &str, m: &mut Masker| {
+        let msg = sqs2pg::source::Received {
+            message_id: id.into(),
+            receipt_handle: String::new(),
+            body: sqs2pg::pii::Pii::new(login(user, "10.7.0.1", "d")),
+            sent_at: None,
+            receive_count: None,
+        };
+        Record {
+            message_id: id.into(),
+            outcome: sqs2pg::pipeline::transform(&msg, &limits, m).0,
+        }
+    };
+    let day = std::time::Duration::from_secs(86_400);
+    let t0 = std::time::UNIX_EPOCH + 14 * day * 2000;
+    let batch = [record("a", "ua", &mut m), record("b", "ub", &mut m)];
+    assert_eq!(sink.write_at(&batch, t0).await.unwrap().loaded, 2);
+    // Same generation: duplicates.
+    assert_eq!(sink.write_at(&batch, t0 + day).await.unwrap().duplicates, 2);
+    // Next generation: found in the previous table, still duplicates.
+    let r = sink
+        .write_at(
+            &[record("a", "ua", &mut m), record("c", "uc", &mut m)],
+            t0 + 15 * day,
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.loaded, r.duplicates), (1, 1));
+    let db = env.db().await;
+    let count = |sql: &'static str| {
+        let db = &db;
+        async move { db.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    // "a" is now recorded in both generations (its redelivery renews it), "b" only in the old.
+    assert_eq!(count("SELECT count(*) FROM sqs2pg_ledger").await, 4);
+    // Two generations later the first table is reused and truncated: b is gone; a and c,
+    // seen in the last generation, stay.
+    let r = sink
+        .write_at(&[record("d", "ud", &mut m)], t0 + 29 * day)
+        .await
+        .unwrap();
+    assert_eq!(r.loaded, 1);
+    let mut ids: Vec<String> = db
+        .query("SELECT message_id FROM sqs2pg_ledger", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "c", "d"]);
+    // A second writer that still believes in the old generation does not truncate again.
+    let (mut other, _) = Sink::connect(&env.run_config(env.pipeline_config()).db)
+        .await
+        .unwrap();
+    let r = other
+        .write_at(&[record("c", "uc", &mut m)], t0 + 29 * day)
+        .await
+        .unwrap();
+    assert_eq!(r.duplicates, 1);
+    assert_eq!(count("SELECT count(*) FROM sqs2pg_ledger").await, 4);
+}
