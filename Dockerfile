@@ -1,39 +1,71 @@
 # syntax=docker/dockerfile:1
-# sqs2pg container image: a static-ish Debian slim runtime with one binary, run as non-root.
-#   docker build -t sqs2pg .
-#   docker run --rm -e DATABASE_URL=... -e SQS2PG_KEYS_FILE=/keys -v $PWD/keys:/keys:ro sqs2pg run
+# sqs2pg container image: one binary on Debian slim, run as non-root uid 10001.
+#
+#   docker build -t sqs2pg:0.1.0 .
+#   docker run --rm sqs2pg:0.1.0 --help
+#   docker run --rm --user "$(id -u)" -p 9898:9898 \
+#     -e DATABASE_URL -e AWS_REGION -e SQS2PG_QUEUE_URL \
+#     -e SQS2PG_KEYS_FILE=/keys/keys -v "$PWD/keys:/keys/keys:ro" sqs2pg:0.1.0 run
+#
+# (`--user "$(id -u)"` because a bind-mounted keys file keeps its host owner and must stay
+# mode 600: sqs2pg refuses a keys file that group or others can read.)
+# Only `sqs2pg` is built here; the Lambda handler is packaged differently
+# (deploy/lambda/README.md). Deployment guide: docs/DEPLOYMENT.md.
 
-FROM rust:1-bookworm AS build
+############################################################ build
+FROM docker.io/library/rust:1-bookworm AS build
 WORKDIR /src
-# Dependencies first, so source edits do not rebuild them.
+
+# 1. Dependencies only. The manifest and the lock file with stub targets (every target the
+#    manifest declares must exist), so editing src/ reuses this layer and its compiled crates.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src/bin tests/it \
  && echo 'fn main() {}' > src/main.rs \
  && echo 'fn main() {}' > src/bin/sqs2pg-lambda.rs \
- && echo '' > src/lib.rs \
- && echo '' > tests/it/main.rs \
+ && touch src/lib.rs tests/it/main.rs \
  && cargo build --release --locked --bin sqs2pg \
- && rm -rf src tests
-COPY src ./src
-COPY tests ./tests
-RUN touch src/main.rs src/lib.rs \
- && cargo build --release --locked --bin sqs2pg \
- && strip target/release/sqs2pg
+ && rm -rf src target/release/sqs2pg target/release/deps/sqs2pg-* \
+           target/release/deps/libsqs2pg-* target/release/.fingerprint/sqs2pg-*
 
-FROM debian:bookworm-slim
-# Unpinned on purpose: the slim base's security updates should flow in on rebuild.
+# 2. The real sources (tests/ keeps its stub: `cargo build --bin` compiles no test).
+#    Not stripped: the release profile keeps line tables so a panic's backtrace names lines.
+COPY src ./src
+RUN cargo build --release --locked --bin sqs2pg \
+ && install -D -m 755 target/release/sqs2pg /out/sqs2pg \
+ && /out/sqs2pg --version
+
+############################################################ runtime
+FROM docker.io/library/debian:bookworm-slim
+
+# ca-certificates: the AWS SDK (rustls) verifies SQS and KMS endpoints against the system
+# roots. Nothing else is installed: the HEALTHCHECK below uses bash, which slim already has.
+# Unpinned on purpose, so that a rebuild picks up Debian's security updates.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin sqs2pg \
- && mkdir /keys && chown 10001 /keys && chmod 700 /keys
-COPY --from=build /src/target/release/sqs2pg /usr/local/bin/sqs2pg
-USER 10001
+ && groupadd --gid 10001 sqs2pg \
+ && useradd --uid 10001 --gid 10001 --no-log-init --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin sqs2pg \
+ && install -d -m 755 /etc/sqs2pg \
+ && install -d -o 10001 -g 10001 -m 700 /keys
+
+COPY --from=build /out/sqs2pg /usr/local/bin/sqs2pg
+
+USER 10001:10001
+# /keys: an empty, owner-only directory for a keyring volume (docker-compose.yml uses it;
+# a new named volume takes this owner and mode). /etc/sqs2pg: mount point for the config
+# file and the keyring in Kubernetes (deploy/k8s/deployment.yaml).
 ENV SQS2PG_METRICS_ADDR=0.0.0.0:9898 \
     SQS2PG_LOG_FORMAT=json
 EXPOSE 9898
-HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-  CMD ["curl", "-fsS", "http://127.0.0.1:9898/healthz"]
+
+# Liveness only (`/healthz`: the process serves HTTP), never readiness: a consumer that
+# waits for its database is alive. It needs the metrics listener, so it reads the port from
+# SQS2PG_METRICS_ADDR (and reports unhealthy if that is unset or not on loopback or a
+# wildcard address). bash's /dev/tcp speaks the HTTP: no curl in the image.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>\"/dev/tcp/127.0.0.1/${SQS2PG_METRICS_ADDR##*:}\" && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && read -r -t 2 _ status _ <&3 && [ \"$status\" = 200 ]"]
+
 ENTRYPOINT ["/usr/local/bin/sqs2pg"]
 CMD ["run"]

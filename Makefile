@@ -8,7 +8,7 @@ BIN := target/release/sqs2pg
 DEMO_KEYS := .demo-keys
 SERVICES_ENV = eval "$$(scripts/services env)"
 
-.PHONY: demo test services services-down build lint clean-demo
+.PHONY: demo test bench services services-down build lint clean-demo
 
 services:
 	scripts/services up
@@ -40,9 +40,18 @@ demo: services build
 	echo "masked_device_id $$dev_token  ->  $$(echo "$$dev_token" | $(BIN) reveal --column device_id --reason "make demo")"; \
 	echo "quarantined body: $$(psql "$$DATABASE_URL" -Atc "SELECT body_ciphertext FROM user_logins_rejects LIMIT 1" | $(BIN) reveal --column body --reason "make demo")"
 
-## test: services up, then every test (unit, property, integration on real services)
+## test: services up, then every test (unit, property, integration on real services),
+## then a small smoke run of the bench harness so it keeps working
 test: services
 	@$(SERVICES_ENV); $(CARGO) test --locked --all-targets
+	@$(SERVICES_ENV); target/debug/examples/bench --smoke --out target/bench-smoke > /dev/null
+
+## bench: release build, then the full harness (table on stdout, target/bench/results.md,
+## scaling.csv, scaling.png) and criterion's transform bench
+bench: services
+	$(CARGO) build --release --locked --bins --examples
+	@$(SERVICES_ENV); target/release/examples/bench --out target/bench
+	$(CARGO) bench --locked --bench transform
 
 lint:
 	$(CARGO) fmt --all -- --check

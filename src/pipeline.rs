@@ -754,6 +754,14 @@ async fn writer(mut w: Writer, rx: Arc<Mutex<mpsc::Receiver<Vec<Item>>>>) {
         stats.in_flight.fetch_add(n, Ordering::Relaxed);
         match w.committer.commit(&mut items).await {
             Ok(_) => {
+                // SentTimestamp → commit, per message, for the latency histogram.
+                let now = chrono::Utc::now();
+                for i in &items {
+                    if let Some(sent) = i.msg.sent_at {
+                        let secs = (now - sent).num_milliseconds().max(0) as f64 / 1000.0;
+                        metrics::histogram!("sqs2pg_latency_seconds").record(secs);
+                    }
+                }
                 let handles: Vec<(&str, &str)> = items
                     .iter()
                     .map(|i| (i.msg.message_id.as_str(), i.msg.receipt_handle.as_str()))

@@ -239,6 +239,15 @@ fn prometheus() -> Option<&'static PrometheusHandle> {
                 )
                 .and_then(|b| {
                     b.set_buckets_for_metric(
+                        Matcher::Full("sqs2pg_latency_seconds".into()),
+                        &[
+                            0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0,
+                            1.5, 2.0, 3.0, 5.0, 10.0, 30.0,
+                        ],
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
                         Matcher::Full("sqs2pg_batch_size".into()),
                         &[1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0],
                     )
@@ -297,6 +306,8 @@ pub async fn serve(
     stats: Arc<Stats>,
     stop: CancellationToken,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    // Install the recorder now, so histograms recorded before the first scrape count.
+    let _ = prometheus();
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
     Ok(tokio::spawn(async move {
