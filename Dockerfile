@@ -16,20 +16,24 @@
 FROM docker.io/library/rust:1-bookworm AS build
 WORKDIR /src
 
-# 1. Dependencies only. The manifest and the lock file with stub targets (every target the
-#    manifest declares must exist), so editing src/ reuses this layer and its compiled crates.
+# 1. Dependencies only. This layer depends on Cargo.toml and Cargo.lock alone, so editing
+#    the code reuses the compiled dependencies. It builds a copy of the manifest without its
+#    [[bin]] / [[test]] / [[bench]] / [[example]] sections (cargo wants every declared
+#    target's file to exist) against two stub sources; the features and dependencies, hence
+#    the compiled crates, are the real ones.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src/bin tests/it \
- && echo 'fn main() {}' > src/main.rs \
- && echo 'fn main() {}' > src/bin/sqs2pg-lambda.rs \
- && touch src/lib.rs tests/it/main.rs \
+RUN awk '/^\[\[(bin|test|bench|example)\]\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' \
+      Cargo.toml > Cargo.deps.toml \
+ && mv Cargo.deps.toml Cargo.toml \
+ && mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && cargo build --release --locked --bin sqs2pg \
- && rm -rf src target/release/sqs2pg target/release/deps/sqs2pg-* \
+ && rm -rf src Cargo.toml target/release/sqs2pg target/release/deps/sqs2pg-* \
            target/release/deps/libsqs2pg-* target/release/.fingerprint/sqs2pg-*
 
-# 2. The real sources (tests/ keeps its stub: `cargo build --bin` compiles no test).
-#    Not stripped: the release profile keeps line tables so a panic's backtrace names lines.
-COPY src ./src
+# 2. The project as .dockerignore leaves it (the real manifest, src/, and the files of every
+#    target it declares). Not stripped: the release profile keeps line tables, so a panic's
+#    backtrace names lines.
+COPY . .
 RUN cargo build --release --locked --bin sqs2pg \
  && install -D -m 755 target/release/sqs2pg /out/sqs2pg \
  && /out/sqs2pg --version

@@ -412,7 +412,10 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 }
 
 fn sink_usage(e: &SinkError) -> bool {
-    matches!(e, SinkError::NotMigrated(_) | SinkError::Incompatible(_))
+    matches!(
+        e,
+        SinkError::NotMigrated(_) | SinkError::Incompatible(_) | SinkError::Tls(_)
+    )
 }
 
 fn source_usage(e: &SourceError) -> bool {

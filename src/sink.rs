@@ -25,6 +25,9 @@ pub enum SinkError {
     /// The table exists but cannot take our rows.
     #[error("user_logins cannot be used: {0}")]
     Incompatible(String),
+    /// The TLS settings for the database cannot be used.
+    #[error("{0}")]
+    Tls(String),
     /// Connecting failed.
     #[error("cannot connect to Postgres at {target}: {source}; is it running? (local: scripts/services up)")]
     Connect {
@@ -151,21 +154,74 @@ GRANT USAGE ON SEQUENCE sqs2pg_reveal_audit_id_seq TO sqs2pg_revealer;
 ";
 
 /// Opens a connection and drives it on a background task.
+///
+/// TLS follows `sslmode` in the connection string as libpq does: `disable` never, `prefer`
+/// (the default) when the server offers it, `require` always. The server certificate is
+/// verified against the system's roots, or against the PEM bundle in
+/// `SQS2PG_DB_CA_FILE` (for example RDS's `global-bundle.pem`).
 pub async fn connect(db: &DbConfig) -> Result<Client, SinkError> {
-    let (client, conn) = db
-        .pg
-        .connect(NoTls)
-        .await
-        .map_err(|source| SinkError::Connect {
-            target: describe(&db.pg),
-            source,
-        })?;
+    let connect_err = |source| SinkError::Connect {
+        target: describe(&db.pg),
+        source,
+    };
+    let client = if db.pg.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
+        let (client, conn) = db.pg.connect(NoTls).await.map_err(connect_err)?;
+        spawn_connection(conn);
+        client
+    } else {
+        let (client, conn) = db.pg.connect(tls()?).await.map_err(connect_err)?;
+        spawn_connection(conn);
+        client
+    };
+    Ok(client)
+}
+
+fn spawn_connection<F>(conn: F)
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "postgres connection ended");
         }
     });
-    Ok(client)
+}
+
+/// The rustls connector: system roots, or the CA bundle named by `SQS2PG_DB_CA_FILE`.
+fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, SinkError> {
+    static CONFIG: std::sync::OnceLock<Result<rustls::ClientConfig, String>> =
+        std::sync::OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        match std::env::var_os("SQS2PG_DB_CA_FILE") {
+            Some(path) => {
+                let pem = std::fs::read(&path)
+                    .map_err(|e| format!("SQS2PG_DB_CA_FILE: cannot read {}: {e}", std::path::Path::new(&path).display()))?;
+                for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                    let cert = cert.map_err(|e| format!("SQS2PG_DB_CA_FILE: not a PEM certificate bundle: {e}"))?;
+                    roots.add(cert).map_err(|e| format!("SQS2PG_DB_CA_FILE: unusable certificate: {e}"))?;
+                }
+                if roots.is_empty() {
+                    return Err("SQS2PG_DB_CA_FILE holds no certificate: give the PEM bundle of your database's CA".into());
+                }
+            }
+            None => {
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        Ok(rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth())
+    });
+    match config {
+        Ok(c) => Ok(tokio_postgres_rustls::MakeRustlsConnect::new(c.clone())),
+        Err(e) => Err(SinkError::Tls(e.clone())),
+    }
 }
 
 fn describe(pg: &tokio_postgres::Config) -> String {

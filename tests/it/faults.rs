@@ -125,6 +125,21 @@ impl PrivatePg {
 
     /// initdb + start (a few seconds).
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Like [`PrivatePg::start`], with TLS on: a throwaway CA (its PEM at
+    /// [`PrivatePg::ca_file`]) signs a certificate for `127.0.0.1` and `localhost`.
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    /// The test CA's certificate (PEM), when started with TLS.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Self {
         let bin = pg_bindir();
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("sqs2pg-it-pg-{}-{port}", std::process::id()));
@@ -158,8 +173,99 @@ impl PrivatePg {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if tls {
+            pg.make_certs();
+        }
         pg.ctl(&["start"]);
         pg
+    }
+
+    fn make_certs(&self) {
+        let d = &self.dir;
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .current_dir(d)
+                .args(args)
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=sqs2pg test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            d.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .expect("ext");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.pem",
+        ]);
+        let data = PathBuf::from(self.data());
+        for f in ["server.pem", "server.key"] {
+            std::fs::copy(d.join(f), data.join(f)).expect("copy cert");
+        }
+        let key = data.join("server.key");
+        let _ = Command::new("chmod").arg("600").arg(&key).status();
+        if is_root() {
+            let _ = Command::new("chown")
+                .arg("postgres:")
+                .arg(&key)
+                .arg(data.join("server.pem"))
+                .status();
+        }
+        let conf = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
+        text.push_str("\nssl = on\nssl_cert_file = 'server.pem'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).expect("postgresql.conf");
+        // TLS or nothing: a connection that succeeds is an encrypted one.
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .expect("pg_hba.conf");
     }
 
     fn data(&self) -> String {

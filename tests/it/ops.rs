@@ -164,6 +164,71 @@ async fn metrics_and_health_endpoints() {
     drop(pg);
 }
 
+/// TLS to Postgres: `sslmode=require` against a server with a certificate from a private
+/// CA works with `SQS2PG_DB_CA_FILE`, and fails clearly without it (the system roots do not
+/// know that CA). The server accepts TLS connections only, so every success was encrypted.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_over_tls() {
+    let env = TestEnv::new().await;
+    let pg = tokio::task::spawn_blocking(PrivatePg::start_tls)
+        .await
+        .unwrap();
+    let url = format!("{}?sslmode=require", pg.url);
+    let out = env
+        .cmd(&["migrate"])
+        .env("DATABASE_URL", &url)
+        .env_remove("SQS2PG_DB_CA_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot connect to Postgres") && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+
+    let ca = pg.ca_file();
+    let with_ca = |args: &[&str]| {
+        env.cmd(args)
+            .env("DATABASE_URL", &url)
+            .env("SQS2PG_DB_CA_FILE", &ca)
+            .output()
+            .unwrap()
+    };
+    stdout_ok(&with_ca(&["migrate"]));
+    env.send(&[login("tls-user", "10.9.9.9", "d")]).await;
+    let out = stdout_ok(&with_ca(&["run", "--until-empty", "--wait-seconds", "1"]));
+    assert!(out.contains("loaded              1"), "{out}");
+    let count = std::process::Command::new("psql")
+        .args([url.as_str(), "-Atc", "SELECT count(*) FROM user_logins"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout_ok(&count).trim(), "1");
+    let plain = env
+        .cmd(&["migrate"])
+        .env("DATABASE_URL", format!("{}?sslmode=disable", pg.url))
+        .output()
+        .unwrap();
+    assert_eq!(
+        plain.status.code(),
+        Some(1),
+        "the server refuses unencrypted sessions"
+    );
+    let bad = env
+        .cmd(&["migrate"])
+        .env("DATABASE_URL", &url)
+        .env("SQS2PG_DB_CA_FILE", "/nonexistent.pem")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("SQS2PG_DB_CA_FILE"));
+}
+
 /// `sqs2pg config` shows the effective settings with flags > env > file > defaults, and
 /// never a key or a password.
 #[test]

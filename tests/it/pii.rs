@@ -343,8 +343,8 @@ async fn group_readable_keys_file_is_refused() {
     let path = std::env::temp_dir().join(format!("sqs2pg-it-keys-{}", env.queue_name));
     std::fs::write(&path, format!("{KEYS}\n")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = env
-        .cmd(&[
+    let run = || {
+        env.cmd(&[
             "run",
             "--until-empty",
             "--wait-seconds",
@@ -354,7 +354,9 @@ async fn group_readable_keys_file_is_refused() {
         ])
         .env_remove("SQS2PG_KEYS")
         .output()
-        .unwrap();
+        .unwrap()
+    };
+    let out = run();
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains(&format!("chmod 600 {}", path.display())),
@@ -362,19 +364,7 @@ async fn group_readable_keys_file_is_refused() {
         stderr(&out)
     );
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = env
-        .cmd(&[
-            "run",
-            "--until-empty",
-            "--wait-seconds",
-            "1",
-            "--keys-file",
-            path.to_str().unwrap(),
-        ])
-        .env_remove("SQS2PG_KEYS")
-        .output()
-        .unwrap();
-    stdout_ok(&out);
+    stdout_ok(&run());
     std::fs::remove_file(&path).unwrap();
 }
 
