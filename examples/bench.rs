@@ -563,12 +563,37 @@ fn run_measured(mut cmd: Command) -> Result<Usage> {
         std::io::Read::read_to_string(&mut out, &mut stdout)?;
     }
     let pid = child.id() as libc::pid_t;
+    // Peak RSS from /proc's VmHWM, polled: wait4's ru_maxrss would count the harness's own
+    // memory, which a vfork-spawned child shares until it execs.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                    if let Some(kb) = text
+                        .lines()
+                        .find(|l| l.starts_with("VmHWM:"))
+                        .and_then(|l| l.split_whitespace().nth(1))
+                        .and_then(|v| v.parse::<i64>().ok())
+                    {
+                        peak = peak.max(kb);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        })
+    };
     let mut status = 0;
     // SAFETY: an all-zero rusage is valid; wait4 fills it for this child only.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: pid is our own child, not yet reaped; the pointers are valid for the call.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     let wall = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let peak_kb = poller.join().unwrap_or(0);
     if r != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         bail!("child {:?} failed (status {status})", cmd.get_program());
     }
@@ -576,7 +601,7 @@ fn run_measured(mut cmd: Command) -> Result<Usage> {
     Ok(Usage {
         wall,
         cpu: secs(ru.ru_utime) + secs(ru.ru_stime),
-        max_rss_kb: ru.ru_maxrss,
+        max_rss_kb: peak_kb,
         stdout,
     })
 }

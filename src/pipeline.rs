@@ -818,7 +818,7 @@ impl Committer {
         let mut total = WriteReport::default();
         let mut stack: Vec<(usize, usize)> = vec![(0, items.len())];
         while let Some((lo, hi)) = stack.pop() {
-            let records: Vec<Record> = items[lo..hi].iter().map(|i| i.record.clone()).collect();
+            let records: Vec<&Record> = items[lo..hi].iter().map(|i| &i.record).collect();
             match self.write_retrying(&records).await {
                 Ok(r) => {
                     total.loaded += r.loaded;
@@ -851,7 +851,7 @@ impl Committer {
         Ok(total)
     }
 
-    async fn write_retrying(&mut self, records: &[Record]) -> Result<WriteReport, WriteFailure> {
+    async fn write_retrying(&mut self, records: &[&Record]) -> Result<WriteReport, WriteFailure> {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         let mut attempt = 0;
         loop {
@@ -859,11 +859,15 @@ impl Committer {
             let (db, sink) = (&self.db, &mut self.sink);
             let write = async {
                 match sink {
-                    Some(s) if !s.is_closed() => s.write(records).await,
+                    Some(s) if !s.is_closed() => {
+                        s.write_at(records, std::time::SystemTime::now()).await
+                    }
                     _ => match Sink::connect(db).await {
                         Ok((s, _)) => {
                             tracing::info!("reconnected to Postgres");
-                            sink.insert(s).write(records).await
+                            sink.insert(s)
+                                .write_at(records, std::time::SystemTime::now())
+                                .await
                         }
                         Err(e) => Err(e),
                     },

@@ -499,7 +499,8 @@ impl Sink {
     /// Writes a batch in one transaction. Records whose message id is already in the ledger
     /// (or repeated within the batch) are skipped and counted as duplicates.
     pub async fn write(&mut self, batch: &[Record]) -> Result<WriteReport, SinkError> {
-        self.write_at(batch, std::time::SystemTime::now()).await
+        let refs: Vec<&Record> = batch.iter().collect();
+        self.write_at(&refs, std::time::SystemTime::now()).await
     }
 
     /// [`Sink::write`] with the clock given, so generation changes can be tested.
@@ -512,7 +513,7 @@ impl Sink {
     /// the same after a year as on the first day.
     pub async fn write_at(
         &mut self,
-        batch: &[Record],
+        batch: &[&Record],
         now: std::time::SystemTime,
     ) -> Result<WriteReport, SinkError> {
         let generation = ledger_generation(now);

@@ -502,13 +502,25 @@ async fn ledger_generations_dedup_and_prune() {
     let day = std::time::Duration::from_secs(86_400);
     let t0 = std::time::UNIX_EPOCH + 14 * day * 2000;
     let batch = [record("a", "ua", &mut m), record("b", "ub", &mut m)];
-    assert_eq!(sink.write_at(&batch, t0).await.unwrap().loaded, 2);
+    assert_eq!(
+        sink.write_at(&[&batch[0], &batch[1]], t0)
+            .await
+            .unwrap()
+            .loaded,
+        2
+    );
     // Same generation: duplicates.
-    assert_eq!(sink.write_at(&batch, t0 + day).await.unwrap().duplicates, 2);
+    assert_eq!(
+        sink.write_at(&[&batch[0], &batch[1]], t0 + day)
+            .await
+            .unwrap()
+            .duplicates,
+        2
+    );
     // Next generation: found in the previous table, still duplicates.
     let r = sink
         .write_at(
-            &[record("a", "ua", &mut m), record("c", "uc", &mut m)],
+            &[&record("a", "ua", &mut m), &record("c", "uc", &mut m)],
             t0 + 15 * day,
         )
         .await
@@ -524,7 +536,7 @@ async fn ledger_generations_dedup_and_prune() {
     // Two generations later the first table is reused and truncated: b is gone; a and c,
     // seen in the last generation, stay.
     let r = sink
-        .write_at(&[record("d", "ud", &mut m)], t0 + 29 * day)
+        .write_at(&[&record("d", "ud", &mut m)], t0 + 29 * day)
         .await
         .unwrap();
     assert_eq!(r.loaded, 1);
@@ -542,7 +554,7 @@ async fn ledger_generations_dedup_and_prune() {
         .await
         .unwrap();
     let r = other
-        .write_at(&[record("c", "uc", &mut m)], t0 + 29 * day)
+        .write_at(&[&record("c", "uc", &mut m)], t0 + 29 * day)
         .await
         .unwrap();
     assert_eq!(r.duplicates, 1);
