@@ -558,10 +558,6 @@ fn run_measured(mut cmd: Command) -> Result<Usage> {
         .stderr(std::process::Stdio::inherit());
     let started = Instant::now();
     let mut child = cmd.spawn()?;
-    let mut stdout = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        std::io::Read::read_to_string(&mut out, &mut stdout)?;
-    }
     let pid = child.id() as libc::pid_t;
     // Peak RSS from /proc's VmHWM, polled: wait4's ru_maxrss would count the harness's own
     // memory, which a vfork-spawned child shares until it execs.
@@ -586,6 +582,10 @@ fn run_measured(mut cmd: Command) -> Result<Usage> {
             peak
         })
     };
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        std::io::Read::read_to_string(&mut out, &mut stdout)?;
+    }
     let mut status = 0;
     // SAFETY: an all-zero rusage is valid; wait4 fills it for this child only.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
