@@ -44,6 +44,7 @@ demo: services build
 ## then a small smoke run of the bench harness so it keeps working
 test: services
 	@$(SERVICES_ENV); $(CARGO) test --locked --all-targets
+	$(CARGO) build --locked --example bench
 	@$(SERVICES_ENV); target/debug/examples/bench --smoke --out target/bench-smoke > /dev/null
 
 ## bench: release build, then the full harness (table on stdout, target/bench/results.md,
