@@ -258,22 +258,34 @@ pub const TABLES: [&str; 6] = [
     "sqs2pg_reveal_audit",
 ];
 
+/// Those of `tables` that do not exist (as the search path resolves them), in order.
+async fn missing_tables(
+    client: &impl tokio_postgres::GenericClient,
+    tables: &[&'static str],
+) -> Result<Vec<&'static str>, SinkError> {
+    let missing: Vec<String> = client
+        .query(
+            "SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NULL",
+            &[&tables],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(tables
+        .iter()
+        .copied()
+        .filter(|t| missing.iter().any(|m| m == t))
+        .collect())
+}
+
 /// Creates what is missing; never alters an existing table. With `roles`, also creates the
 /// least-privilege roles and sets their grants (idempotent).
 pub async fn migrate(client: &mut Client, roles: bool) -> Result<MigrateReport, SinkError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
         .await?;
-    let mut created = Vec::new();
-    for t in TABLES {
-        let exists: bool = tx
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t])
-            .await?
-            .get(0);
-        if !exists {
-            created.push(t);
-        }
-    }
+    let created = missing_tables(&tx, &TABLES).await?;
     tx.batch_execute(MIGRATION).await?;
     if roles {
         tx.batch_execute(ROLES).await?;
@@ -285,14 +297,9 @@ pub async fn migrate(client: &mut Client, roles: bool) -> Result<MigrateReport, 
 /// Reads the live `user_logins` columns into [`Limits`]; fails with
 /// [`SinkError::NotMigrated`] when a table is missing.
 pub async fn inspect(client: &Client) -> Result<Limits, SinkError> {
-    for t in &TABLES[..5] {
-        let exists: bool = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[t])
-            .await?
-            .get(0);
-        if !exists {
-            return Err(SinkError::NotMigrated(t));
-        }
+    // The audit table is only needed by reveal and mask, which report it themselves.
+    if let Some(t) = missing_tables(client, &TABLES[..5]).await?.first() {
+        return Err(SinkError::NotMigrated(t));
     }
     let rows = client
         .query(

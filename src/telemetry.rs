@@ -92,8 +92,6 @@ pub struct Stats {
     pub released: AtomicU64,
     /// Retried SQS or Postgres calls (both stages).
     pub retries: AtomicU64,
-    /// Committed batches.
-    pub batches: AtomicU64,
     /// Seconds since the epoch of the last commit.
     pub last_commit_unix: AtomicU64,
     /// Consuming and not shutting down.
@@ -113,7 +111,6 @@ impl Stats {
     pub fn record_write(&self, r: &WriteReport, size: usize, took: Duration) {
         metrics::histogram!("sqs2pg_batch_size").record(size as f64);
         metrics::histogram!("sqs2pg_commit_seconds").record(took.as_secs_f64());
-        self.batches.fetch_add(1, Ordering::Relaxed);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
