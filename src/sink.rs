@@ -1,17 +1,26 @@
 //! The Postgres side: migrations, the live table's shape, and batched idempotent writes.
 //!
-//! A batch is one transaction: first the message ids go into the ledger
-//! (`sqs2pg_ledger`, `ON CONFLICT DO NOTHING RETURNING`), and only the ids that were new get
-//! their row in `user_logins` or their entry in `user_logins_rejects`, each table filled by
-//! one array (`unnest`) insert. A message id already in the ledger therefore produces
-//! nothing, however often SQS delivers it. The caller deletes from the queue only after
+//! A batch is one transaction: first the message ids go into the ledger (`sqs2pg_ledger`),
+//! and only the ids that were new get their row in `user_logins` or their entry in
+//! `user_logins_rejects`. A message id already in the ledger therefore produces nothing,
+//! however often SQS delivers it. The caller deletes from the queue only after
 //! [`Sink::write`] returns `Ok`.
+//!
+//! Redeliveries are rare, so a batch first takes the fast path: the ids and the rows go in by
+//! binary `COPY`, the ledger's primary key doing the duplicate check. Only when that `COPY`
+//! hits an id already there (SQLSTATE 23505) is the batch rolled back and written again on
+//! the checked path, `INSERT … ON CONFLICT DO NOTHING RETURNING` into the ledger and `unnest`
+//! array inserts, which skips the ids it already holds.
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::pin_mut;
 use thiserror::Error;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, NoTls, Statement, Transaction};
 
 use crate::config::DbConfig;
 use crate::decode::{AppVersion, AppVersionColumn, Limits};
@@ -428,15 +437,42 @@ pub struct WriteReport {
 /// A writer on its own connection, with statements prepared for the live table.
 pub struct Sink {
     client: Client,
-    /// Per ledger table: insert-new-ids, and look-up-ids.
+    /// Per ledger table: insert-new-ids, look-up-ids, and copy-ids.
     ledger_insert: [Statement; 2],
     ledger_lookup: [Statement; 2],
+    ledger_copy: [Statement; 2],
     /// The ledger generation this writer last saw.
     generation: i64,
-    rows: Statement,
+    rows: RowWriter,
     rejects: Statement,
-    text_version: bool,
 }
+
+/// Writes rows into `user_logins`.
+struct RowWriter {
+    /// The `unnest` insert, whose app_version parameter is text or integer as the live
+    /// column is.
+    unnest: Statement,
+    text_version: bool,
+    /// `COPY` into `user_logins`, when every column it fills has a binary form we write.
+    copy: Option<RowsCopy>,
+}
+
+/// A prepared binary `COPY` into `user_logins` and the live column types it encodes for.
+struct RowsCopy {
+    stmt: Statement,
+    types: Vec<Type>,
+}
+
+/// The columns a row fills, in `COPY` order.
+const ROW_COLUMNS: [&str; 7] = [
+    "user_id",
+    "device_type",
+    "masked_ip",
+    "masked_device_id",
+    "locale",
+    "app_version",
+    "create_date",
+];
 
 impl Sink {
     /// Connects, checks the tables and prepares the statements.
@@ -447,7 +483,13 @@ impl Sink {
         let version_type = if text_version { "text[]" } else { "int8[]" };
         let mut ledger_insert = Vec::with_capacity(2);
         let mut ledger_lookup = Vec::with_capacity(2);
+        let mut ledger_copy = Vec::with_capacity(2);
         for t in ["sqs2pg_ledger_0", "sqs2pg_ledger_1"] {
+            ledger_copy.push(
+                client
+                    .prepare(&format!("COPY {t}(message_id) FROM STDIN (FORMAT binary)"))
+                    .await?,
+            );
             ledger_insert.push(
                 client
                     .prepare(&format!(
@@ -477,6 +519,10 @@ impl Sink {
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::{version_type}, $7::date[])"
             ))
             .await?;
+        let rows_copy = rows_copy(&client).await?;
+        if rows_copy.is_none() {
+            tracing::info!("user_logins has a column type binary COPY cannot encode; rows go in by array insert");
+        }
         let rejects = client
             .prepare(
                 "INSERT INTO user_logins_rejects(message_id, reason, body_ciphertext, receive_count, sent_at)
@@ -489,10 +535,14 @@ impl Sink {
                 client,
                 ledger_insert: two(ledger_insert),
                 ledger_lookup: two(ledger_lookup),
+                ledger_copy: two(ledger_copy),
                 generation: -1,
-                rows,
+                rows: RowWriter {
+                    unnest: rows,
+                    text_version,
+                    copy: rows_copy,
+                },
                 rejects,
-                text_version,
             },
             limits,
         ))
@@ -513,17 +563,52 @@ impl Sink {
     /// [`Sink::write`] with the clock given, so generation changes can be tested.
     ///
     /// The ledger is two tables, each one generation of [`LEDGER_GENERATION_DAYS`] days:
-    /// new ids go into the current one (`ON CONFLICT DO NOTHING RETURNING`), and the ids that
-    /// were new there are looked up in the previous one. When a new generation starts, the
-    /// first writer to notice truncates the table it reuses, which only holds ids older than
-    /// SQS's longest retention: pruning costs one `TRUNCATE` per generation, and a batch costs
-    /// the same after a year as on the first day.
+    /// new ids go into the current one, and are looked up in the previous one. When a new
+    /// generation starts, the first writer to notice truncates the table it reuses, which only
+    /// holds ids older than SQS's longest retention: pruning costs one `TRUNCATE` per
+    /// generation, and a batch costs the same after a year as on the first day.
     pub async fn write_at(
         &mut self,
         batch: &[&Record],
         now: std::time::SystemTime,
     ) -> Result<WriteReport, SinkError> {
         let generation = ledger_generation(now);
+        // A message id repeated inside the batch is written once.
+        let mut seen = HashSet::with_capacity(batch.len());
+        let unique: Vec<&Record> = batch
+            .iter()
+            .copied()
+            .filter(|r| seen.insert(r.message_id.as_str()))
+            .collect();
+        // Sorted, so that concurrent writers take the ledger's index locks in one order and
+        // cannot deadlock on each other's ids.
+        let mut ids: Vec<&str> = unique.iter().map(|r| r.message_id.as_str()).collect();
+        ids.sort_unstable();
+        let mut report = match self
+            .write_tx(&unique, &ids, generation, LedgerWrite::Copy)
+            .await?
+        {
+            Some(report) => report,
+            None => self
+                .write_tx(&unique, &ids, generation, LedgerWrite::Checked)
+                .await?
+                .ok_or_else(|| SinkError::Incompatible("the checked write gave up".into()))?,
+        };
+        report.duplicates += (batch.len() - unique.len()) as u64;
+        self.generation = generation;
+        Ok(report)
+    }
+
+    /// One attempt at a batch of distinct ids. `None` when [`LedgerWrite::Copy`] met an id
+    /// already in the ledger: the transaction is rolled back and the caller goes again with
+    /// [`LedgerWrite::Checked`].
+    async fn write_tx(
+        &mut self,
+        recs: &[&Record],
+        ids: &[&str],
+        generation: i64,
+        mode: LedgerWrite,
+    ) -> Result<Option<WriteReport>, SinkError> {
         let tx = self.client.transaction().await?;
         if generation != self.generation {
             let rotated = tx
@@ -542,31 +627,42 @@ impl Sink {
             (generation.rem_euclid(2)) as usize,
             ((generation + 1).rem_euclid(2)) as usize,
         );
-        let ids: Vec<&str> = batch.iter().map(|r| r.message_id.as_str()).collect();
-        let mut fresh: HashSet<String> = tx
-            .query(&self.ledger_insert[current], &[&ids])
-            .await?
-            .into_iter()
-            .map(|r| r.get(0))
-            .collect();
-        if !fresh.is_empty() {
-            let candidates: Vec<&str> = fresh.iter().map(String::as_str).collect();
-            let seen: Vec<String> = tx
-                .query(&self.ledger_lookup[previous], &[&candidates])
-                .await?
-                .into_iter()
-                .map(|r| r.get(0))
-                .collect();
-            for id in seen {
-                fresh.remove(&id);
+        let fresh: HashSet<&str> = match mode {
+            LedgerWrite::Copy => {
+                // Ids seen in the previous generation go into the current one too, as on the
+                // checked path, so a redelivery renews its entry.
+                match copy_ids(&tx, &self.ledger_copy[current], ids).await {
+                    Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    }
+                    done => done?,
+                }
+                let old = column_set(tx.query(&self.ledger_lookup[previous], &[&ids]).await?);
+                ids.iter()
+                    .copied()
+                    .filter(|id| !old.contains(*id))
+                    .collect()
             }
-        }
+            LedgerWrite::Checked => {
+                let mut new = column_set(tx.query(&self.ledger_insert[current], &[&ids]).await?);
+                if !new.is_empty() {
+                    let candidates: Vec<&str> = new.iter().map(String::as_str).collect();
+                    let old = tx
+                        .query(&self.ledger_lookup[previous], &[&candidates])
+                        .await?;
+                    for id in column_set(old) {
+                        new.remove(&id);
+                    }
+                }
+                ids.iter().copied().filter(|id| new.contains(*id)).collect()
+            }
+        };
         let mut report = WriteReport::default();
-        let mut rows = RowColumns::default();
+        let mut rows = Vec::with_capacity(fresh.len());
         let mut rejects = RejectColumns::default();
-        for rec in batch {
-            // `remove` so a message id repeated inside the batch is written once.
-            if !fresh.remove(&rec.message_id) {
+        for rec in recs {
+            if !fresh.contains(rec.message_id.as_str()) {
                 report.duplicates += 1;
                 continue;
             }
@@ -578,9 +674,7 @@ impl Sink {
                 }
             }
         }
-        if !rows.user_id.is_empty() {
-            report.loaded = insert_rows(&self.rows, self.text_version, &tx, &rows).await?;
-        }
+        report.loaded = self.rows.insert(&tx, &rows).await?;
         if !rejects.message_id.is_empty() {
             tx.execute(
                 &self.rejects,
@@ -595,9 +689,169 @@ impl Sink {
             .await?;
         }
         tx.commit().await?;
-        self.generation = generation;
-        Ok(report)
+        Ok(Some(report))
     }
+}
+
+impl RowWriter {
+    /// Inserts rows into `user_logins`: one binary `COPY` where the live column types allow
+    /// it, else one `unnest` insert.
+    async fn insert(&self, tx: &Transaction<'_>, rows: &[&Row]) -> Result<u64, SinkError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        if let Some(copy) = &self.copy {
+            return Ok(copy_rows(tx, copy, rows).await?);
+        }
+        let mut cols = RowColumns::default();
+        for r in rows {
+            cols.push(r);
+        }
+        let version: &(dyn ToSql + Sync) = if self.text_version {
+            &cols.version_text
+        } else {
+            &cols.version_int
+        };
+        Ok(tx
+            .execute(
+                &self.unnest,
+                &[
+                    &cols.user_id,
+                    &cols.device_type,
+                    &cols.masked_ip,
+                    &cols.masked_device_id,
+                    &cols.locale,
+                    version,
+                    &cols.create_date,
+                ],
+            )
+            .await?)
+    }
+}
+
+/// How a batch's ids go into the ledger.
+#[derive(Clone, Copy, Debug)]
+enum LedgerWrite {
+    /// Binary `COPY`: fails on the first id already there.
+    Copy,
+    /// `INSERT … ON CONFLICT DO NOTHING RETURNING`: skips the ids already there.
+    Checked,
+}
+
+/// The first column of `rows`, as a set.
+fn column_set(rows: Vec<tokio_postgres::Row>) -> HashSet<String> {
+    rows.into_iter().map(|r| r.get(0)).collect()
+}
+
+/// Binary `COPY` of message ids into a ledger table.
+async fn copy_ids(
+    tx: &Transaction<'_>,
+    stmt: &Statement,
+    ids: &[&str],
+) -> Result<(), tokio_postgres::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let writer = BinaryCopyInWriter::new(tx.copy_in(stmt).await?, &[Type::TEXT]);
+    pin_mut!(writer);
+    for id in ids {
+        writer.as_mut().write(&[id]).await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+/// Binary `COPY` of rows into `user_logins`; returns the rows written.
+async fn copy_rows(
+    tx: &Transaction<'_>,
+    copy: &RowsCopy,
+    rows: &[&Row],
+) -> Result<u64, tokio_postgres::Error> {
+    let writer = BinaryCopyInWriter::new(tx.copy_in(&copy.stmt).await?, &copy.types);
+    pin_mut!(writer);
+    for r in rows {
+        let version = VersionCell(r.app_version.as_ref());
+        writer
+            .as_mut()
+            .write(&[
+                &r.user_id,
+                &r.device_type,
+                &r.masked_ip,
+                &r.masked_device_id,
+                &r.locale,
+                &version,
+                &r.create_date,
+            ])
+            .await?;
+    }
+    writer.finish().await
+}
+
+/// Prepares the binary `COPY` into `user_logins` when every column it fills has a built-in
+/// type we can encode (text types, an integer or text app_version, a date); `None` sends
+/// rows through the `unnest` insert instead.
+async fn rows_copy(client: &Client) -> Result<Option<RowsCopy>, SinkError> {
+    let live = client
+        .query(
+            "SELECT a.attname::text, a.atttypid FROM pg_attribute a
+              WHERE a.attrelid = to_regclass('user_logins') AND a.attnum > 0 AND NOT a.attisdropped",
+            &[],
+        )
+        .await?;
+    let mut types = Vec::with_capacity(ROW_COLUMNS.len());
+    for name in ROW_COLUMNS {
+        let ty = live
+            .iter()
+            .find(|r| r.get::<_, String>(0) == name)
+            .and_then(|r| Type::from_oid(r.get(1)));
+        let Some(ty) = ty else { return Ok(None) };
+        let encodable = match name {
+            "app_version" => <VersionCell as ToSql>::accepts(&ty),
+            "create_date" => ty == Type::DATE,
+            _ => <&str as ToSql>::accepts(&ty),
+        };
+        if !encodable {
+            return Ok(None);
+        }
+        types.push(ty);
+    }
+    let stmt = client
+        .prepare(&format!(
+            "COPY user_logins({}) FROM STDIN (FORMAT binary)",
+            ROW_COLUMNS.join(", ")
+        ))
+        .await?;
+    Ok(Some(RowsCopy { stmt, types }))
+}
+
+/// `app_version` encoded for the live column's type. The decoder already bounded an integer
+/// by that type's range (see [`AppVersionColumn`]), so the narrowing cannot fail in practice.
+#[derive(Debug)]
+struct VersionCell<'a>(Option<&'a AppVersion>);
+
+impl ToSql for VersionCell<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self.0 {
+            None => Ok(tokio_postgres::types::IsNull::Yes),
+            Some(AppVersion::Int(v)) => match *ty {
+                Type::INT2 => i16::try_from(*v)?.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*v)?.to_sql(ty, out),
+                Type::INT8 => v.to_sql(ty, out),
+                _ => Err(format!("an encoded app_version cannot go into a {ty} column").into()),
+            },
+            Some(AppVersion::Text(s)) => s.as_str().to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::INT2 | Type::INT4 | Type::INT8) || <&str as ToSql>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
 }
 
 /// Days per ledger generation: SQS keeps a message at most 14 days, so an id older than one
@@ -643,18 +897,16 @@ impl Sink {
             .into_iter()
             .map(|r| r.get(0))
             .collect();
-        let mut cols = RowColumns::default();
+        let mut taken_rows = Vec::with_capacity(rows.len());
         let mut report = ReplayReport::default();
         for (id, row) in rows {
             if taken.remove(id) {
-                cols.push(row);
+                taken_rows.push(row);
             } else {
                 report.skipped += 1;
             }
         }
-        if !cols.user_id.is_empty() {
-            report.loaded = insert_rows(&self.rows, self.text_version, &tx, &cols).await?;
-        }
+        report.loaded = self.rows.insert(&tx, &taken_rows).await?;
         if !still.is_empty() {
             let (ids, reasons): (Vec<&str>, Vec<&str>) =
                 still.iter().map(|(i, r)| (i.as_str(), r.as_str())).unzip();
@@ -670,35 +922,6 @@ impl Sink {
         tx.commit().await?;
         Ok(report)
     }
-}
-
-/// One `unnest` insert of `rows` with the prepared statement, whose app_version parameter
-/// is text or integer as the live column is.
-async fn insert_rows(
-    stmt: &Statement,
-    text_version: bool,
-    tx: &tokio_postgres::Transaction<'_>,
-    rows: &RowColumns<'_>,
-) -> Result<u64, SinkError> {
-    let version: &(dyn tokio_postgres::types::ToSql + Sync) = if text_version {
-        &rows.version_text
-    } else {
-        &rows.version_int
-    };
-    Ok(tx
-        .execute(
-            stmt,
-            &[
-                &rows.user_id,
-                &rows.device_type,
-                &rows.masked_ip,
-                &rows.masked_device_id,
-                &rows.locale,
-                version,
-                &rows.create_date,
-            ],
-        )
-        .await?)
 }
 
 /// One quarantined message as stored.

@@ -9,3 +9,4 @@ mod helpers;
 mod ops;
 mod pii;
 mod reliability;
+mod sink;
