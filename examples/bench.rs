@@ -32,6 +32,11 @@ use sqs2pg::synth::{generate, SynthOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+// The allocator sqs2pg ships with, so that the SDK-only floor and the transform figures are
+// measured on the same footing as the daemon.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const KEYS: &str =
     "b1=KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKg==";
 
@@ -42,6 +47,8 @@ struct Sizes {
     sink_rows: usize,
     /// Alternating rounds of the sink measurements; the best of each is reported.
     sink_rounds: usize,
+    /// Alternating rounds of the ceiling client and sqs2pg; the best of each is reported.
+    e2e_rounds: usize,
     ledger_prefill: u64,
     backlog: usize,
     scaling_backlog: usize,
@@ -56,6 +63,7 @@ const FULL: Sizes = Sizes {
     sink_rows: 200_000,
     ledger_prefill: 10_000_000,
     sink_rounds: 3,
+    e2e_rounds: 3,
     backlog: 30_000,
     scaling_backlog: 4_000,
     scaling_pollers: &[1, 4, 16, 32],
@@ -69,6 +77,7 @@ const SMOKE: Sizes = Sizes {
     sink_rows: 3_000,
     ledger_prefill: 10_000,
     sink_rounds: 1,
+    e2e_rounds: 1,
     backlog: 600,
     scaling_backlog: 200,
     scaling_pollers: &[1, 4],
@@ -639,6 +648,18 @@ struct Usage {
     stdout: String,
 }
 
+impl Usage {
+    /// The better of two runs of one consumer: least CPU, shortest wall, lowest peak.
+    fn best(self, other: Usage) -> Usage {
+        Usage {
+            wall: self.wall.min(other.wall),
+            cpu: self.cpu.min(other.cpu),
+            max_rss_kb: self.max_rss_kb.min(other.max_rss_kb),
+            stdout: self.stdout,
+        }
+    }
+}
+
 fn run_measured(mut cmd: Command) -> Result<Usage> {
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit());
@@ -767,16 +788,44 @@ async fn bench_end_to_end(env: &Env, sizes: Sizes) -> Result<Vec<Line>> {
     let bodies = bodies(sizes.backlog, 3);
     let n = bodies.len() as f64;
 
-    let q = env.queue("ceiling").await?;
-    fill(&q, &bodies).await?;
-    let ceil = run_measured(ceiling_cmd(&q, 8)?)?;
-    env.drop_queue(&q).await;
+    // Rounds alternate the two so a noisy neighbour hits both alike; each keeps its best
+    // round (least CPU, shortest wall: noise only ever adds).
+    let mut ceil: Option<Usage> = None;
+    let mut ours: Option<Usage> = None;
+    for round in 0..sizes.e2e_rounds {
+        let q = env.queue(&format!("ceiling{round}")).await?;
+        fill(&q, &bodies).await?;
+        let c = run_measured(ceiling_cmd(&q, 8)?)?;
+        env.drop_queue(&q).await;
+        let handled: f64 = c.stdout.trim().parse().unwrap_or(0.0);
+        if handled != n {
+            bail!("the ceiling client deleted {handled} of {n} messages");
+        }
+        ceil = Some(match ceil {
+            Some(best) => best.best(c),
+            None => c,
+        });
 
-    let q = env.queue("e2e").await?;
-    fill(&q, &bodies).await?;
-    let url = env.fresh_db("e2e").await?;
-    let ours = run_measured(sqs2pg_cmd(env, &q, &url, 8))?;
-    env.drop_queue(&q).await;
+        let q = env.queue(&format!("e2e{round}")).await?;
+        fill(&q, &bodies).await?;
+        let url = env.fresh_db(&format!("e2e{round}")).await?;
+        let o = run_measured(sqs2pg_cmd(env, &q, &url, 8))?;
+        env.drop_queue(&q).await;
+        // Each consumer must have handled the whole backlog, or its figure means nothing.
+        if !o
+            .stdout
+            .contains(&format!("deleted             {}", bodies.len()))
+        {
+            bail!("sqs2pg did not delete the whole backlog:\n{}", o.stdout);
+        }
+        ours = Some(match ours {
+            Some(best) => best.best(o),
+            None => o,
+        });
+    }
+    let (Some(ceil), Some(ours)) = (ceil, ours) else {
+        bail!("no end-to-end round ran");
+    };
 
     let q = env.queue("python").await?;
     fill(&q, &bodies).await?;
@@ -796,17 +845,6 @@ async fn bench_end_to_end(env: &Env, sizes: Sizes) -> Result<Vec<Line>> {
     };
     env.drop_queue(&q).await;
 
-    // Each consumer must have handled the whole backlog, or its figure means nothing.
-    let handled: f64 = ceil.stdout.trim().parse().unwrap_or(0.0);
-    if handled != n {
-        bail!("the ceiling client deleted {handled} of {n} messages");
-    }
-    if !ours
-        .stdout
-        .contains(&format!("deleted             {}", bodies.len()))
-    {
-        bail!("sqs2pg did not delete the whole backlog:\n{}", ours.stdout);
-    }
     let rate = |u: &Usage| n / u.wall.as_secs_f64();
     let us = |u: &Usage| u.cpu / n * 1e6;
     let mut lines = vec![

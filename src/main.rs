@@ -5,6 +5,9 @@
 
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // clap exits 2 itself on a bad flag, naming it.
     let cli = match sqs2pg::cli::parse() {

@@ -756,10 +756,12 @@ async fn writer(mut w: Writer, rx: Arc<Mutex<mpsc::Receiver<Vec<Item>>>>) {
             Ok(_) => {
                 // SentTimestamp → commit, per message, for the latency histogram.
                 let now = chrono::Utc::now();
+                // One registry look-up per batch, not per message.
+                let latency = metrics::histogram!("sqs2pg_latency_seconds");
                 for i in &items {
                     if let Some(sent) = i.msg.sent_at {
                         let secs = (now - sent).num_milliseconds().max(0) as f64 / 1000.0;
-                        metrics::histogram!("sqs2pg_latency_seconds").record(secs);
+                        latency.record(secs);
                     }
                 }
                 let handles: Vec<(&str, &str)> = items
