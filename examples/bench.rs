@@ -49,6 +49,8 @@ struct Sizes {
     sink_rounds: usize,
     /// Alternating rounds of the ceiling client and sqs2pg; the best of each is reported.
     e2e_rounds: usize,
+    /// Stub messages per poller in the stub scaling series (about 3 s at linear speed).
+    stub_per_poller: u64,
     ledger_prefill: u64,
     backlog: usize,
     scaling_backlog: usize,
@@ -64,6 +66,7 @@ const FULL: Sizes = Sizes {
     ledger_prefill: 10_000_000,
     sink_rounds: 3,
     e2e_rounds: 3,
+    stub_per_poller: 2_000,
     backlog: 30_000,
     scaling_backlog: 4_000,
     scaling_pollers: &[1, 4, 16, 32],
@@ -78,6 +81,7 @@ const SMOKE: Sizes = Sizes {
     ledger_prefill: 10_000,
     sink_rounds: 1,
     e2e_rounds: 1,
+    stub_per_poller: 200,
     backlog: 600,
     scaling_backlog: 200,
     scaling_pollers: &[1, 4],
@@ -962,7 +966,41 @@ async fn bench_scaling(env: &Env, sizes: Sizes) -> Result<(Vec<Line>, String)> {
             }
         }
     }
+    // The same pollers and the same 15 ms in front of the constant-time stub: how sqs2pg
+    // itself scales once the emulator's ceiling is out of the way.
+    let mut stub_rates = Vec::new();
+    for &pollers in sizes.scaling_pollers {
+        let total = pollers as u64 * sizes.stub_per_poller;
+        let stub = sqs_stub(total).await?;
+        let slow_stub = delay_proxy(stub, Duration::from_millis(15)).await?;
+        let url = env.fresh_db("scalestub").await?;
+        let u = run_measured(stub_cmd(env, slow_stub, &url, pollers))?;
+        let rate = total as f64 / u.wall.as_secs_f64();
+        csv.push_str(&format!("15,{pollers},sqs2pg-stub,{rate:.0}\n"));
+        eprintln!("  latency 15 ms, {pollers} pollers, sqs2pg on the stub: {rate:.0} msgs/s");
+        stub_rates.push((pollers, rate));
+    }
     let mut lines = Vec::new();
+    if let Some(&(first, base)) = stub_rates.first() {
+        lines.push(line(
+            "pollers → msgs/s, +15 ms per request to the constant-time stub",
+            stub_rates
+                .iter()
+                .map(|(p, r)| format!("{p}: {r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            "linear from 1 poller".into(),
+            format!(
+                "vs linear {}",
+                stub_rates
+                    .iter()
+                    .map(|&(p, r)| format!("{:.2}", r / (base * p as f64 / first as f64)))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            ),
+            "≥ 0.8× linear",
+        ));
+    }
     for latency in [0u64, 15] {
         let first = sizes.scaling_pollers[0];
         let base = results[&(latency, first, "sqs2pg")];
@@ -1233,9 +1271,8 @@ async fn sqs_stub(total: u64) -> Result<SocketAddr> {
     Ok(addr)
 }
 
-async fn bench_stub(env: &Env, sizes: Sizes) -> Result<Line> {
-    let addr = sqs_stub(sizes.stub_messages).await?;
-    let url = env.fresh_db("stub").await?;
+/// sqs2pg draining the stub at `addr` until it runs dry.
+fn stub_cmd(env: &Env, addr: SocketAddr, db_url: &str, pollers: usize) -> Command {
     let mut c = Command::new(&env.bin);
     c.args([
         "run",
@@ -1245,7 +1282,7 @@ async fn bench_stub(env: &Env, sizes: Sizes) -> Result<Line> {
         "--progress",
         "never",
         "--pollers",
-        "16",
+        &pollers.to_string(),
         "--writers",
         "3",
         "--batch-size",
@@ -1253,10 +1290,16 @@ async fn bench_stub(env: &Env, sizes: Sizes) -> Result<Line> {
     ])
     .env("SQS2PG_QUEUE_URL", "http://stub/000000000000/stub")
     .env("AWS_ENDPOINT_URL", format!("http://{addr}"))
-    .env("DATABASE_URL", &url)
+    .env("DATABASE_URL", db_url)
     .env("SQS2PG_KEYS", KEYS)
     .env("RUST_LOG", "warn");
-    let u = run_measured(c)?;
+    c
+}
+
+async fn bench_stub(env: &Env, sizes: Sizes) -> Result<Line> {
+    let addr = sqs_stub(sizes.stub_messages).await?;
+    let url = env.fresh_db("stub").await?;
+    let u = run_measured(stub_cmd(env, addr, &url, 16))?;
     let rate = sizes.stub_messages as f64 / u.wall.as_secs_f64();
     let _ = std::io::stdout().flush();
     Ok(line(

@@ -707,6 +707,11 @@ async fn batcher(
     }
 }
 
+/// `DeleteMessageBatch` calls a writer has in flight for one committed batch. The writer
+/// takes its next batch only when these are done, so against real SQS (10–20 ms a call) a
+/// batch of 1000 costs 100 calls / 16 × ~15 ms ≈ 0.1 s of the writer's time, not 0.4 s.
+const DELETE_CONCURRENCY: usize = 16;
+
 /// How many times a drain run retries a batch on transient database errors before it
 /// leaves it to be redelivered and reports the failure. A daemon retries until shutdown.
 const WRITE_ATTEMPTS: u32 = 10;
@@ -768,7 +773,7 @@ async fn writer(mut w: Writer, rx: Arc<Mutex<mpsc::Receiver<Vec<Item>>>>) {
                     .iter()
                     .map(|i| (i.msg.message_id.as_str(), i.msg.receipt_handle.as_str()))
                     .collect();
-                let del = w.source.delete(&handles, 4).await;
+                let del = w.source.delete(&handles, DELETE_CONCURRENCY).await;
                 stats.deleted.fetch_add(del.deleted, Ordering::Relaxed);
                 stats.delete_failed.fetch_add(del.failed, Ordering::Relaxed);
                 // Deleted, or failing to delete: either way nothing is left to protect.
