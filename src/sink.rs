@@ -584,23 +584,21 @@ impl Sink {
         // cannot deadlock on each other's ids.
         let mut ids: Vec<&str> = unique.iter().map(|r| r.message_id.as_str()).collect();
         ids.sort_unstable();
-        let mut report = match self
-            .write_tx(&unique, &ids, generation, LedgerWrite::Copy)
-            .await?
-        {
-            Some(report) => report,
-            None => self
-                .write_tx(&unique, &ids, generation, LedgerWrite::Checked)
-                .await?
-                .ok_or_else(|| SinkError::Incompatible("the checked write gave up".into()))?,
+        let mut mode = LedgerWrite::Copy;
+        // At most twice: the checked path never gives up.
+        let mut report = loop {
+            match self.write_tx(&unique, &ids, generation, mode).await? {
+                Some(report) => break report,
+                None => mode = LedgerWrite::Checked,
+            }
         };
         report.duplicates += (batch.len() - unique.len()) as u64;
         self.generation = generation;
         Ok(report)
     }
 
-    /// One attempt at a batch of distinct ids. `None` when [`LedgerWrite::Copy`] met an id
-    /// already in the ledger: the transaction is rolled back and the caller goes again with
+    /// One attempt at a batch of distinct ids. `None` only when [`LedgerWrite::Copy`] met an
+    /// id already in the ledger: the transaction is rolled back and the caller goes again with
     /// [`LedgerWrite::Checked`].
     async fn write_tx(
         &mut self,
