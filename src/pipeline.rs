@@ -8,9 +8,6 @@
 //!  SQS ◀──────────────────────── DeleteMessageBatch (after COMMIT only) ◀───────────┘
 //! ```
 //!
-//! A writer's deletes run beside its next commit (at most two batches behind), with as many
-//! calls in flight as the pollers have receives, so they keep pace whatever SQS's latency.
-//!
 //! Shutdown (mini-redis style): cancelling the token stops only the pollers' wait for new
 //! messages. Their senders drop, the batcher flushes what it holds, the writers commit and
 //! delete it, and [`run`] returns. Anything not committed reappears after its visibility
@@ -375,8 +372,6 @@ pub async fn run(
                     },
                 },
                 delete_concurrency: delete_concurrency(p.pollers, p.writers),
-                tasks: tasks.clone(),
-                deleting: Arc::new(tokio::sync::Semaphore::new(DELETING_PER_WRITER)),
             },
             batch_rx.clone(),
         ));
@@ -713,18 +708,15 @@ async fn batcher(
     }
 }
 
-/// `DeleteMessageBatch` calls in flight for one committed batch: the pollers' share of its
-/// writer, so that deletes keep pace with receives (a delete call handles the ten messages a
-/// receive brings) whatever the latency, and never fewer than four. More than that only
-/// slows an emulator's receives (a fixed 16 did, on LocalStack).
+/// `DeleteMessageBatch` calls a writer has in flight for one committed batch: its share of
+/// the pollers, so that the writers together delete about as fast as the pollers receive (a
+/// delete call handles the ten messages a receive brings) whatever SQS's latency, and never
+/// fewer than four. The writer takes its next batch once these are done: with a fixed 4, 15 ms
+/// calls capped a writer at ~2.7k msgs/s; a fixed 16, or deletes overlapping the next commit,
+/// put more calls in flight than LocalStack's receives could bear at 32 pollers.
 fn delete_concurrency(pollers: usize, writers: usize) -> usize {
     pollers.div_ceil(writers.max(1)).max(4)
 }
-
-/// Committed batches a writer may still be deleting while it commits the next one: its
-/// deletes overlap its commits instead of stalling them (with 15 ms per SQS call, 100
-/// deletes of a 1000-row batch take longer than its commit).
-const DELETING_PER_WRITER: usize = 2;
 
 /// How many times a drain run retries a batch on transient database errors before it
 /// leaves it to be redelivered and reports the failure. A daemon retries until shutdown.
@@ -736,10 +728,6 @@ struct Writer {
     committer: Committer,
     /// `DeleteMessageBatch` calls in flight per batch.
     delete_concurrency: usize,
-    /// Where deletes run, so that the pipeline's end waits for them.
-    tasks: TaskTracker,
-    /// Bounds this writer's batches being deleted ([`DELETING_PER_WRITER`]).
-    deleting: Arc<tokio::sync::Semaphore>,
 }
 
 /// Commits batches: retries transient errors on fresh connections, isolates rows the
@@ -789,24 +777,15 @@ async fn writer(mut w: Writer, rx: Arc<Mutex<mpsc::Receiver<Vec<Item>>>>) {
                         latency.record(secs);
                     }
                 }
-                let deletion = delete_committed(
-                    w.source.clone(),
-                    w.tracker.clone(),
-                    stats.clone(),
-                    items,
-                    w.delete_concurrency,
-                );
-                // The delete runs beside the next commit; the permit bounds how far ahead.
-                match w.deleting.clone().acquire_owned().await {
-                    Ok(permit) => {
-                        w.tasks.spawn(async move {
-                            deletion.await;
-                            drop(permit);
-                        });
-                    }
-                    // Never closed; were it, deleting here is still right.
-                    Err(_) => deletion.await,
-                }
+                let handles: Vec<(&str, &str)> = items
+                    .iter()
+                    .map(|i| (i.msg.message_id.as_str(), i.msg.receipt_handle.as_str()))
+                    .collect();
+                let del = w.source.delete(&handles, w.delete_concurrency).await;
+                stats.deleted.fetch_add(del.deleted, Ordering::Relaxed);
+                stats.delete_failed.fetch_add(del.failed, Ordering::Relaxed);
+                // Deleted, or failing to delete: either way nothing is left to protect.
+                w.tracker.forget(handles.iter().map(|(_, h)| *h));
             }
             Err(WriteFailure::Failed(e)) => {
                 stats.batches_failed.fetch_add(1, Ordering::Relaxed);
@@ -821,25 +800,6 @@ async fn writer(mut w: Writer, rx: Arc<Mutex<mpsc::Receiver<Vec<Item>>>>) {
         }
         stats.in_flight.fetch_sub(n, Ordering::Relaxed);
     }
-}
-
-/// Deletes a committed batch from the queue, then stops protecting its messages.
-async fn delete_committed(
-    source: Source,
-    tracker: Arc<Tracker>,
-    stats: Arc<Stats>,
-    items: Vec<Item>,
-    concurrency: usize,
-) {
-    let handles: Vec<(&str, &str)> = items
-        .iter()
-        .map(|i| (i.msg.message_id.as_str(), i.msg.receipt_handle.as_str()))
-        .collect();
-    let del = source.delete(&handles, concurrency).await;
-    stats.deleted.fetch_add(del.deleted, Ordering::Relaxed);
-    stats.delete_failed.fetch_add(del.failed, Ordering::Relaxed);
-    // Deleted, or failing to delete: either way nothing is left to protect.
-    tracker.forget(handles.iter().map(|(_, h)| *h));
 }
 
 /// Decodes and masks received messages into batch items, counting unknown keys.
