@@ -306,13 +306,19 @@ pub async fn migrate(client: &mut Client, roles: bool) -> Result<MigrateReport, 
 /// Reads the live `user_logins` columns into [`Limits`]; fails with
 /// [`SinkError::NotMigrated`] when a table is missing.
 pub async fn inspect(client: &Client) -> Result<Limits, SinkError> {
+    Ok(inspect_columns(client).await?.0)
+}
+
+/// [`inspect`], also returning the catalog rows it read: name, type name, type category,
+/// typmod and type oid of each `user_logins` column.
+async fn inspect_columns(client: &Client) -> Result<(Limits, Vec<tokio_postgres::Row>), SinkError> {
     // The audit table is only needed by reveal and mask, which report it themselves.
     if let Some(t) = missing_tables(client, &TABLES[..5]).await?.first() {
         return Err(SinkError::NotMigrated(t));
     }
     let rows = client
         .query(
-            "SELECT a.attname::text, t.typname::text, t.typcategory::text, a.atttypmod
+            "SELECT a.attname::text, t.typname::text, t.typcategory::text, a.atttypmod, a.atttypid
                FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
               WHERE a.attrelid = to_regclass('user_logins') AND a.attnum > 0 AND NOT a.attisdropped",
             &[],
@@ -370,7 +376,7 @@ pub async fn inspect(client: &Client) -> Result<Limits, SinkError> {
             ))
         }
     }
-    Ok(limits)
+    Ok((limits, rows))
 }
 
 /// One `user_logins` row, already masked.
@@ -478,7 +484,7 @@ impl Sink {
     /// Connects, checks the tables and prepares the statements.
     pub async fn connect(db: &DbConfig) -> Result<(Self, Limits), SinkError> {
         let client = connect(db).await?;
-        let limits = inspect(&client).await?;
+        let (limits, columns) = inspect_columns(&client).await?;
         let text_version = matches!(limits.app_version, AppVersionColumn::Text { .. });
         let version_type = if text_version { "text[]" } else { "int8[]" };
         let mut ledger_insert = Vec::with_capacity(2);
@@ -519,7 +525,7 @@ impl Sink {
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::{version_type}, $7::date[])"
             ))
             .await?;
-        let rows_copy = rows_copy(&client).await?;
+        let rows_copy = rows_copy(&client, &columns).await?;
         if rows_copy.is_none() {
             tracing::info!("user_logins has a column type binary COPY cannot encode; rows go in by array insert");
         }
@@ -787,21 +793,17 @@ async fn copy_rows(
 
 /// Prepares the binary `COPY` into `user_logins` when every column it fills has a built-in
 /// type we can encode (text types, an integer or text app_version, a date); `None` sends
-/// rows through the `unnest` insert instead.
-async fn rows_copy(client: &Client) -> Result<Option<RowsCopy>, SinkError> {
-    let live = client
-        .query(
-            "SELECT a.attname::text, a.atttypid FROM pg_attribute a
-              WHERE a.attrelid = to_regclass('user_logins') AND a.attnum > 0 AND NOT a.attisdropped",
-            &[],
-        )
-        .await?;
+/// rows through the `unnest` insert instead. `columns` are [`inspect_columns`]'s rows.
+async fn rows_copy(
+    client: &Client,
+    columns: &[tokio_postgres::Row],
+) -> Result<Option<RowsCopy>, SinkError> {
     let mut types = Vec::with_capacity(ROW_COLUMNS.len());
     for name in ROW_COLUMNS {
-        let ty = live
+        let ty = columns
             .iter()
             .find(|r| r.get::<_, String>(0) == name)
-            .and_then(|r| Type::from_oid(r.get(1)));
+            .and_then(|r| Type::from_oid(r.get(4)));
         let Some(ty) = ty else { return Ok(None) };
         let encodable = match name {
             "app_version" => <VersionCell as ToSql>::accepts(&ty),
