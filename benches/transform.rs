@@ -35,7 +35,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("1000 synthetic messages", |b| {
         b.iter(|| {
             for m in &msgs {
-                std::hint::black_box(sqs2pg::pipeline::transform(m, &limits, &mut masker));
+                std::hint::black_box(sqs2pg::transform::transform(m, &limits, &mut masker));
             }
         })
     });

@@ -26,7 +26,8 @@ use sqs2pg::config::{DbConfig, SqsConfig};
 use sqs2pg::decode::Limits;
 use sqs2pg::mask::{Keyring, Masker};
 use sqs2pg::pii::Pii;
-use sqs2pg::sink::{Record, Sink};
+use sqs2pg::db::BatchWriter;
+use sqs2pg::transform::Record;
 use sqs2pg::source::{Received, Source};
 use sqs2pg::synth::{generate, SynthOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -276,7 +277,7 @@ impl Env {
             .await?;
         let url = db_for(&self.admin_url, &db);
         let mut c = pg(&url).await?;
-        sqs2pg::sink::migrate(&mut c, false).await?;
+        sqs2pg::db::schema::migrate(&mut c, false).await?;
         Ok(url)
     }
 
@@ -424,7 +425,7 @@ fn bench_transform(n: usize) -> Line {
     for _ in 0..4 {
         let started = Instant::now();
         for m in &msgs {
-            std::hint::black_box(sqs2pg::pipeline::transform(m, &limits, &mut masker));
+            std::hint::black_box(sqs2pg::transform::transform(m, &limits, &mut masker));
         }
         best = best.min(started.elapsed());
     }
@@ -451,7 +452,7 @@ async fn records(n: usize) -> Vec<Record> {
     msgs.iter()
         .map(|m| Record {
             message_id: m.message_id.clone(),
-            outcome: sqs2pg::pipeline::transform(m, &limits, &mut masker).0,
+            outcome: sqs2pg::transform::transform(m, &limits, &mut masker).outcome,
         })
         .collect()
 }
@@ -497,9 +498,10 @@ trait Loader {
     fn load(&mut self, batch: &[Record]) -> impl std::future::Future<Output = Result<()>> + Send;
 }
 
-impl Loader for Sink {
+impl Loader for BatchWriter {
     async fn load(&mut self, batch: &[Record]) -> Result<()> {
-        self.write(batch).await?;
+        let refs: Vec<&Record> = batch.iter().collect();
+        self.write(&refs).await?;
         Ok(())
     }
 }
@@ -531,7 +533,7 @@ impl Loader for RawCopy {
         );
         futures::pin_mut!(writer);
         for r in batch {
-            let sqs2pg::sink::Outcome::Row(row) = &r.outcome else {
+            let sqs2pg::transform::Outcome::Row(row) = &r.outcome else {
                 continue;
             };
             let version: Option<i32> = match &row.app_version {
@@ -558,8 +560,9 @@ impl Loader for RawCopy {
 }
 
 async fn sink_rate(url: &str, recs: &[Record], writers: usize) -> Result<f64> {
-    let db = DbConfig::parse(url)?;
-    concurrent_rate(recs, writers, || async { Ok(Sink::connect(&db).await?.0) }).await
+    let db = DbConfig::new(url, None)?;
+    let shape = sqs2pg::db::schema::inspect(&sqs2pg::db::connect(&db).await?).await?;
+    concurrent_rate(recs, writers, || async { Ok(BatchWriter::connect(&db, &shape).await?) }).await
 }
 
 async fn raw_copy_rate(url: &str, recs: &[Record], streams: usize) -> Result<f64> {
@@ -578,7 +581,7 @@ async fn bench_sink(env: &Env, sizes: Sizes) -> Result<Vec<Line>> {
     // The same sink after a long history: the current ledger generation pre-filled.
     let full_url = env.fresh_db("sinkfull").await?;
     let c = pg(&full_url).await?;
-    let generation = sqs2pg::sink::ledger_generation(std::time::SystemTime::now());
+    let generation = sqs2pg::db::ledger::ledger_generation(std::time::SystemTime::now());
     c.batch_execute(&format!(
         "UPDATE sqs2pg_ledger_state SET generation = {generation};
          INSERT INTO sqs2pg_ledger_{} (message_id) SELECT 'old-' || g FROM generate_series(1, {}) g;

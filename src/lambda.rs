@@ -1,7 +1,7 @@
-//! AWS Lambda: the same decode/mask/sink core behind an SQS-event handler.
+//! AWS Lambda: the same transform and commit behind an SQS-event handler.
 //!
 //! Lambda's SQS event source receives and deletes the messages; the handler only has to
-//! commit. Each invocation's records are decoded, masked and committed as one batch (rows,
+//! commit. Each invocation's records are transformed and committed as one batch (rows,
 //! rejects and ledger in one transaction, with poison isolation), so malformed messages are
 //! quarantined, not failed. The response lists in `batchItemFailures` only the messages whose
 //! outcome could not be committed; Lambda returns just those to the queue. Enable
@@ -9,16 +9,15 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use chrono::DateTime;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DbConfig;
 use crate::decode::Limits;
 use crate::mask::{Keyring, Masker};
-use crate::pii::Pii;
-use crate::pipeline::{self, Committer, PipelineError};
-use crate::sink::{Sink, SinkError};
+use crate::pipeline::batch::to_items;
+use crate::pipeline::commit::{CommitFailure, Committer};
+use crate::pipeline::PipelineError;
 use crate::source::Received;
 use crate::telemetry::{Stats, Summary};
 
@@ -36,15 +35,19 @@ pub struct Handler {
 impl Handler {
     /// Connects and reads the table's shape (at cold start).
     pub async fn new(db: DbConfig, keyring: &Keyring) -> Result<Self, PipelineError> {
-        let (sink, limits): (Sink, Limits) =
-            Sink::connect(&db).await.map_err(PipelineError::Sink)?;
+        let client = crate::db::connect(&db).await?;
+        let shape = crate::db::schema::inspect(&client).await?;
+        let writer = crate::db::BatchWriter::prepare(client, &shape).await?;
         let stats = Arc::new(Stats::default());
+        let limits = shape.limits;
         let committer = Committer {
             db,
-            sink: Some(sink),
+            shape,
+            writer: Some(writer),
             masker: Masker::new(keyring),
             stats: stats.clone(),
-            hard_stop: CancellationToken::new(),
+            // Nothing stops a Lambda invocation but its own timeout.
+            stop: CancellationToken::new(),
             attempts: ATTEMPTS,
         };
         Ok(Self {
@@ -60,38 +63,18 @@ impl Handler {
             .records
             .into_iter()
             .enumerate()
-            .map(|(i, r)| Received {
-                // Lambda always sends message ids; a stand-in keeps a malformed event from
-                // panicking and still quarantines the body.
-                message_id: r
-                    .message_id
-                    .unwrap_or_else(|| format!("lambda-missing-id-{i}")),
-                receipt_handle: r.receipt_handle.unwrap_or_default(),
-                body: Pii::new(r.body.unwrap_or_default()),
-                sent_at: r
-                    .attributes
-                    .get("SentTimestamp")
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .and_then(DateTime::from_timestamp_millis),
-                receive_count: r
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|v| v.parse().ok()),
-            })
+            .map(|(i, r)| received(i, r))
             .collect();
-        self.stats
-            .received
-            .fetch_add(msgs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.stats.add_received(msgs.len());
         let mut guard = self.committer.lock().await;
         let (committer, masker) = &mut *guard;
-        let mut items = pipeline::to_items(msgs, &self.limits, masker, &self.stats);
+        let mut items = to_items(msgs, &self.limits, masker, &self.stats);
         let mut response = SqsBatchResponse::default();
         if let Err(e) = committer.commit(&mut items).await {
-            let why = match e {
-                pipeline::WriteFailure::Failed(e) => e,
-                pipeline::WriteFailure::Stopped => SinkError::Incompatible("stopped".into()),
-            };
-            tracing::error!(error = %why, messages = items.len(), "batch not committed; returning every message to the queue");
+            match e {
+                CommitFailure::Failed(e) => tracing::error!(error = %e, messages = items.len(), "batch not committed; returning every message to the queue"),
+                CommitFailure::Stopped => tracing::error!(messages = items.len(), "stopped before the batch committed; returning every message to the queue"),
+            }
             for item in &items {
                 let mut f = BatchItemFailure::default();
                 f.item_identifier = item.record.message_id.clone();
@@ -105,4 +88,19 @@ impl Handler {
     pub fn summary(&self) -> Summary {
         self.stats.summary(std::time::Duration::ZERO)
     }
+}
+
+/// One event record as a received message. Lambda always sends message ids; a stand-in
+/// keeps a malformed event from panicking and still quarantines the body.
+fn received(index: usize, r: SqsMessage) -> Received {
+    let attr = |name: &str| r.attributes.get(name).map(String::as_str);
+    Received::new(
+        r.message_id
+            .clone()
+            .unwrap_or_else(|| format!("lambda-missing-id-{index}")),
+        r.receipt_handle.clone().unwrap_or_default(),
+        r.body.clone().unwrap_or_default(),
+        attr("SentTimestamp"),
+        attr("ApproximateReceiveCount"),
+    )
 }

@@ -8,44 +8,52 @@
 //!
 //! ## Layout
 //!
-//! One module per stage; only [`pipeline`] composes them.
+//! Files follow the data flow. The stages (`source`, `decode`, `mask`, `transform`, `db`)
+//! do not know each other beyond the types they hand on; only [`pipeline`] (streaming),
+//! [`ops`] (the other use cases) and [`lambda`] compose them. [`cli`] builds configuration
+//! and calls those three; [`telemetry`] only observes [`telemetry::Stats`].
 //!
 //! | module | concern |
 //! |---|---|
-//! | [`cli`] | flags and environment (clap), one function per command |
-//! | [`config`] | validated settings; secrets in `secrecy` types |
-//! | [`source`] | SQS: long-poll receive, batched delete, send, queue depth |
-//! | [`decode`] | pure: body bytes → [`decode::Login`] or a reject reason |
-//! | [`mask`] | pure: AES-256-SIV tokens, keyring, reveal |
-//! | [`kms`] | KMS envelope keys: unwrap at start-up, `keygen --kms-key-id` |
-//! | [`sink`] | Postgres: migrate, inspect the live table, one transaction per batch |
-//! | [`audit`] | the reveal audit: who unmasked what, why, how many |
-//! | [`rekey`] | re-encrypt old-key tokens to the writing key, online |
-//! | [`pipeline`] | pollers → transform → batcher → writers → delete; shutdown |
-//! | [`lambda`] | the SQS-event Lambda handler on the same core (`sqs2pg-lambda`) |
-//! | [`telemetry`] | logs, run counters, progress, summary |
+//! | [`cli`] | clap types ([`cli::args`]), the config-file layer, one file per command |
+//! | [`config`] | validated settings and their defaults; the TOML layer; keyring loading; database TLS roots |
+//! | [`source`] | SQS: long-poll receive, delete and visibility on one batch-call helper, send, queue attributes |
+//! | [`decode`] | pure: body bytes → [`decode::Login`] or a [`decode::RejectReason`] |
+//! | [`mask`] | pure: AES-256-SIV tokens; the keyring; KMS-wrapped keys |
+//! | [`transform`] | pure: decode + mask → [`transform::Row`] or [`transform::Reject`], panics contained |
+//! | [`db`] | Postgres: connect, schema and table shape, ledger, encoders, the batch write, rejects, audit, rekey queries |
+//! | [`pipeline`] | `Pipeline::build` / `run_until_stopped`: pollers → batcher → writers → delete; lease; shutdown; health probes |
+//! | [`ops`] | replay, rekey, reveal and mask, migrate, rejects list, send, keygen |
+//! | [`lambda`] | the SQS-event Lambda handler on the same transform and commit (`sqs2pg-lambda`) |
+//! | [`telemetry`] | logs, run counters and summary, Prometheus text, `/metrics` `/healthz` `/readyz`, progress |
+//! | [`error`] | what a failed command prints and its exit code |
+//! | [`aws`] | the AWS SDK configuration and error text shared by SQS and KMS |
+//! | [`backoff`] | the jittered exponential pause every retry uses |
 //! | [`pii`] | [`pii::Pii`], a wrapper whose `Debug`/`Display` redact |
 //! | [`synth`] | synthetic login events for demos and load |
 //!
 //! ## Data flow
 //!
 //! ```text
-//! SQS ─▶ source::receive ─▶ decode::decode ─▶ mask (ip, device_id) ─▶ batch
-//!     ─▶ sink::write: BEGIN; ledger ids; user_logins rows; rejects; COMMIT
-//!     ─▶ source::delete (only now)
+//! config ─▶ Pipeline::build (connect, resolve, inspect → TableShape)
+//! SQS ─▶ source::receive ─▶ transform (decode, mask ip/device_id) ─▶ batch
+//!     ─▶ db::write: BEGIN; ledger ids; user_logins rows; rejects; COMMIT
+//!     ─▶ source::ack delete (only now)
 //! ```
 
-pub mod audit;
+pub mod aws;
+pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod decode;
-pub mod kms;
+pub mod error;
 pub mod lambda;
 pub mod mask;
+pub mod ops;
 pub mod pii;
 pub mod pipeline;
-pub mod rekey;
-pub mod sink;
 pub mod source;
 pub mod synth;
 pub mod telemetry;
+pub mod transform;

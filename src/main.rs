@@ -1,4 +1,5 @@
-//! The `sqs2pg` binary: parse, run, map the outcome to an exit code.
+//! The `sqs2pg` binary: parse, set up logging, run the command, map the outcome to an exit
+//! code.
 //!
 //! Exit codes: 0 success; 2 usage or configuration error (the message names the flag or
 //! variable); 1 anything else. Every error message says what to do next.
@@ -9,11 +10,11 @@ use std::process::ExitCode;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    // clap exits 2 itself on a bad flag, naming it.
+    // clap exits 2 itself on a bad flag, naming it; a bad config file arrives here.
     let cli = match sqs2pg::cli::parse() {
         Ok(cli) => cli,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", sqs2pg::error::Failure::from(e));
             return ExitCode::from(2);
         }
     };
@@ -30,9 +31,9 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(sqs2pg::cli::execute(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(sqs2pg::cli::exit_code(&e))
+        Err(failure) => {
+            eprintln!("error: {failure}");
+            ExitCode::from(failure.exit_code())
         }
     }
 }

@@ -1,21 +1,24 @@
 //! `sqs2pg-lambda`: the SQS-event AWS Lambda handler (build with `--features lambda`).
 //!
-//! Configuration from the environment: `DATABASE_URL`, and `SQS2PG_KEYS` or
-//! `SQS2PG_KEYS_FILE` (KMS-wrapped entries are unwrapped at cold start). Enable
-//! `ReportBatchItemFailures` on the event source mapping.
+//! Configured from the environment through the same settings as `sqs2pg`: `DATABASE_URL`,
+//! `SQS2PG_DB_CA_FILE`, and `SQS2PG_KEYS` or `SQS2PG_KEYS_FILE` (KMS-wrapped entries are
+//! unwrapped at cold start). Enable `ReportBatchItemFailures` on the event source mapping.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use clap::Parser;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     sqs2pg::telemetry::init_tracing(sqs2pg::telemetry::LogFormat::Json);
-    let db_url = std::env::var("DATABASE_URL")
-        .map_err(|_| "DATABASE_URL is not set: give the function the Postgres connection string")?;
-    let db = sqs2pg::config::DbConfig::parse(&db_url)?;
-    let keys_file = std::env::var_os("SQS2PG_KEYS_FILE").map(std::path::PathBuf::from);
-    let keyring =
-        sqs2pg::config::load_keyring(keys_file.as_deref(), sqs2pg::config::env_keys()).await?;
+    // The local default would point a function at 127.0.0.1: demand the real one.
+    if std::env::var_os("DATABASE_URL").is_none() {
+        return Err("DATABASE_URL is not set: give the function the Postgres connection string".into());
+    }
+    // No arguments: every setting comes from the function's environment.
+    let settings = sqs2pg::cli::args::LambdaArgs::try_parse_from(["sqs2pg-lambda"])?;
+    let db = settings.global.db()?;
+    let keyring = settings.global.keys().load().await?;
     let handler = std::sync::Arc::new(sqs2pg::lambda::Handler::new(db, &keyring).await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let handler = handler.clone();

@@ -15,7 +15,7 @@ use base64::Engine;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use crate::mask::{KeyEntry, KeyError, KeyMaterial, Keyring, KEY_LEN, KMS_PREFIX};
+use super::keyring::{KeyEntry, KeyError, KeyMaterial, Keyring, KEY_LEN, KMS_PREFIX};
 
 /// The `purpose` value of the encryption context.
 pub const PURPOSE: &str = "sqs2pg-masking-key";

@@ -5,7 +5,7 @@
 
 use tokio_postgres::Client;
 
-use crate::sink::SinkError;
+use super::DbError;
 
 /// What is about to be opened or looked up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub struct AuditEntry<'a> {
 }
 
 /// Writes the audit row. Callers print nothing unless this succeeds.
-pub async fn record(client: &Client, entry: &AuditEntry<'_>) -> Result<(), SinkError> {
+pub async fn record(client: &Client, entry: &AuditEntry<'_>) -> Result<(), DbError> {
     let os_user = whoami::username().unwrap_or_else(|_| "unknown".into());
     let host = whoami::hostname().unwrap_or_else(|_| "unknown".into());
     // No RETURNING: the revealer role may append to the audit but not read it.
@@ -34,7 +34,7 @@ pub async fn record(client: &Client, entry: &AuditEntry<'_>) -> Result<(), SinkE
         .await
         .map_err(|e| match e.code() {
             Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
-                SinkError::NotMigrated("sqs2pg_reveal_audit")
+                DbError::NotMigrated("sqs2pg_reveal_audit")
             }
             _ => e.into(),
         })?;

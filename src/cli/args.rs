@@ -1,0 +1,404 @@
+//! The command line as clap sees it: every flag and variable, documented once here (this is
+//! what `--help` and the man page show), then turned into [`crate::config`] types by the
+//! methods at the end.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::keys::KeySource;
+use crate::config::{self, ConfigError, DbConfig, PipelineConfig, SqsConfig};
+use crate::mask::Column;
+use crate::telemetry::LogFormat;
+
+const EXAMPLES: &str = "\
+Examples:
+  eval \"$(scripts/services env)\"          # point at local LocalStack + Postgres
+  sqs2pg keygen --kid k1 > keys && chmod 600 keys
+  sqs2pg migrate
+  sqs2pg send --synthetic 1000 --malformed-rate 0.01
+  sqs2pg run --keys-file keys --until-empty
+  psql -Atc 'select masked_ip from user_logins limit 3' | sqs2pg reveal --keys-file keys --column ip";
+
+/// Streams login events from SQS into Postgres, masking ip and device_id with AES-256-SIV.
+#[derive(Debug, Parser)]
+#[command(name = "sqs2pg", version, about, after_help = EXAMPLES, propagate_version = true)]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings shared by every command; each may also come from its environment variable.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Queue URL; skips the name lookup.
+    #[arg(long, env = "SQS2PG_QUEUE_URL", global = true)]
+    pub queue_url: Option<String>,
+    /// Queue name, resolved with GetQueueUrl when no URL is given.
+    #[arg(long, env = "SQS2PG_QUEUE_NAME", default_value = config::DEFAULT_QUEUE_NAME, global = true, value_parser = parse_queue_name)]
+    pub queue_name: String,
+    /// Postgres connection string.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = config::DEFAULT_DATABASE_URL,
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// PEM bundle that signs the database's certificate (e.g. RDS's global-bundle.pem);
+    /// without it, the system's roots.
+    #[arg(long, env = "SQS2PG_DB_CA_FILE", global = true)]
+    pub db_ca_file: Option<PathBuf>,
+    /// File holding the keyring (`kid=BASE64KEY` lines; first entry writes). Without it,
+    /// the keyring is read from SQS2PG_KEYS.
+    #[arg(long, env = "SQS2PG_KEYS_FILE", global = true)]
+    pub keys_file: Option<PathBuf>,
+    /// Serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9898).
+    #[arg(long, env = "SQS2PG_METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// TOML file with any non-secret setting (flags > environment > file > defaults).
+    #[arg(long, env = "SQS2PG_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Log format (logs go to stderr; RUST_LOG sets the level).
+    #[arg(
+        long,
+        env = "SQS2PG_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the tables that are missing (idempotent; never alters an existing user_logins).
+    #[command(
+        after_help = "Examples:\n  sqs2pg migrate\n  sqs2pg migrate --roles   # also the sqs2pg_ingest / _analyst / _revealer roles"
+    )]
+    Migrate {
+        /// Also create the least-privilege roles sqs2pg_ingest, sqs2pg_analyst and
+        /// sqs2pg_revealer and set their grants (needs CREATEROLE).
+        #[arg(long)]
+        roles: bool,
+    },
+    /// Consume the queue into Postgres until SIGINT/SIGTERM, or with --until-empty until
+    /// the queue is drained.
+    #[command(
+        after_help = "Examples:\n  sqs2pg run --keys-file keys --until-empty          # drain and print a summary\n  sqs2pg run --keys-file keys --metrics-addr 0.0.0.0:9898   # daemon with /metrics, /healthz, /readyz\n  SQS2PG_POLLERS=16 SQS2PG_WRITERS=4 sqs2pg run       # more throughput"
+    )]
+    Run(RunArgs),
+    /// Send message bodies to the queue: from a file (JSON array or JSONL, verbatim) or
+    /// synthetic login events.
+    #[command(
+        after_help = "Examples:\n  sqs2pg send --file ../shared/data/fetch-login-sample.json\n  sqs2pg send --file events.jsonl\n  sqs2pg send --synthetic 20000 --malformed-rate 0.01 --duplicate-rate 0.05 --seed 7"
+    )]
+    Send(SendArgs),
+    /// Print a new keyring entry `ID=BASE64` (64 random bytes). Keep it secret.
+    ///
+    /// With --kms-key-id, KMS makes the key (GenerateDataKeyWithoutPlaintext) and the entry is
+    /// `ID=kms:BASE64BLOB`: the key wrapped by that KMS key, unwrapped by sqs2pg at start-up.
+    #[command(
+        after_help = "Examples:\n  sqs2pg keygen --kid k1 > keys && chmod 600 keys\n  sqs2pg keygen --kid k2 --kms-key-id alias/sqs2pg   # KMS-wrapped: k2=kms:..."
+    )]
+    Keygen {
+        /// Key id written into every token (1-32 of [A-Za-z0-9_-]).
+        #[arg(long, default_value = "k1")]
+        kid: String,
+        /// Wrap the new key with this KMS key (id, ARN or alias/NAME).
+        #[arg(long)]
+        kms_key_id: Option<String>,
+    },
+    /// Read tokens on stdin, one a line; write the originals on stdout, one a line.
+    ///
+    /// Audited: before anything is printed, a row goes to sqs2pg_reveal_audit with the
+    /// database user, OS user, host, --reason and how many values.
+    #[command(
+        after_help = "Examples:\n  psql -Atc \"select masked_ip from user_logins where user_id='u1'\" | sqs2pg reveal --column ip --reason 'TICKET-123 fraud review'\n  sqs2pg reveal --reject 5f0c... --reason 'TICKET-124 why rejected'"
+    )]
+    Reveal {
+        /// The column the tokens come from; without it each column is tried.
+        #[arg(long, value_enum, conflicts_with = "reject")]
+        column: Option<RevealColumn>,
+        /// Why you unmask (recorded in the audit).
+        #[arg(long, value_parser = parse_reason)]
+        reason: String,
+        /// Refuse to unmask more than this many values at once; raise it on purpose.
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+        /// Open the quarantined body of this message id instead of reading stdin.
+        #[arg(long, value_name = "MESSAGE_ID")]
+        reject: Option<String>,
+    },
+    /// Print the token of one value, to find its rows (audited like reveal).
+    #[command(
+        after_help = "Examples:\n  sqs2pg mask --column ip --reason 'INC-4711' 203.0.113.7\n  psql -c \"select * from user_logins where masked_ip = '$(sqs2pg mask --column ip --reason INC-4711 203.0.113.7)'\""
+    )]
+    Mask {
+        /// The column whose token to make.
+        #[arg(long, value_enum)]
+        column: MaskColumn,
+        /// Why you look it up (recorded in the audit).
+        #[arg(long, value_parser = parse_reason)]
+        reason: String,
+        /// The raw value.
+        value: String,
+    },
+    /// Inspect and replay quarantined messages (user_logins_rejects).
+    #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  sqs2pg rejects list\n  sqs2pg rejects list --reason bad_app_version --ids 100\n  sqs2pg rejects replay --reason bad_app_version\n  sqs2pg reveal --reject MESSAGE_ID --reason 'why was it rejected'"
+    )]
+    Rejects(RejectsCommand),
+    /// Print the effective configuration (flags > environment > config file > defaults),
+    /// secrets redacted.
+    #[command(
+        after_help = "Examples:\n  sqs2pg config\n  sqs2pg --config /etc/sqs2pg/sqs2pg.toml config"
+    )]
+    Config(RunArgs),
+    /// Print shell completions: `sqs2pg completions bash > /etc/bash_completion.d/sqs2pg`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `sqs2pg man > sqs2pg.1`.
+    Man,
+    /// Re-encrypt every token and rejected body under an older key to the writing key.
+    ///
+    /// Rotation: put the new key first in the keyring (new tokens are written under it,
+    /// older keys stay readable), restart `run`, then run `rekey`. It works in batches while
+    /// `run` keeps loading, and is idempotent and safe to interrupt: rerun it to finish.
+    /// Between the two steps, equal values under different key ids have DIFFERENT tokens, so
+    /// duplicates across old and new rows are not identifiable until rekey has finished.
+    #[command(
+        after_help = "Examples:\n  SQS2PG_KEYS=\"$(cat k2.key k1.key)\" sqs2pg rekey    # k2 writes, k1 still reads\n  sqs2pg rekey --keys-file keys --batch-size 5000"
+    )]
+    Rekey {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        batch_size: i64,
+    },
+}
+
+/// Columns `reveal` opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RevealColumn {
+    /// masked_ip tokens.
+    Ip,
+    /// masked_device_id tokens.
+    #[value(name = "device_id", alias = "device-id")]
+    DeviceId,
+    /// user_logins_rejects.body_ciphertext.
+    Body,
+}
+
+impl From<RevealColumn> for Column {
+    fn from(c: RevealColumn) -> Self {
+        match c {
+            RevealColumn::Ip => Column::Ip,
+            RevealColumn::DeviceId => Column::DeviceId,
+            RevealColumn::Body => Column::Body,
+        }
+    }
+}
+
+/// `sqs2pg rejects ...`
+#[derive(Debug, Subcommand)]
+pub enum RejectsCommand {
+    /// Counts and message ids by reason (never bodies).
+    List {
+        /// Only this reason (e.g. bad_app_version).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Message ids shown per reason.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(0..=100_000))]
+        ids: i64,
+    },
+    /// Run quarantined bodies through decode, mask and sink again, e.g. after an operator
+    /// changed app_version to a text column. Each message that now loads leaves the rejects
+    /// in the same transaction that inserts its row; one that still fails stays, with its
+    /// new reason. Idempotent and safe to interrupt.
+    Replay {
+        /// Only this reason.
+        #[arg(long, conflicts_with = "id")]
+        reason: Option<String>,
+        /// Only this message id.
+        #[arg(long)]
+        id: Option<String>,
+        /// Rejects per transaction.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        batch_size: i64,
+    },
+}
+
+/// Columns `mask` makes tokens for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MaskColumn {
+    /// An IPv4 or IPv6 address.
+    Ip,
+    /// A device id.
+    #[value(name = "device_id", alias = "device-id")]
+    DeviceId,
+}
+
+impl From<MaskColumn> for Column {
+    fn from(c: MaskColumn) -> Self {
+        match c {
+            MaskColumn::Ip => Column::Ip,
+            MaskColumn::DeviceId => Column::DeviceId,
+        }
+    }
+}
+
+fn parse_reason(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("give a reason (e.g. a ticket number); it is recorded in the audit".into())
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+/// Flags of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Stop once the queue stays empty for one long-poll round, print a summary, exit 0.
+    #[arg(long)]
+    pub until_empty: bool,
+    /// Concurrent long-polling receivers.
+    #[arg(long, env = "SQS2PG_POLLERS", default_value_t = config::DEFAULT_POLLERS, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub pollers: u16,
+    /// Concurrent database writers (one connection each).
+    #[arg(long, env = "SQS2PG_WRITERS", default_value_t = config::DEFAULT_WRITERS, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub writers: u16,
+    /// Most messages per transaction.
+    #[arg(long, env = "SQS2PG_BATCH_SIZE", default_value_t = config::DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub batch_size: u32,
+    /// Longest a partial batch waits for more messages, in milliseconds.
+    #[arg(long, env = "SQS2PG_BATCH_WAIT_MS", default_value_t = config::DEFAULT_BATCH_WAIT_MS, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub batch_wait_ms: u64,
+    /// Long-poll wait per receive, in seconds (0-20).
+    #[arg(long, env = "SQS2PG_WAIT_SECONDS", default_value_t = config::DEFAULT_WAIT_SECONDS, value_parser = clap::value_parser!(i32).range(0..=20))]
+    pub wait_seconds: i32,
+    /// After SIGINT/SIGTERM, seconds in-flight work may take to commit before it is released
+    /// to other consumers (visibility 0); then the process exits 0.
+    #[arg(long = "shutdown-timeout", env = "SQS2PG_SHUTDOWN_TIMEOUT", default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub shutdown_timeout_secs: u64,
+    /// Progress display: a bar on a terminal (auto), always a bar, or log lines only.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+}
+
+/// When to draw the progress bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// A bar for --until-empty runs on a terminal.
+    Auto,
+    /// A bar whenever stderr is a terminal.
+    Always,
+    /// Log lines only.
+    Never,
+}
+
+/// Flags of `send`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["file", "synthetic"])))]
+pub struct SendArgs {
+    /// A JSON array (each element one message) or a JSONL file (each line one message).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Generate this many realistic login events.
+    #[arg(long)]
+    pub synthetic: Option<usize>,
+    /// With --synthetic: fraction re-sent as separate messages with an earlier body.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate, requires = "synthetic")]
+    pub duplicate_rate: f64,
+    /// With --synthetic: fraction of malformed bodies.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate, requires = "synthetic")]
+    pub malformed_rate: f64,
+    /// With --synthetic: random seed, for repeatable data.
+    #[arg(long, default_value_t = 42, requires = "synthetic")]
+    pub seed: u64,
+    /// Concurrent SendMessageBatch calls.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!(
+            "{s:?} is not a fraction between 0 and 1 (e.g. 0.05)"
+        )),
+    }
+}
+
+fn parse_queue_name(s: &str) -> Result<String, String> {
+    let base = s.strip_suffix(".fifo").unwrap_or(s);
+    if (1..=80).contains(&s.len())
+        && base
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not an SQS queue name (1-80 of [A-Za-z0-9_-], optional .fifo)"
+        ))
+    }
+}
+
+impl GlobalArgs {
+    /// The queue to read or fill.
+    pub fn sqs(&self) -> SqsConfig {
+        SqsConfig {
+            queue_url: self.queue_url.clone(),
+            queue_name: self.queue_name.clone(),
+        }
+    }
+
+    /// The database, checked, with its TLS roots loaded.
+    pub fn db(&self) -> Result<DbConfig, ConfigError> {
+        DbConfig::new(&self.database_url, self.db_ca_file.as_deref())
+    }
+
+    /// Where the keyring comes from; nothing is read yet.
+    pub fn keys(&self) -> KeySource {
+        KeySource::choose(self.keys_file.as_deref())
+    }
+}
+
+impl RunArgs {
+    /// The validated pipeline settings.
+    pub fn pipeline(&self, metrics_addr: Option<std::net::SocketAddr>) -> PipelineConfig {
+        PipelineConfig {
+            pollers: self.pollers.into(),
+            writers: self.writers.into(),
+            batch_size: self.batch_size as usize,
+            batch_wait: std::time::Duration::from_millis(self.batch_wait_ms),
+            wait_seconds: self.wait_seconds,
+            until_empty: self.until_empty,
+            shutdown_timeout: std::time::Duration::from_secs(self.shutdown_timeout_secs),
+            metrics_addr,
+            progress: match self.progress {
+                ProgressMode::Auto => self.until_empty,
+                ProgressMode::Always => true,
+                ProgressMode::Never => false,
+            },
+        }
+    }
+}
+
+/// The Lambda function's settings: the global settings, from its environment only.
+#[derive(Debug, Parser)]
+#[command(name = "sqs2pg-lambda")]
+pub struct LambdaArgs {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}

@@ -1,0 +1,107 @@
+//! The command line: [`args`] holds the clap types; [`parse`] layers the configuration file
+//! under them; [`execute`] only dispatches to one function per command, each in its own file,
+//! which builds the validated configuration and calls the pipeline or an [`crate::ops`] use
+//! case, then prints.
+//!
+//! Exit codes (see `main.rs`): 0 success, 2 usage or configuration error (the message names
+//! the flag or variable), 1 anything else.
+
+pub mod args;
+mod config;
+mod docs;
+mod keygen;
+mod migrate;
+mod rejects;
+mod rekey;
+mod reveal;
+mod run;
+mod send;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, FromArgMatches};
+
+use crate::config::file::FileConfig;
+use crate::config::ConfigError;
+use crate::error::Failure;
+
+pub use args::{Cli, Command, RejectsCommand};
+
+/// Parses the process's flags and environment, with the configuration file (`--config` /
+/// `SQS2PG_CONFIG`) as the layer between the environment and the defaults. A bad flag
+/// exits 2 here, with clap's message naming it.
+pub fn parse() -> Result<Cli, ConfigError> {
+    parse_from(std::env::args_os().collect())
+}
+
+/// [`parse`] for given arguments (the first is the program name).
+pub fn parse_from(args: Vec<OsString>) -> Result<Cli, ConfigError> {
+    let mut command = Cli::command();
+    if let Some(path) = config_path(&args) {
+        let file = FileConfig::load(&path)?;
+        // A file value becomes its flag's default: flags and variables still win.
+        for (id, value) in file.global_settings() {
+            command = command.mut_arg(id, |a| a.default_value(value));
+        }
+        for (id, value) in file.run_settings() {
+            for sub in ["run", "config"] {
+                let value = value.clone();
+                command = command.mut_subcommand(sub, |s| s.mut_arg(id, |a| a.default_value(value)));
+            }
+        }
+    }
+    let matches = command.try_get_matches_from(args).unwrap_or_else(|e| e.exit());
+    Cli::from_arg_matches(&matches).map_err(|e| e.exit())
+}
+
+/// `--config PATH`, `--config=PATH`, else `SQS2PG_CONFIG`: read before clap parses, because
+/// the file changes what the other flags default to.
+fn config_path(args: &[OsString]) -> Option<PathBuf> {
+    let flag = args.iter().enumerate().find_map(|(i, a)| {
+        let a = a.to_str()?;
+        match a.strip_prefix("--config=") {
+            Some(v) => Some(PathBuf::from(v)),
+            None if a == "--config" => args.get(i + 1).map(PathBuf::from),
+            None => None,
+        }
+    });
+    flag.or_else(|| std::env::var_os("SQS2PG_CONFIG").map(PathBuf::from))
+}
+
+/// Runs one parsed command.
+pub async fn execute(cli: Cli) -> Result<(), Failure> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Migrate { roles } => migrate::migrate(g, *roles).await,
+        Command::Run(args) => run::run(g, args).await,
+        Command::Send(args) => send::send(g, args).await,
+        Command::Keygen { kid, kms_key_id } => keygen::keygen(kid, kms_key_id.as_deref()).await,
+        Command::Reveal {
+            column,
+            reason,
+            max,
+            reject,
+        } => match reject {
+            Some(id) => reveal::reveal_reject(g, id, reason).await,
+            None => reveal::reveal(g, column.map(Into::into), reason, *max).await,
+        },
+        Command::Mask {
+            column,
+            reason,
+            value,
+        } => reveal::mask(g, (*column).into(), reason, value).await,
+        Command::Rekey { batch_size } => rekey::rekey(g, *batch_size).await,
+        Command::Config(args) => config::print(g, args),
+        Command::Completions { shell } => docs::completions(*shell),
+        Command::Man => docs::man(),
+        Command::Rejects(RejectsCommand::List { reason, ids }) => {
+            rejects::list(g, reason.as_deref(), *ids).await
+        }
+        Command::Rejects(RejectsCommand::Replay {
+            reason,
+            id,
+            batch_size,
+        }) => rejects::replay(g, reason, id, *batch_size).await,
+    }
+}

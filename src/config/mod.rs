@@ -1,0 +1,208 @@
+//! Validated configuration: what every command reads, built once before any work starts.
+//!
+//! [`crate::cli::args`] parses flags, environment and the configuration file ([`file`]) with
+//! clap (flag, then environment, then file, then the defaults below); this module turns them
+//! into typed settings and refuses bad ones with a [`ConfigError`] that names the flag or
+//! variable and says what to do. Each setting is documented once, on its flag. Secrets (the
+//! keyring, a database URL that may carry a password) are held in `secrecy` types and never
+//! printed.
+
+pub mod file;
+pub mod keys;
+mod tls;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use thiserror::Error;
+
+use crate::mask::Keyring;
+
+/// `--queue-name`'s default.
+pub const DEFAULT_QUEUE_NAME: &str = "login-queue";
+/// `--database-url`'s default: the local cluster `scripts/services up` starts.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// `run --pollers`' default.
+pub const DEFAULT_POLLERS: u16 = 8;
+/// `run --writers`' default.
+pub const DEFAULT_WRITERS: u16 = 2;
+/// `run --batch-size`'s default.
+pub const DEFAULT_BATCH_SIZE: u32 = 500;
+/// `run --batch-wait-ms`' default.
+pub const DEFAULT_BATCH_WAIT_MS: u64 = 200;
+/// `run --wait-seconds`' default: SQS's longest long poll.
+pub const DEFAULT_WAIT_SECONDS: i32 = 20;
+/// `run --shutdown-timeout`'s default, in seconds.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+
+/// A setting that cannot be used. The binary exits 2 on these, but for an unreachable KMS.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A flag or variable with a bad value.
+    #[error("{name}: {problem}")]
+    Invalid {
+        /// The flag and its variable, e.g. `--database-url / DATABASE_URL`.
+        name: &'static str,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+    /// No keyring configured.
+    #[error("no masking key configured: make one with `sqs2pg keygen --kid k1 > keys && chmod 600 keys`, then pass --keys-file keys (or SQS2PG_KEYS_FILE), or put the line in SQS2PG_KEYS")]
+    NoKey,
+    /// The keys file could not be read.
+    #[error("--keys-file / SQS2PG_KEYS_FILE: cannot read {path}: {source}")]
+    KeysFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The keys file is readable by others.
+    #[error("--keys-file / SQS2PG_KEYS_FILE: {path} is readable by group or others (mode {mode:o}); it holds secret keys: run `chmod 600 {path}`")]
+    KeysFileMode {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A KMS-wrapped key could not be unwrapped.
+    #[error(transparent)]
+    Kms(#[from] crate::mask::kms::KmsError),
+    /// The keyring text is bad.
+    #[error("{origin}: {source}")]
+    Key {
+        /// Where the keyring came from.
+        origin: &'static str,
+        /// What is wrong with it.
+        source: crate::mask::KeyError,
+    },
+}
+
+impl ConfigError {
+    /// The user must change a setting (exit 2); only an unreachable KMS is an outage.
+    pub fn is_usage(&self) -> bool {
+        !matches!(self, Self::Kms(k) if !k.is_refusal())
+    }
+}
+
+/// Where the messages come from.
+#[derive(Clone, Debug)]
+pub struct SqsConfig {
+    /// Used as is when set.
+    pub queue_url: Option<String>,
+    /// Resolved to a URL with `GetQueueUrl` when no URL is set.
+    pub queue_name: String,
+}
+
+/// Where the rows go.
+#[derive(Clone, Debug)]
+pub struct DbConfig {
+    /// May hold a password.
+    pub url: SecretString,
+    /// Parsed form of `url`.
+    pub pg: tokio_postgres::Config,
+    /// The roots server certificates are checked against; `None` when `sslmode=disable`.
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl DbConfig {
+    /// Parses and checks a connection string (URL or key=value form) and loads the roots
+    /// its TLS will check: the PEM bundle `ca_file` (`SQS2PG_DB_CA_FILE`), else the system's.
+    pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let pg = tokio_postgres::Config::from_str(url).map_err(|e| ConfigError::Invalid {
+            name: "--database-url / DATABASE_URL",
+            problem: format!(
+                "not a valid Postgres connection string ({e}); expected e.g. postgres://user@host:5432/db"
+            ),
+        })?;
+        let tls = match pg.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => None,
+            _ => Some(tls::client_config(ca_file)?),
+        };
+        Ok(Self {
+            url: SecretString::from(url.to_owned()),
+            pg,
+            tls,
+        })
+    }
+
+    /// The TLS client configuration, unless TLS is off.
+    pub fn tls(&self) -> Option<&Arc<rustls::ClientConfig>> {
+        self.tls.as_ref()
+    }
+
+    /// The URL with any password replaced, for display.
+    pub fn redacted(&self) -> String {
+        let url = self.url.expose_secret();
+        match (self.pg.get_password(), url.find("://"), url.rfind('@')) {
+            (Some(_), Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &url[scheme + 3..at];
+                let user = userinfo.split(':').next().unwrap_or("");
+                format!("{}{user}:<redacted>{}", &url[..scheme + 3], &url[at..])
+            }
+            (Some(_), _, _) => "<redacted: holds a password>".into(),
+            (None, _, _) => url.to_owned(),
+        }
+    }
+}
+
+/// How `run` consumes; each field is the validated form of the `run` flag of the same name
+/// (see `sqs2pg run --help`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipelineConfig {
+    pub pollers: usize,
+    pub writers: usize,
+    pub batch_size: usize,
+    pub batch_wait: Duration,
+    pub wait_seconds: i32,
+    pub until_empty: bool,
+    /// A progress bar (else periodic log lines); only shown on a terminal.
+    pub progress: bool,
+    pub shutdown_timeout: Duration,
+    /// `--metrics-addr`: serve `/metrics`, `/healthz` and `/readyz` here.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            pollers: DEFAULT_POLLERS.into(),
+            writers: DEFAULT_WRITERS.into(),
+            batch_size: DEFAULT_BATCH_SIZE as usize,
+            batch_wait: Duration::from_millis(DEFAULT_BATCH_WAIT_MS),
+            wait_seconds: DEFAULT_WAIT_SECONDS,
+            until_empty: false,
+            progress: false,
+            shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
+            metrics_addr: None,
+        }
+    }
+}
+
+/// Everything `run` needs.
+#[derive(Debug)]
+pub struct RunConfig {
+    pub sqs: SqsConfig,
+    pub db: DbConfig,
+    pub keyring: Keyring,
+    pub pipeline: PipelineConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_redacts_password() {
+        let db = DbConfig::new("postgres://app:s3cret@db:5432/x", None).unwrap();
+        assert_eq!(db.redacted(), "postgres://app:<redacted>@db:5432/x");
+        assert!(!format!("{db:?}").contains("s3cret"));
+        let db = DbConfig::new("postgres://postgres@127.0.0.1/postgres", None).unwrap();
+        assert_eq!(db.redacted(), "postgres://postgres@127.0.0.1/postgres");
+        let e = DbConfig::new("postgres://h:notaport/x", None).unwrap_err();
+        assert!(e.to_string().starts_with("--database-url / DATABASE_URL"));
+    }
+}

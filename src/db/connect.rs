@@ -1,0 +1,62 @@
+//! Opening a connection: TLS as libpq's `sslmode` says, the connection driven on its own
+//! task.
+
+use tokio_postgres::{Client, NoTls};
+
+use super::DbError;
+use crate::config::DbConfig;
+
+/// Opens a connection and drives it on a background task.
+///
+/// TLS follows `sslmode` in the connection string as libpq does: `disable` never, `prefer`
+/// (the default) when the server offers it, `require` always. The server certificate is
+/// verified against the roots [`DbConfig`] was built with: the system's, or the CA file's.
+pub async fn connect(db: &DbConfig) -> Result<Client, DbError> {
+    let connect_err = |source| DbError::Connect {
+        target: describe(&db.pg),
+        source,
+    };
+    let client = match db.tls() {
+        None => {
+            let (client, conn) = db.pg.connect(NoTls).await.map_err(connect_err)?;
+            spawn_connection(conn);
+            client
+        }
+        Some(tls) => {
+            let connector = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
+            let (client, conn) = db.pg.connect(connector).await.map_err(connect_err)?;
+            spawn_connection(conn);
+            client
+        }
+    };
+    Ok(client)
+}
+
+fn spawn_connection<F>(conn: F)
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "postgres connection ended");
+        }
+    });
+}
+
+/// `host:port/db` of the first host, for errors: never the password.
+fn describe(pg: &tokio_postgres::Config) -> String {
+    let host = pg
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{host}:{port}/{}",
+        pg.get_dbname().unwrap_or("(default db)")
+    )
+}

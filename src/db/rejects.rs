@@ -1,0 +1,165 @@
+//! The quarantine, `user_logins_rejects`: pages of it for replay, counts for `rejects list`,
+//! one body for `reveal --reject`, and the replay transaction.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Client;
+
+use super::{BatchWriter, DbError};
+use crate::decode::RejectReason;
+use crate::transform::Row;
+
+/// One quarantined message as stored.
+#[derive(Debug, Clone)]
+pub struct StoredReject {
+    /// SQS message id.
+    pub message_id: String,
+    /// Current reason, as stored.
+    pub reason: String,
+    /// Sealed body.
+    pub body_ciphertext: String,
+    /// `ApproximateReceiveCount` when rejected.
+    pub receive_count: Option<i32>,
+    /// `SentTimestamp`.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Which rejects a page holds.
+#[derive(Debug, Clone, Default)]
+pub struct RejectFilter {
+    /// Only this reason.
+    pub reason: Option<String>,
+    /// Only this message id.
+    pub id: Option<String>,
+}
+
+/// Up to `limit` rejects after message id `after`, in message-id order.
+pub async fn page(
+    client: &Client,
+    after: &str,
+    filter: &RejectFilter,
+    limit: i64,
+) -> Result<Vec<StoredReject>, DbError> {
+    let rows = client
+        .query(
+            "SELECT message_id, reason, body_ciphertext, receive_count, sent_at FROM user_logins_rejects
+              WHERE message_id > $1 AND ($2::text IS NULL OR reason = $2) AND ($3::text IS NULL OR message_id = $3)
+              ORDER BY message_id LIMIT $4",
+            &[&after, &filter.reason, &filter.id, &limit],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| StoredReject {
+            message_id: r.get("message_id"),
+            reason: r.get("reason"),
+            body_ciphertext: r.get("body_ciphertext"),
+            receive_count: r.get("receive_count"),
+            sent_at: r.get("sent_at"),
+        })
+        .collect())
+}
+
+/// One message's reject, if it has one.
+pub async fn find(client: &Client, message_id: &str) -> Result<Option<StoredReject>, DbError> {
+    let filter = RejectFilter {
+        reason: None,
+        id: Some(message_id.to_owned()),
+    };
+    Ok(page(client, "", &filter, 1).await?.into_iter().next())
+}
+
+/// The rejects of one reason: how many, and the first message ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReasonGroup {
+    /// The stored reason.
+    pub reason: String,
+    /// Rejects with it.
+    pub count: i64,
+    /// The oldest message ids, at most as many as asked for.
+    pub message_ids: Vec<String>,
+}
+
+/// Counts of rejects by reason, most first, with up to `ids_per_reason` message ids each
+/// (never bodies).
+pub async fn summary(
+    client: &Client,
+    reason: Option<&str>,
+    ids_per_reason: i64,
+) -> Result<Vec<ReasonGroup>, DbError> {
+    let rows = client
+        .query(
+            "SELECT reason, count(*) AS count,
+                    (array_agg(message_id ORDER BY rejected_at, message_id))[1:$2::int8::int4] AS ids
+               FROM user_logins_rejects WHERE $1::text IS NULL OR reason = $1
+              GROUP BY reason ORDER BY count(*) DESC, reason",
+            &[&reason, &ids_per_reason],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ReasonGroup {
+            reason: r.get("reason"),
+            count: r.get("count"),
+            message_ids: r.get("ids"),
+        })
+        .collect())
+}
+
+/// What one replayed batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Rejects that became rows (and left the rejects table).
+    pub loaded: u64,
+    /// Rejects that still fail, with their reason updated where it changed.
+    pub still_rejected: u64,
+    /// Rejects another replay took first.
+    pub skipped: u64,
+}
+
+/// Moves replayed rejects: in one transaction, deletes each `rows` entry from the rejects and
+/// inserts its row (only for the ids this transaction actually deleted, so two concurrent
+/// replays cannot both load one message), and updates the reason of `still`.
+pub async fn replay(
+    writer: &mut BatchWriter,
+    rows: &[(String, Row)],
+    still: &[(String, RejectReason)],
+) -> Result<ReplayReport, DbError> {
+    let (client, row_writer) = writer.parts();
+    let tx = client.transaction().await?;
+    let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
+    let mut taken: HashSet<String> = tx
+        .query(
+            "DELETE FROM user_logins_rejects WHERE message_id = ANY($1) RETURNING message_id",
+            &[&ids],
+        )
+        .await?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut taken_rows = Vec::with_capacity(rows.len());
+    let mut report = ReplayReport::default();
+    for (id, row) in rows {
+        if taken.remove(id) {
+            taken_rows.push(row);
+        } else {
+            report.skipped += 1;
+        }
+    }
+    report.loaded = row_writer.insert(&tx, &taken_rows).await?;
+    if !still.is_empty() {
+        let ids: Vec<&str> = still.iter().map(|(i, _)| i.as_str()).collect();
+        let reasons: Vec<String> = still.iter().map(|(_, r)| r.to_string()).collect();
+        tx.execute(
+            "UPDATE user_logins_rejects r SET reason = m.reason
+               FROM unnest($1::text[], $2::text[]) AS m(id, reason)
+              WHERE r.message_id = m.id AND r.reason <> m.reason",
+            &[&ids, &reasons],
+        )
+        .await?;
+        report.still_rejected = still.len() as u64;
+    }
+    tx.commit().await?;
+    Ok(report)
+}

@@ -1,0 +1,260 @@
+//! The tables: `migrate` creates what is missing (never alters an existing one), and
+//! [`inspect`] reads the live `user_logins` into the [`TableShape`] that transform and the
+//! writers both follow, so an operator who widens a column widens what is accepted.
+
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, GenericClient};
+
+use super::encode::{copy_encodable, ROW_COLUMNS};
+use super::DbError;
+use crate::decode::{AppVersionColumn, Limits};
+
+/// Serialises concurrent `migrate` runs from several replicas.
+const MIGRATE_LOCK: i64 = 0x7371_7332_7067; // "sqs2pg"
+
+const MIGRATION: &str = "
+CREATE TABLE IF NOT EXISTS user_logins(
+  user_id varchar(128), device_type varchar(32), masked_ip varchar(256),
+  masked_device_id varchar(256), locale varchar(32), app_version integer, create_date date);
+CREATE TABLE IF NOT EXISTS user_logins_rejects(
+  message_id text PRIMARY KEY,
+  reason text NOT NULL,
+  body_ciphertext text NOT NULL,
+  receive_count int,
+  sent_at timestamptz,
+  rejected_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS sqs2pg_ledger_0(
+  message_id text PRIMARY KEY,
+  committed_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS sqs2pg_ledger_1(
+  message_id text PRIMARY KEY,
+  committed_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS sqs2pg_ledger_state(
+  id int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+  generation bigint NOT NULL);
+INSERT INTO sqs2pg_ledger_state(id, generation) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+CREATE OR REPLACE VIEW sqs2pg_ledger AS
+  SELECT message_id, committed_at FROM sqs2pg_ledger_0
+  UNION ALL SELECT message_id, committed_at FROM sqs2pg_ledger_1;
+COMMENT ON VIEW sqs2pg_ledger IS
+  'sqs2pg: SQS message ids whose row or reject is committed (two 14-day generations); makes redelivery a no-op';
+CREATE TABLE IF NOT EXISTS sqs2pg_reveal_audit(
+  id bigserial PRIMARY KEY,
+  at timestamptz NOT NULL DEFAULT now(),
+  db_user text NOT NULL DEFAULT current_user,
+  os_user text,
+  host text,
+  action text NOT NULL,
+  column_name text NOT NULL,
+  reason text NOT NULL CHECK (reason <> ''),
+  values_count int NOT NULL);
+COMMENT ON TABLE sqs2pg_reveal_audit IS
+  'sqs2pg: who unmasked what and why; append-only for everyone but its owner';
+REVOKE UPDATE, DELETE, TRUNCATE ON sqs2pg_reveal_audit FROM PUBLIC;
+";
+
+/// Least-privilege roles (NOLOGIN groups; grant them to login users):
+/// `sqs2pg_ingest` loads rows and rejects, `sqs2pg_analyst` reads `user_logins` only,
+/// `sqs2pg_revealer` reads tokens and rejects and may append to the audit. Nobody but the
+/// owner may change or delete audit rows.
+const ROLES: &str = "
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sqs2pg_ingest') THEN CREATE ROLE sqs2pg_ingest NOLOGIN; END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sqs2pg_analyst') THEN CREATE ROLE sqs2pg_analyst NOLOGIN; END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sqs2pg_revealer') THEN CREATE ROLE sqs2pg_revealer NOLOGIN; END IF;
+END
+$$;
+REVOKE ALL ON user_logins, user_logins_rejects, sqs2pg_ledger, sqs2pg_ledger_0, sqs2pg_ledger_1,
+  sqs2pg_ledger_state, sqs2pg_reveal_audit
+  FROM sqs2pg_ingest, sqs2pg_analyst, sqs2pg_revealer;
+GRANT INSERT ON user_logins, user_logins_rejects TO sqs2pg_ingest;
+-- ON CONFLICT (message_id) needs to read the key column, and only that one.
+GRANT SELECT (message_id) ON user_logins_rejects TO sqs2pg_ingest;
+GRANT SELECT, INSERT, TRUNCATE ON sqs2pg_ledger_0, sqs2pg_ledger_1 TO sqs2pg_ingest;
+GRANT SELECT, UPDATE ON sqs2pg_ledger_state TO sqs2pg_ingest;
+GRANT SELECT ON user_logins TO sqs2pg_analyst;
+GRANT SELECT ON user_logins, user_logins_rejects TO sqs2pg_revealer;
+GRANT INSERT ON sqs2pg_reveal_audit TO sqs2pg_revealer;
+GRANT USAGE ON SEQUENCE sqs2pg_reveal_audit_id_seq TO sqs2pg_revealer;
+";
+
+/// What `migrate` found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrateReport {
+    /// Tables that were created now.
+    pub created: Vec<&'static str>,
+}
+
+/// Every table the tool uses.
+pub const TABLES: [&str; 6] = [
+    "user_logins",
+    "user_logins_rejects",
+    "sqs2pg_ledger_0",
+    "sqs2pg_ledger_1",
+    "sqs2pg_ledger_state",
+    "sqs2pg_reveal_audit",
+];
+
+/// Those of `tables` that do not exist (as the search path resolves them), in order.
+async fn missing_tables(
+    client: &impl GenericClient,
+    tables: &[&'static str],
+) -> Result<Vec<&'static str>, DbError> {
+    let missing: Vec<String> = client
+        .query(
+            "SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NULL",
+            &[&tables],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(tables
+        .iter()
+        .copied()
+        .filter(|t| missing.iter().any(|m| m == t))
+        .collect())
+}
+
+/// Creates what is missing; never alters an existing table. With `roles`, also creates the
+/// least-privilege roles and sets their grants (idempotent).
+pub async fn migrate(client: &mut Client, roles: bool) -> Result<MigrateReport, DbError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+        .await?;
+    let created = missing_tables(&tx, &TABLES).await?;
+    tx.batch_execute(MIGRATION).await?;
+    if roles {
+        tx.batch_execute(ROLES).await?;
+    }
+    tx.commit().await?;
+    Ok(MigrateReport { created })
+}
+
+/// What the live `user_logins` accepts, read once at start-up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableShape {
+    /// Column limits and the app_version column's kind, which decode and transform check
+    /// values against.
+    pub limits: Limits,
+    /// The live types of the columns a row fills, in `COPY` order, when binary `COPY` can
+    /// encode every one; `None` sends rows through the `unnest` insert (e.g. a numeric
+    /// app_version or a domain type).
+    pub copy_types: Option<Vec<Type>>,
+}
+
+/// One `user_logins` column as the catalog describes it.
+struct ColumnInfo {
+    name: String,
+    type_name: String,
+    /// `pg_type.typcategory`: `S` string, `N` numeric, …
+    category: String,
+    /// varchar(n) and char(n) store n + 4; -1 means unlimited.
+    typmod: i32,
+    oid: u32,
+}
+
+impl ColumnInfo {
+    fn char_limit(&self) -> Option<usize> {
+        (self.typmod >= 4).then(|| (self.typmod - 4) as usize)
+    }
+}
+
+/// Reads the live `user_logins` into a [`TableShape`]; fails with [`DbError::NotMigrated`]
+/// when a table is missing and [`DbError::Incompatible`] when a column cannot take our rows.
+pub async fn inspect(client: &Client) -> Result<TableShape, DbError> {
+    // The audit table is only needed by reveal and mask, which report it themselves.
+    if let Some(t) = missing_tables(client, &TABLES[..5]).await?.first() {
+        return Err(DbError::NotMigrated(t));
+    }
+    let columns: Vec<ColumnInfo> = client
+        .query(
+            "SELECT a.attname::text, t.typname::text, t.typcategory::text, a.atttypmod, a.atttypid
+               FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+              WHERE a.attrelid = to_regclass('user_logins') AND a.attnum > 0 AND NOT a.attisdropped",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| ColumnInfo {
+            name: r.get(0),
+            type_name: r.get(1),
+            category: r.get(2),
+            typmod: r.get(3),
+            oid: r.get(4),
+        })
+        .collect();
+    let limits = limits(&columns)?;
+    Ok(TableShape {
+        limits,
+        copy_types: copy_types(&columns),
+    })
+}
+
+fn column<'a>(columns: &'a [ColumnInfo], name: &str) -> Result<&'a ColumnInfo, DbError> {
+    columns
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| DbError::Incompatible(format!("column {name} is missing")))
+}
+
+fn limits(columns: &[ColumnInfo]) -> Result<Limits, DbError> {
+    let text_limit = |name: &str| -> Result<Option<usize>, DbError> {
+        let c = column(columns, name)?;
+        if c.category != "S" {
+            return Err(DbError::Incompatible(format!(
+                "column {name} is {}; it must be a text type",
+                c.type_name
+            )));
+        }
+        Ok(c.char_limit())
+    };
+    let limits = Limits {
+        user_id: text_limit("user_id")?,
+        device_type: text_limit("device_type")?,
+        locale: text_limit("locale")?,
+        masked_ip: text_limit("masked_ip")?,
+        masked_device_id: text_limit("masked_device_id")?,
+        app_version: app_version_column(column(columns, "app_version")?)?,
+    };
+    let date = column(columns, "create_date")?;
+    if date.type_name != "date" {
+        return Err(DbError::Incompatible(format!(
+            "column create_date is {}; it must be date",
+            date.type_name
+        )));
+    }
+    Ok(limits)
+}
+
+fn app_version_column(c: &ColumnInfo) -> Result<AppVersionColumn, DbError> {
+    Ok(match (c.category.as_str(), c.type_name.as_str()) {
+        ("S", _) => AppVersionColumn::Text {
+            max_chars: c.char_limit(),
+        },
+        ("N", "int2") => AppVersionColumn::Integer {
+            max: i64::from(i16::MAX),
+        },
+        ("N", "int4" | "int8" | "numeric") => AppVersionColumn::Integer {
+            max: i64::from(i32::MAX),
+        },
+        _ => {
+            return Err(DbError::Incompatible(format!(
+                "column app_version is {}; it must be an integer or a text type",
+                c.type_name
+            )))
+        }
+    })
+}
+
+/// The `COPY` types when every column a row fills has a built-in type we encode.
+fn copy_types(columns: &[ColumnInfo]) -> Option<Vec<Type>> {
+    ROW_COLUMNS
+        .iter()
+        .map(|name| {
+            let ty = Type::from_oid(columns.iter().find(|c| c.name == *name)?.oid)?;
+            copy_encodable(name, &ty).then_some(ty)
+        })
+        .collect()
+}

@@ -1,0 +1,162 @@
+//! One batch, one transaction: the message ids into the [`ledger`](super::ledger), then only
+//! for the ids that were new their row in `user_logins` or their entry in
+//! `user_logins_rejects`. The caller deletes from the queue only after
+//! [`BatchWriter::write`] returns `Ok`.
+//!
+//! Redeliveries are rare, so a batch first takes the fast path: the ids and the rows go in by
+//! binary `COPY`, the ledger's primary key doing the duplicate check. Only when that `COPY`
+//! hits an id already there (SQLSTATE 23505) is the batch rolled back and written again on
+//! the checked path, which skips the ids the ledger already holds.
+
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+use tokio_postgres::Client;
+
+use super::encode::{RejectWriter, RowWriter};
+use super::ledger::{ledger_generation, Ledger, LedgerWrite};
+use super::{DbError, TableShape};
+use crate::config::DbConfig;
+use crate::decode::RejectReason;
+use crate::transform::{Outcome, Record, Reject, Row};
+
+/// What one committed batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Rows inserted.
+    pub loaded: u64,
+    /// The reason of each reject inserted.
+    pub rejected: Vec<RejectReason>,
+    /// Message ids already in the ledger (redeliveries), or repeated within the batch:
+    /// nothing written for them.
+    pub duplicates: u64,
+}
+
+impl WriteReport {
+    /// Adds another part's report (a bisected batch commits in parts).
+    pub fn absorb(&mut self, other: WriteReport) {
+        self.loaded += other.loaded;
+        self.duplicates += other.duplicates;
+        self.rejected.extend(other.rejected);
+    }
+}
+
+/// A writer on its own connection, with statements prepared for the live table's shape.
+pub struct BatchWriter {
+    client: Client,
+    ledger: Ledger,
+    rows: RowWriter,
+    rejects: RejectWriter,
+}
+
+impl BatchWriter {
+    /// Connects and prepares the statements for `shape` (read once by
+    /// [`super::schema::inspect`]).
+    pub async fn connect(db: &DbConfig, shape: &TableShape) -> Result<Self, DbError> {
+        let client = super::connect(db).await?;
+        Self::prepare(client, shape).await
+    }
+
+    /// Prepares the statements on an open connection.
+    pub async fn prepare(client: Client, shape: &TableShape) -> Result<Self, DbError> {
+        Ok(Self {
+            ledger: Ledger::prepare(&client).await?,
+            rows: RowWriter::prepare(&client, shape).await?,
+            rejects: RejectWriter::prepare(&client).await?,
+            client,
+        })
+    }
+
+    /// True once the connection is gone; the caller reconnects.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// The connection, for the other transactions that need the prepared row insert
+    /// ([`super::rejects::replay`]).
+    pub(super) fn parts(&mut self) -> (&mut Client, &RowWriter) {
+        (&mut self.client, &self.rows)
+    }
+
+    /// Writes a batch in one transaction. Records whose message id is already in the ledger
+    /// (or repeated within the batch) are skipped and counted as duplicates.
+    pub async fn write(&mut self, batch: &[&Record]) -> Result<WriteReport, DbError> {
+        self.write_at(batch, SystemTime::now()).await
+    }
+
+    /// [`BatchWriter::write`] with the clock given, so generation changes can be tested.
+    pub async fn write_at(
+        &mut self,
+        batch: &[&Record],
+        now: SystemTime,
+    ) -> Result<WriteReport, DbError> {
+        let generation = ledger_generation(now);
+        // A message id repeated inside the batch is written once.
+        let mut seen = HashSet::with_capacity(batch.len());
+        let unique: Vec<&Record> = batch
+            .iter()
+            .copied()
+            .filter(|r| seen.insert(r.message_id.as_str()))
+            .collect();
+        // Sorted, so that concurrent writers take the ledger's index locks in one order and
+        // cannot deadlock on each other's ids.
+        let mut ids: Vec<&str> = unique.iter().map(|r| r.message_id.as_str()).collect();
+        ids.sort_unstable();
+        let mut mode = LedgerWrite::Copy;
+        // At most twice: the checked path never gives up.
+        let mut report = loop {
+            match self.write_tx(&unique, &ids, generation, mode).await? {
+                Some(report) => break report,
+                None => mode = LedgerWrite::Checked,
+            }
+        };
+        report.duplicates += (batch.len() - unique.len()) as u64;
+        self.ledger.committed(generation);
+        Ok(report)
+    }
+
+    /// One attempt at a batch of distinct ids; `None` when the fast path must give way.
+    async fn write_tx(
+        &mut self,
+        recs: &[&Record],
+        ids: &[&str],
+        generation: i64,
+        mode: LedgerWrite,
+    ) -> Result<Option<WriteReport>, DbError> {
+        let tx = self.client.transaction().await?;
+        let Some(fresh) = self.ledger.claim(&tx, ids, generation, mode).await? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let (rows, rejects, mut report) = partition(recs, &fresh);
+        report.loaded = self.rows.insert(&tx, &rows).await?;
+        self.rejects.insert(&tx, &rejects).await?;
+        tx.commit().await?;
+        Ok(Some(report))
+    }
+}
+
+/// The rows and rejects of the records whose ids are `fresh`; the others count as
+/// duplicates.
+fn partition<'a>(
+    recs: &[&'a Record],
+    fresh: &HashSet<&str>,
+) -> (Vec<&'a Row>, Vec<(&'a str, &'a Reject)>, WriteReport) {
+    let mut report = WriteReport::default();
+    let mut rows = Vec::with_capacity(fresh.len());
+    let mut rejects = Vec::new();
+    for rec in recs {
+        if !fresh.contains(rec.message_id.as_str()) {
+            report.duplicates += 1;
+            continue;
+        }
+        match &rec.outcome {
+            Outcome::Row(r) => rows.push(r),
+            Outcome::Reject(r) => {
+                report.rejected.push(r.reason.clone());
+                rejects.push((rec.message_id.as_str(), r));
+            }
+        }
+    }
+    (rows, rejects, report)
+}

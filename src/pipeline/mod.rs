@@ -1,0 +1,312 @@
+//! The streaming use case, the one place where source, transform and database meet.
+//!
+//! ```text
+//!  SQS ──receive──▶ pollers (N) ──bounded channel──▶ batcher ──bounded channel──▶ writers (M)
+//!                  poll.rs                          batch.rs:               writer.rs, commit.rs:
+//!                  lease.rs holds + extends         transform, size/time    BEGIN; ledger; rows;
+//!                                                   window                  rejects; COMMIT
+//!  SQS ◀──────────────────────── DeleteMessageBatch (after COMMIT only) ◀───────────┘
+//! ```
+//!
+//! [`Pipeline::build`] does everything that can fail before the first message (bind the
+//! metrics address, resolve the queue, read its visibility timeout, connect the writers,
+//! read the table's shape once); [`Pipeline::run_until_stopped`] only wires the tasks and
+//! waits. Shutdown is described in [`shutdown`]. Anything not committed reappears after its
+//! visibility timeout, and the ledger keeps it from doubling.
+
+pub mod batch;
+pub mod commit;
+pub mod health;
+pub mod lease;
+pub mod poll;
+pub mod shutdown;
+pub mod writer;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::sync::{mpsc, Mutex};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
+
+use crate::backoff::Backoff;
+use crate::config::{DbConfig, PipelineConfig, RunConfig};
+use crate::db::{BatchWriter, DbError, TableShape};
+use crate::mask::{Keyring, Masker};
+use crate::source::{Received, Source, SourceError};
+use crate::telemetry::{Progress, Stats, Summary};
+
+use self::batch::{Batcher, Item};
+use self::commit::Committer;
+use self::lease::Tracker;
+use self::poll::Poller;
+use self::shutdown::Shutdown;
+use self::writer::{delete_concurrency, Writer};
+
+/// Why a run could not start or finish cleanly.
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    /// The queue side.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The database side.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Some batches could not be committed; their messages stay on the queue.
+    #[error("{0} batch(es) could not be committed after retries; their messages stay on the queue and will be redelivered (see the log for the database errors)")]
+    Uncommitted(u64),
+    /// The metrics address cannot be bound.
+    #[error("--metrics-addr / SQS2PG_METRICS_ADDR: cannot listen on {0}: {1}")]
+    Metrics(std::net::SocketAddr, std::io::Error),
+    /// A drain run gave up on an unreachable queue.
+    #[error("the queue stayed unreachable; last error: {0}")]
+    QueueUnreachable(SourceError),
+}
+
+impl PipelineError {
+    /// A setting the user must fix (exit 2).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            Self::Source(e) => e.is_usage(),
+            Self::Db(e) => e.is_usage(),
+            Self::Metrics(..) => true,
+            _ => false,
+        }
+    }
+}
+
+/// How many times a drain run retries a batch on transient database errors before it
+/// leaves it to be redelivered and reports the failure. A daemon retries until shutdown.
+const DRAIN_WRITE_ATTEMPTS: u32 = 10;
+
+/// Connection attempts of a drain run before it reports the database unreachable; a
+/// daemon waits until shutdown.
+const DRAIN_CONNECT_ATTEMPTS: u32 = 5;
+
+/// A consumer ready to run: every connection open, every setting checked.
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    source: Source,
+    db: DbConfig,
+    keyring: Arc<Keyring>,
+    shape: TableShape,
+    writers: Vec<BatchWriter>,
+    tracker: Arc<Tracker>,
+    stats: Arc<Stats>,
+    /// Stops the metrics server when the pipeline is dropped, run or not.
+    _metrics: Option<DropGuard>,
+    started: Instant,
+}
+
+/// Builds and runs a pipeline: what `sqs2pg run` does.
+pub async fn run(cfg: RunConfig, shutdown: CancellationToken, stats: Arc<Stats>) -> Result<Summary, PipelineError> {
+    Pipeline::build(cfg, stats, &shutdown)
+        .await?
+        .run_until_stopped(shutdown)
+        .await
+}
+
+impl Pipeline {
+    /// Everything that can fail before the first message. The metrics server comes up first,
+    /// so liveness answers while the database is awaited (a daemon waits out an outage until
+    /// `shutdown`; a drain run tries a few times).
+    pub async fn build(cfg: RunConfig, stats: Arc<Stats>, shutdown: &CancellationToken) -> Result<Self, PipelineError> {
+        let started = Instant::now();
+        let p = cfg.pipeline;
+        let metrics = match p.metrics_addr {
+            Some(addr) => {
+                let stop = CancellationToken::new();
+                crate::telemetry::http::serve(addr, stats.clone(), stop.clone())
+                    .await
+                    .map_err(|e| PipelineError::Metrics(addr, e))?;
+                Some(stop.drop_guard())
+            }
+            None => None,
+        };
+        let source = Source::connect(&cfg.sqs).await?;
+        let attempts = if p.until_empty { DRAIN_CONNECT_ATTEMPTS } else { u32::MAX };
+        let first = wait_for_db(&cfg.db, attempts, shutdown).await?;
+        let shape = crate::db::schema::inspect(&first).await?;
+        let mut writers = vec![BatchWriter::prepare(first, &shape).await?];
+        for _ in 1..p.writers.max(1) {
+            let client = wait_for_db(&cfg.db, attempts, shutdown).await?;
+            writers.push(BatchWriter::prepare(client, &shape).await?);
+        }
+        let tracker = Arc::new(Tracker::new(source.visibility_timeout().await?));
+        Ok(Self {
+            cfg: p,
+            source,
+            db: cfg.db,
+            keyring: Arc::new(cfg.keyring),
+            shape,
+            writers,
+            tracker,
+            stats,
+            _metrics: metrics,
+            started,
+        })
+    }
+
+    /// Runs until `shutdown` is cancelled, or, with `until_empty`, until every poller has
+    /// seen the queue empty. After `shutdown`, what was received is committed and deleted;
+    /// whatever is not done within `shutdown_timeout` is released (visibility 0) for another
+    /// consumer, and the run still returns `Ok`.
+    pub async fn run_until_stopped(mut self, shutdown: CancellationToken) -> Result<Summary, PipelineError> {
+        self.log_start();
+        let stats = self.stats.clone();
+        stats.set_consuming(true);
+        let shutdown = Shutdown::new(shutdown, self.cfg.shutdown_timeout, move || stats.set_consuming(false));
+        let poll_error: Arc<Mutex<Option<SourceError>>> = Arc::default();
+        let tasks = TaskTracker::new();
+        let received = self.spawn_pollers(&tasks, &shutdown, &poll_error);
+        let batches = self.spawn_batcher(&tasks, &shutdown, received);
+        self.spawn_writers(&tasks, &shutdown, batches);
+        tasks.close();
+        let beat = tokio::spawn(lease::heartbeat(
+            self.source.clone(),
+            self.tracker.clone(),
+            shutdown.finished.clone(),
+            self.stats.clone(),
+        ));
+        if self.cfg.metrics_addr.is_some() {
+            tokio::spawn(health::monitor(
+                self.source.clone(),
+                self.db.clone(),
+                shutdown.finished.clone(),
+                self.stats.clone(),
+            ));
+        }
+        let progress = self.start_progress().await;
+        tasks.wait().await;
+        shutdown.finished.cancel();
+        let _ = beat.await;
+        progress.finish().await;
+        lease::release(&self.source, &self.tracker, &self.stats).await;
+        self.stats.set_consuming(false);
+        self.outcome(&poll_error).await
+    }
+
+    fn log_start(&self) {
+        let p = &self.cfg;
+        tracing::info!(
+            queue = self.source.queue_url(),
+            pollers = p.pollers,
+            writers = p.writers,
+            batch_size = p.batch_size,
+            visibility_timeout_s = self.tracker.visibility().as_secs(),
+            writing_kid = self.keyring.writing_kid(),
+            app_version_column = ?self.shape.limits.app_version,
+            "consumer started"
+        );
+    }
+
+    fn spawn_pollers(
+        &self,
+        tasks: &TaskTracker,
+        shutdown: &Shutdown,
+        poll_error: &Arc<Mutex<Option<SourceError>>>,
+    ) -> mpsc::Receiver<Vec<Received>> {
+        let (tx, rx) = mpsc::channel(self.cfg.pollers * 2);
+        for _ in 0..self.cfg.pollers {
+            let poller = Poller {
+                source: self.source.clone(),
+                tracker: self.tracker.clone(),
+                shutdown: shutdown.clone(),
+                stats: self.stats.clone(),
+                poll_error: poll_error.clone(),
+                wait_seconds: self.cfg.wait_seconds,
+                until_empty: self.cfg.until_empty,
+            };
+            tasks.spawn(poller.run(tx.clone()));
+        }
+        rx
+    }
+
+    fn spawn_batcher(
+        &self,
+        tasks: &TaskTracker,
+        shutdown: &Shutdown,
+        received: mpsc::Receiver<Vec<Received>>,
+    ) -> mpsc::Receiver<Vec<Item>> {
+        let (tx, rx) = mpsc::channel(self.cfg.writers * 2);
+        let batcher = Batcher {
+            batch_size: self.cfg.batch_size,
+            batch_wait: self.cfg.batch_wait,
+            limits: self.shape.limits,
+            masker: Masker::new(&self.keyring),
+            stats: self.stats.clone(),
+            deadline: shutdown.deadline.clone(),
+        };
+        tasks.spawn(batcher.run(received, tx));
+        rx
+    }
+
+    fn spawn_writers(&mut self, tasks: &TaskTracker, shutdown: &Shutdown, batches: mpsc::Receiver<Vec<Item>>) {
+        let batches = Arc::new(Mutex::new(batches));
+        for writer in std::mem::take(&mut self.writers) {
+            let w = Writer {
+                source: self.source.clone(),
+                tracker: self.tracker.clone(),
+                committer: Committer {
+                    db: self.db.clone(),
+                    shape: self.shape.clone(),
+                    writer: Some(writer),
+                    masker: Masker::new(&self.keyring),
+                    stats: self.stats.clone(),
+                    stop: shutdown.deadline.clone(),
+                    // A daemon waits out a database outage; a drain run reports it.
+                    attempts: if self.cfg.until_empty { DRAIN_WRITE_ATTEMPTS } else { u32::MAX },
+                },
+                delete_concurrency: delete_concurrency(self.cfg.pollers, self.cfg.writers),
+            };
+            tasks.spawn(w.run(batches.clone()));
+        }
+    }
+
+    /// A drain run's bar knows roughly how much there is; a daemon only counts.
+    async fn start_progress(&self) -> Progress {
+        let total = if self.cfg.progress && self.cfg.until_empty {
+            self.source.depth().await.ok().map(|d| d.visible + d.in_flight)
+        } else {
+            None
+        };
+        Progress::start(self.stats.clone(), self.cfg.progress, total)
+    }
+
+    /// The summary, or for a drain run the reason it could not finish.
+    async fn outcome(&self, poll_error: &Mutex<Option<SourceError>>) -> Result<Summary, PipelineError> {
+        let summary = self.stats.summary(self.started.elapsed());
+        if self.cfg.until_empty {
+            let failed = self.stats.batches_failed();
+            if failed > 0 {
+                return Err(PipelineError::Uncommitted(failed));
+            }
+            if let Some(e) = poll_error.lock().await.take() {
+                return Err(PipelineError::QueueUnreachable(e));
+            }
+        }
+        Ok(summary)
+    }
+}
+
+/// Connects, waiting for a database that is not reachable yet: up to `attempts` tries, or
+/// until `shutdown`. A missing table or a refused login fails at once.
+async fn wait_for_db(
+    db: &DbConfig,
+    attempts: u32,
+    shutdown: &CancellationToken,
+) -> Result<tokio_postgres::Client, DbError> {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match crate::db::connect(db).await {
+            Err(e) if e.is_transient() && attempt < attempts && !shutdown.is_cancelled() => {
+                tracing::warn!(error = %e, attempt, "database not reachable yet; retrying");
+                tokio::time::sleep(backoff.next_pause()).await;
+            }
+            other => return other,
+        }
+    }
+}

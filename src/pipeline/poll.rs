@@ -1,0 +1,116 @@
+//! The pollers: long-poll SQS, hold what arrives in the lease, hand it on. A full channel
+//! blocks them, which is the backpressure that pauses receiving while the writers are
+//! behind.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Mutex};
+
+use super::lease::Tracker;
+use super::shutdown::Shutdown;
+use crate::backoff::Backoff;
+use crate::source::{Received, Source, SourceError};
+use crate::telemetry::Stats;
+
+/// How long a receive already in flight at shutdown may take to land.
+const SHUTDOWN_RECEIVE_GRACE: Duration = Duration::from_secs(2);
+
+/// Consecutive receive failures after which a drain run gives up.
+const DRAIN_RECEIVE_ATTEMPTS: u32 = 8;
+
+/// One poller's share of the run.
+pub struct Poller {
+    pub source: Source,
+    pub tracker: Arc<Tracker>,
+    pub shutdown: Shutdown,
+    pub stats: Arc<Stats>,
+    /// Where a drain run that gave up on the queue leaves the last error.
+    pub poll_error: Arc<Mutex<Option<SourceError>>>,
+    pub wait_seconds: i32,
+    /// Stop at the first empty receive.
+    pub until_empty: bool,
+}
+
+impl Poller {
+    /// Receives until shutdown, or, draining, until the queue answers empty.
+    pub async fn run(self, tx: mpsc::Sender<Vec<Received>>) {
+        let fresh = || Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        let mut backoff = fresh();
+        let mut failures = 0;
+        loop {
+            let Some(received) = self.receive_or_stop(&tx).await else {
+                break;
+            };
+            match received {
+                Ok(msgs) if msgs.is_empty() => {
+                    failures = 0;
+                    self.stats.set_sqs_ok(true);
+                    if self.until_empty {
+                        break;
+                    }
+                }
+                Ok(msgs) => {
+                    failures = 0;
+                    backoff = fresh();
+                    if !self.hand_on(msgs, &tx).await {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    self.stats.set_sqs_ok(false);
+                    self.stats.add_sqs_retry();
+                    tracing::warn!(error = %e, failures, "receive failed; backing off");
+                    if self.until_empty && failures >= DRAIN_RECEIVE_ATTEMPTS {
+                        *self.poll_error.lock().await = Some(e);
+                        break;
+                    }
+                    tokio::select! {
+                        _ = self.shutdown.requested.cancelled() => break,
+                        _ = tokio::time::sleep(backoff.next_pause()) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// One receive; `None` once shutdown was requested. Only the wait for new messages is
+    /// cancelled: a receive cannot be un-sent, its answer may already hold messages that SQS
+    /// made invisible, so it gets a short grace to land (under load answers take
+    /// milliseconds; an idle long poll is simply abandoned) and whatever arrives is handed on.
+    async fn receive_or_stop(
+        &self,
+        tx: &mpsc::Sender<Vec<Received>>,
+    ) -> Option<Result<Vec<Received>, SourceError>> {
+        let receive = self.source.receive(self.wait_seconds);
+        tokio::pin!(receive);
+        tokio::select! {
+            biased;
+            _ = self.shutdown.requested.cancelled() => {
+                if let Ok(Ok(msgs)) = tokio::time::timeout(SHUTDOWN_RECEIVE_GRACE, &mut receive).await {
+                    if !msgs.is_empty() {
+                        self.stats.add_received(msgs.len());
+                        self.tracker.hold(&msgs);
+                        let _ = tx.send(msgs).await;
+                    }
+                }
+                None
+            }
+            r = &mut receive => Some(r),
+        }
+    }
+
+    /// Holds and hands on received messages; false when the run is ending.
+    async fn hand_on(&self, msgs: Vec<Received>, tx: &mpsc::Sender<Vec<Received>>) -> bool {
+        self.stats.set_sqs_ok(true);
+        self.stats.add_received(msgs.len());
+        self.tracker.hold(&msgs);
+        // Blocks while the writers are behind. The held messages are kept invisible by the
+        // heartbeat meanwhile.
+        tokio::select! {
+            r = tx.send(msgs) => r.is_ok(),
+            _ = self.shutdown.deadline.cancelled() => false,
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Telling SQS what became of received messages: delete (after their outcome is committed)
+//! and visibility changes (the heartbeat's extensions, the release at shutdown).
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry};
+
+use super::batch_call::{self, Policy, Refused};
+use super::{call_err, short_timeouts, Source, SourceError, MAX_BATCH};
+
+/// Calls per batch of ten before its messages are left to reappear: about 20 s of pauses in
+/// all, which rides out a short outage. After that the message reappears after its visibility
+/// timeout and the ledger turns it into a duplicate, deleted then.
+const DELETE: Policy = Policy {
+    op: "DeleteMessageBatch",
+    attempts: 7,
+    first_pause: Duration::from_millis(400),
+    retry_call_errors: true,
+    fail_on_sender_fault: false,
+};
+
+/// One call per batch of ten: the heartbeat comes back soon anyway, and a release that fails
+/// only means the message waits out its timeout.
+const VISIBILITY: Policy = Policy {
+    op: "ChangeMessageVisibilityBatch",
+    attempts: 1,
+    first_pause: Duration::from_millis(100),
+    retry_call_errors: false,
+    fail_on_sender_fault: false,
+};
+
+/// What became of a delete request.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteReport {
+    /// Entries SQS confirmed.
+    pub deleted: u64,
+    /// Entries that still failed after retries (they reappear after their visibility timeout
+    /// and the ledger turns them into duplicates skipped).
+    pub failed: u64,
+}
+
+impl Source {
+    /// Deletes `(message id, receipt handle)` pairs in batches of ten, `concurrency` calls at
+    /// a time. Entries that fail are retried (up to seven calls), then counted and logged by
+    /// message id.
+    pub async fn delete(&self, handles: &[(&str, &str)], concurrency: usize) -> DeleteReport {
+        let mut report = DeleteReport::default();
+        for group in handles.chunks(MAX_BATCH * concurrency.max(1)) {
+            let calls = group.chunks(MAX_BATCH).map(|c| self.delete_chunk(c));
+            for r in futures::future::join_all(calls).await {
+                report.deleted += r.deleted;
+                report.failed += r.failed;
+            }
+        }
+        report
+    }
+
+    async fn delete_chunk(&self, chunk: &[(&str, &str)]) -> DeleteReport {
+        let outcome = batch_call::with_retries(chunk, DELETE, |pending| async move {
+            let entries = pending
+                .iter()
+                .filter_map(|(i, (_, handle))| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(*handle)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .customize()
+                .config_override(short_timeouts())
+                .send()
+                .await
+                .map_err(|e| call_err("DeleteMessageBatch", e))?;
+            let refused: Vec<Refused> = out
+                .failed
+                .iter()
+                .filter_map(|f| Refused::from_entry(&f.id, &f.code, f.message.as_deref(), f.sender_fault))
+                .collect();
+            for f in &refused {
+                let message_id = chunk.get(f.index).map_or("?", |(id, _)| *id);
+                tracing::warn!(message_id, code = %f.code, sender_fault = f.sender_fault, "delete failed for one entry");
+            }
+            Ok(refused)
+        })
+        .await;
+        match outcome {
+            Ok(o) => DeleteReport {
+                deleted: o.done,
+                failed: o.failed,
+            },
+            // Call errors are retried, so this is not reached; count it all as failed anyway.
+            Err(_) => DeleteReport {
+                deleted: 0,
+                failed: chunk.len() as u64,
+            },
+        }
+    }
+
+    /// Sets the visibility timeout of messages (0 releases them to other consumers). Fails
+    /// if any entry fails; [`Source::change_visibility_lenient`] counts instead.
+    pub async fn change_visibility(
+        &self,
+        receipt_handles: &[&str],
+        seconds: i32,
+    ) -> Result<(), SourceError> {
+        match self
+            .change_visibility_lenient(receipt_handles, seconds)
+            .await?
+        {
+            0 => Ok(()),
+            n => Err(SourceError::Call {
+                op: "ChangeMessageVisibilityBatch",
+                detail: format!("{n} entries failed"),
+            }),
+        }
+    }
+
+    /// Like [`Source::change_visibility`], but returns how many entries failed (for example
+    /// messages deleted meanwhile) instead of failing.
+    pub async fn change_visibility_lenient(
+        &self,
+        receipt_handles: &[&str],
+        seconds: i32,
+    ) -> Result<usize, SourceError> {
+        let mut failed = 0;
+        for chunk in receipt_handles.chunks(MAX_BATCH) {
+            let outcome = batch_call::with_retries(chunk, VISIBILITY, |pending| async move {
+                let entries = pending
+                    .iter()
+                    .filter_map(|(i, h)| {
+                        ChangeMessageVisibilityBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(**h)
+                            .visibility_timeout(seconds)
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                let out = self
+                    .client
+                    .change_message_visibility_batch()
+                    .queue_url(&self.queue_url)
+                    .set_entries(Some(entries))
+                    .customize()
+                    .config_override(short_timeouts())
+                    .send()
+                    .await
+                    .map_err(|e| call_err("ChangeMessageVisibilityBatch", e))?;
+                for f in &out.failed {
+                    tracing::debug!(code = %f.code, "visibility change failed for one entry");
+                }
+                Ok(out
+                    .failed
+                    .iter()
+                    .filter_map(|f| Refused::from_entry(&f.id, &f.code, f.message.as_deref(), f.sender_fault))
+                    .collect())
+            })
+            .await?;
+            failed += outcome.failed as usize;
+        }
+        Ok(failed)
+    }
+}

@@ -1,0 +1,98 @@
+//! The one shape of every SQS batch call: entries keyed by their index, one call, the entries
+//! SQS refused retried after a pause.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::SourceError;
+use crate::backoff::Backoff;
+
+/// One entry SQS refused in a batch answer.
+#[derive(Debug, Clone)]
+pub(super) struct Refused {
+    /// The entry's index in the caller's slice (its id in the request).
+    pub index: usize,
+    /// SQS's error code.
+    pub code: String,
+    /// SQS's message, if any.
+    pub message: Option<String>,
+    /// The request was wrong (retrying the same entry cannot help).
+    pub sender_fault: bool,
+}
+
+impl Refused {
+    /// From a batch answer's failure entry, whose id is the index the request gave it.
+    pub fn from_entry(id: &str, code: &str, message: Option<&str>, sender_fault: bool) -> Option<Self> {
+        Some(Self {
+            index: id.parse().ok()?,
+            code: code.to_owned(),
+            message: message.map(str::to_owned),
+            sender_fault,
+        })
+    }
+}
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Policy {
+    /// The operation, for errors and logs.
+    pub op: &'static str,
+    /// Calls in all, the first included.
+    pub attempts: u32,
+    /// The first pause between attempts (it doubles).
+    pub first_pause: Duration,
+    /// Retry a call that failed as a whole (else return its error at once).
+    pub retry_call_errors: bool,
+    /// Return an error as soon as SQS refuses an entry as the sender's fault (else retry it).
+    pub fail_on_sender_fault: bool,
+}
+
+/// What became of the entries.
+#[derive(Debug, Default)]
+pub(super) struct Outcome {
+    /// Entries SQS accepted.
+    pub done: u64,
+    /// Entries still pending after the last attempt.
+    pub failed: u64,
+}
+
+/// Calls `call` with the pending entries, each with its index, until every entry is done
+/// or the attempts run out. `call` returns the entries SQS refused.
+pub(super) async fn with_retries<'a, T, F, Fut>(
+    entries: &'a [T],
+    policy: Policy,
+    mut call: F,
+) -> Result<Outcome, SourceError>
+where
+    F: FnMut(Vec<(usize, &'a T)>) -> Fut,
+    Fut: Future<Output = Result<Vec<Refused>, SourceError>>,
+{
+    let mut pending: Vec<(usize, &T)> = entries.iter().enumerate().collect();
+    let mut backoff = Backoff::new(policy.first_pause, policy.first_pause * 64);
+    let mut outcome = Outcome::default();
+    for attempt in 1..=policy.attempts {
+        let sent = pending.len();
+        match call(pending.clone()).await {
+            Ok(refused) => {
+                if let Some(f) = refused.iter().find(|f| policy.fail_on_sender_fault && f.sender_fault) {
+                    return Err(SourceError::Call {
+                        op: policy.op,
+                        detail: format!("entry rejected: {} {}", f.code, f.message.as_deref().unwrap_or("")),
+                    });
+                }
+                outcome.done += (sent - refused.len()) as u64;
+                pending.retain(|(i, _)| refused.iter().any(|f| f.index == *i));
+            }
+            Err(e) if policy.retry_call_errors => {
+                tracing::warn!(error = %e, attempt, count = sent, "batch call failed");
+            }
+            Err(e) => return Err(e),
+        }
+        if pending.is_empty() || attempt == policy.attempts {
+            break;
+        }
+        tokio::time::sleep(backoff.next_pause()).await;
+    }
+    outcome.failed = pending.len() as u64;
+    Ok(outcome)
+}

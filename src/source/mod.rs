@@ -1,0 +1,195 @@
+//! The SQS side: receive with long polling ([`receive`]), delete and visibility changes in
+//! batches of ten ([`ack`]), send ([`send`]), and the queue's attributes.
+//!
+//! Built on `aws-sdk-sqs` with the standard `aws-config` chain, so `AWS_ENDPOINT_URL` points
+//! it at LocalStack and real AWS works unchanged. Errors name the operation and the service's
+//! own code and message; they never hold a message body.
+
+pub mod ack;
+mod batch_call;
+pub mod receive;
+pub mod send;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use thiserror::Error;
+
+use crate::config::SqsConfig;
+
+pub use ack::DeleteReport;
+pub use receive::Received;
+
+/// SQS allows at most ten entries per batch call and per receive.
+pub const MAX_BATCH: usize = 10;
+/// SQS's limit for one message, and for one `SendMessageBatch` call in total.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// An SQS call that failed. The text names the call and what to check.
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// The AWS configuration has no region.
+    #[error("no AWS region configured: set AWS_REGION (e.g. us-east-1)")]
+    NoRegion,
+    /// The queue name does not resolve.
+    #[error("queue {name:?} not found at the configured endpoint ({detail}): create it, or set --queue-url / SQS2PG_QUEUE_URL")]
+    QueueNotFound {
+        /// The name looked up.
+        name: String,
+        /// The service's explanation.
+        detail: String,
+    },
+    /// Any other call failure.
+    #[error("SQS {op} failed: {detail}")]
+    Call {
+        /// The operation.
+        op: &'static str,
+        /// The service's code and message (never a body).
+        detail: String,
+    },
+    /// A message too big to send.
+    #[error("message {index} is {len} bytes; SQS accepts at most {MAX_MESSAGE_BYTES}")]
+    TooBig {
+        /// 0-based position in the input.
+        index: usize,
+        /// Its size.
+        len: usize,
+    },
+}
+
+impl SourceError {
+    /// A configuration the user must fix (exit 2), not an outage.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Self::NoRegion | Self::QueueNotFound { .. })
+    }
+}
+
+/// Deletes and visibility changes answer in milliseconds; a hung one is retried sooner
+/// than the long-poll timeout would allow.
+fn short_timeouts() -> aws_sdk_sqs::config::Builder {
+    aws_sdk_sqs::config::Builder::default().timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(Duration::from_secs(10))
+            .build(),
+    )
+}
+
+fn call_err<E>(
+    op: &'static str,
+    e: aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+) -> SourceError
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    SourceError::Call {
+        op,
+        detail: crate::aws::error_text(&e),
+    }
+}
+
+/// Approximate queue depth.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// `ApproximateNumberOfMessages`.
+    pub visible: u64,
+    /// `ApproximateNumberOfMessagesNotVisible`.
+    pub in_flight: u64,
+}
+
+/// A handle on one queue. Cheap to clone (the SDK client is reference-counted).
+#[derive(Clone, Debug)]
+pub struct Source {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl Source {
+    /// Loads the AWS configuration and resolves the queue URL.
+    pub async fn connect(cfg: &SqsConfig) -> Result<Self, SourceError> {
+        let sdk = crate::aws::sdk_config().await;
+        if sdk.region().is_none() {
+            return Err(SourceError::NoRegion);
+        }
+        let client = aws_sdk_sqs::Client::new(&sdk);
+        let queue_url = match &cfg.queue_url {
+            Some(url) => url.clone(),
+            None => Self::resolve(&client, &cfg.queue_name).await?,
+        };
+        Ok(Self { client, queue_url })
+    }
+
+    async fn resolve(client: &aws_sdk_sqs::Client, name: &str) -> Result<String, SourceError> {
+        let out = client
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| {
+                let detail = match e.as_service_error() {
+                    Some(s) if s.is_queue_does_not_exist() => "it does not exist".to_string(),
+                    _ => crate::aws::error_text(&e),
+                };
+                SourceError::QueueNotFound {
+                    name: name.into(),
+                    detail,
+                }
+            })?;
+        out.queue_url.ok_or_else(|| SourceError::QueueNotFound {
+            name: name.into(),
+            detail: "no URL in the answer".into(),
+        })
+    }
+
+    /// The queue this source reads.
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// The SDK client, for calls this module does not wrap (tests create queues with it).
+    pub fn client(&self) -> &aws_sdk_sqs::Client {
+        &self.client
+    }
+
+    /// The queue's visibility timeout (`VisibilityTimeout`), at least one second.
+    pub async fn visibility_timeout(&self) -> Result<Duration, SourceError> {
+        let attrs = self
+            .attributes(&[QueueAttributeName::VisibilityTimeout])
+            .await?;
+        let secs: u64 = attrs
+            .get(&QueueAttributeName::VisibilityTimeout)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30);
+        Ok(Duration::from_secs(secs.max(1)))
+    }
+
+    /// Approximate visible and in-flight counts.
+    pub async fn depth(&self) -> Result<QueueDepth, SourceError> {
+        let attrs = self
+            .attributes(&[
+                QueueAttributeName::ApproximateNumberOfMessages,
+                QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            ])
+            .await?;
+        let get = |k: &QueueAttributeName| attrs.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(QueueDepth {
+            visible: get(&QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: get(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        })
+    }
+
+    async fn attributes(
+        &self,
+        names: &[QueueAttributeName],
+    ) -> Result<HashMap<QueueAttributeName, String>, SourceError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .set_attribute_names(Some(names.to_vec()))
+            .send()
+            .await
+            .map_err(|e| call_err("GetQueueAttributes", e))?;
+        Ok(out.attributes.unwrap_or_default())
+    }
+}

@@ -1,0 +1,80 @@
+//! One long poll, and the message it brings.
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use chrono::{DateTime, Utc};
+
+use super::{call_err, Source, SourceError, MAX_BATCH};
+use crate::pii::Pii;
+
+/// One received message. The body is PII until decoded and masked.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// SQS message id; the idempotency key.
+    pub message_id: String,
+    /// Handle for delete and visibility calls; empty where the caller deletes nothing
+    /// (Lambda, replay).
+    pub receipt_handle: String,
+    /// The body, verbatim.
+    pub body: Pii<String>,
+    /// `SentTimestamp`.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// `ApproximateReceiveCount`.
+    pub receive_count: Option<i32>,
+}
+
+impl Received {
+    /// A message from the texts SQS gives its system attributes (`SentTimestamp` in epoch
+    /// milliseconds, `ApproximateReceiveCount`), as both ReceiveMessage and the Lambda event
+    /// carry them; unparsable values become `None`.
+    pub fn new(
+        message_id: String,
+        receipt_handle: String,
+        body: String,
+        sent_timestamp: Option<&str>,
+        receive_count: Option<&str>,
+    ) -> Self {
+        Self {
+            message_id,
+            receipt_handle,
+            body: Pii::new(body),
+            sent_at: sent_timestamp
+                .and_then(|v| v.parse::<i64>().ok())
+                .and_then(DateTime::from_timestamp_millis),
+            receive_count: receive_count.and_then(|v| v.parse().ok()),
+        }
+    }
+}
+
+impl Source {
+    /// One long poll for up to ten messages, with `SentTimestamp` and
+    /// `ApproximateReceiveCount`.
+    pub async fn receive(&self, wait_seconds: i32) -> Result<Vec<Received>, SourceError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(MAX_BATCH as i32)
+            .wait_time_seconds(wait_seconds)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| call_err("ReceiveMessage", e))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                let attrs = m.attributes.unwrap_or_default();
+                let attr = |name| attrs.get(&name).map(String::as_str);
+                Some(Received::new(
+                    m.message_id?,
+                    m.receipt_handle?,
+                    m.body.unwrap_or_default(),
+                    attr(MessageSystemAttributeName::SentTimestamp),
+                    attr(MessageSystemAttributeName::ApproximateReceiveCount),
+                ))
+            })
+            .collect())
+    }
+}

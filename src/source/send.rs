@@ -1,0 +1,113 @@
+//! Sending bodies verbatim: `sqs2pg send`, the demo and the bench fill queues with it.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use futures::stream::{self, StreamExt};
+
+use super::batch_call::{self, Policy, Refused};
+use super::{call_err, Source, SourceError, MAX_BATCH, MAX_MESSAGE_BYTES};
+
+/// A refusal that is the sender's fault fails the send at once; others are retried.
+const SEND: Policy = Policy {
+    op: "SendMessageBatch",
+    attempts: 5,
+    first_pause: Duration::from_millis(100),
+    retry_call_errors: false,
+    fail_on_sender_fault: true,
+};
+
+impl Source {
+    /// Sends bodies verbatim, in batches of ten (split further to stay under 256 KiB),
+    /// `concurrency` calls at a time. Returns how many were sent.
+    pub async fn send(&self, bodies: &[String], concurrency: usize) -> Result<u64, SourceError> {
+        if let Some((index, b)) = bodies
+            .iter()
+            .enumerate()
+            .find(|(_, b)| b.len() > MAX_MESSAGE_BYTES)
+        {
+            return Err(SourceError::TooBig {
+                index,
+                len: b.len(),
+            });
+        }
+        let calls = batches(bodies).into_iter().map(|b| self.send_batch(b));
+        let results: Vec<Result<u64, SourceError>> = stream::iter(calls)
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        results.into_iter().sum()
+    }
+
+    async fn send_batch(&self, bodies: &[String]) -> Result<u64, SourceError> {
+        let outcome = batch_call::with_retries(bodies, SEND, |pending| async move {
+            let entries = pending
+                .iter()
+                .filter_map(|(i, b)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(b.as_str())
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| call_err("SendMessageBatch", e))?;
+            Ok(out
+                .failed
+                .iter()
+                .filter_map(|f| {
+                    Refused::from_entry(&f.id, &f.code, f.message.as_deref(), f.sender_fault)
+                })
+                .collect())
+        })
+        .await?;
+        if outcome.failed > 0 {
+            return Err(SourceError::Call {
+                op: "SendMessageBatch",
+                detail: format!("{} entries still failing after retries", outcome.failed),
+            });
+        }
+        Ok(outcome.done)
+    }
+}
+
+/// Consecutive runs of at most ten bodies and at most 256 KiB in all.
+fn batches(bodies: &[String]) -> Vec<&[String]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, b) in bodies.iter().enumerate() {
+        if i - start == MAX_BATCH || bytes + b.len() > MAX_MESSAGE_BYTES {
+            out.push(&bodies[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += b.len();
+    }
+    if start < bodies.len() {
+        out.push(&bodies[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_hold_ten_bodies_and_256_kib_at_most() {
+        let small: Vec<String> = (0..25).map(|i| i.to_string()).collect();
+        let sizes: Vec<usize> = batches(&small).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [10, 10, 5]);
+        let big: Vec<String> = (0..3).map(|_| "x".repeat(100 * 1024)).collect();
+        let sizes: Vec<usize> = batches(&big).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [2, 1]);
+        assert!(batches(&[]).is_empty());
+    }
+}

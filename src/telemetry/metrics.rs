@@ -1,0 +1,75 @@
+//! Prometheus text: counters and gauges are set from a [`Stats`] snapshot at scrape time (so
+//! `/metrics` always equals the summary); histograms are recorded as batches commit.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use super::stats::Stats;
+
+/// The process-wide Prometheus recorder (the `metrics` facade allows one).
+pub(super) fn prometheus() -> Option<&'static PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("sqs2pg_commit_seconds".into()),
+                    &[
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    ],
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("sqs2pg_latency_seconds".into()),
+                        &[
+                            0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0,
+                            1.5, 2.0, 3.0, 5.0, 10.0, 30.0,
+                        ],
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("sqs2pg_batch_size".into()),
+                        &[1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0],
+                    )
+                })
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// The Prometheus text for `stats`.
+pub fn render(stats: &Stats) -> String {
+    let Some(handle) = prometheus() else {
+        return String::new();
+    };
+    let s = stats.snapshot();
+    let sum = &s.summary;
+    for (name, value) in [
+        ("sqs2pg_received_total", sum.received),
+        ("sqs2pg_loaded_total", sum.loaded),
+        ("sqs2pg_duplicates_total", sum.duplicates),
+        ("sqs2pg_deleted_total", sum.deleted),
+        ("sqs2pg_delete_failures_total", sum.delete_failed),
+        ("sqs2pg_unknown_keys_total", sum.unknown_keys),
+        ("sqs2pg_visibility_extended_total", sum.visibility_extended),
+        ("sqs2pg_released_total", sum.released),
+        ("sqs2pg_batches_failed_total", s.batches_failed),
+    ] {
+        metrics::counter!(name).absolute(value);
+    }
+    metrics::counter!("sqs2pg_retries_total", "stage" => "sqs").absolute(s.sqs_retries);
+    metrics::counter!("sqs2pg_retries_total", "stage" => "postgres").absolute(s.db_retries);
+    for (reason, n) in &sum.rejected_by_reason {
+        metrics::counter!("sqs2pg_rejected_total", "reason" => reason.clone()).absolute(*n);
+    }
+    metrics::gauge!("sqs2pg_in_flight").set(s.in_flight as f64);
+    metrics::gauge!("sqs2pg_queue_backlog").set(s.backlog as f64);
+    metrics::gauge!("sqs2pg_last_commit_timestamp_seconds").set(s.last_commit_unix as f64);
+    metrics::gauge!("sqs2pg_ready").set(if s.readiness.is_ready() { 1.0 } else { 0.0 });
+    handle.run_upkeep();
+    handle.render()
+}

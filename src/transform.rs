@@ -1,0 +1,169 @@
+//! What a message becomes: decode, then mask, into a [`Row`] or a [`Reject`]. Pure and
+//! synchronous, like the two steps it composes; a panic inside either becomes a reject
+//! (`internal_error`), so no body can take the process down.
+
+use std::panic::AssertUnwindSafe;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::decode::{self, AppVersion, Limits, Login, RejectReason};
+use crate::mask::Masker;
+use crate::source::Received;
+
+/// One `user_logins` row, already masked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// Never empty.
+    pub user_id: String,
+    /// As sent.
+    pub device_type: Option<String>,
+    /// The ip's token (`v1:<kid>:…`).
+    pub masked_ip: Option<String>,
+    /// The device id's token.
+    pub masked_device_id: Option<String>,
+    /// As sent.
+    pub locale: Option<String>,
+    /// Encoded or verbatim, per the column's type.
+    pub app_version: Option<AppVersion>,
+    /// UTC date of `SentTimestamp`.
+    pub create_date: NaiveDate,
+}
+
+/// One `user_logins_rejects` entry; the body is already sealed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reject {
+    /// Why; stored as its machine-readable text (`missing_field:user_id`).
+    pub reason: RejectReason,
+    /// Sealed body (`reveal` opens it).
+    pub body_ciphertext: String,
+    /// `ApproximateReceiveCount`.
+    pub receive_count: Option<i32>,
+    /// `SentTimestamp`.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// What a message becomes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A row.
+    Row(Row),
+    /// A quarantined message.
+    Reject(Reject),
+}
+
+/// A message id and its outcome: what the database writes, keyed by the id the ledger
+/// remembers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// SQS message id.
+    pub message_id: String,
+    /// What to write.
+    pub outcome: Outcome,
+}
+
+/// A message's outcome and what decoding noticed on the way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transformed {
+    /// The row or the reject.
+    pub outcome: Outcome,
+    /// Keys beyond the six that the body carried (ignored, counted).
+    pub unknown_keys: usize,
+}
+
+/// Decodes and masks one message into its outcome, checking values against `limits` (the
+/// live table's). Never panics.
+pub fn transform(msg: &Received, limits: &Limits, masker: &mut Masker) -> Transformed {
+    let result = contain(|| {
+        decode::decode(msg.body.expose().as_bytes(), limits).and_then(|login| {
+            let unknown = login.unknown_keys;
+            to_row(login, msg, limits, masker).map(|row| (row, unknown))
+        })
+    });
+    match result {
+        Ok((row, unknown_keys)) => Transformed {
+            outcome: Outcome::Row(row),
+            unknown_keys,
+        },
+        Err(reason) => Transformed {
+            outcome: Outcome::Reject(quarantine(msg, reason, masker)),
+            unknown_keys: 0,
+        },
+    }
+}
+
+/// The reject of a message: its whole body sealed, with the reason. Also used when the
+/// database refuses a row that decoded.
+pub fn quarantine(msg: &Received, reason: RejectReason, masker: &mut Masker) -> Reject {
+    Reject {
+        reason,
+        body_ciphertext: masker.seal_body(msg.body.expose().as_bytes()),
+        receive_count: msg.receive_count,
+        sent_at: msg.sent_at,
+    }
+}
+
+/// Runs `f`; a panic inside becomes `RejectReason::Internal`, so one bad message cannot
+/// take the process down.
+fn contain<T>(f: impl FnOnce() -> Result<T, RejectReason>) -> Result<T, RejectReason> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(Err(RejectReason::Internal))
+}
+
+fn to_row(
+    login: Login,
+    msg: &Received,
+    limits: &Limits,
+    masker: &mut Masker,
+) -> Result<Row, RejectReason> {
+    // Limits on the masked columns apply to the tokens, whose length follows the value's.
+    let fits =
+        |len: usize, limit: Option<usize>| limit.is_none_or(|max| masker.token_len(len) <= max);
+    if let Some(d) = &login.device_id {
+        if !fits(d.expose().len(), limits.masked_device_id) {
+            return Err(RejectReason::TooLong("device_id"));
+        }
+    }
+    if login.ip.is_some() && !fits(16, limits.masked_ip) {
+        return Err(RejectReason::TooLong("ip"));
+    }
+    Ok(Row {
+        user_id: login.user_id,
+        device_type: login.device_type,
+        masked_ip: login.ip.map(|ip| masker.mask_ip(*ip.expose())),
+        masked_device_id: login.device_id.map(|d| masker.mask_device_id(d.expose())),
+        locale: login.locale,
+        app_version: login.app_version,
+        create_date: msg.sent_at.unwrap_or_else(Utc::now).date_naive(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// decode + mask over arbitrary bodies: never a panic, always one outcome, and a
+        /// reject's sealed body opens back to the input.
+        #[test]
+        fn transform_never_panics(body in proptest::prelude::any::<String>(), json_ish in "[{}\\[\\]\":,a-z0-9_.\\\\ -]{0,200}") {
+            let keys = crate::mask::Keyring::parse(&format!("t={}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 64]))).unwrap();
+            let mut m = Masker::new(&keys);
+            for b in [body, json_ish] {
+                let msg = Received::new("m".into(), "r".into(), b.clone(), None, None);
+                match transform(&msg, &Limits::default(), &mut m).outcome {
+                    Outcome::Row(r) => proptest::prop_assert!(!r.user_id.is_empty()),
+                    Outcome::Reject(r) => {
+                        proptest::prop_assert_eq!(m.reveal(crate::mask::Column::Body, &r.body_ciphertext).unwrap(), b);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn contained_panics_become_internal_error_rejects() {
+        let r: Result<(), RejectReason> = contain(|| panic!("boom"));
+        assert_eq!(r, Err(RejectReason::Internal));
+        assert_eq!(contain(|| Ok::<_, RejectReason>(7)), Ok(7));
+    }
+}
