@@ -23,13 +23,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use sqs2pg::config::{DbConfig, SqsConfig};
+use sqs2pg::db::BatchWriter;
 use sqs2pg::decode::Limits;
 use sqs2pg::mask::{Keyring, Masker};
 use sqs2pg::pii::Pii;
-use sqs2pg::db::BatchWriter;
-use sqs2pg::transform::Record;
 use sqs2pg::source::{Received, Source};
 use sqs2pg::synth::{generate, SynthOptions};
+use sqs2pg::transform::Record;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -562,7 +562,10 @@ impl Loader for RawCopy {
 async fn sink_rate(url: &str, recs: &[Record], writers: usize) -> Result<f64> {
     let db = DbConfig::new(url, None)?;
     let shape = sqs2pg::db::schema::inspect(&sqs2pg::db::connect(&db).await?).await?;
-    concurrent_rate(recs, writers, || async { Ok(BatchWriter::connect(&db, &shape).await?) }).await
+    concurrent_rate(recs, writers, || async {
+        Ok(BatchWriter::connect(&db, &shape).await?)
+    })
+    .await
 }
 
 async fn raw_copy_rate(url: &str, recs: &[Record], streams: usize) -> Result<f64> {

@@ -72,8 +72,13 @@ impl Handler {
         let mut response = SqsBatchResponse::default();
         if let Err(e) = committer.commit(&mut items).await {
             match e {
-                CommitFailure::Failed(e) => tracing::error!(error = %e, messages = items.len(), "batch not committed; returning every message to the queue"),
-                CommitFailure::Stopped => tracing::error!(messages = items.len(), "stopped before the batch committed; returning every message to the queue"),
+                CommitFailure::Failed(e) => {
+                    tracing::error!(error = %e, messages = items.len(), "batch not committed; returning every message to the queue")
+                }
+                CommitFailure::Stopped => tracing::error!(
+                    messages = items.len(),
+                    "stopped before the batch committed; returning every message to the queue"
+                ),
             }
             for item in &items {
                 let mut f = BatchItemFailure::default();

@@ -13,7 +13,9 @@ async fn main() -> Result<(), Error> {
     sqs2pg::telemetry::init_tracing(sqs2pg::telemetry::LogFormat::Json);
     // The local default would point a function at 127.0.0.1: demand the real one.
     if std::env::var_os("DATABASE_URL").is_none() {
-        return Err("DATABASE_URL is not set: give the function the Postgres connection string".into());
+        return Err(
+            "DATABASE_URL is not set: give the function the Postgres connection string".into(),
+        );
     }
     // No arguments: every setting comes from the function's environment.
     let settings = sqs2pg::cli::args::LambdaArgs::try_parse_from(["sqs2pg-lambda"])?;

@@ -15,6 +15,7 @@ mod rejects;
 mod rekey;
 mod reveal;
 mod run;
+pub mod run_args;
 mod send;
 
 use std::ffi::OsString;
@@ -47,11 +48,14 @@ pub fn parse_from(args: Vec<OsString>) -> Result<Cli, ConfigError> {
         for (id, value) in file.run_settings() {
             for sub in ["run", "config"] {
                 let value = value.clone();
-                command = command.mut_subcommand(sub, |s| s.mut_arg(id, |a| a.default_value(value)));
+                command =
+                    command.mut_subcommand(sub, |s| s.mut_arg(id, |a| a.default_value(value)));
             }
         }
     }
-    let matches = command.try_get_matches_from(args).unwrap_or_else(|e| e.exit());
+    let matches = command
+        .try_get_matches_from(args)
+        .unwrap_or_else(|e| e.exit());
     Cli::from_arg_matches(&matches).map_err(|e| e.exit())
 }
 

@@ -40,12 +40,18 @@ pub(super) async fn reveal(
     }
     out.flush().context("writing to stdout")?;
     if failed > 0 {
-        return Err(anyhow::anyhow!("{failed} token(s) could not be opened (see the lines above)").into());
+        return Err(
+            anyhow::anyhow!("{failed} token(s) could not be opened (see the lines above)").into(),
+        );
     }
     Ok(())
 }
 
-pub(super) async fn reveal_reject(g: &GlobalArgs, message_id: &str, reason: &str) -> Result<(), Failure> {
+pub(super) async fn reveal_reject(
+    g: &GlobalArgs,
+    message_id: &str,
+    reason: &str,
+) -> Result<(), Failure> {
     let keyring = g.keys().load().await?;
     let (body, why) = reveal::reveal_reject(&g.db()?, &keyring, message_id, reason).await?;
     eprintln!("sqs2pg reveal: message {message_id} was rejected: {why}");
@@ -53,7 +59,12 @@ pub(super) async fn reveal_reject(g: &GlobalArgs, message_id: &str, reason: &str
     Ok(())
 }
 
-pub(super) async fn mask(g: &GlobalArgs, column: Column, reason: &str, value: &str) -> Result<(), Failure> {
+pub(super) async fn mask(
+    g: &GlobalArgs,
+    column: Column,
+    reason: &str,
+    value: &str,
+) -> Result<(), Failure> {
     let keyring = g.keys().load().await?;
     let token = reveal::mask_value(&g.db()?, &keyring, column, reason, value).await?;
     println!("{token}");

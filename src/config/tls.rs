@@ -9,7 +9,9 @@ use super::ConfigError;
 const CA_FILE: &str = "--db-ca-file / SQS2PG_DB_CA_FILE";
 
 /// Builds the configuration once per CA choice; the system roots are read once per process.
-pub(super) fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
+pub(super) fn client_config(
+    ca_file: Option<&Path>,
+) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
     static SYSTEM: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
     let invalid = |problem: String| ConfigError::Invalid {
         name: CA_FILE,

@@ -167,7 +167,6 @@ impl ToSql for VersionCell<'_> {
     tokio_postgres::types::to_sql_checked!();
 }
 
-
 /// Column arrays for one `unnest` insert into `user_logins`.
 #[derive(Default)]
 struct RowColumns<'a> {

@@ -72,7 +72,8 @@ impl Ledger {
             })
         };
         Ok(Self {
-            copy: prepare_for(|t| format!("COPY {t}(message_id) FROM STDIN (FORMAT binary)")).await?,
+            copy: prepare_for(|t| format!("COPY {t}(message_id) FROM STDIN (FORMAT binary)"))
+                .await?,
             insert: prepare_for(|t| {
                 format!(
                     "INSERT INTO {t}(message_id) SELECT unnest($1::text[])
@@ -112,7 +113,12 @@ impl Ledger {
                     done => done?,
                 }
                 let old = column_set(tx.query(previous, &[&ids]).await?);
-                Ok(Some(ids.iter().copied().filter(|id| !old.contains(*id)).collect()))
+                Ok(Some(
+                    ids.iter()
+                        .copied()
+                        .filter(|id| !old.contains(*id))
+                        .collect(),
+                ))
             }
             LedgerWrite::Checked => {
                 let mut new = column_set(tx.query(self.insert.of(generation), &[&ids]).await?);
@@ -122,7 +128,9 @@ impl Ledger {
                         new.remove(&id);
                     }
                 }
-                Ok(Some(ids.iter().copied().filter(|id| new.contains(*id)).collect()))
+                Ok(Some(
+                    ids.iter().copied().filter(|id| new.contains(*id)).collect(),
+                ))
             }
         }
     }

@@ -12,7 +12,6 @@ use thiserror::Error;
 /// AES-256-SIV takes a 64-byte key (two AES-256 keys: MAC and CTR).
 pub const KEY_LEN: usize = 64;
 
-
 /// A keyring that cannot be used. Each message says how to make a good one.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum KeyError {
@@ -60,8 +59,6 @@ pub enum KeyError {
         len: usize,
     },
 }
-
-
 
 struct Key {
     kid: String,

@@ -8,12 +8,13 @@
 //! purpose and its key id: a blob relabelled under another kid does not unwrap, and KMS's
 //! audit trail (CloudTrail) records which key was unwrapped for what.
 
-use aws_sdk_kms::error::DisplayErrorContext;
 use aws_sdk_kms::primitives::Blob;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use thiserror::Error;
 use zeroize::Zeroizing;
+
+use crate::aws::error_text;
 
 use super::keyring::{KeyEntry, KeyError, KeyMaterial, Keyring, KEY_LEN, KMS_PREFIX};
 
@@ -81,7 +82,7 @@ pub async fn resolve(
                     .send()
                     .await
                     .map_err(|e| {
-                        let detail = DisplayErrorContext(&e).to_string();
+                        let detail = error_text(&e);
                         if e.as_service_error().is_some() {
                             KmsError::Refused {
                                 kid: kid.clone(),
@@ -106,9 +107,8 @@ pub async fn resolve(
 /// `kid=kms:<base64 blob>`. The plain key is never printed.
 ///
 /// Uses `GenerateDataKeyWithoutPlaintext`, then checks with one `Decrypt` that the key is
-/// 64 bytes. Some emulators (LocalStack) ignore `NumberOfBytes` and return 32; then the key
-/// is made with `GenerateRandom` and wrapped with `Encrypt` instead, with a warning. When
-/// the caller may not `Decrypt` (separation of duties), the check is skipped with a warning.
+/// 64 bytes ([`wrap_random_key`] stands in where it is not). When the caller may not
+/// `Decrypt` (separation of duties), the check is skipped with a warning.
 pub async fn generate_entry(
     kid: &str,
     key_id: &str,
@@ -117,10 +117,6 @@ pub async fn generate_entry(
     // Validate the kid the same way plain keys are validated.
     Keyring::generate_entry(kid)?;
     let client = aws_sdk_kms::Client::new(sdk);
-    let failed = |op: &str, detail: String| KmsError::Generate {
-        key_id: key_id.into(),
-        detail: format!("{op}: {detail}"),
-    };
     let out = client
         .generate_data_key_without_plaintext()
         .key_id(key_id)
@@ -129,19 +125,14 @@ pub async fn generate_entry(
         .encryption_context("kid", kid)
         .send()
         .await
-        .map_err(|e| {
-            failed(
-                "GenerateDataKeyWithoutPlaintext",
-                DisplayErrorContext(&e).to_string(),
-            )
-        })?;
+        .map_err(|e| generate_failed(key_id, "GenerateDataKeyWithoutPlaintext", error_text(&e)))?;
     let mut blob = out.ciphertext_blob.ok_or_else(|| {
-        failed(
+        generate_failed(
+            key_id,
             "GenerateDataKeyWithoutPlaintext",
             "no ciphertext in the answer".into(),
         )
     })?;
-
     let check = client
         .decrypt()
         .ciphertext_blob(blob.clone())
@@ -153,37 +144,56 @@ pub async fn generate_entry(
         Ok(d) if d.plaintext.as_ref().map(|p| p.as_ref().len()) == Some(KEY_LEN) => {}
         Ok(_) => {
             tracing::warn!("this KMS endpoint ignored NumberOfBytes=64 (LocalStack does); making the key with GenerateRandom + Encrypt instead");
-            let random = client
-                .generate_random()
-                .number_of_bytes(KEY_LEN as i32)
-                .send()
-                .await
-                .map_err(|e| failed("GenerateRandom", DisplayErrorContext(&e).to_string()))?;
-            let key = Zeroizing::new(random.plaintext.map(Blob::into_inner).unwrap_or_default());
-            if key.len() != KEY_LEN {
-                return Err(failed(
-                    "GenerateRandom",
-                    format!("returned {} bytes, not {KEY_LEN}", key.len()),
-                ));
-            }
-            blob = client
-                .encrypt()
-                .key_id(key_id)
-                .plaintext(Blob::new(key.to_vec()))
-                .encryption_context("purpose", PURPOSE)
-                .encryption_context("kid", kid)
-                .send()
-                .await
-                .map_err(|e| failed("Encrypt", DisplayErrorContext(&e).to_string()))?
-                .ciphertext_blob
-                .ok_or_else(|| failed("Encrypt", "no ciphertext in the answer".into()))?;
+            blob = wrap_random_key(&client, kid, key_id).await?;
         }
         Err(e) => {
-            tracing::warn!(error = %DisplayErrorContext(&e), "could not check the new key with kms:Decrypt (no permission?); the entry is unverified");
+            tracing::warn!(error = %error_text(&e), "could not check the new key with kms:Decrypt (no permission?); the entry is unverified");
         }
     }
     Ok(format!(
         "{kid}={KMS_PREFIX}{}",
         STANDARD.encode(blob.as_ref())
     ))
+}
+
+/// The LocalStack workaround: some emulators ignore `NumberOfBytes` and return a 32-byte data
+/// key, so the 64 bytes come from `GenerateRandom` and are wrapped with `Encrypt` under the
+/// same encryption context.
+async fn wrap_random_key(
+    client: &aws_sdk_kms::Client,
+    kid: &str,
+    key_id: &str,
+) -> Result<Blob, KmsError> {
+    let random = client
+        .generate_random()
+        .number_of_bytes(KEY_LEN as i32)
+        .send()
+        .await
+        .map_err(|e| generate_failed(key_id, "GenerateRandom", error_text(&e)))?;
+    let key = Zeroizing::new(random.plaintext.map(Blob::into_inner).unwrap_or_default());
+    if key.len() != KEY_LEN {
+        return Err(generate_failed(
+            key_id,
+            "GenerateRandom",
+            format!("returned {} bytes, not {KEY_LEN}", key.len()),
+        ));
+    }
+    client
+        .encrypt()
+        .key_id(key_id)
+        .plaintext(Blob::new(key.to_vec()))
+        .encryption_context("purpose", PURPOSE)
+        .encryption_context("kid", kid)
+        .send()
+        .await
+        .map_err(|e| generate_failed(key_id, "Encrypt", error_text(&e)))?
+        .ciphertext_blob
+        .ok_or_else(|| generate_failed(key_id, "Encrypt", "no ciphertext in the answer".into()))
+}
+
+fn generate_failed(key_id: &str, op: &str, detail: String) -> KmsError {
+    KmsError::Generate {
+        key_id: key_id.into(),
+        detail: format!("{op}: {detail}"),
+    }
 }

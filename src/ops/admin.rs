@@ -39,7 +39,11 @@ pub enum Bodies<'a> {
 }
 
 /// Sends the bodies; returns how many were sent and to which queue.
-pub async fn send(sqs: &SqsConfig, bodies: Bodies<'_>, concurrency: usize) -> Result<(u64, String), OpsError> {
+pub async fn send(
+    sqs: &SqsConfig,
+    bodies: Bodies<'_>,
+    concurrency: usize,
+) -> Result<(u64, String), OpsError> {
     let bodies = match bodies {
         Bodies::File(path) => read_bodies(path)?,
         Bodies::Synthetic(opts) => synth::generate(opts),

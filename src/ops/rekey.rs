@@ -122,8 +122,24 @@ pub async fn run(
         writing_kid: keyring.writing_kid().to_owned(),
         ..RekeyReport::default()
     };
-    rekey_rows(&mut client, &mut masker, &prefix, batch, progress, &mut report).await?;
-    rekey_bodies(&mut client, &mut masker, &prefix, batch, progress, &mut report).await?;
+    rekey_rows(
+        &mut client,
+        &mut masker,
+        &prefix,
+        batch,
+        progress,
+        &mut report,
+    )
+    .await?;
+    rekey_bodies(
+        &mut client,
+        &mut masker,
+        &prefix,
+        batch,
+        progress,
+        &mut report,
+    )
+    .await?;
     report.elapsed = started.elapsed();
     Ok(report)
 }

@@ -22,7 +22,12 @@ pub struct Item {
 }
 
 /// Transforms received messages into batch items, counting unknown keys.
-pub fn to_items(msgs: Vec<Received>, limits: &Limits, masker: &mut Masker, stats: &Stats) -> Vec<Item> {
+pub fn to_items(
+    msgs: Vec<Received>,
+    limits: &Limits,
+    masker: &mut Masker,
+    stats: &Stats,
+) -> Vec<Item> {
     msgs.into_iter()
         .map(|msg| {
             let t = transform(&msg, limits, masker);

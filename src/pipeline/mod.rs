@@ -70,7 +70,6 @@ impl PipelineError {
         match self {
             Self::Source(e) => e.is_usage(),
             Self::Db(e) => e.is_usage(),
-            Self::Metrics(..) => true,
             _ => false,
         }
     }
@@ -100,7 +99,11 @@ pub struct Pipeline {
 }
 
 /// Builds and runs a pipeline: what `sqs2pg run` does.
-pub async fn run(cfg: RunConfig, shutdown: CancellationToken, stats: Arc<Stats>) -> Result<Summary, PipelineError> {
+pub async fn run(
+    cfg: RunConfig,
+    shutdown: CancellationToken,
+    stats: Arc<Stats>,
+) -> Result<Summary, PipelineError> {
     Pipeline::build(cfg, stats, &shutdown)
         .await?
         .run_until_stopped(shutdown)
@@ -111,7 +114,11 @@ impl Pipeline {
     /// Everything that can fail before the first message. The metrics server comes up first,
     /// so liveness answers while the database is awaited (a daemon waits out an outage until
     /// `shutdown`; a drain run tries a few times).
-    pub async fn build(cfg: RunConfig, stats: Arc<Stats>, shutdown: &CancellationToken) -> Result<Self, PipelineError> {
+    pub async fn build(
+        cfg: RunConfig,
+        stats: Arc<Stats>,
+        shutdown: &CancellationToken,
+    ) -> Result<Self, PipelineError> {
         let started = Instant::now();
         let p = cfg.pipeline;
         let metrics = match p.metrics_addr {
@@ -125,7 +132,11 @@ impl Pipeline {
             None => None,
         };
         let source = Source::connect(&cfg.sqs).await?;
-        let attempts = if p.until_empty { DRAIN_CONNECT_ATTEMPTS } else { u32::MAX };
+        let attempts = if p.until_empty {
+            DRAIN_CONNECT_ATTEMPTS
+        } else {
+            u32::MAX
+        };
         let first = wait_for_db(&cfg.db, attempts, shutdown).await?;
         let shape = crate::db::schema::inspect(&first).await?;
         let mut writers = vec![BatchWriter::prepare(first, &shape).await?];
@@ -152,11 +163,16 @@ impl Pipeline {
     /// seen the queue empty. After `shutdown`, what was received is committed and deleted;
     /// whatever is not done within `shutdown_timeout` is released (visibility 0) for another
     /// consumer, and the run still returns `Ok`.
-    pub async fn run_until_stopped(mut self, shutdown: CancellationToken) -> Result<Summary, PipelineError> {
+    pub async fn run_until_stopped(
+        mut self,
+        shutdown: CancellationToken,
+    ) -> Result<Summary, PipelineError> {
         self.log_start();
         let stats = self.stats.clone();
         stats.set_consuming(true);
-        let shutdown = Shutdown::new(shutdown, self.cfg.shutdown_timeout, move || stats.set_consuming(false));
+        let shutdown = Shutdown::new(shutdown, self.cfg.shutdown_timeout, move || {
+            stats.set_consuming(false)
+        });
         let poll_error: Arc<Mutex<Option<SourceError>>> = Arc::default();
         let tasks = TaskTracker::new();
         let received = self.spawn_pollers(&tasks, &shutdown, &poll_error);
@@ -242,7 +258,12 @@ impl Pipeline {
         rx
     }
 
-    fn spawn_writers(&mut self, tasks: &TaskTracker, shutdown: &Shutdown, batches: mpsc::Receiver<Vec<Item>>) {
+    fn spawn_writers(
+        &mut self,
+        tasks: &TaskTracker,
+        shutdown: &Shutdown,
+        batches: mpsc::Receiver<Vec<Item>>,
+    ) {
         let batches = Arc::new(Mutex::new(batches));
         for writer in std::mem::take(&mut self.writers) {
             let w = Writer {
@@ -256,7 +277,11 @@ impl Pipeline {
                     stats: self.stats.clone(),
                     stop: shutdown.deadline.clone(),
                     // A daemon waits out a database outage; a drain run reports it.
-                    attempts: if self.cfg.until_empty { DRAIN_WRITE_ATTEMPTS } else { u32::MAX },
+                    attempts: if self.cfg.until_empty {
+                        DRAIN_WRITE_ATTEMPTS
+                    } else {
+                        u32::MAX
+                    },
                 },
                 delete_concurrency: delete_concurrency(self.cfg.pollers, self.cfg.writers),
             };
@@ -267,7 +292,11 @@ impl Pipeline {
     /// A drain run's bar knows roughly how much there is; a daemon only counts.
     async fn start_progress(&self) -> Progress {
         let total = if self.cfg.progress && self.cfg.until_empty {
-            self.source.depth().await.ok().map(|d| d.visible + d.in_flight)
+            self.source
+                .depth()
+                .await
+                .ok()
+                .map(|d| d.visible + d.in_flight)
         } else {
             None
         };
@@ -275,7 +304,10 @@ impl Pipeline {
     }
 
     /// The summary, or for a drain run the reason it could not finish.
-    async fn outcome(&self, poll_error: &Mutex<Option<SourceError>>) -> Result<Summary, PipelineError> {
+    async fn outcome(
+        &self,
+        poll_error: &Mutex<Option<SourceError>>,
+    ) -> Result<Summary, PipelineError> {
         let summary = self.stats.summary(self.started.elapsed());
         if self.cfg.until_empty {
             let failed = self.stats.batches_failed();

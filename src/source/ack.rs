@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+};
 
 use super::batch_call::{self, Policy, Refused};
 use super::{call_err, short_timeouts, Source, SourceError, MAX_BATCH};
@@ -158,7 +160,9 @@ impl Source {
                 Ok(out
                     .failed
                     .iter()
-                    .filter_map(|f| Refused::from_entry(&f.id, &f.code, f.message.as_deref(), f.sender_fault))
+                    .filter_map(|f| {
+                        Refused::from_entry(&f.id, &f.code, f.message.as_deref(), f.sender_fault)
+                    })
                     .collect())
             })
             .await?;

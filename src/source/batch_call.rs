@@ -22,7 +22,12 @@ pub(super) struct Refused {
 
 impl Refused {
     /// From a batch answer's failure entry, whose id is the index the request gave it.
-    pub fn from_entry(id: &str, code: &str, message: Option<&str>, sender_fault: bool) -> Option<Self> {
+    pub fn from_entry(
+        id: &str,
+        code: &str,
+        message: Option<&str>,
+        sender_fault: bool,
+    ) -> Option<Self> {
         Some(Self {
             index: id.parse().ok()?,
             code: code.to_owned(),
@@ -74,10 +79,17 @@ where
         let sent = pending.len();
         match call(pending.clone()).await {
             Ok(refused) => {
-                if let Some(f) = refused.iter().find(|f| policy.fail_on_sender_fault && f.sender_fault) {
+                if let Some(f) = refused
+                    .iter()
+                    .find(|f| policy.fail_on_sender_fault && f.sender_fault)
+                {
                     return Err(SourceError::Call {
                         op: policy.op,
-                        detail: format!("entry rejected: {} {}", f.code, f.message.as_deref().unwrap_or("")),
+                        detail: format!(
+                            "entry rejected: {} {}",
+                            f.code,
+                            f.message.as_deref().unwrap_or("")
+                        ),
                     });
                 }
                 outcome.done += (sent - refused.len()) as u64;

@@ -51,7 +51,11 @@ pub async fn serve(
 fn route(path: &str, stats: &Stats) -> hyper::Response<Full<hyper::body::Bytes>> {
     let readiness = stats.readiness();
     let (status, content_type, body) = match path {
-        "/metrics" => (200, "text/plain; version=0.0.4", super::metrics::render(stats)),
+        "/metrics" => (
+            200,
+            "text/plain; version=0.0.4",
+            super::metrics::render(stats),
+        ),
         "/healthz" => (200, "text/plain", "ok\n".to_string()),
         "/readyz" if readiness.is_ready() => (200, "text/plain", "ready\n".to_string()),
         "/readyz" => (

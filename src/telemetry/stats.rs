@@ -108,7 +108,14 @@ impl Stats {
     }
 
     /// A committed batch of `size` messages that took `took` to write.
-    pub fn record_commit(&self, loaded: u64, duplicates: u64, rejected: &[RejectReason], size: usize, took: Duration) {
+    pub fn record_commit(
+        &self,
+        loaded: u64,
+        duplicates: u64,
+        rejected: &[RejectReason],
+        size: usize,
+        took: Duration,
+    ) {
         metrics::histogram!("sqs2pg_batch_size").record(size as f64);
         metrics::histogram!("sqs2pg_commit_seconds").record(took.as_secs_f64());
         let now = std::time::SystemTime::now()
