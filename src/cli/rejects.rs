@@ -1,9 +1,9 @@
 //! `sqs2pg rejects list|replay`: the quarantine by reason, and its replay.
 
 use super::args::GlobalArgs;
-use crate::db::rejects::RejectFilter;
 use crate::error::Failure;
-use crate::ops::{admin, replay};
+use crate::ops::admin;
+use crate::ops::replay::{self, RejectFilter};
 
 pub(super) async fn list(g: &GlobalArgs, reason: Option<&str>, ids: i64) -> Result<(), Failure> {
     let groups = admin::rejects_by_reason(&g.db()?, reason, ids).await?;

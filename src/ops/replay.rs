@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::config::DbConfig;
-use crate::db::rejects::{self, RejectFilter, StoredReject};
+pub use crate::db::rejects::RejectFilter;
+use crate::db::rejects::{self, StoredReject};
 use crate::db::BatchWriter;
 use crate::decode::RejectReason;
 use crate::mask::{Column, Keyring, Masker};

@@ -42,7 +42,7 @@ pub fn to_items(
 }
 
 /// The transform-and-batch stage.
-pub struct Batcher {
+pub struct TransformAndBatch {
     pub batch_size: usize,
     pub batch_wait: Duration,
     /// The live table's limits, read once at build.
@@ -53,7 +53,7 @@ pub struct Batcher {
     pub deadline: CancellationToken,
 }
 
-impl Batcher {
+impl TransformAndBatch {
     /// Runs until the pollers' channel closes (flushing what it holds) or the deadline.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Vec<Received>>, tx: mpsc::Sender<Vec<Item>>) {
         let mut items: Vec<Item> = Vec::with_capacity(self.batch_size);

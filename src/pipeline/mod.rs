@@ -37,7 +37,7 @@ use crate::mask::{Keyring, Masker};
 use crate::source::{Received, Source, SourceError};
 use crate::telemetry::{Progress, Stats, Summary};
 
-use self::batch::{Batcher, Item};
+use self::batch::{Item, TransformAndBatch};
 use self::commit::Committer;
 use self::lease::Tracker;
 use self::poll::Poller;
@@ -246,7 +246,7 @@ impl Pipeline {
         received: mpsc::Receiver<Vec<Received>>,
     ) -> mpsc::Receiver<Vec<Item>> {
         let (tx, rx) = mpsc::channel(self.cfg.writers * 2);
-        let batcher = Batcher {
+        let batcher = TransformAndBatch {
             batch_size: self.cfg.batch_size,
             batch_wait: self.cfg.batch_wait,
             limits: self.shape.limits,
