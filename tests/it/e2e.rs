@@ -347,14 +347,7 @@ async fn every_reject_rule_end_to_end() {
     assert_eq!(s.unknown_keys, 1);
 
     // Each reject reveals to its body and carries its rule's reason.
-    let mut m = masker(KEYS);
-    let mut got: Vec<(String, String)> = env
-        .rows("SELECT reason, body_ciphertext FROM user_logins_rejects")
-        .await
-        .iter()
-        .map(|r| (m.reveal_body(r.get("body_ciphertext")), r.get("reason")))
-        .collect();
-    got.sort();
+    let got = env.revealed_rejects().await;
     let mut want: Vec<(String, String)> = cases
         .iter()
         .map(|(b, r)| (b.clone(), r.to_string()))

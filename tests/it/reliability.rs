@@ -321,14 +321,7 @@ async fn hostile_bodies() {
     assert_eq!(s.rejected, want_rejects, "{s:?}");
     assert_eq!(s.loaded, cases.len() as u64 - want_rejects);
 
-    let mut m = masker(KEYS);
-    let mut got: Vec<(String, String)> = env
-        .rows("SELECT body_ciphertext, reason FROM user_logins_rejects")
-        .await
-        .iter()
-        .map(|r| (m.reveal_body(r.get("body_ciphertext")), r.get("reason")))
-        .collect();
-    got.sort();
+    let got = env.revealed_rejects().await;
     let mut want: Vec<(String, String)> = cases
         .iter()
         .filter_map(|(b, r)| r.map(|r| (b.clone(), r.to_string())))
