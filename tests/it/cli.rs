@@ -1,11 +1,7 @@
 //! The binary's outside behaviour: exit codes, messages that say what to do, keys, and no
 //! PII in any output.
 
-use crate::helpers::{login, stdout_ok, TestEnv};
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use crate::helpers::{login, masker, pipe_through, stderr, stdout_ok, writing_kid, TestEnv, KEYS};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn run_without_a_key_exits_2_and_says_how_to_make_one() {
@@ -70,7 +66,7 @@ fn bad_flags_exit_2_naming_the_flag() {
     ] {
         let out = std::process::Command::new(bin)
             .args(&args)
-            .env("SQS2PG_KEYS", crate::helpers::KEYS)
+            .env("SQS2PG_KEYS", KEYS)
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
@@ -85,8 +81,7 @@ fn keygen_makes_a_usable_64_byte_key() {
         .output()
         .unwrap();
     let line = stdout_ok(&out);
-    let ring = sqs2pg::mask::Keyring::parse(&line).unwrap();
-    assert_eq!(ring.writing_kid(), "k7");
+    assert_eq!(writing_kid(&line), "k7");
     let b64 = line.trim().strip_prefix("k7=").unwrap();
     use base64::Engine;
     assert_eq!(
@@ -100,20 +95,12 @@ fn keygen_makes_a_usable_64_byte_key() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reveal_reports_bad_tokens_by_line_and_keeps_alignment() {
-    use std::io::Write;
     let env = TestEnv::new().await;
-    let mut m =
-        sqs2pg::mask::Masker::new(&sqs2pg::mask::Keyring::parse(crate::helpers::KEYS).unwrap());
-    let good = m.mask_ip("192.168.0.1".parse().unwrap());
-    let mut child = env
-        .cmd(&["reveal", "--reason", "test"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    write!(child.stdin.take().unwrap(), "{good}\nv1:zz:AAAA\n{good}\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let good = masker(KEYS).mask_ip("192.168.0.1");
+    let out = pipe_through(
+        &mut env.cmd(&["reveal", "--reason", "test"]),
+        &format!("{good}\nv1:zz:AAAA\n{good}\n"),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),

@@ -2,19 +2,42 @@
 //! leaves the queue.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
-use sqs2pg::mask::{Column, Keyring, Masker};
-use sqs2pg::sink::{Record, Sink};
+use chrono::NaiveDate;
+use tokio_postgres::Row;
 
-use crate::helpers::{login, sample_file, stdout_ok, TestEnv, KEYS};
+use crate::helpers::{
+    login, masker, pipe_through, sample_file, stdout_ok, summary_numbers, wait_until, RunOptions,
+    TestEnv, KEYS,
+};
 
-fn masker() -> Masker {
-    Masker::new(&Keyring::parse(KEYS).unwrap())
+/// A `user_logins` row, read by column name.
+struct LoginRow {
+    user_id: String,
+    device_type: Option<String>,
+    masked_ip: Option<String>,
+    masked_device_id: Option<String>,
+    locale: Option<String>,
+    app_version: Option<i32>,
+    create_date: NaiveDate,
 }
 
-async fn assert_queue_empty(env: &TestEnv) {
-    let d = env.depth().await;
-    assert_eq!((d.visible, d.in_flight), (0, 0), "queue not empty: {d:?}");
+impl LoginRow {
+    const SELECT: &'static str = "SELECT user_id, device_type, masked_ip, masked_device_id, \
+         locale, app_version, create_date FROM user_logins";
+
+    fn from_row(r: &Row) -> Self {
+        Self {
+            user_id: r.get("user_id"),
+            device_type: r.get("device_type"),
+            masked_ip: r.get("masked_ip"),
+            masked_device_id: r.get("masked_device_id"),
+            locale: r.get("locale"),
+            app_version: r.get("app_version"),
+            create_date: r.get("create_date"),
+        }
+    }
 }
 
 /// The original exercise: 99 rows, 1 reject, nulls kept, versions encoded, tokens that
@@ -26,59 +49,79 @@ async fn sample_file_end_to_end() {
         return;
     };
     let env = TestEnv::new().await;
-    let text = std::fs::read_to_string(&path).unwrap();
-    let sample: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let sample: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(sample.len(), 100);
 
+    let loaded_on = send_and_run_through_cli(&env, &path).await;
+    let rows = assert_rows_of_sample(&env, loaded_on).await;
+    assert_tokens_hide_and_reveal_originals(&env, &sample, &rows);
+    assert_reject_is_sealed_and_reveals(&env).await;
+    env.assert_queue_empty().await;
+}
+
+/// `send --file` then `run --until-empty`, checking the summary; returns the days the
+/// run may have stamped as create_date (the run may cross midnight).
+async fn send_and_run_through_cli(env: &TestEnv, path: &std::path::Path) -> [NaiveDate; 2] {
     let out = stdout_ok(&env.run_cmd(&["send", "--file", path.to_str().unwrap()]));
     assert!(out.starts_with("sent 100 messages"), "{out}");
     let day_before = chrono::Utc::now().date_naive();
     let out = stdout_ok(&env.run_cmd(&["run", "--until-empty", "--wait-seconds", "1"]));
     let day_after = chrono::Utc::now().date_naive();
-    assert!(out.contains("received            100"), "{out}");
-    assert!(out.contains("loaded              99"), "{out}");
-    assert!(out.contains("rejected            1"), "{out}");
-    assert!(out.contains("missing_field:user_id"), "{out}");
-    assert!(out.contains("deleted             100"), "{out}");
+    let summary = summary_numbers(&out);
+    assert_eq!(summary["received"], 100, "{out}");
+    assert_eq!(summary["loaded"], 99, "{out}");
+    assert_eq!(summary["rejected"], 1, "{out}");
+    assert_eq!(summary["rejected/missing_field:user_id"], 1, "{out}");
+    assert_eq!(summary["deleted"], 100, "{out}");
+    [day_before, day_after]
+}
 
-    let db = env.db().await;
-    let rows = db
-        .query("SELECT user_id, device_type, masked_ip, masked_device_id, locale, app_version, create_date FROM user_logins", &[])
+/// 99 rows, 29 without a locale, versions encoded as numbers, dated the day of the run;
+/// returns them by user_id.
+async fn assert_rows_of_sample(env: &TestEnv, days: [NaiveDate; 2]) -> HashMap<String, LoginRow> {
+    let rows: Vec<LoginRow> = env
+        .rows(LoginRow::SELECT)
         .await
-        .unwrap();
-    assert_eq!(rows.len(), 99);
-    let nulls = rows
         .iter()
-        .filter(|r| r.get::<_, Option<String>>(4).is_none())
-        .count();
-    assert_eq!(nulls, 29);
-    let by_user: HashMap<String, &tokio_postgres::Row> =
-        rows.iter().map(|r| (r.get(0), r)).collect();
+        .map(LoginRow::from_row)
+        .collect();
+    assert_eq!(rows.len(), 99);
+    assert_eq!(rows.iter().filter(|r| r.locale.is_none()).count(), 29);
+    for r in &rows {
+        assert!(
+            days.contains(&r.create_date),
+            "create_date {}",
+            r.create_date
+        );
+    }
+    let by_user: HashMap<String, LoginRow> =
+        rows.into_iter().map(|r| (r.user_id.clone(), r)).collect();
     assert_eq!(
-        by_user["424cdd21-063a-43a7-b91b-7ca1a833afae"].get::<_, Option<i32>>(5),
+        by_user["424cdd21-063a-43a7-b91b-7ca1a833afae"].app_version,
         Some(20300)
     );
     assert_eq!(
-        by_user["181452ad-20c3-4e93-86ad-1934c9248903"].get::<_, Option<i32>>(5),
+        by_user["181452ad-20c3-4e93-86ad-1934c9248903"].app_version,
         Some(9600)
     );
-    for r in &rows {
-        let d: chrono::NaiveDate = r.get(6);
-        assert!(d == day_before || d == day_after, "create_date {d}");
-    }
+    by_user
+}
 
-    // Every masked value differs from its original and reveals back to it (through the CLI).
+/// Every masked value differs from its original and reveals back to it (through the CLI).
+fn assert_tokens_hide_and_reveal_originals(
+    env: &TestEnv,
+    sample: &[serde_json::Value],
+    by_user: &HashMap<String, LoginRow>,
+) {
     let mut ip_tokens = Vec::new();
     let mut dev_tokens = Vec::new();
     let mut originals = Vec::new();
     for v in sample.iter().filter(|v| v.get("user_id").is_some()) {
-        let r = by_user[v["user_id"].as_str().unwrap()];
-        let (ip, dev): (Option<String>, Option<String>) = (r.get(2), r.get(3));
-        assert_eq!(
-            r.get::<_, Option<String>>(1).as_deref(),
-            v["device_type"].as_str()
-        );
-        let (ip, dev) = (ip.unwrap(), dev.unwrap());
+        let r = &by_user[v["user_id"].as_str().unwrap()];
+        assert_eq!(r.device_type.as_deref(), v["device_type"].as_str());
+        let ip = r.masked_ip.clone().unwrap();
+        let dev = r.masked_device_id.clone().unwrap();
         assert_ne!(Some(ip.as_str()), v["ip"].as_str());
         assert_ne!(Some(dev.as_str()), v["device_id"].as_str());
         assert_eq!(ip.len(), 49);
@@ -89,53 +132,46 @@ async fn sample_file_end_to_end() {
             v["device_id"].as_str().unwrap().to_owned(),
         ));
     }
-    let revealed_ips = reveal(&env, "ip", &ip_tokens);
-    let revealed_devs = reveal(&env, "device_id", &dev_tokens);
+    let revealed_ips = reveal(env, "ip", &ip_tokens);
+    let revealed_devs = reveal(env, "device_id", &dev_tokens);
     for (i, (ip, dev)) in originals.iter().enumerate() {
         assert_eq!(&revealed_ips[i], ip);
         assert_eq!(&revealed_devs[i], dev);
     }
+}
 
-    // The reject keeps its body, sealed, and reveal opens it verbatim.
-    let rej = db
-        .query_one("SELECT reason, body_ciphertext, receive_count, sent_at IS NOT NULL FROM user_logins_rejects", &[])
-        .await
-        .unwrap();
-    assert_eq!(rej.get::<_, String>(0), "missing_field:user_id");
-    let sealed: String = rej.get(1);
+/// The reject keeps its body, sealed, and reveal opens it verbatim.
+async fn assert_reject_is_sealed_and_reveals(env: &TestEnv) {
+    let rejects = env
+        .rows(
+            "SELECT reason, body_ciphertext, receive_count, sent_at IS NOT NULL AS has_sent_at \
+             FROM user_logins_rejects",
+        )
+        .await;
+    assert_eq!(rejects.len(), 1);
+    let rej = &rejects[0];
+    assert_eq!(rej.get::<_, String>("reason"), "missing_field:user_id");
+    let sealed: String = rej.get("body_ciphertext");
     assert!(!sealed.contains("oops_wrong_msg_type"));
-    assert_eq!(rej.get::<_, Option<i32>>(2), Some(1));
-    assert!(rej.get::<_, bool>(3));
-    let body: serde_json::Value =
-        serde_json::from_str(&masker().reveal(Column::Body, &sealed).unwrap()).unwrap();
+    assert_eq!(rej.get::<_, Option<i32>>("receive_count"), Some(1));
+    assert!(rej.get::<_, bool>("has_sent_at"));
+    let body: serde_json::Value = serde_json::from_str(&masker(KEYS).reveal_body(&sealed)).unwrap();
     assert_eq!(
         body,
         serde_json::json!({"foo": "oops_wrong_msg_type", "bar": "123"})
     );
-
-    assert_queue_empty(&env).await;
 }
 
+/// `sqs2pg reveal` on one token a line; its output lines, in input order.
 fn reveal(env: &TestEnv, column: &str, tokens: &[String]) -> Vec<String> {
-    use std::io::Write;
-    let mut child = env
-        .cmd(&[
-            "reveal",
-            "--column",
-            column,
-            "--reason",
-            "test: sample round trip",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = tokens.join("\n") + "\n";
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
+    let mut cmd = env.cmd(&[
+        "reveal",
+        "--column",
+        column,
+        "--reason",
+        "test: sample round trip",
+    ]);
+    let out = pipe_through(&mut cmd, &(tokens.join("\n") + "\n"));
     stdout_ok(&out).lines().map(str::to_owned).collect()
 }
 
@@ -155,16 +191,17 @@ async fn tokens_identify_duplicates() {
     .await;
     let s = env.drain().await;
     assert_eq!((s.loaded, s.rejected, s.deleted), (6, 0, 6));
-    let db = env.db().await;
-    let tok: BTreeMap<String, (String, String)> = db
-        .query(
-            "SELECT user_id, masked_ip, masked_device_id FROM user_logins",
-            &[],
-        )
+    // user_id -> (ip token, device token)
+    let tok: BTreeMap<String, (String, String)> = env
+        .rows("SELECT user_id, masked_ip, masked_device_id FROM user_logins")
         .await
-        .unwrap()
         .iter()
-        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .map(|r| {
+            (
+                r.get("user_id"),
+                (r.get("masked_ip"), r.get("masked_device_id")),
+            )
+        })
         .collect();
     assert_eq!(tok["a"], tok["b"]);
     assert_eq!(tok["a"].0, tok["c"].0);
@@ -173,13 +210,12 @@ async fn tokens_identify_duplicates() {
     assert_eq!(tok["d"].1, tok["e"].1);
     assert_eq!(tok["e"].0, tok["f"].0);
     assert_ne!(tok["d"].0, tok["e"].0);
-    let groups: i64 = db
-        .query_one("SELECT count(DISTINCT masked_ip) FROM user_logins", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(groups, 3);
-    assert_queue_empty(&env).await;
+    assert_eq!(
+        env.count("SELECT count(DISTINCT masked_ip) FROM user_logins")
+            .await,
+        3
+    );
+    env.assert_queue_empty().await;
 }
 
 /// A crash after COMMIT and before delete: the redelivered messages produce nothing new.
@@ -192,40 +228,18 @@ async fn redelivery_after_commit_does_not_duplicate() {
     env.send(&bodies).await;
 
     // Receive and commit like a writer would, then "crash" before deleting.
-    let mut received = Vec::new();
-    while received.len() < 5 {
-        received.extend(env.source.receive(1).await.unwrap());
-    }
-    let (mut sink, limits) = Sink::connect(&env.run_config(env.pipeline_config()).db)
-        .await
-        .unwrap();
-    let mut m = masker();
-    let records: Vec<Record> = received
-        .iter()
-        .map(|msg| Record {
-            message_id: msg.message_id.clone(),
-            outcome: sqs2pg::pipeline::transform(msg, &limits, &mut m).0,
-        })
-        .collect();
-    let first = sink.write(&records).await.unwrap();
+    let received = env.receive_at_least(5).await;
+    let first = env.sink().await.write_received(&received).await;
     assert_eq!(first.loaded, 5);
-    let handles: Vec<&str> = received.iter().map(|m| m.receipt_handle.as_str()).collect();
-    env.source.change_visibility(&handles, 0).await.unwrap();
+    env.make_visible(&received).await;
 
     let s = env.drain().await;
     assert_eq!(s.received, 5);
     assert_eq!(s.loaded, 0);
     assert_eq!(s.duplicates, 5);
     assert_eq!(s.deleted, 5);
-    let n: i64 = env
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM user_logins", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 5);
-    assert_queue_empty(&env).await;
+    assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 5);
+    env.assert_queue_empty().await;
 }
 
 /// One bad message among good ones: the good load, the bad is quarantined. Also a row the
@@ -233,154 +247,132 @@ async fn redelivery_after_commit_does_not_duplicate() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_message_in_a_batch_of_good_ones() {
     let env = TestEnv::new().await;
-    let db = env.db().await;
-    db.batch_execute(
-        "ALTER TABLE user_logins ADD CONSTRAINT no_poison CHECK (user_id <> 'poison')",
-    )
-    .await
-    .unwrap();
+    env.db()
+        .await
+        .batch_execute(
+            "ALTER TABLE user_logins ADD CONSTRAINT no_poison CHECK (user_id <> 'poison')",
+        )
+        .await
+        .unwrap();
     let mut bodies: Vec<String> = (0..40)
         .map(|i| login(&format!("good-{i}"), "10.1.1.1", "dev"))
         .collect();
     bodies.insert(7, login("bad-ip", "10.1.1", "dev"));
     bodies.insert(23, login("poison", "10.1.1.2", "dev"));
     env.send(&bodies).await;
-    let mut cfg = env.pipeline_config();
     // One writer and a long window so all 42 land in one batch.
-    cfg.writers = 1;
-    cfg.batch_wait = std::time::Duration::from_millis(1500);
-    let s = sqs2pg::pipeline::run(env.run_config(cfg), Default::default(), Default::default())
-        .await
-        .unwrap();
+    let s = env
+        .drain_with(
+            RunOptions::default()
+                .writers(1)
+                .batch_wait(Duration::from_millis(1500)),
+        )
+        .await;
     assert_eq!(
         (s.received, s.loaded, s.rejected, s.deleted),
         (42, 40, 2, 42)
     );
-    let reasons: Vec<String> = db
-        .query(
-            "SELECT reason FROM user_logins_rejects ORDER BY reason",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let reasons: Vec<String> = env
+        .column("SELECT reason FROM user_logins_rejects ORDER BY reason")
+        .await;
     assert_eq!(reasons, ["database_error:23514", "invalid_ip"]);
-    let n: i64 = db
-        .query_one(
-            "SELECT count(*) FROM user_logins WHERE user_id LIKE 'good-%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 40);
-    assert_queue_empty(&env).await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM user_logins WHERE user_id LIKE 'good-%'")
+            .await,
+        40
+    );
+    env.assert_queue_empty().await;
+}
+
+/// A valid body with one field set to `v`, or without it (`None`).
+fn body_with(k: &str, v: Option<serde_json::Value>) -> String {
+    let mut b = serde_json::json!({"user_id": "u", "app_version": "1.0", "device_type": "ios", "ip": "10.0.0.1", "locale": "US", "device_id": "d"});
+    match v {
+        Some(v) => b[k] = v,
+        None => {
+            b.as_object_mut().unwrap().remove(k);
+        }
+    }
+    b.to_string()
+}
+
+/// One body per reject rule of the contract's table, with the reason it must get.
+fn one_body_per_reject_rule() -> Vec<(String, &'static str)> {
+    use serde_json::{json, Value};
+    let with = |k: &str, v: Value| body_with(k, Some(v));
+    vec![
+        ("{not json".into(), "not_json"),
+        ("[1,2,3]".into(), "not_object"),
+        (body_with("ip", None), "missing_field:ip"),
+        (body_with("locale", None), "missing_field:locale"),
+        (with("locale", json!(5)), "wrong_type:locale"),
+        (with("device_id", json!({"a": 1})), "wrong_type:device_id"),
+        (with("user_id", Value::Null), "null_user_id"),
+        (with("user_id", json!("")), "empty_user_id"),
+        (with("user_id", json!("x".repeat(129))), "too_long:user_id"),
+        (
+            with("device_type", json!("x".repeat(33))),
+            "too_long:device_type",
+        ),
+        (
+            with("device_id", json!("x".repeat(200))),
+            "too_long:device_id",
+        ),
+        (with("ip", json!("256.1.1.1")), "invalid_ip"),
+        (with("ip", json!("fe80::1%eth0")), "invalid_ip"),
+        (with("app_version", json!("1.100")), "bad_app_version"),
+        (with("app_version", json!("1.2.3.4")), "bad_app_version"),
+    ]
 }
 
 /// Each rule of the contract's table, through the whole pipeline.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_reject_rule_end_to_end() {
     let env = TestEnv::new().await;
-    let base = serde_json::json!({"user_id": "u", "app_version": "1.0", "device_type": "ios", "ip": "10.0.0.1", "locale": "US", "device_id": "d"});
-    let with = |k: &str, v: serde_json::Value| {
-        let mut b = base.clone();
-        b[k] = v;
-        b.to_string()
-    };
-    let without = |k: &str| {
-        let mut b = base.clone();
-        b.as_object_mut().unwrap().remove(k);
-        b.to_string()
-    };
-    let cases: Vec<(String, &str)> = vec![
-        ("{not json".into(), "not_json"),
-        ("[1,2,3]".into(), "not_object"),
-        (without("ip"), "missing_field:ip"),
-        (without("locale"), "missing_field:locale"),
-        (with("locale", serde_json::json!(5)), "wrong_type:locale"),
-        (
-            with("device_id", serde_json::json!({"a": 1})),
-            "wrong_type:device_id",
-        ),
-        (with("user_id", serde_json::Value::Null), "null_user_id"),
-        (with("user_id", serde_json::json!("")), "empty_user_id"),
-        (
-            with("user_id", serde_json::json!("x".repeat(129))),
-            "too_long:user_id",
-        ),
-        (
-            with("device_type", serde_json::json!("x".repeat(33))),
-            "too_long:device_type",
-        ),
-        (
-            with("device_id", serde_json::json!("x".repeat(200))),
-            "too_long:device_id",
-        ),
-        (with("ip", serde_json::json!("256.1.1.1")), "invalid_ip"),
-        (with("ip", serde_json::json!("fe80::1%eth0")), "invalid_ip"),
-        (
-            with("app_version", serde_json::json!("1.100")),
-            "bad_app_version",
-        ),
-        (
-            with("app_version", serde_json::json!("1.2.3.4")),
-            "bad_app_version",
-        ),
-    ];
+    let cases = one_body_per_reject_rule();
     let valid = [
         // Null fields other than user_id load as NULL; unknown keys are ignored.
-        with("ip", serde_json::Value::Null),
+        body_with("ip", Some(serde_json::Value::Null)),
         r#"{"user_id":"nulls","app_version":null,"device_type":null,"ip":null,"locale":null,"device_id":null,"extra":1}"#.to_string(),
-        with("ip", serde_json::json!("224.0.0.1")),
-        with("user_id", serde_json::json!("'); DROP TABLE user_logins; --")),
+        body_with("ip", Some(serde_json::json!("224.0.0.1"))),
+        body_with("user_id", Some(serde_json::json!("'); DROP TABLE user_logins; --"))),
     ];
     let mut bodies: Vec<String> = cases.iter().map(|(b, _)| b.clone()).collect();
     bodies.extend(valid.iter().cloned());
     env.send(&bodies).await;
+
     let s = env.drain().await;
     assert_eq!(s.loaded, valid.len() as u64);
     assert_eq!(s.rejected, cases.len() as u64);
     assert_eq!(s.unknown_keys, 1);
-    let db = env.db().await;
-    let mut m = masker();
-    let mut got: Vec<(String, String)> = Vec::new();
-    for r in db
-        .query(
-            "SELECT reason, body_ciphertext FROM user_logins_rejects",
-            &[],
-        )
-        .await
-        .unwrap()
-    {
-        let body = m.reveal(Column::Body, &r.get::<_, String>(1)).unwrap();
-        got.push((body, r.get(0)));
-    }
-    got.sort();
+
+    // Each reject reveals to its body and carries its rule's reason.
+    let got = env.revealed_rejects().await;
     let mut want: Vec<(String, String)> = cases
         .iter()
         .map(|(b, r)| (b.clone(), r.to_string()))
         .collect();
     want.sort();
     assert_eq!(got, want);
-    let row = db
-        .query_one("SELECT app_version, device_type, masked_ip, locale, masked_device_id FROM user_logins WHERE user_id = 'nulls'", &[])
-        .await
-        .unwrap();
-    assert!(row.get::<_, Option<i32>>(0).is_none() && row.get::<_, Option<String>>(1).is_none());
-    assert!(row.get::<_, Option<String>>(2).is_none() && row.get::<_, Option<String>>(3).is_none());
-    assert!(row.get::<_, Option<String>>(4).is_none());
-    let n: i64 = db
-        .query_one(
+
+    let nulls = &env
+        .rows("SELECT app_version, device_type, masked_ip, locale, masked_device_id FROM user_logins WHERE user_id = 'nulls'")
+        .await[..];
+    let [row] = nulls else {
+        panic!("one 'nulls' row, got {}", nulls.len())
+    };
+    assert!(row.get::<_, Option<i32>>("app_version").is_none());
+    for col in ["device_type", "masked_ip", "locale", "masked_device_id"] {
+        assert!(row.get::<_, Option<String>>(col).is_none(), "{col}");
+    }
+    let n: i64 = env
+        .scalar_with(
             "SELECT count(*) FROM user_logins WHERE user_id = $1",
             &[&"'); DROP TABLE user_logins; --"],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert_eq!(n, 1);
-    assert_queue_empty(&env).await;
+    env.assert_queue_empty().await;
 }
 
 /// An operator changed app_version to text: versions are stored verbatim, and migrate
@@ -388,8 +380,9 @@ async fn every_reject_rule_end_to_end() {
 #[tokio::test(flavor = "multi_thread")]
 async fn text_app_version_column_is_used_as_is() {
     let env = TestEnv::unmigrated().await;
-    let db = env.db().await;
-    db.batch_execute(
+    env.db()
+        .await
+        .batch_execute(
         "CREATE TABLE user_logins(user_id varchar(128), device_type varchar(32), masked_ip varchar(256),
            masked_device_id varchar(256), locale varchar(32), app_version varchar(20), create_date date)",
     )
@@ -402,41 +395,33 @@ async fn text_app_version_column_is_used_as_is() {
     );
     let out = stdout_ok(&env.run_cmd(&["migrate"]));
     assert!(out.contains("nothing to do"), "{out}");
-    let ty: String = db
-        .query_one("SELECT data_type FROM information_schema.columns WHERE table_name='user_logins' AND column_name='app_version'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let ty: String = env
+        .scalar("SELECT data_type FROM information_schema.columns WHERE table_name='user_logins' AND column_name='app_version'")
+        .await;
     assert_eq!(ty, "character varying");
 
-    let mut beta: serde_json::Value =
-        serde_json::from_str(&login("beta", "10.0.0.1", "d")).unwrap();
-    beta["app_version"] = "1.2-beta".into();
-    let mut long: serde_json::Value =
-        serde_json::from_str(&login("long", "10.0.0.1", "d")).unwrap();
-    long["app_version"] = "1.2.3-very-long-build-tag".into();
+    let with_version = |user: &str, v: &str| {
+        let mut b: serde_json::Value = serde_json::from_str(&login(user, "10.0.0.1", "d")).unwrap();
+        b["app_version"] = v.into();
+        b.to_string()
+    };
     env.send(&[
-        beta.to_string(),
+        with_version("beta", "1.2-beta"),
         login("plain", "10.0.0.2", "d"),
-        long.to_string(),
+        with_version("long", "1.2.3-very-long-build-tag"),
     ])
     .await;
     let s = env.drain().await;
     assert_eq!((s.loaded, s.rejected), (2, 1));
-    let versions: BTreeMap<String, String> = db
-        .query("SELECT user_id, app_version FROM user_logins", &[])
+    let versions: BTreeMap<String, String> = env
+        .rows("SELECT user_id, app_version FROM user_logins")
         .await
-        .unwrap()
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| (r.get("user_id"), r.get("app_version")))
         .collect();
     assert_eq!(versions["beta"], "1.2-beta");
     assert_eq!(versions["plain"], "1.2.3");
-    let reason: String = db
-        .query_one("SELECT reason FROM user_logins_rejects", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let reason: String = env.scalar("SELECT reason FROM user_logins_rejects").await;
     assert_eq!(reason, "too_long:app_version");
 }
 
@@ -448,31 +433,19 @@ async fn shutdown_finishes_in_flight_work() {
         .map(|i| login(&format!("s{i}"), "10.2.0.1", "dev"))
         .collect();
     env.send(&bodies).await;
-    let mut cfg = env.pipeline_config();
-    cfg.until_empty = false;
-    cfg.wait_seconds = 20;
-    let token = tokio_util::sync::CancellationToken::new();
-    let stats = std::sync::Arc::new(sqs2pg::telemetry::Stats::default());
-    let run = tokio::spawn(sqs2pg::pipeline::run(
-        env.run_config(cfg),
-        token.clone(),
-        stats.clone(),
-    ));
+    let mut daemon = env.spawn_daemon(RunOptions::default().wait_seconds(20));
     // Wait until everything is loaded, then ask it to stop while its pollers sit in a 20 s poll.
-    for _ in 0..200 {
-        if stats.deleted.load(std::sync::atomic::Ordering::Relaxed) == 300 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let started = std::time::Instant::now();
-    token.cancel();
-    let s = run.await.unwrap().unwrap();
+    wait_until("all 300 deleted", Duration::from_secs(20), || async {
+        daemon.deleted() == 300
+    })
+    .await;
+    let started = Instant::now();
+    let s = daemon.stop_and_join().await;
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
+        started.elapsed() < Duration::from_secs(10),
         "shutdown took {:?}",
         started.elapsed()
     );
     assert_eq!((s.loaded, s.deleted), (300, 300));
-    assert_queue_empty(&env).await;
+    env.assert_queue_empty().await;
 }

@@ -128,6 +128,15 @@ impl PrivatePg {
         Self::start_with(false)
     }
 
+    /// [`PrivatePg::start`] off the async runtime's threads, then the tables created.
+    pub async fn start_migrated() -> Self {
+        let pg = tokio::task::spawn_blocking(Self::start)
+            .await
+            .expect("start private cluster");
+        crate::helpers::connect(&pg.url).await.migrate().await;
+        pg
+    }
+
     /// Like [`PrivatePg::start`], with TLS on: a throwaway CA (its PEM at
     /// [`PrivatePg::ca_file`]) signs a certificate for `127.0.0.1` and `localhost`.
     pub fn start_tls() -> Self {

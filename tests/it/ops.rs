@@ -3,12 +3,14 @@
 
 use std::io::{Read, Write};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 
 use crate::faults::PrivatePg;
-use crate::helpers::{login, stdout_ok, TestEnv, KEYS};
+use crate::helpers::{
+    admin, lambda_handler, login, stdout_ok, summary_numbers, wait_until, Proc, TestEnv, KEYS,
+};
 
 /// GET over plain HTTP/1.0; returns (status, body).
 fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
@@ -27,18 +29,13 @@ fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
 
 /// Waits until `path` answers `status`.
 async fn wait_status(addr: &str, path: &str, status: u16, limit: Duration) {
-    let started = Instant::now();
-    loop {
-        if http_get(addr, path).map(|(s, _)| s) == Some(status) {
-            return;
+    wait_until(&format!("{path} answers {status}"), limit, || async {
+        match http_get(addr, path) {
+            Some((s, _)) if s == status => Ok(()),
+            other => Err(other),
         }
-        assert!(
-            started.elapsed() < limit,
-            "{path} did not answer {status} within {limit:?}: {:?}",
-            http_get(addr, path)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }
 
 /// The value of one sample line (`name{labels} value`) of Prometheus text.
@@ -50,12 +47,14 @@ fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn summary_value(summary: &str, label: &str) -> Option<f64> {
-    summary
-        .lines()
-        .find(|l| l.trim_start().starts_with(label))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+/// An address on loopback nothing listens on yet.
+fn free_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
 }
 
 /// During a run, /metrics equals the run's summary; /readyz is 503 while Postgres is
@@ -63,64 +62,33 @@ fn summary_value(summary: &str, label: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_and_health_endpoints() {
     let env = TestEnv::new().await;
-    let pg = tokio::task::spawn_blocking(PrivatePg::start).await.unwrap();
-    let mut c = crate::helpers::connect(&pg.url).await;
-    sqs2pg::sink::migrate(&mut c, false).await.unwrap();
-    drop(c);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let pg = PrivatePg::start_migrated().await;
+    let addr = free_addr();
     let mut bodies: Vec<String> = (0..150)
         .map(|i| login(&format!("m{i}"), "10.8.0.1", "d"))
         .collect();
     bodies.push("{broken".into());
     bodies.push(r#"{"user_id":"x"}"#.into());
     env.send(&bodies).await;
-    let child = env
-        .cmd(&["run", "--wait-seconds", "1", "--metrics-addr", &addr])
-        .env("DATABASE_URL", &pg.url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Proc::spawn(
+        env.cmd(&["run", "--wait-seconds", "1", "--metrics-addr", &addr])
+            .env("DATABASE_URL", &pg.url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
     wait_status(&addr, "/healthz", 200, Duration::from_secs(30)).await;
     wait_status(&addr, "/readyz", 200, Duration::from_secs(30)).await;
-    let started = Instant::now();
-    loop {
+    wait_until("all 152 deleted", Duration::from_secs(60), || async {
         let m = http_get(&addr, "/metrics").unwrap().1;
         if sample(&m, "sqs2pg_deleted_total") == Some(152.0) {
-            break;
+            Ok(())
+        } else {
+            Err(m)
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "not drained: {m}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-
-    let pg = tokio::task::spawn_blocking(move || {
-        pg.stop();
-        pg
     })
-    .await
-    .unwrap();
-    wait_status(&addr, "/readyz", 503, Duration::from_secs(20)).await;
-    assert!(http_get(&addr, "/readyz")
-        .unwrap()
-        .1
-        .contains("database unreachable"));
-    assert_eq!(http_get(&addr, "/healthz").unwrap().0, 200);
-    let pg = tokio::task::spawn_blocking(move || {
-        pg.start_again();
-        pg
-    })
-    .await
-    .unwrap();
-    wait_status(&addr, "/readyz", 200, Duration::from_secs(30)).await;
+    .await;
 
+    let pg = readyz_follows_postgres(&addr, pg).await;
     let metrics = http_get(&addr, "/metrics").unwrap().1;
     assert!(
         metrics.contains("# TYPE sqs2pg_commit_seconds histogram"),
@@ -129,13 +97,42 @@ async fn metrics_and_health_endpoints() {
     assert!(metrics.contains("sqs2pg_batch_size_bucket"), "{metrics}");
     assert!(sample(&metrics, "sqs2pg_last_commit_timestamp_seconds").unwrap() > 1.7e9);
     assert!(sample(&metrics, "sqs2pg_queue_backlog").is_some());
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+
+    child.sigterm();
+    let out = child.wait_with_output();
     assert!(out.status.success());
-    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_metrics_equal_summary(&metrics, &String::from_utf8_lossy(&out.stdout));
+    drop(pg);
+}
+
+/// Postgres stopped: /readyz 503 naming the database, /healthz still 200; Postgres back:
+/// /readyz 200 again.
+async fn readyz_follows_postgres(addr: &str, pg: PrivatePg) -> PrivatePg {
+    let pg = tokio::task::spawn_blocking(move || {
+        pg.stop();
+        pg
+    })
+    .await
+    .unwrap();
+    wait_status(addr, "/readyz", 503, Duration::from_secs(20)).await;
+    assert!(http_get(addr, "/readyz")
+        .unwrap()
+        .1
+        .contains("database unreachable"));
+    assert_eq!(http_get(addr, "/healthz").unwrap().0, 200);
+    let pg = tokio::task::spawn_blocking(move || {
+        pg.start_again();
+        pg
+    })
+    .await
+    .unwrap();
+    wait_status(addr, "/readyz", 200, Duration::from_secs(30)).await;
+    pg
+}
+
+/// The counters of the last scrape are the numbers of the summary printed at exit.
+fn assert_metrics_equal_summary(metrics: &str, printed: &str) {
+    let summary = summary_numbers(printed);
     for (metric, label) in [
         ("sqs2pg_received_total", "received"),
         ("sqs2pg_loaded_total", "loaded"),
@@ -143,25 +140,24 @@ async fn metrics_and_health_endpoints() {
         ("sqs2pg_duplicates_total", "duplicates skipped"),
     ] {
         assert_eq!(
-            sample(&metrics, metric),
-            summary_value(&summary, label),
-            "{metric} vs {label}\n{summary}"
+            sample(metrics, metric),
+            Some(summary[label] as f64),
+            "{metric} vs {label}\n{printed}"
         );
     }
     assert_eq!(
-        sample(&metrics, "sqs2pg_rejected_total{reason=\"not_json\"}"),
+        sample(metrics, "sqs2pg_rejected_total{reason=\"not_json\"}"),
         Some(1.0),
         "{metrics}"
     );
     assert_eq!(
         sample(
-            &metrics,
+            metrics,
             "sqs2pg_rejected_total{reason=\"missing_field:app_version\"}"
         ),
         Some(1.0)
     );
-    assert_eq!(summary_value(&summary, "rejected"), Some(2.0));
-    drop(pg);
+    assert_eq!(summary.get("rejected"), Some(&2), "{printed}");
 }
 
 /// TLS to Postgres: `sslmode=require` against a server with a certificate from a private
@@ -203,7 +199,7 @@ async fn postgres_over_tls() {
     stdout_ok(&with_ca(&["migrate"]));
     env.send(&[login("tls-user", "10.9.9.9", "d")]).await;
     let out = stdout_ok(&with_ca(&["run", "--until-empty", "--wait-seconds", "1"]));
-    assert!(out.contains("loaded              1"), "{out}");
+    assert_eq!(summary_numbers(&out)["loaded"], 1, "{out}");
     let count = std::process::Command::new("psql")
         .args([url.as_str(), "-Atc", "SELECT count(*) FROM user_logins"])
         .output()
@@ -362,9 +358,7 @@ fn sqs_event(records: &[(&str, &str)]) -> SqsEvent {
 #[tokio::test(flavor = "multi_thread")]
 async fn lambda_handler_commits_and_reports_failures() {
     let env = TestEnv::new().await;
-    let db = sqs2pg::config::DbConfig::parse(&env.database_url).unwrap();
-    let keyring = sqs2pg::mask::Keyring::parse(KEYS).unwrap();
-    let handler = sqs2pg::lambda::Handler::new(db, &keyring).await.unwrap();
+    let handler = lambda_handler(&env).await;
     let good1 = login("lambda-1", "10.6.0.1", "d1");
     let good2 = login("lambda-2", "10.6.0.2", "d2");
     let event = sqs_event(&[
@@ -376,46 +370,35 @@ async fn lambda_handler_commits_and_reports_failures() {
     assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
     let c = env.db().await;
     let rows: Vec<(String, chrono::NaiveDate)> = c
-        .query(
-            "SELECT user_id, create_date FROM user_logins ORDER BY user_id",
-            &[],
-        )
+        .rows("SELECT user_id, create_date FROM user_logins ORDER BY user_id")
         .await
-        .unwrap()
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| (r.get("user_id"), r.get("create_date")))
         .collect();
+    // The day of the fixture's SentTimestamp.
     let day = chrono::NaiveDate::from_ymd_opt(2024, 11, 24).unwrap();
     assert_eq!(
         rows,
         [("lambda-1".to_string(), day), ("lambda-2".to_string(), day)]
     );
-    let rej: (String, String) = c
-        .query_one("SELECT message_id, reason FROM user_logins_rejects", &[])
+    let rejects: Vec<(String, String)> = c
+        .rows("SELECT message_id, reason FROM user_logins_rejects")
         .await
-        .map(|r| (r.get(0), r.get(1)))
-        .unwrap();
-    assert_eq!(rej, ("m-bad".to_string(), "not_json".to_string()));
+        .iter()
+        .map(|r| (r.get("message_id"), r.get("reason")))
+        .collect();
+    assert_eq!(rejects, [("m-bad".to_string(), "not_json".to_string())]);
 
     // Lambda redelivers the same event: nothing new.
     let resp = handler.handle(event).await;
     assert!(resp.batch_item_failures.is_empty());
-    let n: i64 = c
-        .query_one("SELECT count(*) FROM user_logins", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 2);
+    assert_eq!(c.count("SELECT count(*) FROM user_logins").await, 2);
     assert_eq!(handler.summary().duplicates, 3);
 
     // The database goes away: every message of the batch is reported for retry.
-    let admin = crate::helpers::connect(
-        &std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-    )
-    .await;
     drop(c);
-    let dbname = env.database_url.rsplit('/').next().unwrap().to_string();
+    let admin = admin().await;
+    let dbname = env.db_name();
     admin.batch_execute(&format!("ALTER DATABASE {dbname} ALLOW_CONNECTIONS false; SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{dbname}'")).await.unwrap();
     let event = sqs_event(&[
         ("m-3", &login("lambda-3", "10.6.0.3", "d3")),
@@ -440,6 +423,14 @@ async fn lambda_handler_commits_and_reports_failures() {
 #[test]
 fn deployment_manifests_parse_and_reference_what_exists() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert_compose_dependencies_exist(root);
+    let docs = k8s_documents(&root.join("deploy/k8s"));
+    let dep_name = assert_deployment_references_exist(&docs);
+    assert_scaled_object_references_exist(&docs, &dep_name);
+}
+
+/// docker-compose.yml has at least three services, and each `depends_on` names one of them.
+fn assert_compose_dependencies_exist(root: &std::path::Path) {
     let compose: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(root.join("docker-compose.yml")).unwrap())
             .unwrap();
@@ -455,9 +446,13 @@ fn deployment_manifests_parse_and_reference_what_exists() {
             }
         }
     }
+}
 
-    let mut docs: Vec<serde_yaml::Value> = Vec::new();
-    for entry in std::fs::read_dir(root.join("deploy/k8s")).unwrap() {
+/// Every non-empty YAML document of every `*.yaml` in `dir`; panics naming a file that
+/// does not parse.
+fn k8s_documents(dir: &std::path::Path) -> Vec<serde_yaml::Value> {
+    let mut docs = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
             continue;
@@ -471,15 +466,22 @@ fn deployment_manifests_parse_and_reference_what_exists() {
             }
         }
     }
-    let named = |kind: &str, name: &str| {
-        docs.iter()
-            .any(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-    };
+    docs
+}
+
+fn has_named(docs: &[serde_yaml::Value], kind: &str, name: &str) -> bool {
+    docs.iter()
+        .any(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+}
+
+/// The Deployment's service account, volumes, secret keys and probe paths exist; returns
+/// its name.
+fn assert_deployment_references_exist(docs: &[serde_yaml::Value]) -> String {
+    let named = |kind: &str, name: &str| has_named(docs, kind, name);
     let deployment = docs
         .iter()
         .find(|d| d["kind"] == "Deployment")
         .expect("a Deployment");
-    let dep_name = deployment["metadata"]["name"].as_str().unwrap();
     let spec = &deployment["spec"]["template"]["spec"];
     if let Some(sa) = spec["serviceAccountName"].as_str() {
         assert!(named("ServiceAccount", sa), "service account {sa}");
@@ -509,6 +511,12 @@ fn deployment_manifests_parse_and_reference_what_exists() {
         assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
         assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     }
+    deployment["metadata"]["name"].as_str().unwrap().to_owned()
+}
+
+/// The KEDA ScaledObject scales the Deployment `dep_name`, and its triggers' authentications
+/// exist.
+fn assert_scaled_object_references_exist(docs: &[serde_yaml::Value], dep_name: &str) {
     let scaled = docs
         .iter()
         .find(|d| d["kind"] == "ScaledObject")
@@ -523,7 +531,10 @@ fn deployment_manifests_parse_and_reference_what_exists() {
         .flatten()
     {
         if let Some(auth) = t["authenticationRef"]["name"].as_str() {
-            assert!(named("TriggerAuthentication", auth), "trigger auth {auth}");
+            assert!(
+                has_named(docs, "TriggerAuthentication", auth),
+                "trigger auth {auth}"
+            );
         }
     }
 }

@@ -2,15 +2,15 @@
 //! keys-file permissions, least-privilege roles.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use sqs2pg::mask::{Column, Keyring, Masker};
-use sqs2pg::telemetry::Stats;
-use tokio_util::sync::CancellationToken;
+use tokio_postgres::Row;
 
-use crate::helpers::{connect, login, stdout_ok, TestEnv, KEYS};
+use crate::helpers::{
+    aws_sdk_config, connect, login, masker, offer_stdin, pipe_through, stderr, stdout_ok,
+    summary_fields, summary_numbers, wait_until, Db, Proc, RunOptions, TestEnv, KEYS,
+};
 
 /// Two fixed keys: k1 (0x01 bytes) and k2 (0x02 bytes).
 const K1: &str =
@@ -18,11 +18,8 @@ const K1: &str =
 const K2: &str =
     "k2=AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg==";
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn bodies(prefix: &str, n: usize) -> Vec<(String, String, String)> {
+/// `(user_id, ip, device_id)` of `n` logins.
+fn users(prefix: &str, n: usize) -> Vec<(String, String, String)> {
     // 37 distinct ips and 23 distinct devices, so equal values recur across batches and keys.
     (0..n)
         .map(|i| {
@@ -35,12 +32,19 @@ fn bodies(prefix: &str, n: usize) -> Vec<(String, String, String)> {
         .collect()
 }
 
-async fn drain_with(env: &TestEnv, keys: &str) -> sqs2pg::telemetry::Summary {
-    let mut cfg = env.run_config(env.pipeline_config());
-    cfg.keyring = Keyring::parse(keys).unwrap();
-    sqs2pg::pipeline::run(cfg, CancellationToken::new(), Arc::default())
-        .await
-        .unwrap()
+fn login_bodies(users: &[(String, String, String)]) -> Vec<String> {
+    users.iter().map(|(u, ip, d)| login(u, ip, d)).collect()
+}
+
+/// The binary's rekey with `keys`, in batches of `batch`.
+fn rekey_cmd(env: &TestEnv, keys: &str, batch: Option<&str>) -> std::process::Command {
+    let mut args = vec!["rekey"];
+    if let Some(b) = batch {
+        args.extend(["--batch-size", b]);
+    }
+    let mut c = env.cmd(&args);
+    c.env("SQS2PG_KEYS", keys);
+    c
 }
 
 /// Rows under k1; the keyring becomes k2,k1; `run` keeps loading while `rekey` runs, is
@@ -50,64 +54,74 @@ async fn drain_with(env: &TestEnv, keys: &str) -> sqs2pg::telemetry::Summary {
 #[tokio::test(flavor = "multi_thread")]
 async fn rotation_with_online_rekey_killed_halfway() {
     let env = TestEnv::new().await;
-    let old = bodies("old", 600);
-    let mut sent: Vec<String> = old.iter().map(|(u, ip, d)| login(u, ip, d)).collect();
-    sent.push(r#"{"user_id":"rejected-under-k1","ip":"10.9.0.0"}"#.into());
-    env.send(&sent).await;
-    let s = drain_with(&env, K1).await;
-    assert_eq!((s.loaded, s.rejected), (600, 1));
-
-    let db = env.db().await;
+    let old = load_old_rows_under_k1(&env).await;
     let rotated = format!("{K2}\n{K1}");
     // New messages arrive while the rotation happens.
-    let new = bodies("new", 300);
-    let new_bodies: Vec<String> = new.iter().map(|(u, ip, d)| login(u, ip, d)).collect();
-    let stats = Arc::new(Stats::default());
-    let stop = CancellationToken::new();
-    let mut daemon_cfg = env.run_config(env.pipeline_config());
-    daemon_cfg.keyring = Keyring::parse(&rotated).unwrap();
-    daemon_cfg.pipeline.until_empty = false;
-    let daemon = tokio::spawn(sqs2pg::pipeline::run(
-        daemon_cfg,
-        stop.clone(),
-        stats.clone(),
-    ));
+    let new = users("new", 300);
+    let new_bodies = login_bodies(&new);
+    let mut daemon = env.spawn_daemon(RunOptions::default().keys(&rotated));
     env.send(&new_bodies[..150]).await;
 
-    // Hold a lock on the last old row (in ctid order, the order rekey walks) so the first
-    // rekey stalls there after some batches, then kill it.
+    rekey_killed_while_stalled(&env, &rotated).await;
+    env.send(&new_bodies[150..]).await;
+    let out = stdout_ok(&rekey_cmd(&env, &rotated, Some("50")).output().unwrap());
+    assert_eq!(summary_fields(&out)["writing key"], "k2", "{out}");
+    assert_eq!(summary_numbers(&out)["bodies re-sealed"], 1, "{out}");
+
+    // Let the daemon finish the new messages, then stop it.
+    wait_until("daemon deleted 300", Duration::from_secs(15), || async {
+        daemon.deleted() >= 300
+    })
+    .await;
+    let s = daemon.stop_and_join().await;
+    assert_eq!(s.loaded, 300);
+    // A second rekey finds nothing left (new rows were written under k2 already).
+    let out = stdout_ok(&rekey_cmd(&env, &rotated, None).output().unwrap());
+    assert_eq!(summary_numbers(&out)["rows updated"], 0, "{out}");
+
+    assert_all_under_k2(&env).await;
+    assert_one_token_per_value_and_originals_reveal(&env, &rotated, &old, &new).await;
+}
+
+/// 600 rows and one reject written under k1; returns the rows' users.
+async fn load_old_rows_under_k1(env: &TestEnv) -> Vec<(String, String, String)> {
+    let old = users("old", 600);
+    let mut sent = login_bodies(&old);
+    sent.push(r#"{"user_id":"rejected-under-k1","ip":"10.9.0.0"}"#.into());
+    env.send(&sent).await;
+    let s = env.drain_with(RunOptions::default().keys(K1)).await;
+    assert_eq!((s.loaded, s.rejected), (600, 1));
+    old
+}
+
+/// A first rekey to `rotated`, stalled on a lock on the last old row (in ctid order, the
+/// order rekey walks) after some batches, then SIGKILLed: some but not all old rows are
+/// under k2.
+async fn rekey_killed_while_stalled(env: &TestEnv, rotated: &str) {
     let mut locker = env.db().await;
     let lock_tx = locker.transaction().await.unwrap();
     lock_tx
         .execute("SELECT 1 FROM user_logins WHERE user_id LIKE 'old-%' ORDER BY ctid DESC LIMIT 1 FOR UPDATE", &[])
         .await
         .unwrap();
-    let mut rekey = env
-        .cmd(&["rekey", "--batch-size", "50"])
-        .env("SQS2PG_KEYS", &rotated)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let k2_rows = || async {
-        let n: i64 = db
-            .query_one("SELECT count(*) FROM user_logins WHERE user_id LIKE 'old-%' AND masked_ip LIKE 'v1:k2:%'", &[])
-            .await
-            .unwrap()
-            .get(0);
-        n
+    let rekey = Proc::spawn(
+        rekey_cmd(env, rotated, Some("50"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let k2_rows = || {
+        env.count("SELECT count(*) FROM user_logins WHERE user_id LIKE 'old-%' AND masked_ip LIKE 'v1:k2:%'")
     };
-    let mut progressed = 0;
-    for _ in 0..300 {
-        progressed = k2_rows().await;
-        if progressed > 0 {
-            break;
+    let progressed = wait_until("rekey's first batches", Duration::from_secs(15), || async {
+        match k2_rows().await {
+            0 => Err(0),
+            n => Ok(n),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    // The fault window: give the rekey time to reach the lock before the kill.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    rekey.kill().unwrap();
-    let first = rekey.wait_with_output().unwrap();
+    let first = rekey.sigkill_with_output();
     assert!(
         !first.status.success(),
         "the first rekey should have been killed while stalled"
@@ -118,91 +132,99 @@ async fn rotation_with_online_rekey_killed_halfway() {
         "rekey should be stalled halfway: {halfway} of 600 done"
     );
     lock_tx.rollback().await.unwrap();
+}
 
-    env.send(&new_bodies[150..]).await;
-    let out = stdout_ok(
-        &env.cmd(&["rekey", "--batch-size", "50"])
-            .env("SQS2PG_KEYS", &rotated)
-            .output()
-            .unwrap(),
-    );
-    assert!(out.contains("writing key         k2"), "{out}");
-    assert!(out.contains("bodies re-sealed    1"), "{out}");
-
-    // Let the daemon finish the new messages, then stop it.
-    for _ in 0..300 {
-        if stats.deleted.load(Ordering::Relaxed) >= 300 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop.cancel();
-    let s = daemon.await.unwrap().unwrap();
-    assert_eq!(s.loaded, 300);
-    // A second rekey finds nothing left (new rows were written under k2 already).
-    let out = stdout_ok(
-        &env.cmd(&["rekey"])
-            .env("SQS2PG_KEYS", &rotated)
-            .output()
-            .unwrap(),
-    );
-    assert!(out.contains("rows updated        0"), "{out}");
-
-    let rows = db
-        .query(
-            "SELECT user_id, masked_ip, masked_device_id FROM user_logins",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(rows.len(), 900);
-    let leftover: i64 = db
-        .query_one(
+/// 900 rows, and no token or sealed body left under another key than k2.
+async fn assert_all_under_k2(env: &TestEnv) {
+    assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 900);
+    let leftover = env
+        .count(
             "SELECT (SELECT count(*) FROM user_logins WHERE masked_ip NOT LIKE 'v1:k2:%' OR masked_device_id NOT LIKE 'v1:k2:%')
                   + (SELECT count(*) FROM user_logins_rejects WHERE body_ciphertext NOT LIKE 'v1:k2:%')",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert_eq!(leftover, 0);
+}
 
-    // Equal values have equal tokens across old and new rows; every original reveals.
+/// Equal values have equal tokens across old and new rows; every original reveals.
+async fn assert_one_token_per_value_and_originals_reveal(
+    env: &TestEnv,
+    rotated: &str,
+    old: &[(String, String, String)],
+    new: &[(String, String, String)],
+) {
     let want: HashMap<String, (String, String)> = old
         .iter()
         .chain(new.iter())
         .map(|(u, ip, d)| (u.clone(), (ip.clone(), d.clone())))
         .collect();
-    let mut m = Masker::new(&Keyring::parse(&rotated).unwrap());
+    let mut m = masker(rotated);
     let mut ip_tokens: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+    let rows = env
+        .rows("SELECT user_id, masked_ip, masked_device_id FROM user_logins")
+        .await;
+    assert_eq!(rows.len(), 900);
     for r in &rows {
-        let (u, ip_t, dev_t): (String, String, String) = (r.get(0), r.get(1), r.get(2));
-        let (ip, dev) = &want[&u];
-        assert_eq!(&m.reveal(Column::Ip, &ip_t).unwrap(), ip);
-        assert_eq!(&m.reveal(Column::DeviceId, &dev_t).unwrap(), dev);
-        ip_tokens.entry(ip.clone()).or_default().insert(ip_t);
+        let ip_token: String = r.get("masked_ip");
+        let (ip, dev) = &want[&r.get::<_, String>("user_id")];
+        assert_eq!(&m.reveal_ip(&ip_token), ip);
+        assert_eq!(&m.reveal_device_id(r.get("masked_device_id")), dev);
+        ip_tokens.entry(ip.clone()).or_default().insert(ip_token);
     }
     assert_eq!(ip_tokens.len(), 37);
     assert!(
         ip_tokens.values().all(|t| t.len() == 1),
         "one token per ip across old and new rows"
     );
-    let body: String = db
-        .query_one("SELECT body_ciphertext FROM user_logins_rejects", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(m
-        .reveal(Column::Body, &body)
-        .unwrap()
-        .contains("rejected-under-k1"));
+    let body: String = env
+        .scalar("SELECT body_ciphertext FROM user_logins_rejects")
+        .await;
+    assert!(m.reveal_body(&body).contains("rejected-under-k1"));
+}
+
+/// A `sqs2pg_reveal_audit` row, read by column name.
+#[derive(Debug, PartialEq)]
+struct AuditRow {
+    action: String,
+    column_name: String,
+    reason: String,
+    values_count: i32,
+    db_user: String,
+    has_os_user: bool,
+    has_host: bool,
+}
+
+impl AuditRow {
+    fn from_row(r: &Row) -> Self {
+        Self {
+            action: r.get("action"),
+            column_name: r.get("column_name"),
+            reason: r.get("reason"),
+            values_count: r.get("values_count"),
+            db_user: r.get("db_user"),
+            has_os_user: r.get("has_os_user"),
+            has_host: r.get("has_host"),
+        }
+    }
+}
+
+/// The audit, oldest first.
+async fn audit_rows(env: &TestEnv) -> Vec<AuditRow> {
+    env.rows(
+        "SELECT action, column_name, reason, values_count, db_user, \
+         os_user IS NOT NULL AS has_os_user, host IS NOT NULL AS has_host \
+         FROM sqs2pg_reveal_audit ORDER BY id",
+    )
+    .await
+    .iter()
+    .map(AuditRow::from_row)
+    .collect()
 }
 
 /// reveal needs --reason (exit 2), writes an audit row before any output, and --max stops
 /// bulk unmasking; reveal --reject and mask are audited too.
 #[tokio::test(flavor = "multi_thread")]
 async fn reveal_and_mask_are_audited() {
-    use std::io::Write;
     let env = TestEnv::new().await;
     env.send(&[
         login("a", "172.16.5.4", "dev-a"),
@@ -212,33 +234,39 @@ async fn reveal_and_mask_are_audited() {
     ])
     .await;
     env.drain().await;
-    let db = env.db().await;
-    let audit_rows = || async {
-        db.query("SELECT action, column_name, reason, values_count, db_user, os_user IS NOT NULL, host IS NOT NULL FROM sqs2pg_reveal_audit ORDER BY id", &[])
-            .await
-            .unwrap()
-    };
-    let tokens: Vec<String> = db
-        .query("SELECT masked_ip FROM user_logins ORDER BY user_id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let tokens: Vec<String> = env
+        .column("SELECT masked_ip FROM user_logins ORDER BY user_id")
+        .await;
     let input = tokens.join("\n") + "\n";
-    let reveal = |args: &[&str]| {
-        let mut child = env
-            .cmd(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // A refused reveal exits before reading stdin.
-        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-        child.wait_with_output().unwrap()
-    };
+    // A refused reveal exits before reading stdin.
+    let reveal = |args: &[&str]| offer_stdin(&mut env.cmd(args), &input);
 
+    refused_reveals_are_not_audited(&env, &reveal).await;
+    bulk_reveal_is_audited(&env, &reveal).await;
+    mask_finds_the_row_and_does_not_echo(&env).await;
+
+    let id: String = env
+        .scalar("SELECT message_id FROM user_logins_rejects")
+        .await;
+    let out = stdout_ok(&env.run_cmd(&["reveal", "--reject", &id, "--reason", "TICKET-3"]));
+    assert_eq!(out, "not json at all\n");
+    let actions: Vec<(String, String, i32)> = audit_rows(&env)
+        .await
+        .into_iter()
+        .map(|r| (r.action, r.reason, r.values_count))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("reveal".into(), "TICKET-1 fraud review".into(), 3),
+            ("mask".into(), "TICKET-2".into(), 1),
+            ("reveal_reject".into(), "TICKET-3".into(), 1)
+        ]
+    );
+}
+
+/// Without --reason, or over --max: exit 2, no output, no audit row.
+async fn refused_reveals_are_not_audited(env: &TestEnv, reveal: &impl Fn(&[&str]) -> Output) {
     let out = reveal(&["reveal", "--column", "ip"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--reason"));
@@ -249,10 +277,13 @@ async fn reveal_and_mask_are_audited() {
     assert!(out.stdout.is_empty());
     assert!(stderr(&out).contains("--max"), "{}", stderr(&out));
     assert!(
-        audit_rows().await.is_empty(),
+        audit_rows(env).await.is_empty(),
         "a refused reveal is not audited as done"
     );
+}
 
+/// Three tokens revealed in order, audited as one row naming who, where and why.
+async fn bulk_reveal_is_audited(env: &TestEnv, reveal: &impl Fn(&[&str]) -> Output) {
     let out = stdout_ok(&reveal(&[
         "reveal",
         "--column",
@@ -261,27 +292,24 @@ async fn reveal_and_mask_are_audited() {
         "TICKET-1 fraud review",
     ]));
     assert_eq!(out, "172.16.5.4\n172.16.5.5\n172.16.5.6\n");
-    let rows = audit_rows().await;
+    let rows = audit_rows(env).await;
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
     assert_eq!(
         (
-            r.get::<_, String>(0),
-            r.get::<_, String>(1),
-            r.get::<_, String>(2),
-            r.get::<_, i32>(3)
+            r.action.as_str(),
+            r.column_name.as_str(),
+            r.reason.as_str(),
+            r.values_count
         ),
-        (
-            "reveal".into(),
-            "ip".into(),
-            "TICKET-1 fraud review".into(),
-            3
-        )
+        ("reveal", "ip", "TICKET-1 fraud review", 3)
     );
-    assert_eq!(r.get::<_, String>(4), "postgres");
-    assert!(r.get::<_, bool>(5) && r.get::<_, bool>(6));
+    assert_eq!(r.db_user, "postgres");
+    assert!(r.has_os_user && r.has_host);
+}
 
-    // Forward lookup finds the row.
+/// Forward lookup (`mask`) of another spelling finds the row; a bad value is not echoed.
+async fn mask_finds_the_row_and_does_not_echo(env: &TestEnv) {
     let token = stdout_ok(&env.run_cmd(&[
         "mask",
         "--column",
@@ -290,14 +318,12 @@ async fn reveal_and_mask_are_audited() {
         "TICKET-2",
         "::ffff:172.16.5.5",
     ]));
-    let user: String = db
-        .query_one(
+    let user: String = env
+        .scalar_with(
             "SELECT user_id FROM user_logins WHERE masked_ip = $1",
             &[&token.trim()],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert_eq!(user, "b");
     let out = env.run_cmd(&[
         "mask",
@@ -311,27 +337,6 @@ async fn reveal_and_mask_are_audited() {
     assert!(
         !stderr(&out).contains("not-an-ip-secret"),
         "the value is not echoed"
-    );
-
-    let id: String = db
-        .query_one("SELECT message_id FROM user_logins_rejects", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let out = stdout_ok(&env.run_cmd(&["reveal", "--reject", &id, "--reason", "TICKET-3"]));
-    assert_eq!(out, "not json at all\n");
-    let actions: Vec<(String, String, i32)> = audit_rows()
-        .await
-        .iter()
-        .map(|r| (r.get(0), r.get(2), r.get(3)))
-        .collect();
-    assert_eq!(
-        actions,
-        [
-            ("reveal".into(), "TICKET-1 fraud review".into(), 3),
-            ("mask".into(), "TICKET-2".into(), 1),
-            ("reveal_reject".into(), "TICKET-3".into(), 1)
-        ]
     );
 }
 
@@ -368,64 +373,49 @@ async fn group_readable_keys_file_is_refused() {
     std::fs::remove_file(&path).unwrap();
 }
 
-/// KMS (LocalStack): keygen wraps a data key, run unwraps it at start-up; a relabelled blob
-/// or a missing KMS key is refused (exit 2), an unreachable KMS is an outage (exit 1).
-#[tokio::test(flavor = "multi_thread")]
-async fn kms_wrapped_keys() {
-    let env = TestEnv::new().await;
-    let sdk = sqs2pg::config::aws_sdk_config().await;
-    let kms = aws_sdk_kms::Client::new(&sdk);
-    let key_id = kms
-        .create_key()
+/// A new KMS key on LocalStack; its id.
+async fn create_kms_key() -> String {
+    let kms = aws_sdk_kms::Client::new(&aws_sdk_config().await);
+    kms.create_key()
         .description("sqs2pg it")
         .send()
         .await
         .unwrap()
         .key_metadata
         .unwrap()
-        .key_id;
+        .key_id
+}
 
+/// KMS (LocalStack): keygen wraps a data key, run unwraps it at start-up; a relabelled blob
+/// or a missing KMS key is refused (exit 2), an unreachable KMS is an outage (exit 1).
+#[tokio::test(flavor = "multi_thread")]
+async fn kms_wrapped_keys() {
+    let env = TestEnv::new().await;
+    let key_id = create_kms_key().await;
     let entry = stdout_ok(&env.run_cmd(&["keygen", "--kid", "kk", "--kms-key-id", &key_id]));
     let entry = entry.trim().to_owned();
     assert!(entry.starts_with("kk=kms:"), "{entry}");
+    let run_with_keys = |keys: &str| {
+        env.cmd(&["run", "--until-empty", "--wait-seconds", "1"])
+            .env("SQS2PG_KEYS", keys)
+            .output()
+            .unwrap()
+    };
 
     env.send(&[login("kms-user", "192.0.2.1", "kms-dev")]).await;
-    let out = stdout_ok(
-        &env.cmd(&["run", "--until-empty", "--wait-seconds", "1"])
-            .env("SQS2PG_KEYS", &entry)
-            .output()
-            .unwrap(),
-    );
-    assert!(out.contains("loaded              1"), "{out}");
-    let token: String = env
-        .db()
-        .await
-        .query_one("SELECT masked_ip FROM user_logins", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let out = stdout_ok(&run_with_keys(&entry));
+    assert_eq!(summary_numbers(&out)["loaded"], 1, "{out}");
+    let token: String = env.scalar("SELECT masked_ip FROM user_logins").await;
     assert!(token.starts_with("v1:kk:"));
-    let mut child = env
-        .cmd(&["reveal", "--column", "ip", "--reason", "kms test"])
-        .env("SQS2PG_KEYS", &entry)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        &mut child.stdin.take().unwrap(),
-        format!("{token}\n").as_bytes(),
-    )
-    .unwrap();
-    assert_eq!(stdout_ok(&child.wait_with_output().unwrap()), "192.0.2.1\n");
+    let mut reveal = env.cmd(&["reveal", "--column", "ip", "--reason", "kms test"]);
+    reveal.env("SQS2PG_KEYS", &entry);
+    assert_eq!(
+        stdout_ok(&pipe_through(&mut reveal, &format!("{token}\n"))),
+        "192.0.2.1\n"
+    );
 
     // The same blob under another kid: the encryption context no longer matches.
-    let relabelled = entry.replacen("kk=", "kx=", 1);
-    let out = env
-        .cmd(&["run", "--until-empty", "--wait-seconds", "1"])
-        .env("SQS2PG_KEYS", &relabelled)
-        .output()
-        .unwrap();
+    let out = run_with_keys(&entry.replacen("kk=", "kx=", 1));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("KMS refused to unwrap key \"kx\""),
@@ -462,21 +452,29 @@ async fn kms_wrapped_keys() {
     );
 }
 
-/// migrate --roles: the ingest role can load but not read tokens back out of the rejects or
-/// the audit; the analyst reads user_logins only; nobody but the owner changes the audit.
-#[tokio::test(flavor = "multi_thread")]
-async fn least_privilege_roles() {
-    let env = TestEnv::new().await;
+/// Login roles of this test in the three `migrate --roles` groups, and their connections.
+struct Roles {
+    names: [String; 3],
+    ingest_url: String,
+    revealer_url: String,
+    ingest: Db,
+    analyst: Db,
+    revealer: Db,
+}
+
+/// `migrate --roles` (twice: it is idempotent), then one login role per group.
+async fn create_login_roles(env: &TestEnv) -> Roles {
     stdout_ok(&env.run_cmd(&["migrate", "--roles"]));
     stdout_ok(&env.run_cmd(&["migrate", "--roles"]));
     let suffix = &env.queue_name[3..];
-    let admin = env.db().await;
-    let (ingest, analyst, revealer) = (
+    let names = [
         format!("it_ingest_{suffix}"),
         format!("it_analyst_{suffix}"),
         format!("it_revealer_{suffix}"),
-    );
-    admin
+    ];
+    let [ingest, analyst, revealer] = &names;
+    env.db()
+        .await
         .batch_execute(&format!(
             "CREATE ROLE {ingest} LOGIN IN ROLE sqs2pg_ingest;
              CREATE ROLE {analyst} LOGIN IN ROLE sqs2pg_analyst;
@@ -488,50 +486,56 @@ async fn least_privilege_roles() {
         env.database_url
             .replacen("postgres@", &format!("{user}@"), 1)
     };
+    Roles {
+        ingest_url: url_as(ingest),
+        revealer_url: url_as(revealer),
+        ingest: connect(&url_as(ingest)).await,
+        analyst: connect(&url_as(analyst)).await,
+        revealer: connect(&url_as(revealer)).await,
+        names: names.clone(),
+    }
+}
+
+/// Whether the database refused for lack of privilege (not for any other reason).
+fn denied(e: tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+}
+
+/// migrate --roles: the ingest role can load but not read tokens back out of the rejects or
+/// the audit; the analyst reads user_logins only; nobody but the owner changes the audit.
+#[tokio::test(flavor = "multi_thread")]
+async fn least_privilege_roles() {
+    let env = TestEnv::new().await;
+    let roles = create_login_roles(&env).await;
 
     // Ingest loads rows and rejects.
     env.send(&[login("r1", "10.3.3.3", "d"), "{bad".to_string()])
         .await;
-    let mut cfg = env.run_config(env.pipeline_config());
-    cfg.db = sqs2pg::config::DbConfig::parse(&url_as(&ingest)).unwrap();
-    let s = sqs2pg::pipeline::run(cfg, CancellationToken::new(), Arc::default())
-        .await
-        .unwrap();
+    let s = env
+        .drain_with(RunOptions::default().database_url(&roles.ingest_url))
+        .await;
     assert_eq!((s.loaded, s.rejected), (1, 1));
 
-    let denied = |e: tokio_postgres::Error| {
-        e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
-    };
-    let ing = connect(&url_as(&ingest)).await;
-    assert!(denied(
-        ing.query("SELECT * FROM user_logins_rejects", &[])
-            .await
-            .unwrap_err()
-    ));
-    assert!(denied(
-        ing.query("SELECT * FROM sqs2pg_reveal_audit", &[])
-            .await
-            .unwrap_err()
-    ));
-
-    let an = connect(&url_as(&analyst)).await;
-    assert_eq!(
-        an.query("SELECT * FROM user_logins", &[])
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert!(denied(
-        an.query("SELECT * FROM user_logins_rejects", &[])
-            .await
-            .unwrap_err()
-    ));
-    assert!(denied(
-        an.query("SELECT * FROM sqs2pg_reveal_audit", &[])
-            .await
-            .unwrap_err()
-    ));
+    let (ing, an, rv) = (&roles.ingest, &roles.analyst, &roles.revealer);
+    for sql in [
+        "SELECT * FROM user_logins_rejects",
+        "SELECT * FROM sqs2pg_reveal_audit",
+    ] {
+        assert!(
+            denied(ing.query(sql, &[]).await.unwrap_err()),
+            "ingest: {sql}"
+        );
+    }
+    assert_eq!(an.rows("SELECT * FROM user_logins").await.len(), 1);
+    for sql in [
+        "SELECT * FROM user_logins_rejects",
+        "SELECT * FROM sqs2pg_reveal_audit",
+    ] {
+        assert!(
+            denied(an.query(sql, &[]).await.unwrap_err()),
+            "analyst: {sql}"
+        );
+    }
     assert!(denied(
         an.execute("DELETE FROM user_logins", &[])
             .await
@@ -539,35 +543,43 @@ async fn least_privilege_roles() {
     ));
 
     // The revealer can reveal (which appends to the audit) but not rewrite the audit.
-    let id: String = admin
-        .query_one("SELECT message_id FROM user_logins_rejects", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let id: String = env
+        .scalar("SELECT message_id FROM user_logins_rejects")
+        .await;
     let out = env
         .cmd(&["reveal", "--reject", &id, "--reason", "roles test"])
-        .env("DATABASE_URL", url_as(&revealer))
+        .env("DATABASE_URL", &roles.revealer_url)
         .output()
         .unwrap();
     assert_eq!(stdout_ok(&out), "{bad\n");
-    let rv = connect(&url_as(&revealer)).await;
     for sql in [
         "UPDATE sqs2pg_reveal_audit SET reason = 'x'",
         "DELETE FROM sqs2pg_reveal_audit",
         "TRUNCATE sqs2pg_reveal_audit",
     ] {
-        for c in [&rv, &an, &ing] {
+        for c in [rv, an, ing] {
             assert!(denied(c.execute(sql, &[]).await.unwrap_err()), "{sql}");
         }
     }
-    let n: i64 = admin
-        .query_one("SELECT count(*) FROM sqs2pg_reveal_audit", &[])
+    assert_eq!(
+        env.count("SELECT count(*) FROM sqs2pg_reveal_audit").await,
+        1
+    );
+    drop_login_roles(&env, roles).await;
+}
+
+async fn drop_login_roles(env: &TestEnv, roles: Roles) {
+    let Roles {
+        names,
+        ingest,
+        analyst,
+        revealer,
+        ..
+    } = roles;
+    drop((ingest, analyst, revealer));
+    let [ingest, analyst, revealer] = &names;
+    env.db()
         .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 1);
-    drop((ing, an, rv));
-    admin
         .batch_execute(&format!("DROP OWNED BY {ingest}, {analyst}, {revealer}; DROP ROLE {ingest}, {analyst}, {revealer};"))
         .await
         .unwrap();

@@ -3,19 +3,13 @@
 //! the malformed input, every message id has exactly one outcome, and the queue holds 0
 //! visible and 0 in-flight messages.
 
-use std::process::{Child, Stdio};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqs2pg::decode::{decode, Limits};
-use sqs2pg::mask::{Column, Keyring, Masker};
-use sqs2pg::synth::{generate, SynthOptions};
-use sqs2pg::telemetry::Stats;
-use tokio_util::sync::CancellationToken;
-
 use crate::faults::{jitter_sleep, PrivatePg, Proxy};
-use crate::helpers::{stdout_ok, TestEnv, KEYS};
+use crate::helpers::{
+    connect, decode_valid, login, masker, stdout_ok, summary_numbers, synthetic, wait_until, Db,
+    Proc, RunOptions, TestEnv, KEYS,
+};
 
 /// Synthetic input and what it must become.
 struct Workload {
@@ -26,18 +20,13 @@ struct Workload {
 }
 
 fn workload(count: usize, malformed_rate: f64, duplicate_rate: f64, seed: u64) -> Workload {
-    let bodies = generate(SynthOptions {
-        count,
-        duplicate_rate,
-        malformed_rate,
-        seed,
-    });
+    let bodies = synthetic(count, malformed_rate, duplicate_rate, seed);
     let mut valid = Vec::new();
     let mut malformed = Vec::new();
     for b in &bodies {
-        match decode(b.as_bytes(), &Limits::default()) {
-            Ok(l) => valid.push((l.user_id, l.ip.map(|ip| ip.expose().to_string()))),
-            Err(_) => malformed.push(b.clone()),
+        match decode_valid(b) {
+            Some(v) => valid.push(v),
+            None => malformed.push(b.clone()),
         }
     }
     Workload {
@@ -47,43 +36,42 @@ fn workload(count: usize, malformed_rate: f64, duplicate_rate: f64, seed: u64) -
     }
 }
 
-/// The end-of-test invariants, on the test's database.
-async fn assert_invariants(env: &TestEnv, w: &Workload) {
-    assert_invariants_at(env, &env.database_url, w).await;
+/// A fresh workload, already on the test's queue.
+async fn fill_queue(env: &TestEnv, count: usize, seed: u64) -> Workload {
+    let w = workload(count, 0.01, 0.05, seed);
+    env.send(&w.bodies).await;
+    w
 }
 
-/// The end-of-test invariants, on the database at `db_url`.
-async fn assert_invariants_at(env: &TestEnv, db_url: &str, w: &Workload) {
-    let db = crate::helpers::connect(db_url).await;
-    let mut m = Masker::new(&Keyring::parse(KEYS).unwrap());
+/// The end-of-test invariants, on the test's database.
+async fn assert_invariants(env: &TestEnv, w: &Workload) {
+    assert_invariants_at(env, &env.db().await, w).await;
+}
+
+/// The end-of-test invariants, on the database of `db`.
+async fn assert_invariants_at(env: &TestEnv, db: &Db, w: &Workload) {
+    let mut m = masker(KEYS);
     let mut want: Vec<(String, Option<String>)> = w
         .valid
         .iter()
-        .map(|(u, ip)| {
-            (
-                u.clone(),
-                ip.as_ref().map(|ip| m.mask_ip(ip.parse().unwrap())),
-            )
-        })
+        .map(|(u, ip)| (u.clone(), ip.as_ref().map(|ip| m.mask_ip(ip))))
         .collect();
     want.sort();
     let mut got: Vec<(String, Option<String>)> = db
-        .query("SELECT user_id, masked_ip FROM user_logins", &[])
+        .rows("SELECT user_id, masked_ip FROM user_logins")
         .await
-        .unwrap()
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| (r.get("user_id"), r.get("masked_ip")))
         .collect();
     got.sort();
     assert_eq!(got.len(), want.len(), "row count");
     assert!(got == want, "rows differ from the valid input");
 
     let mut rejected: Vec<String> = db
-        .query("SELECT body_ciphertext FROM user_logins_rejects", &[])
+        .column::<String>("SELECT body_ciphertext FROM user_logins_rejects")
         .await
-        .unwrap()
         .iter()
-        .map(|r| m.reveal(Column::Body, &r.get::<_, String>(0)).unwrap())
+        .map(|sealed| m.reveal_body(sealed))
         .collect();
     rejected.sort();
     let mut malformed = w.malformed.clone();
@@ -93,11 +81,7 @@ async fn assert_invariants_at(env: &TestEnv, db_url: &str, w: &Workload) {
         "rejects differ from the malformed input"
     );
 
-    let ledger: i64 = db
-        .query_one("SELECT count(*) FROM sqs2pg_ledger", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let ledger = db.count("SELECT count(*) FROM sqs2pg_ledger").await;
     assert_eq!(
         ledger as usize,
         w.bodies.len(),
@@ -107,134 +91,59 @@ async fn assert_invariants_at(env: &TestEnv, db_url: &str, w: &Workload) {
     assert_eq!((d.visible, d.in_flight), (0, 0), "queue not empty");
 }
 
-/// Waits until LocalStack reports the queue empty (visible and in flight) twice in a row.
-async fn wait_drained(env: &TestEnv, limit: Duration) {
-    let started = Instant::now();
-    let mut zeros = 0;
-    while started.elapsed() < limit {
-        let d = env.depth().await;
-        zeros = if (d.visible, d.in_flight) == (0, 0) {
-            zeros + 1
-        } else {
-            0
-        };
-        if zeros == 2 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!(
-        "queue not drained within {limit:?}: {:?}",
-        env.depth().await
-    );
-}
-
-fn spawn(env: &TestEnv, args: &[&str], envs: &[(&str, String)]) -> Child {
-    let mut c = env.cmd(args);
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sqs2pg")
-}
-
-fn sigterm(child: &Child) {
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "kill -TERM");
-}
-
-/// Waits for a child to exit, at most `limit`; returns its exit code.
-async fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("process did not exit within {limit:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// SIGTERM, then exit 0 within `limit`.
+async fn stop_cleanly(child: &mut Proc, limit: Duration) {
+    child.sigterm();
+    assert_eq!(child.wait_exit(limit).await, Some(0));
 }
 
 const DAEMON: [&str; 5] = ["run", "--wait-seconds", "1", "--batch-wait-ms", "50"];
+
+/// `times` consumers, each SIGKILLed at a random moment 0.8 to 2.5 s after its start.
+async fn crash_consumers(env: &TestEnv, times: usize) {
+    for _ in 0..times {
+        let mut child = env.spawn(&DAEMON, &[]);
+        // The crash moment, deliberately random.
+        jitter_sleep(800, 2500).await;
+        child.sigkill();
+    }
+}
 
 /// 20k messages (1% malformed, 5% re-sent as separate messages), the consumer SIGKILLed at
 /// random moments five times and restarted.
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_dash_nine_loop() {
     let env = TestEnv::with_visibility(8).await;
-    let w = workload(20_000, 0.01, 0.05, 11);
-    env.send(&w.bodies).await;
-    for _ in 0..5 {
-        let mut child = spawn(&env, &DAEMON, &[]);
-        jitter_sleep(800, 2500).await;
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-    let mut child = spawn(&env, &DAEMON, &[]);
-    wait_drained(&env, Duration::from_secs(180)).await;
-    sigterm(&child);
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(40)).await,
-        Some(0)
-    );
+    let w = fill_queue(&env, 20_000, 11).await;
+    crash_consumers(&env, 5).await;
+    let mut child = env.spawn(&DAEMON, &[]);
+    env.wait_drained(Duration::from_secs(180)).await;
+    stop_cleanly(&mut child, Duration::from_secs(40)).await;
     assert_invariants(&env, &w).await;
-}
-
-async fn daemon(
-    env: &TestEnv,
-    db_url: &str,
-) -> (
-    tokio::task::JoinHandle<Result<sqs2pg::telemetry::Summary, sqs2pg::pipeline::PipelineError>>,
-    CancellationToken,
-    Arc<Stats>,
-) {
-    let mut cfg = env.run_config(env.pipeline_config());
-    cfg.pipeline.until_empty = false;
-    cfg.db = sqs2pg::config::DbConfig::parse(db_url).unwrap();
-    let stop = CancellationToken::new();
-    let stats = Arc::new(Stats::default());
-    let task = tokio::spawn(sqs2pg::pipeline::run(cfg, stop.clone(), stats.clone()));
-    (task, stop, stats)
 }
 
 /// Postgres crashes (`pg_ctl restart -m immediate`) mid-run; the consumer recovers alone.
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_restart_mid_run() {
     let env = TestEnv::new().await;
-    let pg = tokio::task::spawn_blocking(PrivatePg::start).await.unwrap();
-    let mut c = crate::helpers::connect(&pg.url).await;
-    sqs2pg::sink::migrate(&mut c, false).await.unwrap();
-    drop(c);
-    let w = workload(4000, 0.01, 0.05, 12);
-    env.send(&w.bodies).await;
-    let (task, stop, stats) = daemon(&env, &pg.url).await;
-    while stats.loaded.load(Ordering::Relaxed) < 500 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let pg = PrivatePg::start_migrated().await;
+    let w = fill_queue(&env, 4000, 12).await;
+    let mut daemon = env.spawn_daemon(RunOptions::default().database_url(&pg.url));
+    wait_until("500 rows loaded", Duration::from_secs(60), || async {
+        daemon.loaded() >= 500
+    })
+    .await;
     let pg = tokio::task::spawn_blocking(move || {
         pg.restart_immediate();
         pg
     })
     .await
     .unwrap();
-    wait_drained(&env, Duration::from_secs(120)).await;
-    stop.cancel();
-    let s = task.await.unwrap().unwrap();
+    env.wait_drained(Duration::from_secs(120)).await;
+    let s = daemon.stop_and_join().await;
     assert!(s.loaded > 0);
-    assert!(
-        stats.retries.load(Ordering::Relaxed) > 0,
-        "the crash should have cost retries"
-    );
-    assert_invariants_at(&env, &pg.url, &w).await;
+    assert!(daemon.retries() > 0, "the crash should have cost retries");
+    assert_invariants_at(&env, &connect(&pg.url).await, &w).await;
 }
 
 /// A proxy between consumer and Postgres drops every connection at random moments,
@@ -250,22 +159,24 @@ async fn connections_cut_at_random() {
         via_proxy, env.database_url,
         "DATABASE_URL must point at 127.0.0.1:5432 for this test"
     );
-    let w = workload(4000, 0.01, 0.05, 13);
-    env.send(&w.bodies).await;
-    let (task, stop, stats) = daemon(&env, &via_proxy).await;
-    while stats.received.load(Ordering::Relaxed) == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let w = fill_queue(&env, 4000, 13).await;
+    let mut daemon = env.spawn_daemon(RunOptions::default().database_url(&via_proxy));
+    wait_until(
+        "first message received",
+        Duration::from_secs(60),
+        || async { daemon.received() > 0 },
+    )
+    .await;
     for _ in 0..12 {
+        // The cut moments, deliberately random.
         jitter_sleep(200, 700).await;
         proxy.cut();
     }
-    wait_drained(&env, Duration::from_secs(120)).await;
-    stop.cancel();
-    task.await.unwrap().unwrap();
-    assert!(stats.retries.load(Ordering::Relaxed) > 0);
+    env.wait_drained(Duration::from_secs(120)).await;
+    daemon.stop_and_join().await;
+    assert!(daemon.retries() > 0);
     assert!(
-        proxy.accepted.load(Ordering::Relaxed) > 3,
+        proxy.accepted.load(std::sync::atomic::Ordering::Relaxed) > 3,
         "connections were re-established"
     );
     assert_invariants(&env, &w).await;
@@ -281,23 +192,18 @@ async fn sqs_outage_then_recovery() {
         .trim_end_matches('/')
         .to_string();
     let proxy = Proxy::start(target.parse().expect("AWS_ENDPOINT_URL host:port")).await;
-    let w = workload(3000, 0.01, 0.05, 14);
-    env.send(&w.bodies).await;
-    let mut child = spawn(
-        &env,
+    let w = fill_queue(&env, 3000, 14).await;
+    let mut child = env.spawn(
         &DAEMON,
         &[("AWS_ENDPOINT_URL", format!("http://{}", proxy.addr))],
     );
+    // The outage: it starts at a random moment and lasts 10 s.
     jitter_sleep(500, 1000).await;
     proxy.blackhole(true);
     tokio::time::sleep(Duration::from_secs(10)).await;
     proxy.blackhole(false);
-    wait_drained(&env, Duration::from_secs(180)).await;
-    sigterm(&child);
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(60)).await,
-        Some(0)
-    );
+    env.wait_drained(Duration::from_secs(180)).await;
+    stop_cleanly(&mut child, Duration::from_secs(60)).await;
     assert_invariants(&env, &w).await;
 }
 
@@ -307,28 +213,24 @@ async fn sqs_outage_then_recovery() {
 async fn slow_sink_keeps_messages_invisible() {
     let env = TestEnv::with_visibility(3).await;
     let w = workload(300, 0.0, 0.0, 15);
-    let (task, stop, stats) = daemon(&env, &env.database_url).await;
-    while !stats.ready.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut daemon = env.spawn_daemon(RunOptions::default());
+    wait_until("daemon ready", Duration::from_secs(60), || async {
+        daemon.ready()
+    })
+    .await;
     let mut locker = env.db().await;
     let tx = locker.transaction().await.unwrap();
     tx.batch_execute("LOCK TABLE user_logins IN SHARE MODE")
         .await
         .unwrap();
     env.send(&w.bodies).await;
-    // Held well past the 3 s visibility timeout.
+    // The fault window: the lock is held well past the 3 s visibility timeout.
     tokio::time::sleep(Duration::from_secs(9)).await;
-    assert_eq!(
-        stats.loaded.load(Ordering::Relaxed),
-        0,
-        "the lock holds the writers"
-    );
-    assert!(stats.received.load(Ordering::Relaxed) > 0);
+    assert_eq!(daemon.loaded(), 0, "the lock holds the writers");
+    assert!(daemon.received() > 0);
     tx.rollback().await.unwrap();
-    wait_drained(&env, Duration::from_secs(60)).await;
-    stop.cancel();
-    let s = task.await.unwrap().unwrap();
+    env.wait_drained(Duration::from_secs(60)).await;
+    let s = daemon.stop_and_join().await;
     assert!(s.visibility_extended > 0, "visibility was extended");
     assert_eq!(s.duplicates, 0, "no message was delivered twice");
     assert_eq!(s.received, 300, "each message received once");
@@ -339,15 +241,14 @@ async fn slow_sink_keeps_messages_invisible() {
 #[tokio::test(flavor = "multi_thread")]
 async fn three_instances_share_a_queue() {
     let env = TestEnv::new().await;
-    let w = workload(6000, 0.01, 0.05, 16);
-    env.send(&w.bodies).await;
-    let mut children: Vec<Child> = (0..3).map(|_| spawn(&env, &DAEMON, &[])).collect();
-    wait_drained(&env, Duration::from_secs(120)).await;
-    for c in &children {
-        sigterm(c);
+    let w = fill_queue(&env, 6000, 16).await;
+    let mut children: Vec<Proc> = (0..3).map(|_| env.spawn(&DAEMON, &[])).collect();
+    env.wait_drained(Duration::from_secs(120)).await;
+    for c in &mut children {
+        c.sigterm();
     }
     for c in &mut children {
-        assert_eq!(wait_exit(c, Duration::from_secs(40)).await, Some(0));
+        assert_eq!(c.wait_exit(Duration::from_secs(40)).await, Some(0));
     }
     assert_invariants(&env, &w).await;
 }
@@ -356,18 +257,14 @@ async fn three_instances_share_a_queue() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_under_load() {
     let env = TestEnv::new().await;
-    let w = workload(20_000, 0.01, 0.05, 17);
-    env.send(&w.bodies).await;
+    let w = fill_queue(&env, 20_000, 17).await;
     let mut args = DAEMON.to_vec();
     args.extend(["--shutdown-timeout", "5"]);
-    let mut child = spawn(&env, &args, &[]);
+    let mut child = env.spawn(&args, &[]);
+    // Stopped at a random moment mid-load.
     jitter_sleep(1000, 1500).await;
     let asked = Instant::now();
-    sigterm(&child);
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(20)).await,
-        Some(0)
-    );
+    stop_cleanly(&mut child, Duration::from_secs(20)).await;
     assert!(
         asked.elapsed() < Duration::from_secs(15),
         "exit took {:?}",
@@ -383,17 +280,15 @@ async fn sigterm_under_load() {
     assert_invariants(&env, &w).await;
 }
 
-/// Hostile bodies: each loaded or rejected exactly as the contract says.
-#[tokio::test(flavor = "multi_thread")]
-async fn hostile_bodies() {
-    let env = TestEnv::new().await;
+/// Hostile bodies with the reason each must be rejected for (`None`: it loads).
+fn hostile_cases() -> Vec<(String, Option<&'static str>)> {
     let ok = |user: &str, extra: &str| {
         format!(
             r#"{{"user_id":{user},"app_version":"1.0","device_type":"ios","ip":"10.0.0.1","locale":"US","device_id":"d"{extra}}}"#
         )
     };
     let big_pad = "x".repeat(250 * 1024);
-    let cases: Vec<(String, Option<&str>)> = vec![
+    vec![
         (ok("\"big-unknown\"", &format!(r#","pad":"{big_pad}""#)), None),
         (ok(&format!("\"{}\"", "u".repeat(200 * 1024)), ""), Some("too_long:user_id")),
         (format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)), Some("not_object")),
@@ -411,48 +306,38 @@ async fn hostile_bodies() {
         (r#"{"user_id":"d1","user_id":"d2","app_version":null,"device_type":null,"ip":null,"locale":null,"device_id":null}"#.into(), Some("duplicate_field:user_id")),
         ("\u{feff}{}".into(), Some("not_json")),
         ("{\"user_id\":\"\\ud800\"}".into(), Some("not_json")),
-    ];
+    ]
+}
+
+/// Hostile bodies: each loaded or rejected exactly as the contract says.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_bodies() {
+    let env = TestEnv::new().await;
+    let cases = hostile_cases();
     let bodies: Vec<String> = cases.iter().map(|(b, _)| b.clone()).collect();
     env.send(&bodies).await;
     let s = env.drain().await;
     let want_rejects = cases.iter().filter(|(_, r)| r.is_some()).count() as u64;
     assert_eq!(s.rejected, want_rejects, "{s:?}");
     assert_eq!(s.loaded, cases.len() as u64 - want_rejects);
-    let db = env.db().await;
-    let mut m = Masker::new(&Keyring::parse(KEYS).unwrap());
-    let mut got: Vec<(String, String)> = db
-        .query(
-            "SELECT body_ciphertext, reason FROM user_logins_rejects",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                m.reveal(Column::Body, &r.get::<_, String>(0)).unwrap(),
-                r.get(1),
-            )
-        })
-        .collect();
-    got.sort();
+
+    let got = env.revealed_rejects().await;
     let mut want: Vec<(String, String)> = cases
         .iter()
         .filter_map(|(b, r)| r.map(|r| (b.clone(), r.to_string())))
         .collect();
     want.sort();
     assert_eq!(got.len(), want.len());
-    for (g, w) in got.iter().zip(&want) {
-        assert_eq!(g.1, w.1, "reason for a body of {} bytes", w.0.len());
-        assert!(g.0 == w.0, "sealed body reveals verbatim");
+    for ((got_body, got_reason), (want_body, want_reason)) in got.iter().zip(&want) {
+        assert_eq!(
+            got_reason,
+            want_reason,
+            "reason for a body of {} bytes",
+            want_body.len()
+        );
+        assert!(got_body == want_body, "sealed body reveals verbatim");
     }
-    let mut stored: Vec<String> = db
-        .query("SELECT user_id FROM user_logins", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let mut stored: Vec<String> = env.column("SELECT user_id FROM user_logins").await;
     stored.sort();
     assert_eq!(
         stored,
@@ -465,16 +350,13 @@ async fn hostile_bodies() {
     );
 }
 
-/// Rejects for bad_app_version load after the column becomes text and `rejects replay`
-/// runs; a replay killed halfway and rerun leaves each message exactly once.
-#[tokio::test(flavor = "multi_thread")]
-async fn replay_after_the_column_changes() {
-    let env = TestEnv::new().await;
+/// 100 bad_app_version rejects, 1 not_json reject and 1 row, loaded and listed.
+async fn load_rejects_for_replay(env: &TestEnv) {
     let mut bodies: Vec<String> = (0..100)
         .map(|i| format!(r#"{{"user_id":"beta-{i:03}","app_version":"2.0-beta.{i}","device_type":"ios","ip":"10.4.0.{}","locale":null,"device_id":"d{i}"}}"#, i % 250))
         .collect();
     bodies.push("still not json".into());
-    bodies.push(crate::helpers::login("fine", "10.4.1.1", "d"));
+    bodies.push(login("fine", "10.4.1.1", "d"));
     env.send(&bodies).await;
     let s = env.drain().await;
     assert_eq!((s.loaded, s.rejected), (1, 101));
@@ -482,13 +364,11 @@ async fn replay_after_the_column_changes() {
     assert!(list.starts_with("bad_app_version\t100\n  "), "{list}");
     assert!(list.contains("not_json\t1"), "{list}");
     assert!(!list.contains("beta"), "bodies are never listed");
+}
 
-    let db = env.db().await;
-    db.batch_execute("ALTER TABLE user_logins ALTER COLUMN app_version TYPE varchar(32)")
-        .await
-        .unwrap();
-
-    // Stall the first replay on a locked reject in the middle, then kill it.
+/// A first `rejects replay` stalled on a locked reject in the middle (after 40 of 100
+/// loaded), then SIGKILLed; returns how many rows there were then.
+async fn replay_killed_halfway(env: &TestEnv) -> i64 {
     let mut locker = env.db().await;
     let tx = locker.transaction().await.unwrap();
     tx.execute(
@@ -497,8 +377,7 @@ async fn replay_after_the_column_changes() {
     )
     .await
     .unwrap();
-    let mut replay = spawn(
-        &env,
+    let mut replay = env.spawn(
         &[
             "rejects",
             "replay",
@@ -509,60 +388,51 @@ async fn replay_after_the_column_changes() {
         ],
         &[],
     );
-    let rows = || async {
-        let n: i64 = db
-            .query_one("SELECT count(*) FROM user_logins", &[])
-            .await
-            .unwrap()
-            .get(0);
-        n
-    };
-    let started = Instant::now();
-    while rows().await < 41 && started.elapsed() < Duration::from_secs(30) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let rows = || env.count("SELECT count(*) FROM user_logins");
+    wait_until("41 rows replayed", Duration::from_secs(30), || async {
+        rows().await >= 41
+    })
+    .await;
+    // The fault window: give the stalled replay time to sit on the lock before the kill.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    replay.kill().unwrap();
     assert!(
-        !replay.wait().unwrap().success(),
+        !replay.sigkill().success(),
         "the first replay was killed while stalled"
     );
     let halfway = rows().await;
     assert!((41..101).contains(&halfway), "{halfway}");
     tx.rollback().await.unwrap();
+    halfway
+}
+
+/// Rejects for bad_app_version load after the column becomes text and `rejects replay`
+/// runs; a replay killed halfway and rerun leaves each message exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_after_the_column_changes() {
+    let env = TestEnv::new().await;
+    load_rejects_for_replay(&env).await;
+    env.db()
+        .await
+        .batch_execute("ALTER TABLE user_logins ALTER COLUMN app_version TYPE varchar(32)")
+        .await
+        .unwrap();
+    replay_killed_halfway(&env).await;
 
     let out = stdout_ok(&env.run_cmd(&["rejects", "replay"]));
-    assert!(out.contains("still rejected      1"), "{out}");
+    assert_eq!(summary_numbers(&out)["still rejected"], 1, "{out}");
     let out = stdout_ok(&env.run_cmd(&["rejects", "replay"]));
-    assert!(out.contains("loaded              0"), "idempotent: {out}");
-    let n: i64 = db
-        .query_one("SELECT count(*) FROM user_logins", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 101);
-    let v: String = db
-        .query_one(
-            "SELECT app_version FROM user_logins WHERE user_id = 'beta-007'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    assert_eq!(summary_numbers(&out)["loaded"], 0, "idempotent: {out}");
+    assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 101);
+    let v: String = env
+        .scalar("SELECT app_version FROM user_logins WHERE user_id = 'beta-007'")
+        .await;
     assert_eq!(v, "2.0-beta.7");
-    let left: Vec<String> = db
-        .query("SELECT reason FROM user_logins_rejects", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let left: Vec<String> = env.column("SELECT reason FROM user_logins_rejects").await;
     assert_eq!(left, ["not_json"]);
     // Every message exactly once: 101 rows + 1 reject, no user twice.
-    let distinct: i64 = db
-        .query_one("SELECT count(DISTINCT user_id) FROM user_logins", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(distinct, 101);
+    assert_eq!(
+        env.count("SELECT count(DISTINCT user_id) FROM user_logins")
+            .await,
+        101
+    );
 }

@@ -3,40 +3,13 @@
 //! `user_logins` may have been altered to.
 
 use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqs2pg::decode::Limits;
-use sqs2pg::mask::{Keyring, Masker};
-use sqs2pg::sink::{Record, Sink};
+use crate::helpers::{login, stdout_ok, SinkRecord, TestEnv, TestSink};
 
-use crate::helpers::{login, stdout_ok, TestEnv, KEYS};
-
-fn masker() -> Masker {
-    Masker::new(&Keyring::parse(KEYS).unwrap())
-}
-
-async fn connect_sink(env: &TestEnv) -> (Sink, Limits) {
-    Sink::connect(&env.run_config(env.pipeline_config()).db)
-        .await
-        .unwrap()
-}
-
-/// What a writer would get for this message.
-fn record(id: &str, body: &str, limits: &Limits, m: &mut Masker) -> Record {
-    let msg = sqs2pg::source::Received {
-        message_id: id.into(),
-        receipt_handle: String::new(),
-        body: sqs2pg::pii::Pii::new(body.to_owned()),
-        sent_at: None,
-        receive_count: None,
-    };
-    Record {
-        message_id: id.into(),
-        outcome: sqs2pg::pipeline::transform(&msg, limits, m).0,
-    }
-}
-
-async fn count(env: &TestEnv, sql: &str) -> i64 {
-    env.db().await.query_one(sql, &[]).await.unwrap().get(0)
+/// The record of a valid login whose user_id is its message id.
+fn rec(sink: &mut TestSink, id: &str) -> SinkRecord {
+    sink.record(id, &login(id, "10.1.0.1", "d"))
 }
 
 /// A batch holding ids already committed (a redelivery) next to new ones and a repeat: the
@@ -45,43 +18,35 @@ async fn count(env: &TestEnv, sql: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn redelivered_ids_in_a_batch_fall_back_to_the_checked_path() {
     let env = TestEnv::new().await;
-    let (mut sink, limits) = connect_sink(&env).await;
-    let mut m = masker();
-    let mut rec = |id: &str| record(id, &login(id, "10.1.0.1", "d"), &limits, &mut m);
-    let first = [rec("a"), rec("b")];
-    let r = sink.write(&first).await.unwrap();
+    let mut sink = env.sink().await;
+    let first = [rec(&mut sink, "a"), rec(&mut sink, "b")];
+    let r = sink.write(&first).await;
     assert_eq!((r.loaded, r.duplicates), (2, 0));
 
-    let bad = record("r", "{", &limits, &mut masker());
+    let bad = sink.record("r", "{");
     let second = [
-        rec("b"),
-        rec("c"),
-        rec("c"),
-        rec("a"),
+        rec(&mut sink, "b"),
+        rec(&mut sink, "c"),
+        rec(&mut sink, "c"),
+        rec(&mut sink, "a"),
         bad.clone(),
-        rec("d"),
+        rec(&mut sink, "d"),
     ];
-    let r = sink.write(&second).await.unwrap();
+    let r = sink.write(&second).await;
     assert_eq!((r.loaded, r.duplicates), (2, 3), "{r:?}");
     assert_eq!(r.rejected.len(), 1);
-    let r = sink.write(&[bad]).await.unwrap();
+    let r = sink.write(&[bad]).await;
     assert_eq!((r.loaded, r.duplicates, r.rejected.len()), (0, 1, 0));
 
     let users: Vec<String> = env
-        .db()
-        .await
-        .query("SELECT user_id FROM user_logins ORDER BY user_id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .column("SELECT user_id FROM user_logins ORDER BY user_id")
+        .await;
     assert_eq!(users, ["a", "b", "c", "d"]);
     assert_eq!(
-        count(&env, "SELECT count(*) FROM user_logins_rejects").await,
+        env.count("SELECT count(*) FROM user_logins_rejects").await,
         1
     );
-    assert_eq!(count(&env, "SELECT count(*) FROM sqs2pg_ledger").await, 5);
+    assert_eq!(env.count("SELECT count(*) FROM sqs2pg_ledger").await, 5);
 }
 
 /// Writers on their own connections, handed the same ids in opposite orders at once (as
@@ -90,25 +55,24 @@ async fn redelivered_ids_in_a_batch_fall_back_to_the_checked_path() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_writers_with_overlapping_batches_load_each_id_once() {
     let env = TestEnv::new().await;
-    let (_, limits) = connect_sink(&env).await;
-    let mut m = masker();
-    let all: Vec<Record> = (0..2000)
+    let mut maker = env.sink().await;
+    let all: Vec<SinkRecord> = (0..2000)
         .map(|i| {
             let id = format!("m{i:05}");
-            record(&id, &login(&id, "10.2.0.1", "d"), &limits, &mut m)
+            maker.record(&id, &login(&id, "10.2.0.1", "d"))
         })
         .collect();
     let mut tasks = Vec::new();
     for w in 0..4 {
-        let (mut s, _) = connect_sink(&env).await;
-        let mut mine: Vec<Record> = all.clone();
+        let mut s = env.sink().await;
+        let mut mine: Vec<SinkRecord> = all.clone();
         if w % 2 == 1 {
             mine.reverse();
         }
         tasks.push(tokio::spawn(async move {
             let mut loaded = 0;
             for batch in mine.chunks(250) {
-                loaded += s.write(batch).await.expect("batch").loaded;
+                loaded += s.write(batch).await.loaded;
             }
             loaded
         }));
@@ -118,9 +82,10 @@ async fn concurrent_writers_with_overlapping_batches_load_each_id_once() {
         loaded += t.await.unwrap();
     }
     assert_eq!(loaded, 2000);
-    assert_eq!(count(&env, "SELECT count(*) FROM user_logins").await, 2000);
+    assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 2000);
     assert_eq!(
-        count(&env, "SELECT count(DISTINCT user_id) FROM user_logins").await,
+        env.count("SELECT count(DISTINCT user_id) FROM user_logins")
+            .await,
         2000
     );
 }
@@ -141,17 +106,17 @@ async fn every_app_version_column_type_loads() {
     ];
     for (ty, want) in cases {
         let env = TestEnv::unmigrated().await;
-        let db = env.db().await;
-        db.batch_execute(&format!(
+        env.db()
+            .await
+            .batch_execute(&format!(
             "CREATE DOMAIN version_text AS varchar(20) CHECK (VALUE <> '');
              CREATE TABLE user_logins(user_id varchar(128), device_type varchar(32), masked_ip varchar(256),
                masked_device_id varchar(256), locale varchar(32), app_version {ty}, create_date date)"
         ))
-        .await
-        .unwrap();
+            .await
+            .unwrap();
         stdout_ok(&env.run_cmd(&["migrate"]));
-        let (mut sink, limits) = connect_sink(&env).await;
-        let mut m = masker();
+        let mut sink = env.sink().await;
         let version = if ty == "smallint" { "3.20.99" } else { "2.3.0" };
         let mut body: serde_json::Value =
             serde_json::from_str(&login("u", "10.3.0.1", "d")).unwrap();
@@ -159,17 +124,15 @@ async fn every_app_version_column_type_loads() {
         let mut null_version = body.clone();
         null_version["app_version"] = serde_json::Value::Null;
         let recs = [
-            record("one", &body.to_string(), &limits, &mut m),
-            record("two", &null_version.to_string(), &limits, &mut m),
+            sink.record("one", &body.to_string()),
+            sink.record("two", &null_version.to_string()),
         ];
-        let r = sink.write(&recs).await.unwrap();
+        let r = sink.write(&recs).await;
         assert_eq!((r.loaded, r.rejected.len()), (2, 0), "{ty}: {r:?}");
-        let got: HashSet<Option<String>> = db
-            .query("SELECT app_version::text FROM user_logins", &[])
+        let got: HashSet<Option<String>> = env
+            .column("SELECT app_version::text FROM user_logins")
             .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
+            .into_iter()
             .collect();
         assert_eq!(got, HashSet::from([Some(want.to_owned()), None]), "{ty}");
     }
@@ -180,67 +143,34 @@ async fn every_app_version_column_type_loads() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ledger_generations_dedup_and_prune() {
     let env = TestEnv::new().await;
-    let (mut sink, limits) = connect_sink(&env).await;
-    let mut m = masker();
-    let rec = |id: &str, user: &str, m: &mut Masker| {
-        record(id, &login(user, "10.7.0.1", "d"), &limits, m)
-    };
-    let day = std::time::Duration::from_secs(86_400);
-    let t0 = std::time::UNIX_EPOCH + 14 * day * 2000;
-    let batch = [rec("a", "ua", &mut m), rec("b", "ub", &mut m)];
-    assert_eq!(
-        sink.write_at(&[&batch[0], &batch[1]], t0)
-            .await
-            .unwrap()
-            .loaded,
-        2
-    );
+    let mut sink = env.sink().await;
+    let rec = |s: &mut TestSink, id: &str, user: &str| s.record(id, &login(user, "10.7.0.1", "d"));
+    let day = Duration::from_secs(86_400);
+    // The start of a generation.
+    let t0: SystemTime = UNIX_EPOCH + 14 * day * 2000;
+    let batch = [rec(&mut sink, "a", "ua"), rec(&mut sink, "b", "ub")];
+    let both = [&batch[0], &batch[1]];
+    assert_eq!(sink.write_at(&both, t0).await.loaded, 2);
     // Same generation: duplicates.
-    assert_eq!(
-        sink.write_at(&[&batch[0], &batch[1]], t0 + day)
-            .await
-            .unwrap()
-            .duplicates,
-        2
-    );
+    assert_eq!(sink.write_at(&both, t0 + day).await.duplicates, 2);
     // Next generation: found in the previous table, still duplicates.
-    let r = sink
-        .write_at(
-            &[&rec("a", "ua", &mut m), &rec("c", "uc", &mut m)],
-            t0 + 15 * day,
-        )
-        .await
-        .unwrap();
+    let (a, c) = (rec(&mut sink, "a", "ua"), rec(&mut sink, "c", "uc"));
+    let r = sink.write_at(&[&a, &c], t0 + 15 * day).await;
     assert_eq!((r.loaded, r.duplicates), (1, 1));
-    let db = env.db().await;
-    let count = |sql: &'static str| {
-        let db = &db;
-        async move { db.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
-    };
     // "a" is now recorded in both generations (its redelivery renews it), "b" only in the old.
-    assert_eq!(count("SELECT count(*) FROM sqs2pg_ledger").await, 4);
+    assert_eq!(env.count("SELECT count(*) FROM sqs2pg_ledger").await, 4);
     // Two generations later the first table is reused and truncated: b is gone; a and c,
     // seen in the last generation, stay.
-    let r = sink
-        .write_at(&[&rec("d", "ud", &mut m)], t0 + 29 * day)
-        .await
-        .unwrap();
+    let d = rec(&mut sink, "d", "ud");
+    let r = sink.write_at(&[&d], t0 + 29 * day).await;
     assert_eq!(r.loaded, 1);
-    let mut ids: Vec<String> = db
-        .query("SELECT message_id FROM sqs2pg_ledger", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let mut ids: Vec<String> = env.column("SELECT message_id FROM sqs2pg_ledger").await;
     ids.sort();
     assert_eq!(ids, ["a", "c", "d"]);
     // A second writer that still believes in the old generation does not truncate again.
-    let (mut other, _) = connect_sink(&env).await;
-    let r = other
-        .write_at(&[&rec("c", "uc", &mut m)], t0 + 29 * day)
-        .await
-        .unwrap();
+    let mut other = env.sink().await;
+    let c = rec(&mut other, "c", "uc");
+    let r = other.write_at(&[&c], t0 + 29 * day).await;
     assert_eq!(r.duplicates, 1);
-    assert_eq!(count("SELECT count(*) FROM sqs2pg_ledger").await, 4);
+    assert_eq!(env.count("SELECT count(*) FROM sqs2pg_ledger").await, 4);
 }
