@@ -9,17 +9,17 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::ops::{Deref, DerefMut};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant, SystemTime};
 
 use sqs2pg::config::{DbConfig, PipelineConfig, RunConfig, SqsConfig};
+use sqs2pg::db::{BatchWriter, WriteReport};
 use sqs2pg::decode::Limits;
 use sqs2pg::mask::{Column, Keyring, Masker};
 use sqs2pg::pipeline::PipelineError;
-use sqs2pg::sink::{Record, Sink, WriteReport};
 use sqs2pg::source::{QueueDepth, Received, Source};
 use sqs2pg::telemetry::{Stats, Summary};
+use sqs2pg::transform::Record;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::{FromSqlOwned, ToSql};
 use tokio_postgres::{Client, NoTls, Row};
@@ -250,7 +250,7 @@ impl Db {
 
     /// Creates the tables, as `sqs2pg migrate` would (without the roles).
     pub async fn migrate(&mut self) {
-        sqs2pg::sink::migrate(&mut self.0, false)
+        sqs2pg::db::schema::migrate(&mut self.0, false)
             .await
             .expect("migrate");
     }
@@ -311,27 +311,30 @@ pub struct Daemon {
 impl Daemon {
     /// Messages received so far, redeliveries included.
     pub fn received(&self) -> u64 {
-        self.stats.received.load(Ordering::Relaxed)
+        self.stats.summary(Duration::ZERO).received
     }
 
     /// Rows committed so far.
     pub fn loaded(&self) -> u64 {
-        self.stats.loaded.load(Ordering::Relaxed)
+        self.stats.summary(Duration::ZERO).loaded
     }
 
     /// Messages deleted from the queue so far.
     pub fn deleted(&self) -> u64 {
-        self.stats.deleted.load(Ordering::Relaxed)
+        self.stats.summary(Duration::ZERO).deleted
     }
 
     /// SQS or Postgres calls retried so far.
     pub fn retries(&self) -> u64 {
-        self.stats.retries.load(Ordering::Relaxed)
+        {
+            let s = self.stats.snapshot();
+            s.sqs_retries + s.db_retries
+        }
     }
 
     /// Connected and consuming (what `/readyz` reports before its reachability checks).
     pub fn ready(&self) -> bool {
-        self.stats.ready.load(Ordering::Relaxed)
+        self.stats.readiness().consuming
     }
 
     /// Asks it to shut down as SIGTERM would, and returns the run's summary; panics if the
@@ -502,8 +505,11 @@ impl TestEnv {
                 queue_url: Some(self.queue_url.clone()),
                 queue_name: self.queue_name.clone(),
             },
-            db: DbConfig::parse(opts.database_url.as_deref().unwrap_or(&self.database_url))
-                .expect("db url"),
+            db: DbConfig::new(
+                opts.database_url.as_deref().unwrap_or(&self.database_url),
+                None,
+            )
+            .expect("db url"),
             keyring: Keyring::parse(opts.keys.as_deref().unwrap_or(KEYS)).expect("keys"),
             pipeline,
         }
@@ -543,12 +549,14 @@ impl TestEnv {
 
     /// A sink (one writer's connection) on the test database.
     pub async fn sink(&self) -> TestSink {
-        let (sink, limits) = Sink::connect(&self.run_config(&RunOptions::default(), true).db)
+        let db = self.run_config(&RunOptions::default(), true).db;
+        let shape = sqs2pg::db::schema::inspect(&sqs2pg::db::connect(&db).await.expect("connect"))
             .await
-            .expect("sink");
+            .expect("inspect user_logins");
+        let sink = BatchWriter::connect(&db, &shape).await.expect("sink");
         TestSink {
             sink,
-            limits,
+            limits: shape.limits,
             masker: masker(KEYS),
         }
     }
@@ -891,7 +899,7 @@ impl TestMasker {
 /// One writer's connection to the test database, with the limits it read from the table
 /// and a masker on [`KEYS`], to drive the sink without the pipeline around it.
 pub struct TestSink {
-    sink: Sink,
+    sink: BatchWriter,
     limits: Limits,
     masker: TestMasker,
 }
@@ -919,13 +927,14 @@ impl TestSink {
     fn transform(&mut self, msg: &Received) -> SinkRecord {
         Record {
             message_id: msg.message_id.clone(),
-            outcome: sqs2pg::pipeline::transform(msg, &self.limits, &mut self.masker.0).0,
+            outcome: sqs2pg::transform::transform(msg, &self.limits, &mut self.masker.0).outcome,
         }
     }
 
     /// Commits one batch; panics if the sink returns an error.
     pub async fn write(&mut self, batch: &[SinkRecord]) -> Written {
-        self.sink.write(batch).await.expect("sink write")
+        let refs: Vec<&SinkRecord> = batch.iter().collect();
+        self.sink.write(&refs).await.expect("sink write")
     }
 
     /// [`TestSink::write`] as if the clock read `at` (the ledger's generations follow it).
@@ -961,12 +970,12 @@ pub fn decode_valid(body: &str) -> Option<(String, Option<String>)> {
 /// An SDK config for LocalStack, the one the binary builds.
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
     init_env();
-    sqs2pg::config::aws_sdk_config().await
+    sqs2pg::aws::sdk_config().await
 }
 
 /// The Lambda handler on the test database with [`KEYS`].
 pub async fn lambda_handler(env: &TestEnv) -> sqs2pg::lambda::Handler {
-    let db = DbConfig::parse(&env.database_url).expect("db url");
+    let db = DbConfig::new(&env.database_url, None).expect("db url");
     sqs2pg::lambda::Handler::new(db, &Keyring::parse(KEYS).expect("keys"))
         .await
         .expect("lambda handler")
