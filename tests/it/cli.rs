@@ -157,3 +157,51 @@ async fn no_pii_in_logs_at_trace_level() {
         assert!(!all.contains(secret), "{secret} leaked into the output");
     }
 }
+
+/// An SQS refusal reads as the service's code and message with its request id: the one
+/// useful sentence, not the SDK's debug dump of the raw HTTP response around it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sqs_refusal_reads_as_its_code_and_message() {
+    let env = TestEnv::new().await;
+    let file = std::env::temp_dir().join(format!("sqs2pg-it-fifo-{}.jsonl", env.queue_name));
+    std::fs::write(&file, login("u1", "10.0.0.1", "d1")).unwrap();
+    let out = env
+        .with_fifo_queue(|url| {
+            env.cmd(&["send", "--file", file.to_str().unwrap()])
+                .env("SQS2PG_QUEUE_URL", url)
+                .output()
+                .unwrap()
+        })
+        .await;
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("SQS SendMessageBatch failed: InvalidParameterValue: ")
+            && e.contains("MessageDeduplicationId")
+            && e.contains("(request id "),
+        "{e}"
+    );
+    for dump in ["ServiceError", "raw: Response", "SdkBody", "headers"] {
+        assert!(!e.contains(dump), "SDK debug output ({dump}): {e}");
+    }
+    assert_eq!(e.lines().count(), 1, "{e}");
+}
+
+/// A message that quotes its cause does not repeat it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_error_says_each_cause_once() {
+    let env = TestEnv::new().await;
+    let out = env
+        .cmd(&["run", "--until-empty"])
+        .env("SQS2PG_KEYS", "k1=short")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert_eq!(e.matches("is not valid base64").count(), 1, "{e}");
+    assert_eq!(
+        e.trim_end(),
+        "error: SQS2PG_KEYS: key \"k1\" is not valid base64: make a new one with `sqs2pg keygen --kid k1`"
+    );
+}

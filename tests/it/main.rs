@@ -10,3 +10,4 @@ mod ops;
 mod pii;
 mod reliability;
 mod sink;
+mod startup;

@@ -1,0 +1,161 @@
+//! Library types the tests drive directly (masker, sink, Lambda handler, synthetic data),
+//! each behind a helper so that an API change is adapted here once.
+
+use std::time::SystemTime;
+
+use sqs2pg::config::DbConfig;
+use sqs2pg::db::{BatchWriter, WriteReport};
+use sqs2pg::decode::Limits;
+use sqs2pg::mask::{Column, Keyring, Masker};
+use sqs2pg::source::Received;
+use sqs2pg::transform::Record;
+
+use super::*;
+
+/// A valid login body.
+pub fn login(user_id: &str, ip: &str, device_id: &str) -> String {
+    serde_json::json!({
+        "user_id": user_id, "app_version": "1.2.3", "device_type": "ios",
+        "ip": ip, "locale": "US", "device_id": device_id,
+    })
+    .to_string()
+}
+
+/// The original exercise's 100 messages, when `../shared` is beside the checkout (or
+/// `SQS2PG_SAMPLE_FILE` names it).
+pub fn sample_file() -> Option<std::path::PathBuf> {
+    let candidates = [
+        std::env::var_os("SQS2PG_SAMPLE_FILE").map(Into::into),
+        Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/data/fetch-login-sample.json"),
+        ),
+        Some("/work/shared/data/fetch-login-sample.json".into()),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p: &std::path::PathBuf| p.is_file())
+}
+
+/// A masker on `keys` (a keyring's text), to compute and open tokens as the product does.
+pub fn masker(keys: &str) -> TestMasker {
+    TestMasker(Masker::new(&Keyring::parse(keys).expect("keys")))
+}
+
+/// The writing key id of a keyring's text (its first entry).
+pub fn writing_kid(keys: &str) -> String {
+    Keyring::parse(keys).expect("keys").writing_kid().to_owned()
+}
+
+/// Masks and reveals with one keyring; every call panics if the product would refuse.
+pub struct TestMasker(pub(crate) Masker);
+
+impl TestMasker {
+    /// The token of an ip address (any spelling `IpAddr` parses).
+    pub fn mask_ip(&mut self, ip: &str) -> String {
+        self.0.mask_ip(ip.parse().expect("ip"))
+    }
+
+    /// The original of an ip token.
+    pub fn reveal_ip(&mut self, token: &str) -> String {
+        self.0.reveal(Column::Ip, token).expect("reveal ip")
+    }
+
+    /// The original of a device id token.
+    pub fn reveal_device_id(&mut self, token: &str) -> String {
+        self.0
+            .reveal(Column::DeviceId, token)
+            .expect("reveal device id")
+    }
+
+    /// The body of a sealed reject, verbatim.
+    pub fn reveal_body(&mut self, sealed: &str) -> String {
+        self.0.reveal(Column::Body, sealed).expect("reveal body")
+    }
+}
+
+/// One writer's connection to the test database, with the limits it read from the table
+/// and a masker on [`KEYS`], to drive the sink without the pipeline around it.
+pub struct TestSink {
+    pub(crate) sink: BatchWriter,
+    pub(crate) limits: Limits,
+    pub(crate) masker: TestMasker,
+}
+
+/// What a sink write did (rows, rejects by reason, duplicates).
+pub type Written = WriteReport;
+
+/// A record the sink takes: one message's outcome.
+pub type SinkRecord = Record;
+
+impl TestSink {
+    /// What a writer would make of the message `id` with `body` (received once, no sent
+    /// time).
+    pub fn record(&mut self, id: &str, body: &str) -> SinkRecord {
+        let msg = Received {
+            message_id: id.into(),
+            receipt_handle: String::new(),
+            body: sqs2pg::pii::Pii::new(body.to_owned()),
+            sent_at: None,
+            receive_count: None,
+        };
+        self.transform(&msg)
+    }
+
+    fn transform(&mut self, msg: &Received) -> SinkRecord {
+        Record {
+            message_id: msg.message_id.clone(),
+            outcome: sqs2pg::transform::transform(msg, &self.limits, &mut self.masker.0).outcome,
+        }
+    }
+
+    /// Commits one batch; panics if the sink returns an error.
+    pub async fn write(&mut self, batch: &[SinkRecord]) -> Written {
+        let refs: Vec<&SinkRecord> = batch.iter().collect();
+        self.sink.write(&refs).await.expect("sink write")
+    }
+
+    /// [`TestSink::write`] as if the clock read `at` (the ledger's generations follow it).
+    pub async fn write_at(&mut self, batch: &[&SinkRecord], at: SystemTime) -> Written {
+        self.sink.write_at(batch, at).await.expect("sink write")
+    }
+
+    /// Transforms and commits received messages as one writer batch (without deleting
+    /// them from the queue).
+    pub async fn write_received(&mut self, msgs: &[Received]) -> Written {
+        let records: Vec<SinkRecord> = msgs.iter().map(|m| self.transform(m)).collect();
+        self.write(&records).await
+    }
+}
+
+/// Synthetic bodies as `sqs2pg send --synthetic` makes them, reproducible by `seed`.
+pub fn synthetic(count: usize, malformed_rate: f64, duplicate_rate: f64, seed: u64) -> Vec<String> {
+    sqs2pg::synth::generate(sqs2pg::synth::SynthOptions {
+        count,
+        duplicate_rate,
+        malformed_rate,
+        seed,
+    })
+}
+
+/// `(user_id, ip)` of a body the contract accepts, `None` for one it rejects.
+pub fn decode_valid(body: &str) -> Option<(String, Option<String>)> {
+    sqs2pg::decode::decode(body.as_bytes(), &Limits::default())
+        .ok()
+        .map(|l| (l.user_id, l.ip.map(|ip| ip.expose().to_string())))
+}
+
+/// An SDK config for LocalStack, the one the binary builds.
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    init_env();
+    sqs2pg::aws::sdk_config().await
+}
+
+/// The Lambda handler on the test database with [`KEYS`].
+pub async fn lambda_handler(env: &TestEnv) -> sqs2pg::lambda::Handler {
+    let db = DbConfig::new(&env.database_url, None).expect("db url");
+    sqs2pg::lambda::Handler::new(db, &Keyring::parse(KEYS).expect("keys"))
+        .await
+        .expect("lambda handler")
+}

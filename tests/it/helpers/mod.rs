@@ -1,0 +1,425 @@
+//! Per-test environment: its own SQS queue on LocalStack and its own Postgres database,
+//! both real, both removed when the test ends (pass or fail).
+//!
+//! Every use of the library's internals (pipeline, sink, config, masking, telemetry) by the
+//! tests goes through this file, so that an API change in `src/` is adapted here once.
+
+mod db;
+mod library;
+mod process;
+mod run;
+mod services;
+mod wait;
+
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqs2pg::config::{DbConfig, PipelineConfig, RunConfig, SqsConfig};
+use sqs2pg::db::BatchWriter;
+use sqs2pg::mask::Keyring;
+use sqs2pg::source::{QueueDepth, Received, Source};
+use sqs2pg::telemetry::{Stats, Summary};
+use tokio_postgres::types::{FromSqlOwned, ToSql};
+use tokio_postgres::{NoTls, Row};
+use tokio_util::sync::CancellationToken;
+
+pub use self::db::*;
+pub use self::library::*;
+pub use self::process::*;
+pub use self::run::*;
+use self::services::*;
+pub use self::wait::*;
+
+/// A fixed test key (64 bytes of 0x2a) so failures can be reproduced by hand.
+pub const KEYS: &str =
+    "t1=KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKg==";
+
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The server-wide database of `DATABASE_URL` (where test databases are created).
+fn admin_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into())
+}
+
+/// A URL for database `db` on the server of `DATABASE_URL`.
+fn url_for_db(base: &str, db: &str) -> String {
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h, format!("?{q}")),
+        None => (base, String::new()),
+    };
+    let scheme_end = head.find("://").map_or(0, |i| i + 3);
+    let host_part = match head[scheme_end..].find('/') {
+        Some(i) => &head[..scheme_end + i],
+        None => head,
+    };
+    format!("{host_part}/{db}{query}")
+}
+
+/// One test's queue and database.
+pub struct TestEnv {
+    /// `it-<id>`.
+    pub queue_name: String,
+    /// Its URL.
+    pub queue_url: String,
+    /// The test database's URL.
+    pub database_url: String,
+    pub(crate) db_name: String,
+    pub(crate) source: Source,
+    /// The client behind [`TestEnv::rows`] and friends, connected on first use.
+    pub(crate) client: tokio::sync::OnceCell<Db>,
+}
+
+impl TestEnv {
+    /// A fresh queue and a fresh, migrated database.
+    pub async fn new() -> Self {
+        Self::build(true, 30).await
+    }
+
+    /// Like [`TestEnv::new`], with the queue's visibility timeout set to `seconds`.
+    pub async fn with_visibility(seconds: u32) -> Self {
+        Self::build(true, seconds).await
+    }
+
+    /// A fresh queue and an empty database (no tables).
+    pub async fn unmigrated() -> Self {
+        Self::build(false, 30).await
+    }
+
+    async fn build(migrate: bool, visibility: u32) -> Self {
+        init_env();
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let queue_name = format!("it-{id}");
+        let probe = Source::connect(&SqsConfig {
+            queue_url: Some("unused".into()),
+            queue_name: queue_name.clone(),
+        })
+        .await
+        .expect("AWS config (is LocalStack up? `scripts/services up`)");
+        let queue_url = probe
+            .client()
+            .create_queue()
+            .queue_name(&queue_name)
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                visibility.to_string(),
+            )
+            .send()
+            .await
+            .expect("create queue on LocalStack (is it up? `scripts/services up`)")
+            .queue_url
+            .expect("queue url");
+        let source = Source::connect(&SqsConfig {
+            queue_url: Some(queue_url.clone()),
+            queue_name: queue_name.clone(),
+        })
+        .await
+        .expect("source");
+
+        let db_name = format!("it_{id}");
+        admin()
+            .await
+            .batch_execute(&format!("CREATE DATABASE {db_name}"))
+            .await
+            .expect("create test database (is Postgres up? `scripts/services up`)");
+        let database_url = url_for_db(&admin_url(), &db_name);
+        if migrate {
+            connect(&database_url).await.migrate().await;
+        }
+        Self {
+            queue_name,
+            queue_url,
+            database_url,
+            db_name,
+            source,
+            client: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The test database's name (`it_<id>`).
+    pub fn db_name(&self) -> &str {
+        &self.db_name
+    }
+
+    /// A new client of its own on the test database (for transactions and locks).
+    pub async fn db(&self) -> Db {
+        connect(&self.database_url).await
+    }
+
+    /// The shared client, connected on first use.
+    async fn client(&self) -> &Db {
+        self.client.get_or_init(|| self.db()).await
+    }
+
+    /// [`Db::rows`] on the test database.
+    pub async fn rows(&self, sql: &str) -> Vec<Row> {
+        self.client().await.rows(sql).await
+    }
+
+    /// [`Db::count`] on the test database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.client().await.count(sql).await
+    }
+
+    /// [`Db::scalar`] on the test database.
+    pub async fn scalar<T: FromSqlOwned>(&self, sql: &str) -> T {
+        self.client().await.scalar(sql).await
+    }
+
+    /// [`Db::scalar_with`] on the test database.
+    pub async fn scalar_with<T: FromSqlOwned>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> T {
+        self.client().await.scalar_with(sql, params).await
+    }
+
+    /// [`Db::column`] on the test database.
+    pub async fn column<T: FromSqlOwned>(&self, sql: &str) -> Vec<T> {
+        self.client().await.column(sql).await
+    }
+
+    /// Every reject as `(revealed body, reason)`, sorted, bodies opened with [`KEYS`].
+    pub async fn revealed_rejects(&self) -> Vec<(String, String)> {
+        let mut m = masker(KEYS);
+        let mut got: Vec<(String, String)> = self
+            .rows("SELECT body_ciphertext, reason FROM user_logins_rejects")
+            .await
+            .iter()
+            .map(|r| (m.reveal_body(r.get("body_ciphertext")), r.get("reason")))
+            .collect();
+        got.sort();
+        got
+    }
+
+    /// Test pipeline settings: short long-polls so drain runs end quickly.
+    fn run_config(&self, opts: &RunOptions, until_empty: bool) -> RunConfig {
+        let pipeline = PipelineConfig {
+            pollers: 4,
+            writers: opts.writers.unwrap_or(2),
+            batch_size: 100,
+            batch_wait: opts.batch_wait.unwrap_or(Duration::from_millis(50)),
+            wait_seconds: opts.wait_seconds.unwrap_or(1),
+            until_empty,
+            progress: false,
+            shutdown_timeout: Duration::from_secs(10),
+            metrics_addr: None,
+        };
+        RunConfig {
+            sqs: SqsConfig {
+                queue_url: Some(self.queue_url.clone()),
+                queue_name: self.queue_name.clone(),
+            },
+            db: DbConfig::new(
+                opts.database_url.as_deref().unwrap_or(&self.database_url),
+                None,
+            )
+            .expect("db url"),
+            keyring: Keyring::parse(opts.keys.as_deref().unwrap_or(KEYS)).expect("keys"),
+            pipeline,
+        }
+    }
+
+    /// Only the build step of a drain run: everything that can fail before the first
+    /// message, nothing spawned. `adjust` changes the test settings first (a wrong queue, a
+    /// taken metrics address).
+    pub async fn build_pipeline(
+        &self,
+        adjust: impl FnOnce(&mut RunConfig),
+    ) -> Result<sqs2pg::pipeline::Pipeline, sqs2pg::pipeline::PipelineError> {
+        let mut cfg = self.run_config(&RunOptions::default(), true);
+        adjust(&mut cfg);
+        sqs2pg::pipeline::Pipeline::build(
+            cfg,
+            Arc::new(Stats::default()),
+            &CancellationToken::new(),
+        )
+        .await
+    }
+
+    /// Runs the consumer in-process with the test settings until the queue is drained.
+    pub async fn drain(&self) -> Summary {
+        self.drain_with(RunOptions::default()).await
+    }
+
+    /// [`TestEnv::drain`] with some settings changed; panics if the run fails.
+    pub async fn drain_with(&self, opts: RunOptions) -> Summary {
+        sqs2pg::pipeline::run(
+            self.run_config(&opts, true),
+            CancellationToken::new(),
+            Arc::new(Stats::default()),
+        )
+        .await
+        .expect("drain run")
+    }
+
+    /// Starts the consumer in-process as a daemon (`run` without `--until-empty`).
+    pub fn spawn_daemon(&self, opts: RunOptions) -> Daemon {
+        let stop = CancellationToken::new();
+        let stats = Arc::new(Stats::default());
+        let task = tokio::spawn(sqs2pg::pipeline::run(
+            self.run_config(&opts, false),
+            stop.clone(),
+            stats.clone(),
+        ));
+        Daemon {
+            stop,
+            stats,
+            task: Some(task),
+        }
+    }
+
+    /// A sink (one writer's connection) on the test database.
+    pub async fn sink(&self) -> TestSink {
+        let db = self.run_config(&RunOptions::default(), true).db;
+        let shape = sqs2pg::db::schema::inspect(&sqs2pg::db::connect(&db).await.expect("connect"))
+            .await
+            .expect("inspect user_logins");
+        let sink = BatchWriter::connect(&db, &shape).await.expect("sink");
+        TestSink {
+            sink,
+            limits: shape.limits,
+            masker: masker(KEYS),
+        }
+    }
+
+    /// A FIFO queue beside the test's own (no content-based deduplication), for `f` to use;
+    /// deleted afterwards, whatever `f` returned.
+    pub async fn with_fifo_queue<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        let url = self
+            .source
+            .client()
+            .create_queue()
+            .queue_name(format!("{}.fifo", self.queue_name))
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .expect("create FIFO queue")
+            .queue_url
+            .expect("queue url");
+        let out = f(&url);
+        let _ = self
+            .source
+            .client()
+            .delete_queue()
+            .queue_url(&url)
+            .send()
+            .await;
+        out
+    }
+
+    /// Sends bodies verbatim.
+    pub async fn send<S: AsRef<str>>(&self, bodies: &[S]) {
+        let owned: Vec<String> = bodies.iter().map(|b| b.as_ref().to_owned()).collect();
+        self.source.send(&owned, 8).await.expect("send");
+    }
+
+    /// Receives (short polls) until it holds at least `n` messages, as a poller would.
+    pub async fn receive_at_least(&self, n: usize) -> Vec<Received> {
+        let mut received = Vec::new();
+        while received.len() < n {
+            received.extend(self.source.receive(1).await.expect("receive"));
+        }
+        received
+    }
+
+    /// Makes received messages visible again at once, as a crashed consumer's would be
+    /// once their visibility timeout ran out.
+    pub async fn make_visible(&self, msgs: &[Received]) {
+        let handles: Vec<&str> = msgs.iter().map(|m| m.receipt_handle.as_str()).collect();
+        self.source
+            .change_visibility(&handles, 0)
+            .await
+            .expect("change visibility");
+    }
+
+    /// Visible and in-flight counts (LocalStack's are exact).
+    pub async fn depth(&self) -> QueueDepth {
+        self.source.depth().await.expect("depth")
+    }
+
+    /// Asserts the queue holds 0 visible and 0 in-flight messages.
+    pub async fn assert_queue_empty(&self) {
+        let d = self.depth().await;
+        assert_eq!((d.visible, d.in_flight), (0, 0), "queue not empty: {d:?}");
+    }
+
+    /// Waits until LocalStack has reported the queue empty (visible and in flight) for at
+    /// least half a second, so a message coming back from invisibility is not missed.
+    pub async fn wait_drained(&self, limit: Duration) {
+        let empty_since = std::cell::Cell::new(None::<Instant>);
+        let empty_since = &empty_since;
+        wait_until("queue drained", limit, move || async move {
+            let d = self.depth().await;
+            if (d.visible, d.in_flight) != (0, 0) {
+                empty_since.set(None);
+                return Err(d);
+            }
+            let since = empty_since.get().unwrap_or_else(Instant::now);
+            empty_since.set(Some(since));
+            if since.elapsed() >= Duration::from_millis(500) {
+                Ok(())
+            } else {
+                Err(d)
+            }
+        })
+        .await
+    }
+
+    /// The binary with this test's settings in its environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sqs2pg"));
+        c.args(args)
+            .env("DATABASE_URL", &self.database_url)
+            .env("SQS2PG_QUEUE_URL", &self.queue_url)
+            .env("SQS2PG_KEYS", KEYS)
+            .env_remove("SQS2PG_KEYS_FILE")
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    /// Runs the binary and returns its output.
+    pub fn run_cmd(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("spawn sqs2pg")
+    }
+
+    /// Starts the binary in the background with `envs` added, its output discarded.
+    pub fn spawn(&self, args: &[&str], envs: &[(&str, String)]) -> Proc {
+        let mut c = self.cmd(args);
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        Proc::spawn(c.stdout(Stdio::null()).stderr(Stdio::null()))
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let (db, url, source) = (self.db_name.clone(), admin_url(), self.source.clone());
+        // Drop runs inside the test's runtime; clean up on a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok((c, conn)) = tokio_postgres::connect(&url, NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = c
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                        .await;
+                }
+                let _ = source
+                    .client()
+                    .delete_queue()
+                    .queue_url(source.queue_url())
+                    .send()
+                    .await;
+            });
+        })
+        .join();
+    }
+}

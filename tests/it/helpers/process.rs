@@ -1,0 +1,155 @@
+//! The binary as a child process: spawn, signal, pipe stdin, read its output and summary.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use super::*;
+
+/// A child process that is SIGKILLed and reaped if the test drops it still running (a
+/// failed assertion, say), so no consumer outlives its test.
+pub struct Proc(pub(crate) Option<Child>);
+
+impl Proc {
+    /// Spawns `cmd` as it is configured.
+    pub fn spawn(cmd: &mut Command) -> Self {
+        Self(Some(cmd.spawn().expect("spawn sqs2pg")))
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("process already collected")
+    }
+
+    /// Sends SIGTERM (the graceful stop) and returns at once.
+    pub fn sigterm(&mut self) {
+        let pid = self.child().id().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -TERM {pid}");
+    }
+
+    /// SIGKILL (a crash) and reap; returns the exit status, which is never a success.
+    pub fn sigkill(&mut self) -> std::process::ExitStatus {
+        let c = self.child();
+        c.kill().expect("kill -9");
+        c.wait().expect("wait")
+    }
+
+    /// SIGKILL and collect what it wrote to piped stdout/stderr.
+    pub fn sigkill_with_output(mut self) -> Output {
+        let mut c = self.0.take().expect("process already collected");
+        c.kill().expect("kill -9");
+        c.wait_with_output().expect("wait")
+    }
+
+    /// Waits for it to exit on its own, at most `limit` (it is killed if not); returns its
+    /// exit code.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let child = self.child();
+        wait_until("process exits", limit, || {
+            let status = child.try_wait().expect("try_wait");
+            async move { status.map(|s| s.code()).ok_or("still running") }
+        })
+        .await
+    }
+
+    /// Waits for it to exit and collects what it wrote to piped stdout/stderr.
+    pub fn wait_with_output(mut self) -> Output {
+        self.0
+            .take()
+            .expect("process already collected")
+            .wait_with_output()
+            .expect("wait")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// Runs `cmd` with `input` on its stdin (written from a thread, so a large output cannot
+/// block it) and stdout/stderr piped; asserts all of `input` was written.
+pub fn pipe_through(cmd: &mut Command, input: &str) -> Output {
+    let (out, written) = with_stdin(cmd, input);
+    written.expect("write stdin");
+    out
+}
+
+/// [`pipe_through`] for a command that may refuse and exit before reading its stdin: a
+/// failed write is not an error.
+pub fn offer_stdin(cmd: &mut Command, input: &str) -> Output {
+    with_stdin(cmd, input).0
+}
+
+pub(crate) fn with_stdin(cmd: &mut Command, input: &str) -> (Output, std::io::Result<()>) {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sqs2pg");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().expect("wait");
+    (out, writer.join().expect("stdin writer"))
+}
+
+/// Stdout of a command that must succeed.
+pub fn stdout_ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The `name   value` lines of a printed summary (run, rekey, replay), by name, whatever
+/// the padding: the name ends at the first run of two spaces (or the last space). An
+/// indented `  reason: n` line under `rejected` is `rejected/reason`.
+pub fn summary_fields(stdout: &str) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    let mut parent = String::new();
+    for line in stdout.lines() {
+        if line.starts_with(' ') {
+            if let Some((reason, n)) = line.trim().rsplit_once(": ") {
+                fields.insert(format!("{parent}/{reason}"), n.trim().to_owned());
+            }
+            continue;
+        }
+        let line = line.trim_end();
+        let split = line.split_once("  ").or_else(|| line.rsplit_once(' '));
+        if let Some((name, value)) = split {
+            parent = name.trim().to_owned();
+            fields.insert(parent.clone(), value.trim().to_owned());
+        }
+    }
+    fields
+}
+
+/// The whole-number fields of [`summary_fields`] (`elapsed` and `rate` are left out).
+pub fn summary_numbers(stdout: &str) -> BTreeMap<String, u64> {
+    summary_fields(stdout)
+        .into_iter()
+        .filter_map(|(k, v)| v.parse().ok().map(|n| (k, n)))
+        .collect()
+}

@@ -1,0 +1,103 @@
+//! The consumer in-process: a drain run's options and a daemon handle to stop it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqs2pg::pipeline::PipelineError;
+use sqs2pg::telemetry::{Stats, Summary};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Settings of an in-process run that differ from the test defaults (4 pollers, 2 writers,
+/// batches of 100 within 50 ms, 1 s long polls, the key [`KEYS`], the test's database).
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub(crate) keys: Option<String>,
+    pub(crate) database_url: Option<String>,
+    pub(crate) writers: Option<usize>,
+    pub(crate) batch_wait: Option<Duration>,
+    pub(crate) wait_seconds: Option<i32>,
+}
+
+impl RunOptions {
+    /// The keyring (`kid=base64` lines, writing key first) instead of [`KEYS`].
+    pub fn keys(mut self, keys: &str) -> Self {
+        self.keys = Some(keys.to_owned());
+        self
+    }
+
+    /// Another database (a private cluster, a proxy, another role) instead of the test's.
+    pub fn database_url(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_owned());
+        self
+    }
+
+    /// How many writers.
+    pub fn writers(mut self, n: usize) -> Self {
+        self.writers = Some(n);
+        self
+    }
+
+    /// How long a writer waits to fill a batch.
+    pub fn batch_wait(mut self, wait: Duration) -> Self {
+        self.batch_wait = Some(wait);
+        self
+    }
+
+    /// The long-poll length of each receive.
+    pub fn wait_seconds(mut self, seconds: i32) -> Self {
+        self.wait_seconds = Some(seconds);
+        self
+    }
+}
+
+/// The consumer running in-process as a daemon (not stopping on an empty queue), started
+/// by [`TestEnv::spawn_daemon`]; its counters can be read while it runs.
+pub struct Daemon {
+    pub(crate) stop: CancellationToken,
+    pub(crate) stats: Arc<Stats>,
+    /// `None` once joined.
+    pub(crate) task: Option<JoinHandle<Result<Summary, PipelineError>>>,
+}
+
+impl Daemon {
+    /// Messages received so far, redeliveries included.
+    pub fn received(&self) -> u64 {
+        self.stats.summary(Duration::ZERO).received
+    }
+
+    /// Rows committed so far.
+    pub fn loaded(&self) -> u64 {
+        self.stats.summary(Duration::ZERO).loaded
+    }
+
+    /// Messages deleted from the queue so far.
+    pub fn deleted(&self) -> u64 {
+        self.stats.summary(Duration::ZERO).deleted
+    }
+
+    /// SQS or Postgres calls retried so far.
+    pub fn retries(&self) -> u64 {
+        {
+            let s = self.stats.snapshot();
+            s.sqs_retries + s.db_retries
+        }
+    }
+
+    /// Connected and consuming (what `/readyz` reports before its reachability checks).
+    pub fn ready(&self) -> bool {
+        self.stats.readiness().consuming
+    }
+
+    /// Asks it to shut down as SIGTERM would, and returns the run's summary; panics if the
+    /// run failed. The counters stay readable afterwards.
+    pub async fn stop_and_join(&mut self) -> Summary {
+        self.stop.cancel();
+        self.task
+            .take()
+            .expect("daemon already joined")
+            .await
+            .expect("daemon task")
+            .expect("daemon run ends Ok")
+    }
+}
