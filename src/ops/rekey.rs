@@ -115,85 +115,75 @@ pub async fn run(
     progress: &ProgressBar,
 ) -> Result<RekeyReport, RekeyError> {
     let started = Instant::now();
-    let mut client = crate::db::connect(db).await?;
-    let mut masker = Masker::new(keyring);
-    let prefix = writing_prefix(keyring);
-    let mut report = RekeyReport {
-        writing_kid: keyring.writing_kid().to_owned(),
-        ..RekeyReport::default()
+    let mut walk = Walk {
+        client: crate::db::connect(db).await?,
+        masker: Masker::new(keyring),
+        prefix: writing_prefix(keyring),
+        batch,
+        progress,
+        report: RekeyReport {
+            writing_kid: keyring.writing_kid().to_owned(),
+            ..RekeyReport::default()
+        },
     };
-    rekey_rows(
-        &mut client,
-        &mut masker,
-        &prefix,
-        batch,
-        progress,
-        &mut report,
-    )
-    .await?;
-    rekey_bodies(
-        &mut client,
-        &mut masker,
-        &prefix,
-        batch,
-        progress,
-        &mut report,
-    )
-    .await?;
-    report.elapsed = started.elapsed();
-    Ok(report)
+    walk.rows().await?;
+    walk.bodies().await?;
+    walk.report.elapsed = started.elapsed();
+    Ok(walk.report)
 }
 
-async fn rekey_rows(
-    client: &mut Client,
-    masker: &mut Masker,
-    prefix: &str,
+/// One rekey's walk over the tables, one short transaction per page.
+struct Walk<'a> {
+    client: Client,
+    masker: Masker,
+    /// `v1:<writing kid>:`: what needs no work.
+    prefix: String,
     batch: i64,
-    progress: &ProgressBar,
-    report: &mut RekeyReport,
-) -> Result<(), RekeyError> {
-    let mut cursor = "(0,0)".to_string();
-    loop {
-        let tx = client.transaction().await?;
-        let mut rows: Vec<TokenRow> = queries::rows_page(&tx, prefix, &cursor, batch).await?;
-        let Some(last) = rows.last() else { break };
-        cursor = last.ctid.clone();
-        for r in &mut rows {
-            let a = rekey_token(masker, Column::Ip, prefix, &mut r.masked_ip)?;
-            let b = rekey_token(masker, Column::DeviceId, prefix, &mut r.masked_device_id)?;
-            report.tokens += u64::from(a) + u64::from(b);
-        }
-        let n = queries::update_rows(&tx, &rows).await?;
-        tx.commit().await?;
-        report.rows += n;
-        progress.inc(n);
-    }
-    Ok(())
+    progress: &'a ProgressBar,
+    report: RekeyReport,
 }
 
-async fn rekey_bodies(
-    client: &mut Client,
-    masker: &mut Masker,
-    prefix: &str,
-    batch: i64,
-    progress: &ProgressBar,
-    report: &mut RekeyReport,
-) -> Result<(), RekeyError> {
-    let mut cursor = String::new();
-    loop {
-        let tx = client.transaction().await?;
-        let mut bodies: Vec<SealedBody> = queries::bodies_page(&tx, prefix, &cursor, batch).await?;
-        let Some(last) = bodies.last() else { break };
-        cursor = last.message_id.clone();
-        for b in &mut bodies {
-            let mut sealed = Some(std::mem::take(&mut b.body_ciphertext));
-            rekey_token(masker, Column::Body, prefix, &mut sealed)?;
-            b.body_ciphertext = sealed.unwrap_or_default();
+impl Walk<'_> {
+    async fn rows(&mut self) -> Result<(), RekeyError> {
+        let mut cursor = "(0,0)".to_string();
+        loop {
+            let tx = self.client.transaction().await?;
+            let mut rows: Vec<TokenRow> =
+                queries::rows_page(&tx, &self.prefix, &cursor, self.batch).await?;
+            let Some(last) = rows.last() else { break };
+            cursor = last.ctid.clone();
+            for r in &mut rows {
+                let (m, p) = (&mut self.masker, self.prefix.as_str());
+                let a = rekey_token(m, Column::Ip, p, &mut r.masked_ip)?;
+                let b = rekey_token(m, Column::DeviceId, p, &mut r.masked_device_id)?;
+                self.report.tokens += u64::from(a) + u64::from(b);
+            }
+            let n = queries::update_rows(&tx, &rows).await?;
+            tx.commit().await?;
+            self.report.rows += n;
+            self.progress.inc(n);
         }
-        let n = queries::update_bodies(&tx, &bodies).await?;
-        tx.commit().await?;
-        report.bodies += n;
-        progress.inc(n);
+        Ok(())
     }
-    Ok(())
+
+    async fn bodies(&mut self) -> Result<(), RekeyError> {
+        let mut cursor = String::new();
+        loop {
+            let tx = self.client.transaction().await?;
+            let mut bodies: Vec<SealedBody> =
+                queries::bodies_page(&tx, &self.prefix, &cursor, self.batch).await?;
+            let Some(last) = bodies.last() else { break };
+            cursor = last.message_id.clone();
+            for b in &mut bodies {
+                let mut sealed = Some(std::mem::take(&mut b.body_ciphertext));
+                rekey_token(&mut self.masker, Column::Body, &self.prefix, &mut sealed)?;
+                b.body_ciphertext = sealed.unwrap_or_default();
+            }
+            let n = queries::update_bodies(&tx, &bodies).await?;
+            tx.commit().await?;
+            self.report.bodies += n;
+            self.progress.inc(n);
+        }
+        Ok(())
+    }
 }

@@ -79,11 +79,7 @@ impl Source {
                 .send()
                 .await
                 .map_err(|e| call_err("DeleteMessageBatch", e))?;
-            let refused: Vec<Refused> = out
-                .failed
-                .iter()
-                .filter_map(|f| Refused::from_entry(&f.id, &f.code, f.message.as_deref(), f.sender_fault))
-                .collect();
+            let refused = Refused::from_answer(&out.failed);
             for f in &refused {
                 let message_id = chunk.get(f.index).map_or("?", |(id, _)| *id);
                 tracing::warn!(message_id, code = %f.code, sender_fault = f.sender_fault, "delete failed for one entry");
@@ -157,13 +153,7 @@ impl Source {
                 for f in &out.failed {
                     tracing::debug!(code = %f.code, "visibility change failed for one entry");
                 }
-                Ok(out
-                    .failed
-                    .iter()
-                    .filter_map(|f| {
-                        Refused::from_entry(&f.id, &f.code, f.message.as_deref(), f.sender_fault)
-                    })
-                    .collect())
+                Ok(Refused::from_answer(&out.failed))
             })
             .await?;
             failed += outcome.failed as usize;

@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use aws_sdk_sqs::types::BatchResultErrorEntry;
+
 use super::SourceError;
 use crate::backoff::Backoff;
 
@@ -21,19 +23,20 @@ pub(super) struct Refused {
 }
 
 impl Refused {
-    /// From a batch answer's failure entry, whose id is the index the request gave it.
-    pub fn from_entry(
-        id: &str,
-        code: &str,
-        message: Option<&str>,
-        sender_fault: bool,
-    ) -> Option<Self> {
-        Some(Self {
-            index: id.parse().ok()?,
-            code: code.to_owned(),
-            message: message.map(str::to_owned),
-            sender_fault,
-        })
+    /// The failure entries of a batch answer (every SQS batch call answers with the same
+    /// kind), whose ids are the indexes the request gave them.
+    pub fn from_answer(failed: &[BatchResultErrorEntry]) -> Vec<Self> {
+        failed
+            .iter()
+            .filter_map(|f| {
+                Some(Self {
+                    index: f.id.parse().ok()?,
+                    code: f.code.clone(),
+                    message: f.message.clone(),
+                    sender_fault: f.sender_fault,
+                })
+            })
+            .collect()
     }
 }
 

@@ -59,13 +59,7 @@ impl Source {
                 .send()
                 .await
                 .map_err(|e| call_err("SendMessageBatch", e))?;
-            Ok(out
-                .failed
-                .iter()
-                .filter_map(|f| {
-                    Refused::from_entry(&f.id, &f.code, f.message.as_deref(), f.sender_fault)
-                })
-                .collect())
+            Ok(Refused::from_answer(&out.failed))
         })
         .await?;
         if outcome.failed > 0 {
