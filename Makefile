@@ -6,6 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/release/sqs2pg
 DEMO_KEYS := .demo-keys
+DEMO_DB := sqs2pg_demo
 SERVICES_ENV = eval "$$(scripts/services env)"
 
 .PHONY: demo test bench services services-down build lint clean-demo
@@ -19,26 +20,34 @@ services-down:
 build:
 	$(CARGO) build --release --locked
 
-## demo: services up, build, migrate, a demo key, 100 synthetic events, drain, show rows and a reveal
+## demo: services up, build, a fresh demo database, a demo key, 100 synthetic events, drain,
+## then what masking is for: the same ip token under two users, found without revealing it
 demo: services build
 	@$(SERVICES_ENV); \
+	export PGOPTIONS='-c client_min_messages=warning'; \
+	psql "$$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $(DEMO_DB) WITH (FORCE)" -c "CREATE DATABASE $(DEMO_DB)"; \
+	export DATABASE_URL="$${DATABASE_URL%/*}/$(DEMO_DB)"; \
 	export SQS2PG_KEYS_FILE=$(DEMO_KEYS); \
-	if [ ! -s $(DEMO_KEYS) ]; then (umask 077; $(BIN) keygen --kid demo > $(DEMO_KEYS)); echo "made demo key in $(DEMO_KEYS) (gitignored)"; fi; \
-	$(BIN) migrate; \
+	if [ ! -s $(DEMO_KEYS) ]; then (umask 077; $(BIN) keygen --kid demo > $(DEMO_KEYS)) 2>/dev/null; echo "made demo key in $(DEMO_KEYS) (gitignored)"; fi; \
+	echo "== a fresh database $(DEMO_DB)"; $(BIN) migrate; \
 	$(BIN) send --synthetic 100 --malformed-rate 0.01 --duplicate-rate 0.03 --seed 7; \
 	echo; echo "== draining the queue"; \
-	$(BIN) run --until-empty --wait-seconds 2; \
-	echo; echo "== a few rows of user_logins"; \
-	psql "$$DATABASE_URL" -c "SELECT user_id, device_type, masked_ip, masked_device_id, locale, app_version, create_date FROM user_logins ORDER BY user_id LIMIT 5"; \
-	echo "== counts"; \
-	psql "$$DATABASE_URL" -Atc "SELECT 'rows ' || count(*) || ', distinct masked_ip ' || count(DISTINCT masked_ip) || ', distinct masked_device_id ' || count(DISTINCT masked_device_id) FROM user_logins"; \
-	psql "$$DATABASE_URL" -Atc "SELECT 'rejects ' || reason || ': ' || count(*) FROM user_logins_rejects GROUP BY reason ORDER BY reason"; \
-	echo; echo "== reveal round trip (authorised key holder)"; \
-	row=$$(psql "$$DATABASE_URL" -AtF' ' -c "SELECT masked_ip, masked_device_id FROM user_logins WHERE masked_ip IS NOT NULL AND masked_device_id IS NOT NULL ORDER BY user_id LIMIT 1"); \
-	read -r ip_token dev_token <<< "$$row"; \
-	echo "masked_ip        $$ip_token  ->  $$(echo "$$ip_token" | $(BIN) reveal --column ip --reason "make demo")"; \
-	echo "masked_device_id $$dev_token  ->  $$(echo "$$dev_token" | $(BIN) reveal --column device_id --reason "make demo")"; \
-	echo "quarantined body: $$(psql "$$DATABASE_URL" -Atc "SELECT body_ciphertext FROM user_logins_rejects LIMIT 1" | $(BIN) reveal --column body --reason "make demo")"
+	RUST_LOG=warn $(BIN) run --until-empty --wait-seconds 2; \
+	echo; echo "== two users behind one address: the same masked_ip token, found with GROUP BY, nothing revealed"; \
+	psql "$$DATABASE_URL" -c "SELECT masked_ip, count(DISTINCT user_id) AS users, count(*) AS logins FROM user_logins GROUP BY masked_ip HAVING count(DISTINCT user_id) > 1 ORDER BY users DESC, logins DESC, masked_ip LIMIT 3"; \
+	shared=$$(psql "$$DATABASE_URL" -Atc "SELECT masked_ip FROM user_logins GROUP BY masked_ip HAVING count(DISTINCT user_id) > 1 ORDER BY count(DISTINCT user_id) DESC, count(*) DESC, masked_ip LIMIT 1"); \
+	echo "== their logins (app_version 2.3.0 is stored as 20300; a null locale stays NULL)"; \
+	psql "$$DATABASE_URL" -c "SELECT left(user_id, 8) AS user_id, device_type, left(masked_device_id, 20) AS masked_device_id, coalesce(locale, 'NULL') AS locale, app_version, (app_version / 10000) || '.' || (app_version / 100 % 100) || '.' || (app_version % 100) AS version_sent, create_date FROM user_logins WHERE masked_ip = '$$shared' ORDER BY user_id, app_version LIMIT 6"; \
+	echo "== this run's counts"; \
+	psql "$$DATABASE_URL" -Atc "SELECT 'rows ' || count(*) || ', users ' || count(DISTINCT user_id) || ', distinct masked_ip ' || count(DISTINCT masked_ip) || ', distinct masked_device_id ' || count(DISTINCT masked_device_id) || ', null locales ' || count(*) FILTER (WHERE locale IS NULL) FROM user_logins"; \
+	echo; echo "== the quarantined message"; \
+	$(BIN) rejects list; \
+	reject=$$(psql "$$DATABASE_URL" -Atc "SELECT message_id FROM user_logins_rejects ORDER BY message_id LIMIT 1"); \
+	echo "body: $$($(BIN) reveal --reject "$$reject" --reason "make demo" 2>/dev/null)"; \
+	echo; echo "== reveal round trip (authorised key holder, audited)"; \
+	dev=$$(psql "$$DATABASE_URL" -Atc "SELECT masked_device_id FROM user_logins WHERE masked_ip = '$$shared' AND masked_device_id IS NOT NULL ORDER BY user_id LIMIT 1"); \
+	echo "masked_ip        $$shared  ->  $$(echo "$$shared" | $(BIN) reveal --column ip --reason "make demo")"; \
+	echo "masked_device_id $$dev  ->  $$(echo "$$dev" | $(BIN) reveal --column device_id --reason "make demo")"
 
 ## test: services up, then every test (unit, property, integration on real services),
 ## then a small smoke run of the bench harness so it keeps working

@@ -1,7 +1,11 @@
 //! Realistic synthetic login events for demos, tests and load (`sqs2pg send --synthetic`).
 //!
 //! Deterministic for a seed. Users come from a pool a quarter the size of the run, each with
-//! a usual device and address, so repeated ips and device ids occur as in real traffic.
+//! a usual device and address, so repeated ips and device ids occur as in real traffic: a
+//! user logs in from their usual address four times in five; one user in five sits behind an
+//! address shared with others (an office, a carrier's NAT), and one in twenty shares a device
+//! (a family tablet), so different users share tokens as they do in production. User ids are
+//! RFC 4122 version-4 UUIDs.
 //! Exact counts of malformed bodies and of re-sent bodies (separate messages with the same
 //! body) are mixed in at random positions.
 
@@ -45,17 +49,11 @@ struct User {
     locale: Option<&'static str>,
 }
 
+/// An RFC 4122 version-4 UUID drawn from the seeded generator, so runs repeat.
 fn uuid(rng: &mut StdRng) -> String {
-    let b: [u8; 16] = rng.random();
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-4{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Builder::from_random_bytes(rng.random())
+        .into_uuid()
+        .to_string()
 }
 
 fn ip(rng: &mut StdRng) -> String {
@@ -100,6 +98,20 @@ fn user(rng: &mut StdRng) -> User {
     }
 }
 
+/// Puts one user in five behind an address another user has, and one in twenty on another
+/// user's device.
+fn share(users: &mut [User], rng: &mut StdRng) {
+    for i in 1..users.len() {
+        let other = rng.random_range(0..i);
+        if rng.random_bool(0.2) {
+            users[i].ip = users[other].ip.clone();
+        }
+        if rng.random_bool(0.05) {
+            users[i].device_id = users[other].device_id.clone();
+        }
+    }
+}
+
 fn count_of(total: usize, rate: f64) -> usize {
     let n = (total as f64 * rate.clamp(0.0, 1.0)).round() as usize;
     if rate > 0.0 && total > 0 {
@@ -116,9 +128,10 @@ pub fn generate(opts: SynthOptions) -> Vec<String> {
     let duplicates =
         count_of(opts.count, opts.duplicate_rate).min(opts.count - malformed.min(opts.count));
     let valid = opts.count.saturating_sub(malformed + duplicates);
-    let users: Vec<User> = (0..valid.div_ceil(4).max(1))
+    let mut users: Vec<User> = (0..valid.div_ceil(4).max(1))
         .map(|_| user(&mut rng))
         .collect();
+    share(&mut users, &mut rng);
     let mut bodies: Vec<String> = (0..valid)
         .map(|_| {
             let u = &users[rng.random_range(0..users.len())];
@@ -185,6 +198,35 @@ mod tests {
             .filter_map(|l| l.ip.map(|ip| ip.expose().to_string()))
             .collect();
         assert!(ips.len() < 900, "ips repeat: {}", ips.len());
+    }
+
+    #[test]
+    fn user_ids_are_rfc_4122_v4_and_users_share_addresses() {
+        let logins: Vec<_> = generate(SynthOptions {
+            count: 1000,
+            duplicate_rate: 0.0,
+            malformed_rate: 0.0,
+            seed: 7,
+        })
+        .iter()
+        .map(|b| decode(b.as_bytes(), &Limits::default()).unwrap())
+        .collect();
+        for l in &logins {
+            let id = uuid::Uuid::parse_str(&l.user_id).unwrap();
+            assert_eq!(id.get_version(), Some(uuid::Version::Random), "{id}");
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122, "{id}");
+        }
+        let mut users_by_ip: std::collections::HashMap<String, HashSet<&str>> = Default::default();
+        for l in &logins {
+            if let Some(ip) = &l.ip {
+                users_by_ip
+                    .entry(ip.expose().to_string())
+                    .or_default()
+                    .insert(&l.user_id);
+            }
+        }
+        let shared = users_by_ip.values().filter(|u| u.len() > 1).count();
+        assert!(shared >= 10, "addresses under more than one user: {shared}");
     }
 
     #[test]

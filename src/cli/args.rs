@@ -164,13 +164,17 @@ pub enum Command {
         after_help = "Examples:\n  sqs2pg config\n  sqs2pg --config /etc/sqs2pg/sqs2pg.toml config"
     )]
     Config(RunArgs),
-    /// Print shell completions: `sqs2pg completions bash > /etc/bash_completion.d/sqs2pg`.
+    /// Print shell completions for SHELL on stdout.
+    #[command(
+        after_help = "Examples:\n  sqs2pg completions bash > /etc/bash_completion.d/sqs2pg\n  sqs2pg completions zsh > \"${fpath[1]}/_sqs2pg\""
+    )]
     Completions {
         /// The shell.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff): `sqs2pg man > sqs2pg.1`.
+    /// Print the man page (roff) on stdout.
+    #[command(after_help = "Examples:\n  sqs2pg man > sqs2pg.1 && man ./sqs2pg.1")]
     Man,
     /// Re-encrypt every token and rejected body under an older key to the writing key.
     ///
@@ -214,7 +218,10 @@ impl From<RevealColumn> for Column {
 /// `sqs2pg rejects ...`
 #[derive(Debug, Subcommand)]
 pub enum RejectsCommand {
-    /// Counts and message ids by reason (never bodies).
+    /// Counts and message ids by reason, most first (never bodies).
+    #[command(
+        after_help = "Examples:\n  sqs2pg rejects list\n  sqs2pg rejects list --reason bad_app_version --ids 100"
+    )]
     List {
         /// Only this reason (e.g. bad_app_version).
         #[arg(long)]
@@ -227,6 +234,9 @@ pub enum RejectsCommand {
     /// changed app_version to a text column. Each message that now loads leaves the rejects
     /// in the same transaction that inserts its row; one that still fails stays, with its
     /// new reason. Idempotent and safe to interrupt.
+    #[command(
+        after_help = "Examples:\n  sqs2pg rejects replay --reason bad_app_version --keys-file keys\n  sqs2pg rejects replay --id 5f0c... --keys-file keys"
+    )]
     Replay {
         /// Only this reason.
         #[arg(long, conflicts_with = "id")]

@@ -36,8 +36,28 @@ pub fn parse() -> Result<Cli, ConfigError> {
     parse_from(std::env::args_os().collect())
 }
 
-/// [`parse`] for given arguments (the first is the program name).
+/// What `sqs2pg` alone prints: where to start, not clap's bare usage line.
+const START: &str = "\
+sqs2pg streams login events from an SQS queue into Postgres, masking ip and device_id.
+
+  make demo      local Postgres + LocalStack, 100 synthetic events, drained, masked, revealed
+  make test      every test, against the same local services
+
+  sqs2pg keygen --kid k1 > keys && chmod 600 keys
+  sqs2pg migrate
+  sqs2pg run --keys-file keys --until-empty
+
+`sqs2pg --help` lists the commands; `sqs2pg COMMAND --help` shows a command's flags, their
+defaults and an example.
+";
+
+/// [`parse`] for given arguments (the first is the program name). With no command at all it
+/// prints [`START`] and exits 2.
 pub fn parse_from(args: Vec<OsString>) -> Result<Cli, ConfigError> {
+    if args.len() <= 1 {
+        eprint!("{START}");
+        std::process::exit(2);
+    }
     let mut command = Cli::command();
     if let Some(path) = config_path(&args) {
         let file = FileConfig::load(&path)?;
@@ -107,5 +127,35 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             id,
             batch_size,
         }) => rejects::replay(g, reason, id, *batch_size).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command's `--help` ends with at least one example.
+    #[test]
+    fn every_command_has_an_example() {
+        fn check(cmd: &clap::Command, path: &str) {
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.has_subcommands() {
+                    check(sub, &path);
+                    continue;
+                }
+                let after = sub
+                    .get_after_help()
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                assert!(
+                    after.starts_with("Examples:\n  ")
+                        && (after.contains(&format!("{path} "))
+                            || after.contains(&format!("{path}\n"))),
+                    "`{path} --help` has no example"
+                );
+            }
+        }
+        check(&Cli::command(), "sqs2pg");
     }
 }

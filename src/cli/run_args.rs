@@ -54,7 +54,9 @@ pub struct SendArgs {
     /// A JSON array (each element one message) or a JSONL file (each line one message).
     #[arg(long)]
     pub file: Option<PathBuf>,
-    /// Generate this many realistic login events.
+    /// Generate this many realistic login events: users (RFC 4122 v4 ids) a quarter as many
+    /// as events; a user logs in from their usual address 4 times in 5; 1 user in 5 shares
+    /// an address with another user and 1 in 20 a device; about 3 in 10 have a null locale.
     #[arg(long)]
     pub synthetic: Option<usize>,
     /// With --synthetic: fraction re-sent as separate messages with an earlier body.

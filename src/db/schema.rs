@@ -121,6 +121,9 @@ async fn missing_tables(
 /// least-privilege roles and sets their grants (idempotent).
 pub async fn migrate(client: &mut Client, roles: bool) -> Result<MigrateReport, DbError> {
     let tx = client.transaction().await?;
+    // `IF NOT EXISTS` makes the server send a notice per table that exists: noise for the user.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
         .await?;
     let created = missing_tables(&tx, &TABLES).await?;

@@ -205,3 +205,16 @@ async fn an_error_says_each_cause_once() {
         "error: SQS2PG_KEYS: key \"k1\" is not valid base64: make a new one with `sqs2pg keygen --kid k1`"
     );
 }
+
+/// `sqs2pg` alone says where to start: the two commands and `--help`, not a bare usage line.
+#[test]
+fn no_arguments_print_where_to_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sqs2pg"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr(&out);
+    for part in ["make demo", "make test", "sqs2pg migrate", "--help"] {
+        assert!(e.contains(part), "{part}: {e}");
+    }
+}

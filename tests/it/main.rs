@@ -8,6 +8,7 @@ mod faults;
 mod helpers;
 mod ops;
 mod pii;
+mod readme;
 mod reliability;
 mod sink;
 mod startup;

@@ -379,6 +379,31 @@ impl TestEnv {
         c
     }
 
+    /// `line` run by bash (with `pipefail`) in `dir`, as a user types it: this test's queue
+    /// and database, no key unless the line gives one, and the binary first on `PATH`.
+    pub fn shell(&self, line: &str, dir: &std::path::Path) -> Output {
+        let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_sqs2pg"))
+            .parent()
+            .expect("the binary's directory");
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        Command::new("bash")
+            .args(["-o", "pipefail", "-c", line])
+            .current_dir(dir)
+            .env("PATH", path)
+            .env("DATABASE_URL", &self.database_url)
+            .env("SQS2PG_QUEUE_URL", &self.queue_url)
+            .env_remove("SQS2PG_KEYS")
+            .env_remove("SQS2PG_KEYS_FILE")
+            .env_remove("SQS2PG_CONFIG")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("bash")
+    }
+
     /// Runs the binary and returns its output.
     pub fn run_cmd(&self, args: &[&str]) -> Output {
         self.cmd(args).output().expect("spawn sqs2pg")
