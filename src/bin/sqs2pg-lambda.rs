@@ -7,6 +7,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use clap::Parser;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use sqs2pg::error::Failure;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -19,9 +20,19 @@ async fn main() -> Result<(), Error> {
     }
     // No arguments: every setting comes from the function's environment.
     let settings = sqs2pg::cli::args::LambdaArgs::try_parse_from(["sqs2pg-lambda"])?;
-    let db = settings.global.db()?;
-    let keyring = settings.global.keys().load().await?;
-    let handler = std::sync::Arc::new(sqs2pg::lambda::Handler::new(db, &keyring).await?);
+    // The same one-line messages as the binary's, not their Debug form.
+    let say = |e: Failure| e.to_string();
+    let db = settings.global.db().map_err(|e| say(e.into()))?;
+    let keyring = settings
+        .global
+        .keys()
+        .load()
+        .await
+        .map_err(|e| say(e.into()))?;
+    let handler = sqs2pg::lambda::Handler::new(db, &keyring)
+        .await
+        .map_err(|e| say(e.into()))?;
+    let handler = std::sync::Arc::new(handler);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let handler = handler.clone();
         async move { Ok::<SqsBatchResponse, Error>(handler.handle(event.payload).await) }
