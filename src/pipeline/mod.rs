@@ -98,7 +98,8 @@ pub struct Pipeline {
     started: Instant,
 }
 
-/// Builds and runs a pipeline: what `sqs2pg run` does.
+/// [`Pipeline::build`] then [`Pipeline::run_until_stopped`] in one call, for callers that
+/// need no step between them (the tests; `sqs2pg run` calls the two itself).
 pub async fn run(
     cfg: RunConfig,
     shutdown: CancellationToken,
