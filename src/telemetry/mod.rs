@@ -42,23 +42,52 @@ const PAYLOAD_LOGGERS: [&str; 8] = [
     "tokio_postgres",
 ];
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default `info` level, except
-/// for [`PAYLOAD_LOGGERS`].
+/// True for a target inside one of [`PAYLOAD_LOGGERS`] (the crate itself or a module of it).
+fn is_payload_logger(target: &str) -> bool {
+    PAYLOAD_LOGGERS.iter().any(|crate_name| {
+        target
+            .strip_prefix(crate_name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default `info` level; events of
+/// [`PAYLOAD_LOGGERS`] above `info` are dropped whatever it says, by a filter of their own:
+/// a directive in `RUST_LOG` cannot lift it, however specific its target.
 pub fn init_tracing(format: LogFormat) {
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    for target in PAYLOAD_LOGGERS {
-        if let Ok(d) = format!("{target}=info").parse() {
-            filter = filter.add_directive(d);
-        }
-    }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let cap = tracing_subscriber::filter::filter_fn(|meta| {
+        !(is_payload_logger(meta.target()) && *meta.level() > tracing::Level::INFO)
+    });
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
+    let registry = tracing_subscriber::registry().with(cap).with(filter);
     // A second init (tests) is harmless: the first subscriber stays.
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => registry.with(layer).try_init(),
+        LogFormat::Json => registry.with(layer.json()).try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_loggers_are_matched_by_crate_and_module() {
+        assert!(is_payload_logger("aws_smithy_runtime"));
+        assert!(is_payload_logger(
+            "aws_smithy_runtime::client::orchestrator"
+        ));
+        assert!(is_payload_logger("tokio_postgres::query"));
+        assert!(
+            !is_payload_logger("aws_smithy_runtime_api"),
+            "another crate"
+        );
+        assert!(!is_payload_logger("sqs2pg::pipeline"));
+    }
 }

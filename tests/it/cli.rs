@@ -134,27 +134,37 @@ async fn no_pii_in_logs_at_trace_level() {
         ),
     ];
     bodies.push(format!("not json {} {}", ips[2], devices[2]));
-    env.send(&bodies).await;
-    let out = env
-        .cmd(&[
-            "run",
-            "--until-empty",
-            "--wait-seconds",
-            "1",
-            "--log-format",
-            "json",
-        ])
-        .env("RUST_LOG", "trace")
-        .output()
-        .unwrap();
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
-    assert!(out.status.success(), "{all}");
-    assert!(
-        all.lines().count() > 20,
-        "expected a trace-level log, got:\n{all}"
-    );
-    for secret in ips.iter().chain(devices.iter()) {
-        assert!(!all.contains(secret), "{secret} leaked into the output");
+    // The most specific directive wins in RUST_LOG: a targeted one must not lift the cap on
+    // the crates that log HTTP and protocol payloads.
+    for filter in [
+        "trace",
+        "aws_smithy_runtime::client::orchestrator=trace,aws_smithy_http_client=trace,hyper_util::client=trace,tokio_postgres::query=trace,trace",
+    ] {
+        env.send(&bodies).await;
+        let out = env
+            .cmd(&[
+                "run",
+                "--until-empty",
+                "--wait-seconds",
+                "1",
+                "--log-format",
+                "json",
+            ])
+            .env("RUST_LOG", filter)
+            .output()
+            .unwrap();
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(out.status.success(), "{all}");
+        assert!(
+            all.lines().count() > 20,
+            "expected a trace-level log, got:\n{all}"
+        );
+        for secret in ips.iter().chain(devices.iter()) {
+            assert!(
+                !all.contains(secret),
+                "{secret} leaked into the output with RUST_LOG={filter}"
+            );
+        }
     }
 }
 
