@@ -9,6 +9,7 @@
 
 pub mod file;
 pub mod keys;
+mod redact;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -134,18 +135,9 @@ impl DbConfig {
         self.tls.as_ref()
     }
 
-    /// The URL with any password replaced, for display.
+    /// The connection string with every password replaced, for display.
     pub fn redacted(&self) -> String {
-        let url = self.url.expose_secret();
-        match (self.pg.get_password(), url.find("://"), url.rfind('@')) {
-            (Some(_), Some(scheme), Some(at)) if at > scheme => {
-                let userinfo = &url[scheme + 3..at];
-                let user = userinfo.split(':').next().unwrap_or("");
-                format!("{}{user}:<redacted>{}", &url[..scheme + 3], &url[at..])
-            }
-            (Some(_), _, _) => "<redacted: holds a password>".into(),
-            (None, _, _) => url.to_owned(),
-        }
+        redact::redact(self.url.expose_secret())
     }
 }
 

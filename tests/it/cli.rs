@@ -228,3 +228,31 @@ fn no_arguments_print_where_to_start() {
         assert!(e.contains(part), "{part}: {e}");
     }
 }
+
+/// `sqs2pg config` never prints a password, wherever the connection string holds it.
+#[test]
+fn config_never_prints_a_password() {
+    for url in [
+        "postgres://app:s3cr3t-pw@db.internal:5432/logins",
+        "postgres://app@db.internal:5432/logins?sslmode=require&password=s3cr3t-pw",
+        "host=db.internal user=app password=s3cr3t-pw dbname=logins",
+        "host=db.internal user=app password='s3cr3t-pw' dbname=logins",
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sqs2pg"))
+            .arg("config")
+            .env("DATABASE_URL", url)
+            .env_remove("SQS2PG_CONFIG")
+            .output()
+            .unwrap();
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(out.status.success(), "{url}: {all}");
+        assert!(
+            !all.contains("s3cr3t-pw"),
+            "password printed for {url}: {all}"
+        );
+        assert!(
+            all.contains("<redacted>") && all.contains("db.internal"),
+            "{all}"
+        );
+    }
+}
