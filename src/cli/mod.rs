@@ -76,7 +76,25 @@ pub fn parse_from(args: Vec<OsString>) -> Result<Cli, ConfigError> {
     let matches = command
         .try_get_matches_from(args)
         .unwrap_or_else(|e| e.exit());
-    Cli::from_arg_matches(&matches).map_err(|e| e.exit())
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if matches.value_source("database_url") == Some(clap::parser::ValueSource::CommandLine) {
+        refuse_password_in_flag(&cli.global.database_url)?;
+    }
+    Ok(cli)
+}
+
+/// Secrets never come from flags: they would show in `ps` and the shell's history.
+fn refuse_password_in_flag(database_url: &str) -> Result<(), ConfigError> {
+    let has_password = database_url
+        .parse::<tokio_postgres::Config>()
+        .is_ok_and(|c| c.get_password().is_some());
+    if has_password {
+        return Err(ConfigError::Invalid {
+            name: "--database-url",
+            problem: "holds a password, which would show in `ps` and the shell's history: give this connection string through DATABASE_URL instead".into(),
+        });
+    }
+    Ok(())
 }
 
 /// `--config PATH`, `--config=PATH`, else `SQS2PG_CONFIG`: read before clap parses, because

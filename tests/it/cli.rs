@@ -256,3 +256,51 @@ fn config_never_prints_a_password() {
         );
     }
 }
+
+/// Secrets never come from flags: a password inside `--database-url` is refused (it would
+/// show in `ps`), naming the variable to use instead; the same URL through `DATABASE_URL` is
+/// fine.
+#[test]
+fn a_password_in_the_database_url_flag_is_refused() {
+    let sqs2pg = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sqs2pg"));
+        c.env_remove("SQS2PG_CONFIG").env_remove("DATABASE_URL");
+        c
+    };
+    for url in [
+        "postgres://app:s3cr3t-pw@db.internal/logins",
+        "postgres://app@db.internal/logins?password=s3cr3t-pw",
+        "host=db.internal user=app password=s3cr3t-pw",
+    ] {
+        let out = sqs2pg()
+            .args(["--database-url", url, "config"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{url}: {}", stderr(&out));
+        let e = stderr(&out);
+        assert!(
+            e.contains("--database-url") && e.contains("DATABASE_URL"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cr3t-pw"), "{e}");
+        let out = sqs2pg()
+            .arg("config")
+            .env("DATABASE_URL", url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{url} from the environment: {}",
+            stderr(&out)
+        );
+    }
+    let out = sqs2pg()
+        .args([
+            "--database-url",
+            "postgres://app@db.internal/logins",
+            "config",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
