@@ -13,7 +13,6 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DbConfig;
-use crate::decode::Limits;
 use crate::mask::{Keyring, Masker};
 use crate::pipeline::batch::to_items;
 use crate::pipeline::commit::{CommitFailure, Committer};
@@ -28,7 +27,6 @@ const ATTEMPTS: u32 = 3;
 /// invocations of the same Lambda instance.
 pub struct Handler {
     committer: tokio::sync::Mutex<(Committer, Masker)>,
-    limits: Limits,
     stats: Arc<Stats>,
 }
 
@@ -39,7 +37,6 @@ impl Handler {
         let shape = crate::db::schema::inspect(&client).await?;
         let writer = crate::db::BatchWriter::prepare(client, &shape).await?;
         let stats = Arc::new(Stats::default());
-        let limits = shape.limits;
         let committer = Committer {
             db,
             shape,
@@ -52,7 +49,6 @@ impl Handler {
         };
         Ok(Self {
             committer: tokio::sync::Mutex::new((committer, Masker::new(keyring))),
-            limits,
             stats,
         })
     }
@@ -68,7 +64,7 @@ impl Handler {
         self.stats.add_received(msgs.len());
         let mut guard = self.committer.lock().await;
         let (committer, masker) = &mut *guard;
-        let mut items = to_items(msgs, &self.limits, masker, &self.stats);
+        let mut items = to_items(msgs, &committer.shape.limits, masker, &self.stats);
         let mut response = SqsBatchResponse::default();
         if let Err(e) = committer.commit(&mut items).await {
             match e {

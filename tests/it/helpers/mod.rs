@@ -370,12 +370,8 @@ impl TestEnv {
     /// The binary with this test's settings in its environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_sqs2pg"));
-        c.args(args)
-            .env("DATABASE_URL", &self.database_url)
-            .env("SQS2PG_QUEUE_URL", &self.queue_url)
-            .env("SQS2PG_KEYS", KEYS)
-            .env_remove("SQS2PG_KEYS_FILE")
-            .env_remove("RUST_LOG");
+        c.args(args);
+        self.settings(&mut c).env("SQS2PG_KEYS", KEYS);
         c
     }
 
@@ -390,18 +386,23 @@ impl TestEnv {
             bin_dir.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        Command::new("bash")
-            .args(["-o", "pipefail", "-c", line])
+        let mut c = Command::new("bash");
+        c.args(["-o", "pipefail", "-c", line])
             .current_dir(dir)
-            .env("PATH", path)
-            .env("DATABASE_URL", &self.database_url)
-            .env("SQS2PG_QUEUE_URL", &self.queue_url)
+            .env("PATH", path);
+        self.settings(&mut c)
             .env_remove("SQS2PG_KEYS")
-            .env_remove("SQS2PG_KEYS_FILE")
             .env_remove("SQS2PG_CONFIG")
-            .env_remove("RUST_LOG")
             .output()
             .expect("bash")
+    }
+
+    /// This test's queue and database, and nothing of the caller's keys file or log level.
+    fn settings<'c>(&self, c: &'c mut Command) -> &'c mut Command {
+        c.env("DATABASE_URL", &self.database_url)
+            .env("SQS2PG_QUEUE_URL", &self.queue_url)
+            .env_remove("SQS2PG_KEYS_FILE")
+            .env_remove("RUST_LOG")
     }
 
     /// Runs the binary and returns its output.
