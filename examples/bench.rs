@@ -584,7 +584,7 @@ async fn bench_sink(env: &Env, sizes: Sizes) -> Result<Vec<Line>> {
     // The same sink after a long history: the current ledger generation pre-filled.
     let full_url = env.fresh_db("sinkfull").await?;
     let c = pg(&full_url).await?;
-    let generation = sqs2pg::db::ledger::ledger_generation(std::time::SystemTime::now());
+    let generation = sqs2pg::db::ledger::ledger_generation(std::time::SystemTime::now()).number;
     c.batch_execute(&format!(
         "UPDATE sqs2pg_ledger_state SET generation = {generation};
          INSERT INTO sqs2pg_ledger_{} (message_id) SELECT 'old-' || g FROM generate_series(1, {}) g;

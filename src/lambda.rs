@@ -10,7 +10,8 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use tokio_util::sync::CancellationToken;
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
 
 use crate::config::DbConfig;
 use crate::mask::{Keyring, Masker};
@@ -35,18 +36,12 @@ impl Handler {
     pub async fn new(db: DbConfig, keyring: &Keyring) -> Result<Self, PipelineError> {
         let client = crate::db::connect(&db).await?;
         let shape = crate::db::schema::inspect(&client).await?;
-        let writer = crate::db::BatchWriter::prepare(client, &shape).await?;
+        let writer = crate::db::BatchWriter::prepare(client, &shape, db.write_timeout).await?;
         let stats = Arc::new(Stats::default());
-        let committer = Committer {
-            db,
-            shape,
-            writer: Some(writer),
-            masker: Masker::new(keyring),
-            stats: stats.clone(),
-            // Nothing stops a Lambda invocation but its own timeout.
-            stop: CancellationToken::new(),
-            attempts: ATTEMPTS,
-        };
+        let shape = Arc::new(tokio::sync::watch::Sender::new(shape));
+        // Nothing stops a Lambda invocation but its own timeout.
+        let mut committer = Committer::new(db, shape, writer, Masker::new(keyring), stats.clone());
+        committer.attempts = ATTEMPTS;
         Ok(Self {
             committer: tokio::sync::Mutex::new((committer, Masker::new(keyring))),
             stats,
@@ -64,10 +59,23 @@ impl Handler {
         self.stats.add_received(msgs.len());
         let mut guard = self.committer.lock().await;
         let (committer, masker) = &mut *guard;
-        let mut items = to_items(msgs, &committer.shape.limits, masker, &self.stats);
+        let limits = committer.shape.borrow().limits;
+        let mut items = to_items(msgs, &limits, masker, &self.stats);
         let mut response = SqsBatchResponse::default();
-        if let Err(e) = committer.commit(&mut items).await {
+        let committed = AssertUnwindSafe(committer.commit(&mut items))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                // Whatever the connection was doing is not to be trusted.
+                committer.writer = None;
+                Err(CommitFailure::Panicked)
+            });
+        if let Err(e) = committed {
             match e {
+                CommitFailure::Panicked => tracing::error!(
+                    messages = items.len(),
+                    "the commit panicked (a bug: please report it); returning every message to the queue"
+                ),
                 CommitFailure::Failed(e) => {
                     tracing::error!(error = %e, messages = items.len(), "batch not committed; returning every message to the queue")
                 }

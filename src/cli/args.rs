@@ -56,6 +56,15 @@ pub struct GlobalArgs {
     /// without it, the system's roots.
     #[arg(long, env = "SQS2PG_DB_CA_FILE", global = true)]
     pub db_ca_file: Option<PathBuf>,
+    /// How long one batch's transaction (BEGIN to COMMIT) may take before the connection is
+    /// taken for dead (a half-open TCP path, a COMMIT waiting on a lost synchronous standby):
+    /// readiness turns 503, the backend is terminated and the batch retried on a fresh
+    /// connection. Connect and keepalive bounds are libpq parameters of DATABASE_URL
+    /// (`connect_timeout`, `keepalives_idle`, `tcp_user_timeout`); see docs/DEPLOYMENT.md.
+    #[arg(long, env = "SQS2PG_DB_WRITE_TIMEOUT_SECS", global = true,
+          default_value_t = config::DEFAULT_DB_WRITE_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub db_write_timeout_secs: u64,
     /// File holding the keyring (`kid=BASE64KEY` lines; first entry writes). Without it,
     /// the keyring is read from SQS2PG_KEYS.
     #[arg(long, env = "SQS2PG_KEYS_FILE", global = true)]
@@ -303,7 +312,10 @@ impl GlobalArgs {
 
     /// The database, checked, with its TLS roots loaded.
     pub fn db(&self) -> Result<DbConfig, ConfigError> {
-        DbConfig::new(&self.database_url, self.db_ca_file.as_deref())
+        Ok(
+            DbConfig::new(&self.database_url, self.db_ca_file.as_deref())?
+                .with_write_timeout(std::time::Duration::from_secs(self.db_write_timeout_secs)),
+        )
     }
 
     /// Where the keyring comes from; nothing is read yet.

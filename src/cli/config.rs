@@ -25,6 +25,7 @@ fn render(g: &GlobalArgs, r: &RunArgs) -> String {
          queue_name = {:?}\n\
          database_url = {:?}\n\
          db_ca_file = {}\n\
+         db_write_timeout_secs = {}\n\
          keys = {:?}  # source: {key_source}; key ids only, writing key first\n\
          log_format = {:?}\n\
          metrics_addr = {}\n\
@@ -35,6 +36,7 @@ fn render(g: &GlobalArgs, r: &RunArgs) -> String {
         g.queue_name,
         db,
         opt(g.db_ca_file.as_ref().map(|p| p.display().to_string())),
+        g.db_write_timeout_secs,
         kids,
         format!("{:?}", g.log_format).to_lowercase(),
         opt(p.metrics_addr.map(|a| a.to_string())),

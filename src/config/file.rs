@@ -18,6 +18,7 @@ pub struct FileConfig {
     pub queue_name: Option<String>,
     pub database_url: Option<String>,
     pub db_ca_file: Option<String>,
+    pub db_write_timeout_secs: Option<u64>,
     pub keys_file: Option<String>,
     pub log_format: Option<String>,
     pub metrics_addr: Option<String>,
@@ -72,6 +73,10 @@ impl FileConfig {
             ("queue_name", self.queue_name.clone()),
             ("database_url", self.database_url.clone()),
             ("db_ca_file", self.db_ca_file.clone()),
+            (
+                "db_write_timeout_secs",
+                self.db_write_timeout_secs.map(|s| s.to_string()),
+            ),
             ("keys_file", self.keys_file.clone()),
             ("log_format", self.log_format.clone()),
             ("metrics_addr", self.metrics_addr.clone()),

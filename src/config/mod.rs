@@ -36,6 +36,18 @@ pub const DEFAULT_BATCH_SIZE: u32 = 500;
 pub const DEFAULT_BATCH_WAIT_MS: u64 = 200;
 /// `run --wait-seconds`' default: SQS's longest long poll.
 pub const DEFAULT_WAIT_SECONDS: i32 = 20;
+/// `--db-write-timeout-secs`' default.
+pub const DEFAULT_DB_WRITE_TIMEOUT_SECS: u64 = 30;
+/// libpq's `connect_timeout` when the connection string has none, in seconds.
+pub const DEFAULT_DB_CONNECT_TIMEOUT_SECS: u64 = 10;
+/// TCP keepalive idle time when the connection string sets no `keepalives_idle`; with
+/// [`DEFAULT_DB_KEEPALIVES_INTERVAL_SECS`] and [`DEFAULT_DB_KEEPALIVES_RETRIES`], a silent
+/// peer is detected in about 25 s instead of the kernel's two hours.
+pub const DEFAULT_DB_KEEPALIVES_IDLE_SECS: u64 = 10;
+/// TCP keepalive probe interval when the connection string sets none.
+pub const DEFAULT_DB_KEEPALIVES_INTERVAL_SECS: u64 = 5;
+/// TCP keepalive probes when the connection string sets none.
+pub const DEFAULT_DB_KEEPALIVES_RETRIES: u32 = 3;
 /// `run --shutdown-timeout`'s default, in seconds.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 
@@ -107,13 +119,15 @@ pub struct DbConfig {
     pub pg: tokio_postgres::Config,
     /// The roots server certificates are checked against; `None` when `sslmode=disable`.
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// `--db-write-timeout-secs`: the longest one batch's transaction may take.
+    pub write_timeout: Duration,
 }
 
 impl DbConfig {
     /// Parses and checks a connection string (URL or key=value form) and loads the roots
     /// its TLS will check: the PEM bundle `ca_file` (`SQS2PG_DB_CA_FILE`), else the system's.
     pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, ConfigError> {
-        let pg = tokio_postgres::Config::from_str(url).map_err(|e| ConfigError::Invalid {
+        let mut pg = tokio_postgres::Config::from_str(url).map_err(|e| ConfigError::Invalid {
             name: "--database-url / DATABASE_URL",
             problem: format!(
                 "not a valid Postgres connection string ({e}); expected e.g. postgres://user@host:5432/db"
@@ -123,11 +137,24 @@ impl DbConfig {
             tokio_postgres::config::SslMode::Disable => None,
             _ => Some(tls::client_config(ca_file)?),
         };
+        let write_timeout = Duration::from_secs(DEFAULT_DB_WRITE_TIMEOUT_SECS);
+        bound_network_waits(&mut pg, write_timeout);
         Ok(Self {
             url: SecretString::from(url.to_owned()),
             pg,
             tls,
+            write_timeout,
         })
+    }
+
+    /// With `--db-write-timeout-secs`; the TCP user timeout follows it unless the connection
+    /// string sets one.
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        if self.pg.get_tcp_user_timeout() == Some(&self.write_timeout) {
+            self.pg.tcp_user_timeout(timeout);
+        }
+        self.write_timeout = timeout;
+        self
     }
 
     /// The TLS client configuration, unless TLS is off.
@@ -138,6 +165,30 @@ impl DbConfig {
     /// The connection string with every password replaced, for display.
     pub fn redacted(&self) -> String {
         redact::redact(self.url.expose_secret())
+    }
+}
+
+/// The network waits libpq leaves unbounded by default, bounded unless the connection
+/// string sets them: connecting, a peer that stopped answering (keepalives), and data that
+/// stays unacknowledged (`tcp_user_timeout`, as long as a write may take). Without them a
+/// half-open connection (a NAT or load balancer that dropped its state, a host that vanished
+/// in a failover) hangs a writer for the kernel's two hours.
+fn bound_network_waits(pg: &mut tokio_postgres::Config, write_timeout: Duration) {
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(Duration::from_secs(DEFAULT_DB_CONNECT_TIMEOUT_SECS));
+    }
+    // The driver's own default: two hours, i.e. not set by the user.
+    if pg.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+        pg.keepalives_idle(Duration::from_secs(DEFAULT_DB_KEEPALIVES_IDLE_SECS));
+    }
+    if pg.get_keepalives_interval().is_none() {
+        pg.keepalives_interval(Duration::from_secs(DEFAULT_DB_KEEPALIVES_INTERVAL_SECS));
+    }
+    if pg.get_keepalives_retries().is_none() {
+        pg.keepalives_retries(DEFAULT_DB_KEEPALIVES_RETRIES);
+    }
+    if pg.get_tcp_user_timeout().is_none() {
+        pg.tcp_user_timeout(write_timeout);
     }
 }
 
@@ -194,6 +245,27 @@ mod tests {
         assert!(!format!("{db:?}").contains("s3cret"));
         let db = DbConfig::new("postgres://postgres@127.0.0.1/postgres", None).unwrap();
         assert_eq!(db.redacted(), "postgres://postgres@127.0.0.1/postgres");
+        let e = DbConfig::new("postgres://h:notaport/x", None).unwrap_err();
+        assert!(e.to_string().starts_with("--database-url / DATABASE_URL"));
+    }
+
+    #[test]
+    fn network_waits_are_bounded_unless_the_url_says_otherwise() {
+        let db = DbConfig::new("postgres://u@h/x", None).unwrap();
+        assert_eq!(db.pg.get_connect_timeout(), Some(&Duration::from_secs(10)));
+        assert_eq!(db.pg.get_keepalives_idle(), Duration::from_secs(10));
+        assert_eq!(db.pg.get_tcp_user_timeout(), Some(&Duration::from_secs(30)));
+        let db = db.with_write_timeout(Duration::from_secs(12));
+        assert_eq!(db.pg.get_tcp_user_timeout(), Some(&Duration::from_secs(12)));
+        let db = DbConfig::new(
+            "postgres://u@h/x?connect_timeout=3&keepalives_idle=60&tcp_user_timeout=7",
+            None,
+        )
+        .unwrap()
+        .with_write_timeout(Duration::from_secs(12));
+        assert_eq!(db.pg.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        assert_eq!(db.pg.get_keepalives_idle(), Duration::from_secs(60));
+        assert_eq!(db.pg.get_tcp_user_timeout(), Some(&Duration::from_secs(7)));
         let e = DbConfig::new("postgres://h:notaport/x", None).unwrap_err();
         assert!(e.to_string().starts_with("--database-url / DATABASE_URL"));
     }

@@ -12,9 +12,9 @@ use crate::config::DbConfig;
 /// (the default) when the server offers it, `require` always. The server certificate is
 /// verified against the roots [`DbConfig`] was built with: the system's, or the CA file's.
 pub async fn connect(db: &DbConfig) -> Result<Client, DbError> {
-    let connect_err = |source| DbError::Connect {
+    let connect_err = |cause| DbError::Connect {
         target: describe(&db.pg),
-        source,
+        cause,
     };
     let client = match db.tls() {
         None => {

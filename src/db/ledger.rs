@@ -4,10 +4,17 @@
 //! Two tables, each one generation of [`LEDGER_GENERATION_DAYS`] days: new ids go into the
 //! current one and are looked up in the previous one. When a new generation starts, the first
 //! writer to notice truncates the table it reuses, which only holds ids older than SQS's
-//! longest retention: pruning costs one `TRUNCATE` per generation, and a batch costs the same
-//! after a year as on the first day.
+//! longest retention (by a day's margin): pruning costs one `TRUNCATE` per generation, and a
+//! batch costs the same after a year as on the first day.
+//!
+//! Near a generation switch two writers (or one with a skewed clock) may disagree on the
+//! generation: one inserts an id into table A and looks it up in B, the other does the
+//! opposite, and neither sees the other's uncommitted insert. So within
+//! [`LEDGER_SKEW_TOLERANCE`] of a switch a writer inserts the ids into both tables, and the
+//! primary keys make the second writer wait for the first and find its id.
 
 use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -17,16 +24,40 @@ use tokio_postgres::{Client, Statement, Transaction};
 
 use super::DbError;
 
-/// Days per ledger generation: SQS keeps a message at most 14 days, so an id older than one
-/// full generation can never be delivered again.
-pub const LEDGER_GENERATION_DAYS: u64 = 14;
+/// Days per ledger generation: SQS keeps a message at most 14 days after it was sent, so an
+/// id is remembered at least a day longer than it can be delivered again, which covers clock
+/// skew between replicas.
+pub const LEDGER_GENERATION_DAYS: u64 = 15;
 
-/// The ledger generation of a moment (whole generations since the Unix epoch).
-pub fn ledger_generation(now: std::time::SystemTime) -> i64 {
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    (secs / (LEDGER_GENERATION_DAYS * 86_400)) as i64
+/// How far apart replicas' clocks (or a batch's start and its commit) may be around a
+/// generation switch without admitting a duplicate.
+pub const LEDGER_SKEW_TOLERANCE: Duration = Duration::from_secs(15 * 60);
+
+/// Added to generation numbers since generations became 15 days long (they were 14): every
+/// new number is above every old one, so an old replica never rotates again, and a state
+/// still holding an old number marks the switch, at which nothing is truncated.
+const GENERATION_OFFSET: i64 = 100_000;
+
+const GENERATION_SECS: u64 = LEDGER_GENERATION_DAYS * 86_400;
+
+/// Where a moment falls in the ledger's generations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Generation {
+    /// Whole generations since the Unix epoch, plus the offset.
+    pub number: i64,
+    /// Within [`LEDGER_SKEW_TOLERANCE`] of a switch: write the ids into both tables.
+    pub near_switch: bool,
+}
+
+/// The ledger generation of a moment.
+pub fn ledger_generation(now: SystemTime) -> Generation {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let into = secs % GENERATION_SECS;
+    let tolerance = LEDGER_SKEW_TOLERANCE.as_secs();
+    Generation {
+        number: (secs / GENERATION_SECS) as i64 + GENERATION_OFFSET,
+        near_switch: into < tolerance || GENERATION_SECS - into <= tolerance,
+    }
 }
 
 /// How a batch's ids go into the ledger.
@@ -97,39 +128,73 @@ impl Ledger {
         &self,
         tx: &Transaction<'_>,
         ids: &[&'a str],
-        generation: i64,
+        generation: Generation,
         mode: LedgerWrite,
     ) -> Result<Option<HashSet<&'a str>>, DbError> {
-        if generation != self.generation {
-            rotate(tx, generation).await?;
+        let g = generation.number;
+        if g != self.generation {
+            rotate(tx, g).await?;
         }
-        let previous = self.lookup.of(generation + 1);
-        match mode {
+        // The other table: the previous generation's, and near a switch the next one's.
+        let other = g + 1;
+        if generation.near_switch {
+            return self.claim_in_both(tx, ids, mode).await;
+        }
+        let fresh = match mode {
             LedgerWrite::Copy => {
                 // Ids seen in the previous generation go into the current one too, as on the
                 // checked path, so a redelivery renews its entry.
-                match copy_ids(tx, self.copy.of(generation), ids).await {
+                match copy_ids(tx, self.copy.of(g), ids).await {
                     Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(None),
                     done => done?,
                 }
-                let old = column_set(tx.query(previous, &[&ids]).await?);
-                Ok(Some(
-                    ids.iter()
-                        .copied()
-                        .filter(|id| !old.contains(*id))
-                        .collect(),
-                ))
+                let old = column_set(tx.query(self.lookup.of(other), &[&ids]).await?);
+                ids.iter()
+                    .copied()
+                    .filter(|id| !old.contains(*id))
+                    .collect()
             }
             LedgerWrite::Checked => {
-                let mut new = column_set(tx.query(self.insert.of(generation), &[&ids]).await?);
+                let mut new = column_set(tx.query(self.insert.of(g), &[&ids]).await?);
                 if !new.is_empty() {
                     let candidates: Vec<&str> = new.iter().map(String::as_str).collect();
-                    for id in column_set(tx.query(previous, &[&candidates]).await?) {
+                    for id in column_set(tx.query(self.lookup.of(other), &[&candidates]).await?) {
                         new.remove(&id);
                     }
                 }
+                ids.iter().copied().filter(|id| new.contains(*id)).collect()
+            }
+        };
+        Ok(Some(fresh))
+    }
+
+    /// [`Ledger::claim`] near a switch: the ids go into both tables, the even one first
+    /// whatever the writer's generation, so two writers on either side of the switch meet on
+    /// the same primary key without deadlocking; an id is fresh only if new to both.
+    async fn claim_in_both<'a>(
+        &self,
+        tx: &Transaction<'_>,
+        ids: &[&'a str],
+        mode: LedgerWrite,
+    ) -> Result<Option<HashSet<&'a str>>, DbError> {
+        match mode {
+            LedgerWrite::Copy => {
+                for generation in [0, 1] {
+                    match copy_ids(tx, self.copy.of(generation), ids).await {
+                        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(None),
+                        done => done?,
+                    }
+                }
+                Ok(Some(ids.iter().copied().collect()))
+            }
+            LedgerWrite::Checked => {
+                let even = column_set(tx.query(self.insert.of(0), &[&ids]).await?);
+                let odd = column_set(tx.query(self.insert.of(1), &[&ids]).await?);
                 Ok(Some(
-                    ids.iter().copied().filter(|id| new.contains(*id)).collect(),
+                    ids.iter()
+                        .copied()
+                        .filter(|id| even.contains(*id) && odd.contains(*id))
+                        .collect(),
                 ))
             }
         }
@@ -142,15 +207,20 @@ impl Ledger {
     }
 }
 
-/// Starts `generation` if no writer has yet: truncates the table it reuses.
+/// Starts `generation` if no writer has yet: truncates the table it reuses, unless the
+/// previous number is from before [`GENERATION_OFFSET`] (a fresh ledger, or the switch to
+/// 15-day generations, when either table may hold ids still in retention).
 async fn rotate(tx: &Transaction<'_>, generation: i64) -> Result<(), DbError> {
     let rotated = tx
         .query_opt(
-            "UPDATE sqs2pg_ledger_state SET generation = $1 WHERE generation < $1 RETURNING 1",
+            "UPDATE sqs2pg_ledger_state s SET generation = $1
+             FROM (SELECT generation FROM sqs2pg_ledger_state WHERE id = 1 FOR UPDATE) before
+             WHERE s.id = 1 AND s.generation < $1 RETURNING before.generation",
             &[&generation],
         )
         .await?;
-    if rotated.is_some() {
+    let before: Option<i64> = rotated.map(|r| r.get(0));
+    if before.is_some_and(|b| b >= GENERATION_OFFSET) {
         let reused = format!("sqs2pg_ledger_{}", generation.rem_euclid(2));
         tx.batch_execute(&format!("TRUNCATE {reused}")).await?;
         tracing::info!(generation, table = %reused, "ledger generation started; ids older than two generations pruned");
@@ -179,4 +249,23 @@ async fn copy_ids(
     }
     writer.finish().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_go_into_both_tables_only_near_a_switch() {
+        let switch = UNIX_EPOCH + Duration::from_secs(GENERATION_SECS * 2001);
+        let at = |t: SystemTime| ledger_generation(t);
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        assert_eq!(at(switch).number, at(switch - minutes(1)).number + 1);
+        assert!(at(switch).near_switch);
+        assert!(at(switch + minutes(14)).near_switch);
+        assert!(at(switch - minutes(15)).near_switch);
+        assert!(!at(switch + minutes(16)).near_switch);
+        assert!(!at(switch - minutes(16)).near_switch);
+        assert!(at(switch).number > GENERATION_OFFSET);
+    }
 }

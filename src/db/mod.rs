@@ -19,7 +19,7 @@ pub use connect::connect;
 pub use schema::TableShape;
 pub use write::{BatchWriter, WriteReport};
 
-/// A database failure, classified so the caller knows whether to retry.
+/// A database failure. [`DbError::next_step`] is the one place that decides what it means.
 #[derive(Debug, Error)]
 pub enum DbError {
     /// The tables are not there.
@@ -29,53 +29,111 @@ pub enum DbError {
     #[error("user_logins cannot be used: {0}")]
     Incompatible(String),
     /// Connecting failed.
-    #[error("cannot connect to Postgres at {target}: {source}; is it running? (local: scripts/services up)")]
+    #[error(
+        "cannot connect to Postgres at {target}: {}{}",
+        server_words(cause),
+        connect_hint(cause)
+    )]
     Connect {
         /// Host and database, no password.
         target: String,
-        /// Driver error.
-        source: tokio_postgres::Error,
+        /// Driver error; not a `source`, since the message already says all of it.
+        cause: tokio_postgres::Error,
     },
     /// A statement failed.
-    #[error("Postgres error{}: {source}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    #[error("Postgres error{}: {}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default(), server_words(cause))]
     Db {
         /// SQLSTATE, when the server sent one.
         code: Option<String>,
-        /// Driver error.
-        source: tokio_postgres::Error,
+        /// Driver error; not a `source`, since the message already says all of it.
+        cause: tokio_postgres::Error,
     },
+    /// An operation outlived its bound: the connection is taken for dead.
+    #[error("no answer from Postgres within {0:?} ({1}); taking the connection for dead")]
+    Timeout(std::time::Duration, &'static str),
+}
+
+/// What to do after a failure, decided by [`DbError::next_step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Open a fresh connection (and re-read the table's shape), then retry: the connection
+    /// is gone or points at a node that cannot write (a demoted primary, a server shutting
+    /// down or in recovery), or the table changed under the prepared statements.
+    Reconnect,
+    /// Pause and retry, keeping the messages held: contention (serialization, deadlock,
+    /// lock timeout), exhausted resources, or something an operator must fix (a revoked
+    /// grant, an internal error). Retrying cannot make it worse; rejecting would lose data.
+    BackOff,
+    /// The data of one row is refused: isolate it and quarantine it.
+    RejectRow,
+    /// A setting is wrong (database name, credentials, certificate, schema): exit 2.
+    Fix,
 }
 
 impl From<tokio_postgres::Error> for DbError {
-    fn from(source: tokio_postgres::Error) -> Self {
-        let code = source.code().map(|c| c.code().to_owned());
-        Self::Db { code, source }
+    fn from(cause: tokio_postgres::Error) -> Self {
+        let code = cause.code().map(|c| c.code().to_owned());
+        Self::Db { code, cause }
     }
 }
 
+/// SQLSTATEs whose meaning is "this connection can no longer write": read-only transaction
+/// (a demoted primary), admin shutdown, crash shutdown, cannot connect now (recovery),
+/// protocol violation (a binary `COPY` that no longer fits the column types).
+const RECONNECT_CODES: [&str; 5] = ["25006", "57P01", "57P02", "57P03", "08P01"];
+
+/// SQLSTATEs that a changed column type produces on our statements: a protocol violation
+/// or binary-format error on `COPY`, a NUL byte in text, a datatype mismatch.
+const SHAPE_CODES: [&str; 4] = ["08P01", "22P03", "22021", "42804"];
+
 impl DbError {
-    /// The database is there but not ready for sqs2pg: the user must act (exit 2).
+    /// The database is there but not ready for sqs2pg, or the settings point at the wrong
+    /// place: the user must act (exit 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self, Self::NotMigrated(_) | Self::Incompatible(_))
+        self.next_step() == NextStep::Fix
     }
 
-    /// A failure caused by the data of some row (SQLSTATE class 22 or 23): retrying the same
-    /// batch cannot help, isolating the row can.
+    /// A failure caused by the data of some row: retrying the same batch cannot help,
+    /// isolating the row can.
     pub fn is_data(&self) -> bool {
-        matches!(self, Self::Db { code: Some(c), .. } if c.starts_with("22") || c.starts_with("23"))
+        self.next_step() == NextStep::RejectRow
     }
 
-    /// Worth retrying after a pause: connection loss, serialization, deadlock, resources,
-    /// shutdown. Everything that is not a data or schema error.
+    /// Worth retrying (after a pause, maybe on a new connection).
     pub fn is_transient(&self) -> bool {
+        matches!(self.next_step(), NextStep::Reconnect | NextStep::BackOff)
+    }
+
+    /// The failure may come from a column whose type changed while we ran.
+    pub fn suggests_changed_table(&self) -> bool {
+        self.sqlstate().is_some_and(|c| SHAPE_CODES.contains(&c))
+    }
+
+    /// What to do next. Unknown SQLSTATEs back off: nothing hot-loops, nothing is rejected
+    /// for a reason that is not the row's.
+    pub fn next_step(&self) -> NextStep {
         match self {
-            Self::Connect { .. } => true,
-            // No SQLSTATE: the connection or the protocol failed, not the data.
-            Self::Db { code: None, .. } => true,
-            Self::Db { code: Some(c), .. } => ["08", "40", "53", "57", "58"]
-                .iter()
-                .any(|p| c.starts_with(p)),
-            _ => false,
+            Self::NotMigrated(_) | Self::Incompatible(_) => NextStep::Fix,
+            Self::Connect { cause, .. } => match cause.code().map(|c| c.code()) {
+                Some(c) if c == "3D000" || c.starts_with("28") => NextStep::Fix,
+                _ if is_certificate_failure(cause) => NextStep::Fix,
+                _ => NextStep::Reconnect,
+            },
+            Self::Timeout(..) => NextStep::Reconnect,
+            Self::Db { code: None, .. } => NextStep::Reconnect,
+            Self::Db {
+                code: Some(c),
+                cause,
+            } => {
+                if RECONNECT_CODES.contains(&c.as_str()) || c.starts_with("08") || cause.is_closed()
+                {
+                    NextStep::Reconnect
+                } else if c.starts_with("22") || c.starts_with("23") {
+                    NextStep::RejectRow
+                } else {
+                    NextStep::BackOff
+                }
+            }
         }
     }
 
@@ -83,7 +141,52 @@ impl DbError {
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
             Self::Db { code, .. } => code.as_deref(),
+            Self::Connect { cause, .. } => cause.code().map(|c| c.code()),
             _ => None,
         }
     }
+}
+
+/// The server's own words (message, detail, hint) when it answered; the driver's chain of
+/// causes when it did not. sqs2pg masks before writing, so the server never holds a raw ip
+/// or device_id to quote back.
+fn server_words(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = db.message().to_owned();
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" (detail: {d})"));
+            }
+            if let Some(h) = db.hint() {
+                s.push_str(&format!(" (hint: {h})"));
+            }
+            s
+        }
+        None => crate::error::causes(e),
+    }
+}
+
+/// What to do about a failed connection, in a few words.
+fn connect_hint(e: &tokio_postgres::Error) -> &'static str {
+    match e.code().map(|c| c.code()) {
+        Some("3D000") => {
+            "; check the database name in DATABASE_URL (create it, or point at one that exists)"
+        }
+        Some(c) if c.starts_with("28") => {
+            "; check the user and password in DATABASE_URL, and the server's pg_hba.conf"
+        }
+        _ if is_certificate_failure(e) => {
+            "; check --db-ca-file / SQS2PG_DB_CA_FILE and the host name in DATABASE_URL"
+        }
+        _ => "; is it running and reachable? (local: scripts/services up)",
+    }
+}
+
+/// A TLS handshake that failed on the server's certificate (unknown issuer, wrong name,
+/// expired): no retry will change it.
+fn is_certificate_failure(e: &tokio_postgres::Error) -> bool {
+    let text = crate::error::causes(e).to_ascii_lowercase();
+    text.contains("certificate")
+        || text.contains("unknownissuer")
+        || text.contains("notvalidforname")
 }

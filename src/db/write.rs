@@ -9,12 +9,12 @@
 //! the checked path, which skips the ids the ledger already holds.
 
 use std::collections::HashSet;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio_postgres::Client;
 
 use super::encode::{RejectWriter, RowWriter};
-use super::ledger::{ledger_generation, Ledger, LedgerWrite};
+use super::ledger::{ledger_generation, Generation, Ledger, LedgerWrite};
 use super::{DbError, TableShape};
 use crate::config::DbConfig;
 use crate::decode::RejectReason;
@@ -44,9 +44,18 @@ impl WriteReport {
 /// A writer on its own connection, with statements prepared for the live table's shape.
 pub struct BatchWriter {
     client: Client,
+    /// The server process behind the connection, so that one abandoned on a timeout can be
+    /// terminated from the next: its transaction would otherwise keep the ledger locks the
+    /// retry needs until the server notices the client is gone.
+    backend_pid: i32,
+    /// What the statements were prepared for.
+    shape: TableShape,
     ledger: Ledger,
     rows: RowWriter,
     rejects: RejectWriter,
+    /// The bound on one transaction, also set server-side so that an orphaned transaction
+    /// ends by itself.
+    limits_sql: String,
 }
 
 impl BatchWriter {
@@ -54,17 +63,46 @@ impl BatchWriter {
     /// [`super::schema::inspect`]).
     pub async fn connect(db: &DbConfig, shape: &TableShape) -> Result<Self, DbError> {
         let client = super::connect(db).await?;
-        Self::prepare(client, shape).await
+        Self::prepare(client, shape, db.write_timeout).await
     }
 
-    /// Prepares the statements on an open connection.
-    pub async fn prepare(client: Client, shape: &TableShape) -> Result<Self, DbError> {
+    /// Prepares the statements on an open connection; a transaction may take `timeout`.
+    pub async fn prepare(
+        client: Client,
+        shape: &TableShape,
+        timeout: Duration,
+    ) -> Result<Self, DbError> {
+        let backend_pid = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await?
+            .get(0);
+        let ms = timeout.as_millis();
         Ok(Self {
+            backend_pid,
+            shape: shape.clone(),
             ledger: Ledger::prepare(&client).await?,
             rows: RowWriter::prepare(&client, shape).await?,
             rejects: RejectWriter::prepare(&client).await?,
+            limits_sql: format!(
+                "SET LOCAL statement_timeout = {ms}; SET LOCAL idle_in_transaction_session_timeout = {ms}"
+            ),
             client,
         })
+    }
+
+    /// The table shape the statements were prepared for.
+    pub fn shape(&self) -> &TableShape {
+        &self.shape
+    }
+
+    /// The connection, for catalog reads between batches.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The server process id of the connection.
+    pub fn backend_pid(&self) -> i32 {
+        self.backend_pid
     }
 
     /// True once the connection is gone; the caller reconnects.
@@ -111,7 +149,7 @@ impl BatchWriter {
             }
         };
         report.duplicates += (batch.len() - unique.len()) as u64;
-        self.ledger.committed(generation);
+        self.ledger.committed(generation.number);
         Ok(report)
     }
 
@@ -120,10 +158,11 @@ impl BatchWriter {
         &mut self,
         recs: &[&Record],
         ids: &[&str],
-        generation: i64,
+        generation: Generation,
         mode: LedgerWrite,
     ) -> Result<Option<WriteReport>, DbError> {
         let tx = self.client.transaction().await?;
+        tx.batch_execute(&self.limits_sql).await?;
         let Some(fresh) = self.ledger.claim(&tx, ids, generation, mode).await? else {
             tx.rollback().await?;
             return Ok(None);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::commit::SharedShape;
 use crate::decode::Limits;
 use crate::mask::Masker;
 use crate::source::Received;
@@ -19,6 +20,9 @@ use crate::transform::{transform, Record};
 pub struct Item {
     pub msg: Received,
     pub record: Record,
+    /// The limits `record` was made for: a committer that learns of a changed table makes
+    /// the record again.
+    pub made_for: Limits,
 }
 
 /// Transforms received messages into batch items, counting unknown keys.
@@ -36,7 +40,11 @@ pub fn to_items(
                 message_id: msg.message_id.clone(),
                 outcome: t.outcome,
             };
-            Item { msg, record }
+            Item {
+                msg,
+                record,
+                made_for: *limits,
+            }
         })
         .collect()
 }
@@ -45,8 +53,8 @@ pub fn to_items(
 pub struct TransformAndBatch {
     pub batch_size: usize,
     pub batch_wait: Duration,
-    /// The live table's limits, read once at build.
-    pub limits: Limits,
+    /// The live table's shape, for its limits.
+    pub shape: SharedShape,
     pub masker: Masker,
     pub stats: Arc<Stats>,
     /// The shutdown deadline: stop handing on.
@@ -71,7 +79,8 @@ impl TransformAndBatch {
                 None => rx.recv().await,
             };
             let Some(msgs) = next else { break };
-            items.extend(to_items(msgs, &self.limits, &mut self.masker, &self.stats));
+            let limits = self.shape.borrow().limits;
+            items.extend(to_items(msgs, &limits, &mut self.masker, &self.stats));
             window.get_or_insert_with(|| tokio::time::Instant::now() + self.batch_wait);
             if items.len() >= self.batch_size {
                 window = None;

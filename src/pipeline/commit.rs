@@ -1,20 +1,32 @@
-//! Committing a batch: transient database errors are retried on a fresh connection after a
-//! pause; a data error splits the batch in halves until the culprit row is alone, which is
-//! then quarantined with its SQLSTATE. Shared by the writers and the Lambda handler.
+//! Committing a batch. What a failure means is decided once, by [`DbError::next_step`]: a
+//! connection that is gone, timed out or cannot write is replaced (and the table's shape
+//! read again); contention and operator errors are waited out with the messages still held;
+//! a data error splits the batch in halves until the culprit row is alone, which is then
+//! quarantined with its SQLSTATE. Shared by the writers and the Lambda handler.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::Item;
 use crate::backoff::Backoff;
 use crate::config::DbConfig;
-use crate::db::{BatchWriter, DbError, TableShape, WriteReport};
+use crate::db::{BatchWriter, DbError, NextStep, TableShape, WriteReport};
 use crate::decode::RejectReason;
 use crate::mask::Masker;
 use crate::telemetry::Stats;
-use crate::transform::{quarantine, Outcome, Record};
+use crate::transform::{quarantine, transform, Outcome, Record};
+
+/// The live table's shape, shared by the batcher (its limits) and every committer (their
+/// prepared statements): whoever notices a change publishes it, the others follow from their
+/// next batch.
+pub type SharedShape = Arc<watch::Sender<TableShape>>;
+
+/// How often a committer reads the table's shape again even when nothing failed: an
+/// `ALTER TABLE` that widens a column produces no error to notice it by.
+const SHAPE_RECHECK: Duration = Duration::from_secs(60);
 
 /// Why a batch was not committed.
 #[derive(Debug)]
@@ -23,14 +35,20 @@ pub enum CommitFailure {
     Failed(DbError),
     /// The shutdown deadline passed.
     Stopped,
+    /// The commit panicked (caught where it ran).
+    Panicked,
 }
+
+/// A body that makes a debug build's committer panic, so the tests can prove a panic is
+/// not swallowed. Release builds have no such hook.
+#[cfg(debug_assertions)]
+pub const TEST_PANIC_BODY: &str = r#"{"sqs2pg_test_hook":"panic"}"#;
 
 /// Commits batches on one connection, reconnecting as needed.
 pub struct Committer {
     /// Where to reconnect.
     pub db: DbConfig,
-    /// What a reconnected writer prepares for.
-    pub shape: TableShape,
+    pub shape: SharedShape,
     /// The connection, when there is one.
     pub writer: Option<BatchWriter>,
     /// Seals the bodies of rows the database refuses.
@@ -38,19 +56,47 @@ pub struct Committer {
     pub stats: Arc<Stats>,
     /// Cancelled to abandon retries (the shutdown deadline).
     pub stop: CancellationToken,
-    /// Attempts per batch on transient errors.
+    /// Attempts per batch on retryable errors.
     pub attempts: u32,
+    /// When the shape was last read.
+    pub inspected: Instant,
+    /// The server process of a connection given up on a timeout, terminated from the next.
+    pub orphan: Option<i32>,
 }
 
 impl Committer {
+    /// A committer on an open writer.
+    pub fn new(
+        db: DbConfig,
+        shape: SharedShape,
+        writer: BatchWriter,
+        masker: Masker,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Self {
+            db,
+            shape,
+            writer: Some(writer),
+            masker,
+            stats,
+            stop: CancellationToken::new(),
+            attempts: u32::MAX,
+            inspected: Instant::now(),
+            orphan: None,
+        }
+    }
+
     /// Commits a batch and records it in the stats. Each bisected part commits on its own.
     pub async fn commit(&mut self, items: &mut [Item]) -> Result<WriteReport, CommitFailure> {
+        #[cfg(debug_assertions)]
+        if items.iter().any(|i| i.msg.body.expose() == TEST_PANIC_BODY) {
+            panic!("test hook: a committer panics");
+        }
         let started = Instant::now();
         let mut total = WriteReport::default();
         let mut stack: Vec<(usize, usize)> = vec![(0, items.len())];
         while let Some((lo, hi)) = stack.pop() {
-            let records: Vec<&Record> = items[lo..hi].iter().map(|i| &i.record).collect();
-            match self.write_retrying(&records).await {
+            match self.write_retrying(&mut items[lo..hi]).await {
                 Ok(r) => total.absorb(r),
                 Err(CommitFailure::Failed(e)) if e.is_data() && hi - lo > 1 => {
                     let mid = lo + (hi - lo) / 2;
@@ -79,58 +125,150 @@ impl Committer {
     /// Turns a row the database refused into a reject carrying the SQLSTATE.
     fn quarantine_refused(&mut self, item: &mut Item, e: &DbError) {
         let code = e.sqlstate().unwrap_or("unknown").to_owned();
-        tracing::warn!(message_id = %item.record.message_id, sqlstate = %code, "database refused one row; quarantining it");
+        tracing::warn!(message_id = %item.record.message_id, sqlstate = %code, error = %e, "database refused one row; quarantining it");
         let reject = quarantine(&item.msg, RejectReason::Database(code), &mut self.masker);
         item.record.outcome = Outcome::Reject(reject);
     }
 
-    async fn write_retrying(&mut self, records: &[&Record]) -> Result<WriteReport, CommitFailure> {
+    async fn write_retrying(&mut self, items: &mut [Item]) -> Result<WriteReport, CommitFailure> {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         let mut attempt = 0;
         loop {
             attempt += 1;
             let stop = self.stop.clone();
-            let result = tokio::select! {
-                r = self.write_once(records) => r,
+            let e = tokio::select! {
+                r = self.write_once(items) => match r {
+                    Ok(r) => {
+                        self.stats.set_writes_failing(false);
+                        return Ok(r);
+                    }
+                    Err(e) => e,
+                },
                 _ = stop.cancelled() => return Err(CommitFailure::Stopped),
             };
-            match result {
-                Ok(r) => {
-                    self.stats.set_db_ok(true);
-                    return Ok(r);
-                }
-                Err(e) if e.is_transient() && attempt < self.attempts => {
-                    self.stats.set_db_ok(false);
-                    self.stats.add_db_retry();
-                    tracing::warn!(error = %e, attempt, "write failed; retrying");
-                    if self.writer.as_ref().is_none_or(BatchWriter::is_closed) {
-                        self.writer = None;
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff.next_pause()) => {}
-                        _ = self.stop.cancelled() => return Err(CommitFailure::Stopped),
-                    }
-                }
-                Err(e) => {
-                    if e.is_transient() {
-                        self.stats.set_db_ok(false);
-                    }
-                    return Err(CommitFailure::Failed(e));
-                }
+            // A refused value that a changed column explains is retried on the new shape.
+            if e.suggests_changed_table() && self.refresh_shape().await {
+                self.writer = None;
+                continue;
+            }
+            let step = e.next_step();
+            let retry = matches!(step, NextStep::Reconnect | NextStep::BackOff);
+            if retry {
+                self.stats.set_writes_failing(true);
+            }
+            if !retry || attempt >= self.attempts {
+                return Err(CommitFailure::Failed(e));
+            }
+            self.stats.add_db_retry();
+            self.on_retryable(&e, step, attempt);
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.next_pause()) => {}
+                _ = self.stop.cancelled() => return Err(CommitFailure::Stopped),
             }
         }
     }
 
-    /// One write on the open connection, or on a new one when it is gone.
-    async fn write_once(&mut self, records: &[&Record]) -> Result<WriteReport, DbError> {
-        let writer = match &mut self.writer {
-            Some(w) if !w.is_closed() => w,
-            slot => {
-                let w = BatchWriter::connect(&self.db, &self.shape).await?;
-                tracing::info!("reconnected to Postgres");
-                slot.insert(w)
+    /// Logs a failure the batch will be retried after, and drops a connection that cannot
+    /// be trusted any more.
+    fn on_retryable(&mut self, e: &DbError, step: NextStep, attempt: u32) {
+        let sqlstate = e.sqlstate().unwrap_or("none");
+        if step == NextStep::Reconnect {
+            tracing::warn!(error = %e, sqlstate, attempt, "write failed; retrying on a fresh connection (the messages stay held)");
+            if let Some(w) = self.writer.take() {
+                if matches!(e, DbError::Timeout(..)) {
+                    self.orphan = Some(w.backend_pid());
+                }
             }
+        } else {
+            // Retrying cannot hurt and rejecting would lose data: someone must act.
+            tracing::error!(error = %e, sqlstate, attempt, "the database refuses the write; the batch is held and retried until it is fixed (readiness is 503 meanwhile)");
+        }
+        if self.writer.as_ref().is_some_and(BatchWriter::is_closed) {
+            self.writer = None;
+        }
+    }
+
+    /// One write on the open connection, or on a new one when it is gone or was prepared for
+    /// an older shape; records made for older limits are made again first.
+    async fn write_once(&mut self, items: &mut [Item]) -> Result<WriteReport, DbError> {
+        if self.inspected.elapsed() > SHAPE_RECHECK {
+            self.refresh_shape().await;
+        }
+        let shape = self.shape.borrow().clone();
+        if self
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.is_closed() || *w.shape() != shape)
+        {
+            self.writer = None;
+        }
+        let writer = match self.writer.take() {
+            Some(w) => w,
+            None => self.reconnect().await?,
         };
-        writer.write_at(records, SystemTime::now()).await
+        let writer = self.writer.insert(writer);
+        let limits = writer.shape().limits;
+        for item in items.iter_mut().filter(|i| i.made_for != limits) {
+            item.record.outcome = transform(&item.msg, &limits, &mut self.masker).outcome;
+            item.made_for = limits;
+        }
+        let records: Vec<&Record> = items.iter().map(|i| &i.record).collect();
+        let bound = self.db.write_timeout;
+        match tokio::time::timeout(bound, writer.write_at(&records, SystemTime::now())).await {
+            Ok(r) => r,
+            Err(_) => Err(DbError::Timeout(bound, "one batch's transaction")),
+        }
+    }
+
+    /// A fresh connection: the orphaned backend of a timed-out one is terminated (its locks
+    /// would stall this retry), the shape read again, the statements prepared for it.
+    async fn reconnect(&mut self) -> Result<BatchWriter, DbError> {
+        let client = crate::db::connect(&self.db).await?;
+        if let Some(pid) = self.orphan.take() {
+            let ended = client
+                .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+                .await
+                .map(|r| r.get::<_, bool>(0));
+            tracing::warn!(backend_pid = pid, terminated = ?ended.as_ref().ok(), "ended the server side of the abandoned connection");
+        }
+        let shape = crate::db::schema::inspect(&client).await?;
+        self.publish(shape.clone());
+        let w = BatchWriter::prepare(client, &shape, self.db.write_timeout).await?;
+        tracing::info!("connected to Postgres (backend {})", w.backend_pid());
+        Ok(w)
+    }
+
+    /// Reads the shape again (on the writer's connection when it has one); true when it
+    /// changed.
+    async fn refresh_shape(&mut self) -> bool {
+        self.inspected = Instant::now();
+        let read = match &self.writer {
+            Some(w) if !w.is_closed() => crate::db::schema::inspect(w.client()).await,
+            _ => match crate::db::connect(&self.db).await {
+                Ok(client) => crate::db::schema::inspect(&client).await,
+                Err(e) => Err(e),
+            },
+        };
+        match read {
+            Ok(shape) => self.publish(shape),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read user_logins' shape");
+                false
+            }
+        }
+    }
+
+    /// Makes `shape` the live one; true when it differs from what was known.
+    fn publish(&mut self, shape: TableShape) -> bool {
+        self.inspected = Instant::now();
+        let changed = self.shape.send_if_modified(|known| {
+            if *known == shape {
+                return false;
+            }
+            tracing::warn!(before = ?known.limits, after = ?shape.limits, "user_logins changed while running; writing for its new shape from now on");
+            *known = shape.clone();
+            true
+        });
+        changed || self.writer.as_ref().is_some_and(|w| *w.shape() != shape)
     }
 }

@@ -32,13 +32,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::backoff::Backoff;
 use crate::config::{DbConfig, PipelineConfig, RunConfig};
-use crate::db::{BatchWriter, DbError, TableShape};
+use crate::db::{BatchWriter, DbError};
 use crate::mask::{Keyring, Masker};
 use crate::source::{Received, Source, SourceError};
 use crate::telemetry::{Progress, Stats, Summary};
 
 use self::batch::{Item, TransformAndBatch};
-use self::commit::Committer;
+use self::commit::{Committer, SharedShape};
 use self::lease::Tracker;
 use self::poll::Poller;
 use self::shutdown::Shutdown;
@@ -59,6 +59,9 @@ pub enum PipelineError {
     /// The metrics address cannot be bound.
     #[error("--metrics-addr / SQS2PG_METRICS_ADDR: cannot listen on {0}: {1}")]
     Metrics(std::net::SocketAddr, std::io::Error),
+    /// A task panicked: a bug. What it held was released.
+    #[error("the {0} task panicked (a bug: please report it with the log); its messages were released to the queue")]
+    Panicked(&'static str),
     /// A drain run gave up on an unreachable queue.
     #[error("the queue stayed unreachable; last error: {0}")]
     QueueUnreachable(SourceError),
@@ -89,7 +92,7 @@ pub struct Pipeline {
     source: Source,
     db: DbConfig,
     keyring: Arc<Keyring>,
-    shape: TableShape,
+    shape: SharedShape,
     writers: Vec<BatchWriter>,
     tracker: Arc<Tracker>,
     stats: Arc<Stats>,
@@ -140,10 +143,11 @@ impl Pipeline {
         };
         let first = wait_for_db(&cfg.db, attempts, shutdown).await?;
         let shape = crate::db::schema::inspect(&first).await?;
-        let mut writers = vec![BatchWriter::prepare(first, &shape).await?];
+        let bound = cfg.db.write_timeout;
+        let mut writers = vec![BatchWriter::prepare(first, &shape, bound).await?];
         for _ in 1..p.writers.max(1) {
             let client = wait_for_db(&cfg.db, attempts, shutdown).await?;
-            writers.push(BatchWriter::prepare(client, &shape).await?);
+            writers.push(BatchWriter::prepare(client, &shape, bound).await?);
         }
         let tracker = Arc::new(Tracker::new(source.visibility_timeout().await?));
         Ok(Self {
@@ -151,7 +155,7 @@ impl Pipeline {
             source,
             db: cfg.db,
             keyring: Arc::new(cfg.keyring),
-            shape,
+            shape: Arc::new(tokio::sync::watch::Sender::new(shape)),
             writers,
             tracker,
             stats,
@@ -201,7 +205,7 @@ impl Pipeline {
         progress.finish().await;
         lease::release(&self.source, &self.tracker, &self.stats).await;
         self.stats.set_consuming(false);
-        self.outcome(&poll_error).await
+        self.outcome(&poll_error, &shutdown).await
     }
 
     fn log_start(&self) {
@@ -213,7 +217,7 @@ impl Pipeline {
             batch_size = p.batch_size,
             visibility_timeout_s = self.tracker.visibility().as_secs(),
             writing_kid = self.keyring.writing_kid(),
-            app_version_column = ?self.shape.limits.app_version,
+            app_version_column = ?self.shape.borrow().limits.app_version,
             "consumer started"
         );
     }
@@ -235,7 +239,7 @@ impl Pipeline {
                 wait_seconds: self.cfg.wait_seconds,
                 until_empty: self.cfg.until_empty,
             };
-            tasks.spawn(poller.run(tx.clone()));
+            tasks.spawn(shutdown.guarded("poller", poller.run(tx.clone())));
         }
         rx
     }
@@ -250,12 +254,12 @@ impl Pipeline {
         let batcher = TransformAndBatch {
             batch_size: self.cfg.batch_size,
             batch_wait: self.cfg.batch_wait,
-            limits: self.shape.limits,
+            shape: self.shape.clone(),
             masker: Masker::new(&self.keyring),
             stats: self.stats.clone(),
             deadline: shutdown.deadline.clone(),
         };
-        tasks.spawn(batcher.run(received, tx));
+        tasks.spawn(shutdown.guarded("batcher", batcher.run(received, tx)));
         rx
     }
 
@@ -267,26 +271,25 @@ impl Pipeline {
     ) {
         let batches = Arc::new(Mutex::new(batches));
         for writer in std::mem::take(&mut self.writers) {
+            let mut committer = Committer::new(
+                self.db.clone(),
+                self.shape.clone(),
+                writer,
+                Masker::new(&self.keyring),
+                self.stats.clone(),
+            );
+            committer.stop = shutdown.deadline.clone();
+            // A daemon waits out a database outage; a drain run reports it.
+            if self.cfg.until_empty {
+                committer.attempts = DRAIN_WRITE_ATTEMPTS;
+            }
             let w = Writer {
                 source: self.source.clone(),
                 tracker: self.tracker.clone(),
-                committer: Committer {
-                    db: self.db.clone(),
-                    shape: self.shape.clone(),
-                    writer: Some(writer),
-                    masker: Masker::new(&self.keyring),
-                    stats: self.stats.clone(),
-                    stop: shutdown.deadline.clone(),
-                    // A daemon waits out a database outage; a drain run reports it.
-                    attempts: if self.cfg.until_empty {
-                        DRAIN_WRITE_ATTEMPTS
-                    } else {
-                        u32::MAX
-                    },
-                },
+                committer,
                 delete_concurrency: delete_concurrency(self.cfg.pollers, self.cfg.writers),
             };
-            tasks.spawn(w.run(batches.clone()));
+            tasks.spawn(shutdown.guarded("writer", w.run(batches.clone())));
         }
     }
 
@@ -308,7 +311,11 @@ impl Pipeline {
     async fn outcome(
         &self,
         poll_error: &Mutex<Option<SourceError>>,
+        shutdown: &Shutdown,
     ) -> Result<Summary, PipelineError> {
+        if let Some(task) = shutdown.panicked() {
+            return Err(PipelineError::Panicked(task));
+        }
         let summary = self.stats.summary(self.started.elapsed());
         if self.cfg.until_empty {
             let failed = self.stats.batches_failed();

@@ -2,8 +2,12 @@
 //! was received is still committed and deleted. What is not done `shutdown_timeout` later is
 //! abandoned and released. Mini-redis style: each task is handed the signal it obeys.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 /// The three moments of a run's end, each a token the tasks watch.
@@ -18,6 +22,8 @@ pub struct Shutdown {
     pub deadline: CancellationToken,
     /// Cancelled once every stage has returned: heartbeat, health probes and progress stop.
     pub finished: CancellationToken,
+    /// The first task that panicked, if one did.
+    panicked: Arc<OnceLock<&'static str>>,
 }
 
 impl Shutdown {
@@ -32,6 +38,7 @@ impl Shutdown {
             requested,
             deadline: CancellationToken::new(),
             finished: CancellationToken::new(),
+            panicked: Arc::default(),
         };
         let watch = s.clone();
         tokio::spawn(async move {
@@ -48,5 +55,29 @@ impl Shutdown {
             }
         });
         s
+    }
+
+    /// `task` such that a panic ends the run instead of vanishing with the task: it is
+    /// logged, remembered for [`Shutdown::panicked`], and the shutdown requested, so the
+    /// other stages commit what they hold and the rest is released before the process exits
+    /// non-zero (a supervisor's `Restart=on-failure` then restarts it).
+    pub fn guarded(
+        &self,
+        name: &'static str,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let s = self.clone();
+        async move {
+            if AssertUnwindSafe(task).catch_unwind().await.is_err() {
+                tracing::error!(task = name, "a task panicked (a bug: please report it); stopping the run and releasing its messages");
+                let _ = s.panicked.set(name);
+                s.requested.cancel();
+            }
+        }
+    }
+
+    /// The task that panicked, if one did.
+    pub fn panicked(&self) -> Option<&'static str> {
+        self.panicked.get().copied()
     }
 }

@@ -51,7 +51,7 @@ impl Writer {
                     tracing::error!(error = %e, messages = items.len(), "batch not committed; its messages will be redelivered");
                 }
                 // Still held: released when the pipeline ends.
-                Err(CommitFailure::Stopped) => {}
+                Err(CommitFailure::Stopped | CommitFailure::Panicked) => {}
             }
         }
     }

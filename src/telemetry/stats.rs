@@ -32,6 +32,9 @@ pub struct Stats {
     last_commit_unix: AtomicU64,
     consuming: AtomicBool,
     db_ok: AtomicBool,
+    /// Set while a writer's batch keeps failing (refused, timed out, or the node cannot
+    /// write), which the probe's `SELECT 1` cannot see.
+    writes_failing: AtomicBool,
     sqs_ok: AtomicBool,
     backlog: AtomicU64,
 }
@@ -45,12 +48,14 @@ pub struct Readiness {
     pub db_ok: bool,
     /// The last receive or queue probe succeeded.
     pub sqs_ok: bool,
+    /// No batch is stuck retrying.
+    pub writes_ok: bool,
 }
 
 impl Readiness {
     /// Consuming, with database and queue reachable.
     pub fn is_ready(&self) -> bool {
-        self.consuming && self.db_ok && self.sqs_ok
+        self.consuming && self.db_ok && self.sqs_ok && self.writes_ok
     }
 
     /// Why not, in words, for the 503 body.
@@ -59,6 +64,8 @@ impl Readiness {
             (!self.consuming).then_some("not consuming (starting or shutting down)"),
             (!self.db_ok).then_some("database unreachable"),
             (!self.sqs_ok).then_some("queue unreachable"),
+            (!self.writes_ok)
+                .then_some("writes failing or stalled: batches are held and retried (see the log)"),
         ]
         .into_iter()
         .flatten()
@@ -201,6 +208,11 @@ impl Stats {
         self.db_ok.store(ok, Ordering::Relaxed);
     }
 
+    /// Whether the last batch write failed (and is being retried) or succeeded.
+    pub fn set_writes_failing(&self, failing: bool) {
+        self.writes_failing.store(failing, Ordering::Relaxed);
+    }
+
     /// The outcome of the last receive or queue probe.
     pub fn set_sqs_ok(&self, ok: bool) {
         self.sqs_ok.store(ok, Ordering::Relaxed);
@@ -217,6 +229,7 @@ impl Stats {
             consuming: self.consuming.load(Ordering::Relaxed),
             db_ok: self.db_ok.load(Ordering::Relaxed),
             sqs_ok: self.sqs_ok.load(Ordering::Relaxed),
+            writes_ok: !self.writes_failing.load(Ordering::Relaxed),
         }
     }
 

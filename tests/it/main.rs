@@ -3,6 +3,7 @@
 //! from [`helpers::TestEnv`].
 
 mod cli;
+mod db_faults;
 mod e2e;
 mod faults;
 mod helpers;

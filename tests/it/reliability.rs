@@ -12,14 +12,19 @@ use crate::helpers::{
 };
 
 /// Synthetic input and what it must become.
-struct Workload {
-    bodies: Vec<String>,
+pub(crate) struct Workload {
+    pub(crate) bodies: Vec<String>,
     /// (user_id, ip) of every valid body, duplicates included (each is its own row).
-    valid: Vec<(String, Option<String>)>,
-    malformed: Vec<String>,
+    pub(crate) valid: Vec<(String, Option<String>)>,
+    pub(crate) malformed: Vec<String>,
 }
 
-fn workload(count: usize, malformed_rate: f64, duplicate_rate: f64, seed: u64) -> Workload {
+pub(crate) fn workload(
+    count: usize,
+    malformed_rate: f64,
+    duplicate_rate: f64,
+    seed: u64,
+) -> Workload {
     let bodies = synthetic(count, malformed_rate, duplicate_rate, seed);
     let mut valid = Vec::new();
     let mut malformed = Vec::new();
@@ -37,19 +42,19 @@ fn workload(count: usize, malformed_rate: f64, duplicate_rate: f64, seed: u64) -
 }
 
 /// A fresh workload, already on the test's queue.
-async fn fill_queue(env: &TestEnv, count: usize, seed: u64) -> Workload {
+pub(crate) async fn fill_queue(env: &TestEnv, count: usize, seed: u64) -> Workload {
     let w = workload(count, 0.01, 0.05, seed);
     env.send(&w.bodies).await;
     w
 }
 
 /// The end-of-test invariants, on the test's database.
-async fn assert_invariants(env: &TestEnv, w: &Workload) {
+pub(crate) async fn assert_invariants(env: &TestEnv, w: &Workload) {
     assert_invariants_at(env, &env.db().await, w).await;
 }
 
 /// The end-of-test invariants, on the database of `db`.
-async fn assert_invariants_at(env: &TestEnv, db: &Db, w: &Workload) {
+pub(crate) async fn assert_invariants_at(env: &TestEnv, db: &Db, w: &Workload) {
     let mut m = masker(KEYS);
     let mut want: Vec<(String, Option<String>)> = w
         .valid

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::helpers::{login, stdout_ok, SinkRecord, TestEnv, TestSink};
+use crate::helpers::{login, stdout_ok, wait_until, SinkRecord, TestEnv, TestSink};
 
 /// The record of a valid login whose user_id is its message id.
 fn rec(sink: &mut TestSink, id: &str) -> SinkRecord {
@@ -138,7 +138,7 @@ async fn every_app_version_column_type_loads() {
     }
 }
 
-/// The ledger keeps two 14-day generations: a redelivery in the next generation is still a
+/// The ledger keeps two 15-day generations: a redelivery in the next generation is still a
 /// duplicate; ids two generations old are pruned by one TRUNCATE.
 #[tokio::test(flavor = "multi_thread")]
 async fn ledger_generations_dedup_and_prune() {
@@ -146,8 +146,8 @@ async fn ledger_generations_dedup_and_prune() {
     let mut sink = env.sink().await;
     let rec = |s: &mut TestSink, id: &str, user: &str| s.record(id, &login(user, "10.7.0.1", "d"));
     let day = Duration::from_secs(86_400);
-    // The start of a generation.
-    let t0: SystemTime = UNIX_EPOCH + 14 * day * 2000;
+    // An hour into a generation (away from the switch, where ids go into both tables).
+    let t0: SystemTime = UNIX_EPOCH + 15 * day * 2000 + Duration::from_secs(3600);
     let batch = [rec(&mut sink, "a", "ua"), rec(&mut sink, "b", "ub")];
     let both = [&batch[0], &batch[1]];
     assert_eq!(sink.write_at(&both, t0).await.loaded, 2);
@@ -155,14 +155,14 @@ async fn ledger_generations_dedup_and_prune() {
     assert_eq!(sink.write_at(&both, t0 + day).await.duplicates, 2);
     // Next generation: found in the previous table, still duplicates.
     let (a, c) = (rec(&mut sink, "a", "ua"), rec(&mut sink, "c", "uc"));
-    let r = sink.write_at(&[&a, &c], t0 + 15 * day).await;
+    let r = sink.write_at(&[&a, &c], t0 + 16 * day).await;
     assert_eq!((r.loaded, r.duplicates), (1, 1));
     // "a" is now recorded in both generations (its redelivery renews it), "b" only in the old.
     assert_eq!(env.count("SELECT count(*) FROM sqs2pg_ledger").await, 4);
     // Two generations later the first table is reused and truncated: b is gone; a and c,
     // seen in the last generation, stay.
     let d = rec(&mut sink, "d", "ud");
-    let r = sink.write_at(&[&d], t0 + 29 * day).await;
+    let r = sink.write_at(&[&d], t0 + 31 * day).await;
     assert_eq!(r.loaded, 1);
     let mut ids: Vec<String> = env.column("SELECT message_id FROM sqs2pg_ledger").await;
     ids.sort();
@@ -170,7 +170,48 @@ async fn ledger_generations_dedup_and_prune() {
     // A second writer that still believes in the old generation does not truncate again.
     let mut other = env.sink().await;
     let c = rec(&mut other, "c", "uc");
-    let r = other.write_at(&[&c], t0 + 29 * day).await;
+    let r = other.write_at(&[&c], t0 + 31 * day).await;
     assert_eq!(r.duplicates, 1);
     assert_eq!(env.count("SELECT count(*) FROM sqs2pg_ledger").await, 4);
+}
+
+/// Two writers whose clocks put them on either side of a generation switch (minutes apart)
+/// commit the same redelivered message id at the same moment: one row, one duplicate. Both
+/// are held at the row insert by a lock until both have claimed the id in the ledger.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redelivery_straddling_a_generation_switch_is_one_row() {
+    let env = TestEnv::new().await;
+    let (mut before, mut after) = (env.sink().await, env.sink().await);
+    let switch: SystemTime = UNIX_EPOCH + Duration::from_secs(15 * 86_400 * 2001);
+    let skew = Duration::from_secs(5 * 60);
+    // Each has written in its own generation already, so neither waits on the other's
+    // rotation of the ledger state: only the ledger itself can keep them apart.
+    let warm_a = before.record("warm-a", &login("wa", "10.7.0.8", "d"));
+    before.write_at(&[&warm_a], switch - skew).await;
+    let warm_b = after.record("warm-b", &login("wb", "10.7.0.8", "d"));
+    after.write_at(&[&warm_b], switch + skew).await;
+    let body = login("straddler", "10.7.0.9", "d");
+    let (a, b) = (
+        before.record("same-id", &body),
+        after.record("same-id", &body),
+    );
+    let mut locker = env.db().await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE user_logins IN SHARE MODE")
+        .await
+        .unwrap();
+    let first = tokio::spawn(async move { before.write_at(&[&a], switch - skew).await });
+    let second = tokio::spawn(async move { after.write_at(&[&b], switch + skew).await });
+    wait_until("both writers blocked", Duration::from_secs(30), || async {
+        env.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            .await
+            >= 2
+    })
+    .await;
+    lock.rollback().await.unwrap();
+    let (r1, r2) = (first.await.unwrap(), second.await.unwrap());
+    assert_eq!(r1.loaded + r2.loaded, 1, "{r1:?} {r2:?}");
+    assert_eq!(r1.duplicates + r2.duplicates, 1);
+    let rows = "SELECT count(*) FROM user_logins WHERE user_id = 'straddler'";
+    assert_eq!(env.count(rows).await, 1);
 }

@@ -5,6 +5,7 @@
 //! tests goes through this file, so that an API change in `src/` is adapted here once.
 
 mod db;
+mod dlq;
 mod library;
 mod process;
 mod run;
@@ -25,6 +26,7 @@ use tokio_postgres::{NoTls, Row};
 use tokio_util::sync::CancellationToken;
 
 pub use self::db::*;
+pub use self::dlq::DeadLetters;
 pub use self::library::*;
 pub use self::process::*;
 pub use self::run::*;
@@ -215,7 +217,10 @@ impl TestEnv {
                 opts.database_url.as_deref().unwrap_or(&self.database_url),
                 None,
             )
-            .expect("db url"),
+            .expect("db url")
+            .with_write_timeout(opts.db_write_timeout.unwrap_or(Duration::from_secs(
+                sqs2pg::config::DEFAULT_DB_WRITE_TIMEOUT_SECS,
+            ))),
             keyring: Keyring::parse(opts.keys.as_deref().unwrap_or(KEYS)).expect("keys"),
             pipeline,
         }

@@ -17,6 +17,7 @@ pub struct RunOptions {
     pub(crate) writers: Option<usize>,
     pub(crate) batch_wait: Option<Duration>,
     pub(crate) wait_seconds: Option<i32>,
+    pub(crate) db_write_timeout: Option<Duration>,
 }
 
 impl RunOptions {
@@ -41,6 +42,12 @@ impl RunOptions {
     /// How long a writer waits to fill a batch.
     pub fn batch_wait(mut self, wait: Duration) -> Self {
         self.batch_wait = Some(wait);
+        self
+    }
+
+    /// The bound on one batch's transaction (`--db-write-timeout-secs`).
+    pub fn db_write_timeout(mut self, bound: Duration) -> Self {
+        self.db_write_timeout = Some(bound);
         self
     }
 
@@ -87,6 +94,11 @@ impl Daemon {
     /// Connected and consuming (what `/readyz` reports before its reachability checks).
     pub fn ready(&self) -> bool {
         self.stats.readiness().consuming
+    }
+
+    /// A batch is being held and retried (what turns `/readyz` to 503).
+    pub fn writes_failing(&self) -> bool {
+        !self.stats.readiness().writes_ok
     }
 
     /// Asks it to shut down as SIGTERM would, and returns the run's summary; panics if the
