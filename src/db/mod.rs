@@ -122,18 +122,10 @@ impl DbError {
             Self::Timeout(..) => NextStep::Reconnect,
             Self::Db { code: None, .. } => NextStep::Reconnect,
             Self::Db {
-                code: Some(c),
+                code: Some(_),
                 cause,
-            } => {
-                if RECONNECT_CODES.contains(&c.as_str()) || c.starts_with("08") || cause.is_closed()
-                {
-                    NextStep::Reconnect
-                } else if c.starts_with("22") || c.starts_with("23") {
-                    NextStep::RejectRow
-                } else {
-                    NextStep::BackOff
-                }
-            }
+            } if cause.is_closed() => NextStep::Reconnect,
+            Self::Db { code: Some(c), .. } => step_for_sqlstate(c),
         }
     }
 
@@ -144,6 +136,17 @@ impl DbError {
             Self::Connect { cause, .. } => cause.code().map(|c| c.code()),
             _ => None,
         }
+    }
+}
+
+/// What a SQLSTATE from a statement means for the batch.
+fn step_for_sqlstate(code: &str) -> NextStep {
+    if RECONNECT_CODES.contains(&code) || code.starts_with("08") {
+        NextStep::Reconnect
+    } else if code.starts_with("22") || code.starts_with("23") {
+        NextStep::RejectRow
+    } else {
+        NextStep::BackOff
     }
 }
 
@@ -189,4 +192,36 @@ fn is_certificate_failure(e: &tokio_postgres::Error) -> bool {
     text.contains("certificate")
         || text.contains("unknownissuer")
         || text.contains("notvalidforname")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_sqlstate_has_its_next_step() {
+        use NextStep::*;
+        for (code, step) in [
+            ("25006", Reconnect), // read-only: a demoted primary
+            ("57P01", Reconnect), // admin shutdown
+            ("57P03", Reconnect), // cannot connect now: recovery
+            ("08006", Reconnect),
+            ("08P01", Reconnect),
+            ("22021", RejectRow),
+            ("23514", RejectRow),
+            ("42501", BackOff), // a revoked grant: hold, never reject
+            ("55P03", BackOff), // lock timeout
+            ("40001", BackOff),
+            ("40P01", BackOff),
+            ("53300", BackOff),
+            ("57014", BackOff), // statement timeout
+            ("XX000", BackOff),
+            ("ZZ999", BackOff), // unknown: back off, never hot-loop
+        ] {
+            assert_eq!(step_for_sqlstate(code), step, "{code}");
+        }
+        assert_eq!(DbError::NotMigrated("user_logins").next_step(), Fix);
+        let timeout = DbError::Timeout(std::time::Duration::from_secs(1), "test");
+        assert_eq!(timeout.next_step(), Reconnect);
+    }
 }

@@ -1,6 +1,8 @@
 //! The pollers: long-poll SQS, hold what arrives in the lease, hand it on. A full channel
 //! blocks them, which is the backpressure that pauses receiving while the writers are
-//! behind.
+//! behind; a daemon also stops receiving while a batch is failing to commit, so a database
+//! outage holds a bounded set of messages (kept invisible by the heartbeat) instead of
+//! cycling the queue through receives that each cost a receive count.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,9 @@ use crate::telemetry::Stats;
 
 /// How long a receive already in flight at shutdown may take to land.
 const SHUTDOWN_RECEIVE_GRACE: Duration = Duration::from_secs(2);
+
+/// How often a poller paused by failing writes looks again.
+const WRITES_FAILING_RECHECK: Duration = Duration::from_millis(250);
 
 /// Consecutive receive failures after which a drain run gives up.
 const DRAIN_RECEIVE_ATTEMPTS: u32 = 8;
@@ -39,6 +44,9 @@ impl Poller {
         let mut backoff = fresh();
         let mut failures = 0;
         loop {
+            if !self.until_empty && !self.wait_for_writes().await {
+                break;
+            }
             let Some(received) = self.receive_or_stop(&tx).await else {
                 break;
             };
@@ -73,6 +81,19 @@ impl Poller {
                 }
             }
         }
+    }
+
+    /// Waits while the writers' batches are failing; false once shutdown was requested. A
+    /// drain run does not wait: it gives a failing batch up after a few attempts and reports
+    /// it, so the bounded channels are its only brake.
+    async fn wait_for_writes(&self) -> bool {
+        while !self.stats.readiness().writes_ok {
+            tokio::select! {
+                _ = self.shutdown.requested.cancelled() => return false,
+                _ = tokio::time::sleep(WRITES_FAILING_RECHECK) => {}
+            }
+        }
+        true
     }
 
     /// One receive; `None` once shutdown was requested. Only the wait for new messages is

@@ -331,3 +331,24 @@ impl fmt::Display for Summary {
         write!(f, "rate                {:.0} messages/s", self.rate())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_failing_to_commit_makes_it_unready_until_one_commits() {
+        let stats = Stats::default();
+        stats.set_consuming(true);
+        stats.set_db_ok(true);
+        stats.set_sqs_ok(true);
+        assert!(stats.readiness().is_ready());
+        stats.set_writes_failing(true);
+        let r = stats.readiness();
+        assert!(!r.is_ready());
+        assert_eq!(r.why_not().len(), 1);
+        assert!(r.why_not()[0].starts_with("writes failing"));
+        stats.set_writes_failing(false);
+        assert!(stats.readiness().is_ready());
+    }
+}
