@@ -203,6 +203,33 @@ async fn a_panicking_writer_exits_non_zero_and_releases_its_messages() {
     );
 }
 
+/// The Lambda handler's commit panics: every message of the batch comes back as a
+/// `batchItemFailure` (none is lost to a swallowed panic), and the warm instance goes on
+/// committing the next event.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_lambda_commit_fails_every_message_of_its_batch() {
+    let env = TestEnv::new().await;
+    let handler = crate::helpers::lambda_handler(&env).await;
+    let good = login("lambda-p", "10.6.0.9", "d");
+    let panics = sqs2pg::pipeline::commit::TEST_PANIC_BODY;
+    let resp = handler
+        .handle(crate::ops::sqs_event(&[("p-1", &good), ("p-2", panics)]))
+        .await;
+    let mut failed: Vec<String> = resp
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["p-1", "p-2"]);
+    assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 0);
+    let resp = handler
+        .handle(crate::ops::sqs_event(&[("p-1", &good)]))
+        .await;
+    assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
+    assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 1);
+}
+
 /// Backends of this test's database waiting on a lock.
 async fn lock_waiters(env: &TestEnv) -> i64 {
     env.count(
@@ -290,19 +317,25 @@ async fn survives_failover(
     let drained = failed_at.elapsed();
     let s = daemon.stop_and_join().await;
     eprintln!("failover: drained {drained:?} after the primary failed; {} receives for 5000 messages, {} retries", s.received, daemon.retries());
+    assert_eq!(s.received, 5000, "no message was received twice");
     assert_eq!(dead_letters.depth().await, 0, "nothing dead-lettered");
     assert_invariants_at(&env, &connect(&standby.url).await, &w).await;
 }
 
+/// The primary crashes and the standby is promoted only a minute later (twelve visibility
+/// timeouts): the held messages are kept invisible meanwhile, so none is received twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_primary_crash_fails_over_to_the_promoted_standby_exactly_once() {
     survives_failover(41, async |primary, _| {
-        tokio::task::spawn_blocking(move || {
+        let primary = tokio::task::spawn_blocking(move || {
             primary.stop_immediate();
             primary
         })
         .await
-        .unwrap()
+        .unwrap();
+        // The failover window: no primary at all.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        primary
     })
     .await;
 }

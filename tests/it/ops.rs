@@ -329,7 +329,7 @@ fn completions_and_man_page() {
     );
 }
 
-fn sqs_event(records: &[(&str, &str)]) -> SqsEvent {
+pub(crate) fn sqs_event(records: &[(&str, &str)]) -> SqsEvent {
     let records: Vec<serde_json::Value> = records
         .iter()
         .map(|(id, body)| {
