@@ -66,6 +66,9 @@ impl Writer {
             .collect();
         let del = self.source.delete(&handles, self.delete_concurrency).await;
         stats.add_deleted(del.deleted, del.failed);
+        if del.permanent > 0 {
+            tracing::warn!(refused = del.permanent, "SQS refused some deletes for good (expired receipt handles): those messages come back and are skipped as duplicates");
+        }
         // Deleted, or failing to delete: either way nothing is left to protect.
         self.tracker.forget(handles.iter().map(|(_, h)| *h));
     }

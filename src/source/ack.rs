@@ -7,18 +7,20 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
 };
 
-use super::batch_call::{self, Policy, Refused};
+use super::batch_call::{self, Policy, Refused, SenderFault};
 use super::{call_err, short_timeouts, Source, SourceError, MAX_BATCH};
 
 /// Calls per batch of ten before its messages are left to reappear: about 20 s of pauses in
 /// all, which rides out a short outage. After that the message reappears after its visibility
-/// timeout and the ledger turns it into a duplicate, deleted then.
+/// timeout and the ledger turns it into a duplicate, deleted then. An entry refused as the
+/// sender's fault (`ReceiptHandleIsInvalid`: the handle expired) is given up at once: no
+/// retry can make that handle valid, and the writer is not held up for it.
 const DELETE: Policy = Policy {
     op: "DeleteMessageBatch",
     attempts: 7,
     first_pause: Duration::from_millis(400),
     retry_call_errors: true,
-    fail_on_sender_fault: false,
+    sender_fault: SenderFault::GiveUp,
 };
 
 /// One call per batch of ten: the heartbeat comes back soon anyway, and a release that fails
@@ -28,7 +30,7 @@ const VISIBILITY: Policy = Policy {
     attempts: 1,
     first_pause: Duration::from_millis(100),
     retry_call_errors: false,
-    fail_on_sender_fault: false,
+    sender_fault: SenderFault::GiveUp,
 };
 
 /// What became of a delete request.
@@ -39,6 +41,8 @@ pub struct DeleteReport {
     /// Entries that still failed after retries (they reappear after their visibility timeout
     /// and the ledger turns them into duplicates skipped).
     pub failed: u64,
+    /// Of `failed`, entries refused as the sender's fault and given up without a retry.
+    pub permanent: u64,
 }
 
 impl Source {
@@ -52,6 +56,7 @@ impl Source {
             for r in futures::future::join_all(calls).await {
                 report.deleted += r.deleted;
                 report.failed += r.failed;
+                report.permanent += r.permanent;
             }
         }
         report
@@ -91,11 +96,13 @@ impl Source {
             Ok(o) => DeleteReport {
                 deleted: o.done,
                 failed: o.failed,
+                permanent: o.permanent,
             },
             // Call errors are retried, so this is not reached; count it all as failed anyway.
             Err(_) => DeleteReport {
                 deleted: 0,
                 failed: chunk.len() as u64,
+                permanent: 0,
             },
         }
     }

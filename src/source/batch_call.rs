@@ -18,9 +18,17 @@ pub(super) struct Refused {
     pub code: String,
     /// SQS's message, if any.
     pub message: Option<String>,
-    /// The request was wrong (retrying the same entry cannot help).
+    /// The request was wrong (retrying the same entry cannot help): SQS said so, or its code
+    /// says so (LocalStack marks `ReceiptHandleIsInvalid` as not the sender's fault).
     pub sender_fault: bool,
 }
+
+/// Codes that mean the entry itself is wrong, whatever the `SenderFault` flag says.
+const PERMANENT_CODES: [&str; 3] = [
+    "ReceiptHandleIsInvalid",
+    "InvalidParameterValue",
+    "AWS.SimpleQueueService.MessageNotInflight",
+];
 
 impl Refused {
     /// The failure entries of a batch answer (every SQS batch call answers with the same
@@ -33,7 +41,7 @@ impl Refused {
                     index: f.id.parse().ok()?,
                     code: f.code.clone(),
                     message: f.message.clone(),
-                    sender_fault: f.sender_fault,
+                    sender_fault: f.sender_fault || PERMANENT_CODES.contains(&f.code.as_str()),
                 })
             })
             .collect()
@@ -51,8 +59,19 @@ pub(super) struct Policy {
     pub first_pause: Duration,
     /// Retry a call that failed as a whole (else return its error at once).
     pub retry_call_errors: bool,
-    /// Return an error as soon as SQS refuses an entry as the sender's fault (else retry it).
-    pub fail_on_sender_fault: bool,
+    /// What an entry SQS refuses as the sender's fault means.
+    pub sender_fault: SenderFault,
+}
+
+/// An entry refused as the sender's fault (`ReceiptHandleIsInvalid`, an expired handle, a
+/// malformed entry): retrying the same entry cannot help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SenderFault {
+    /// The whole call fails (a send: the caller must know).
+    Fail,
+    /// The entry is given up at once and counted (a delete or visibility change: the ledger
+    /// makes the redelivery harmless).
+    GiveUp,
 }
 
 /// What became of the entries.
@@ -60,8 +79,12 @@ pub(super) struct Policy {
 pub(super) struct Outcome {
     /// Entries SQS accepted.
     pub done: u64,
-    /// Entries still pending after the last attempt.
+    /// Entries still pending after the last attempt, or given up as the sender's fault.
     pub failed: u64,
+    /// Of `failed`, those given up as the sender's fault without a retry.
+    pub permanent: u64,
+    /// The indexes of the failed entries.
+    pub failed_indexes: Vec<usize>,
 }
 
 /// Calls `call` with the pending entries, each with its index, until every entry is done
@@ -82,10 +105,8 @@ where
         let sent = pending.len();
         match call(pending.clone()).await {
             Ok(refused) => {
-                if let Some(f) = refused
-                    .iter()
-                    .find(|f| policy.fail_on_sender_fault && f.sender_fault)
-                {
+                let fail_fast = policy.sender_fault == SenderFault::Fail;
+                if let Some(f) = refused.iter().find(|f| fail_fast && f.sender_fault) {
                     return Err(SourceError::Call {
                         op: policy.op,
                         detail: format!(
@@ -96,7 +117,11 @@ where
                     });
                 }
                 outcome.done += (sent - refused.len()) as u64;
-                pending.retain(|(i, _)| refused.iter().any(|f| f.index == *i));
+                for f in refused.iter().filter(|f| f.sender_fault) {
+                    outcome.permanent += 1;
+                    outcome.failed_indexes.push(f.index);
+                }
+                pending.retain(|(i, _)| refused.iter().any(|f| f.index == *i && !f.sender_fault));
             }
             Err(e) if policy.retry_call_errors => {
                 tracing::warn!(error = %e, attempt, count = sent, "batch call failed");
@@ -108,6 +133,9 @@ where
         }
         tokio::time::sleep(backoff.next_pause()).await;
     }
-    outcome.failed = pending.len() as u64;
+    outcome
+        .failed_indexes
+        .extend(pending.iter().map(|(i, _)| *i));
+    outcome.failed = outcome.failed_indexes.len() as u64;
     Ok(outcome)
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use futures::stream::{self, StreamExt};
 
-use super::batch_call::{self, Policy, Refused};
+use super::batch_call::{self, Policy, Refused, SenderFault};
 use super::{call_err, Source, SourceError, MAX_BATCH, MAX_MESSAGE_BYTES};
 
 /// A refusal that is the sender's fault fails the send at once; others are retried.
@@ -14,7 +14,7 @@ const SEND: Policy = Policy {
     attempts: 5,
     first_pause: Duration::from_millis(100),
     retry_call_errors: false,
-    fail_on_sender_fault: true,
+    sender_fault: SenderFault::Fail,
 };
 
 impl Source {

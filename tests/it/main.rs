@@ -9,6 +9,7 @@ mod faults;
 mod helpers;
 mod ops;
 mod pii;
+mod queue_faults;
 mod readme;
 mod reliability;
 mod sink;
