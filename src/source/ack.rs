@@ -33,6 +33,16 @@ const VISIBILITY: Policy = Policy {
     sender_fault: SenderFault::GiveUp,
 };
 
+/// The heartbeat's extensions: a failed call or a throttled entry is retried at once (twice,
+/// within about a second) rather than left to the next beat, which may come too late.
+const EXTEND: Policy = Policy {
+    op: "ChangeMessageVisibilityBatch",
+    attempts: 3,
+    first_pause: Duration::from_millis(200),
+    retry_call_errors: true,
+    sender_fault: SenderFault::GiveUp,
+};
+
 /// What became of a delete request.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DeleteReport {
@@ -135,36 +145,80 @@ impl Source {
     ) -> Result<usize, SourceError> {
         let mut failed = 0;
         for chunk in receipt_handles.chunks(MAX_BATCH) {
-            let outcome = batch_call::with_retries(chunk, VISIBILITY, |pending| async move {
-                let entries = pending
-                    .iter()
-                    .filter_map(|(i, h)| {
-                        ChangeMessageVisibilityBatchRequestEntry::builder()
-                            .id(i.to_string())
-                            .receipt_handle(**h)
-                            .visibility_timeout(seconds)
-                            .build()
-                            .ok()
-                    })
-                    .collect();
-                let out = self
-                    .client
-                    .change_message_visibility_batch()
-                    .queue_url(&self.queue_url)
-                    .set_entries(Some(entries))
-                    .customize()
-                    .config_override(short_timeouts())
-                    .send()
-                    .await
-                    .map_err(|e| call_err("ChangeMessageVisibilityBatch", e))?;
-                for f in &out.failed {
-                    tracing::debug!(code = %f.code, "visibility change failed for one entry");
-                }
-                Ok(Refused::from_answer(&out.failed))
-            })
-            .await?;
-            failed += outcome.failed as usize;
+            failed += self
+                .visibility_chunk(chunk, seconds, VISIBILITY)
+                .await?
+                .len();
         }
         Ok(failed)
+    }
+
+    /// Extends the visibility of held messages, `concurrency` calls at a time, each retried
+    /// on failure; returns the indexes (into `receipt_handles`) that were not extended.
+    pub async fn extend_visibility(
+        &self,
+        receipt_handles: &[&str],
+        seconds: i32,
+        concurrency: usize,
+    ) -> Vec<usize> {
+        let mut not_extended = Vec::new();
+        let per_group = MAX_BATCH * concurrency.max(1);
+        for (g, group) in receipt_handles.chunks(per_group).enumerate() {
+            let calls = group
+                .chunks(MAX_BATCH)
+                .map(|chunk| self.visibility_chunk(chunk, seconds, EXTEND));
+            for (n, result) in futures::future::join_all(calls)
+                .await
+                .into_iter()
+                .enumerate()
+            {
+                let base = g * per_group + n * MAX_BATCH;
+                let chunk_len = group.len().saturating_sub(n * MAX_BATCH).min(MAX_BATCH);
+                let failed = result.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, count = chunk_len, "could not extend visibility");
+                    (0..chunk_len).collect()
+                });
+                not_extended.extend(failed.into_iter().map(|i| base + i));
+            }
+        }
+        not_extended
+    }
+
+    /// One `ChangeMessageVisibilityBatch` of at most ten; the indexes that failed.
+    async fn visibility_chunk(
+        &self,
+        chunk: &[&str],
+        seconds: i32,
+        policy: Policy,
+    ) -> Result<Vec<usize>, SourceError> {
+        let outcome = batch_call::with_retries(chunk, policy, |pending| async move {
+            let entries = pending
+                .iter()
+                .filter_map(|(i, h)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(**h)
+                        .visibility_timeout(seconds)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let out = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .customize()
+                .config_override(short_timeouts())
+                .send()
+                .await
+                .map_err(|e| call_err("ChangeMessageVisibilityBatch", e))?;
+            for f in &out.failed {
+                tracing::debug!(code = %f.code, "visibility change failed for one entry");
+            }
+            Ok(Refused::from_answer(&out.failed))
+        })
+        .await?;
+        Ok(outcome.failed_indexes)
     }
 }
