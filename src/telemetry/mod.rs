@@ -31,8 +31,9 @@ pub enum LogFormat {
 
 /// Crates whose debug and trace output would print HTTP or protocol payloads, that is,
 /// message bodies. They are capped at `info`.
-const PAYLOAD_LOGGERS: [&str; 8] = [
+const PAYLOAD_LOGGERS: [&str; 9] = [
     "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
     "aws_smithy_http",
     "aws_smithy_http_client",
     "aws_sdk_sqs",
@@ -84,8 +85,11 @@ mod tests {
             "aws_smithy_runtime::client::orchestrator"
         ));
         assert!(is_payload_logger("tokio_postgres::query"));
+        assert!(is_payload_logger(
+            "aws_smithy_runtime_api::client::orchestrator"
+        ));
         assert!(
-            !is_payload_logger("aws_smithy_runtime_api"),
+            !is_payload_logger("aws_smithy_runtime_apix"),
             "another crate"
         );
         assert!(!is_payload_logger("sqs2pg::pipeline"));

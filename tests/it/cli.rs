@@ -139,6 +139,10 @@ async fn no_pii_in_logs_at_trace_level() {
     for filter in [
         "trace",
         "aws_smithy_runtime::client::orchestrator=trace,aws_smithy_http_client=trace,hyper_util::client=trace,tokio_postgres::query=trace,trace",
+        "aws_smithy_runtime_api=trace,trace",
+        "hyper=trace,hyper_util=trace,trace",
+        "tokio_postgres=trace,trace",
+        "aws_sdk_sqs=trace,trace",
     ] {
         env.send(&bodies).await;
         let out = env
