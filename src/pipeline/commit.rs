@@ -40,8 +40,8 @@ pub enum CommitFailure {
 }
 
 /// A body that makes a debug build's committer panic, so the tests can prove a panic is
-/// not swallowed. Release builds have no such hook.
-#[cfg(debug_assertions)]
+/// not swallowed. Release builds have no such hook, and the tests that use it are built
+/// for debug only.
 pub const TEST_PANIC_BODY: &str = r#"{"sqs2pg_test_hook":"panic"}"#;
 
 /// Commits batches on one connection, reconnecting as needed.

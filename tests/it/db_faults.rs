@@ -179,6 +179,7 @@ async fn a_column_type_changed_mid_run_takes_the_new_values() {
 
 /// A writer panics (a debug build's test hook): the process exits non-zero, and the messages
 /// it held are released to the queue at once rather than after their visibility timeout.
+#[cfg(debug_assertions)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_panicking_writer_exits_non_zero_and_releases_its_messages() {
     let env = TestEnv::with_visibility(300).await;
@@ -206,6 +207,7 @@ async fn a_panicking_writer_exits_non_zero_and_releases_its_messages() {
 /// The Lambda handler's commit panics: every message of the batch comes back as a
 /// `batchItemFailure` (none is lost to a swallowed panic), and the warm instance goes on
 /// committing the next event.
+#[cfg(debug_assertions)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_panicking_lambda_commit_fails_every_message_of_its_batch() {
     let env = TestEnv::new().await;
