@@ -43,20 +43,41 @@ where
     });
 }
 
-/// `host:port/db` of the first host, for errors: never the password.
+/// `host:port,host:port/db`, for errors: never the password.
 fn describe(pg: &tokio_postgres::Config) -> String {
-    let host = pg
+    let ports = pg.get_ports();
+    let hosts: Vec<String> = pg
         .get_hosts()
-        .first()
-        .map(|h| match h {
-            tokio_postgres::config::Host::Tcp(h) => h.clone(),
-            #[cfg(unix)]
-            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            };
+            // One port for all hosts, or one each, as libpq allows.
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            format!("{host}:{port}")
         })
-        .unwrap_or_else(|| "localhost".into());
-    let port = pg.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "{host}:{port}/{}",
-        pg.get_dbname().unwrap_or("(default db)")
-    )
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "localhost:5432".to_owned()
+    } else {
+        hosts.join(",")
+    };
+    format!("{hosts}/{}", pg.get_dbname().unwrap_or("(default db)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_every_host_and_never_the_password() {
+        let pg: tokio_postgres::Config = "postgres://u:pw@db1:5432,db2:5433/app".parse().unwrap();
+        assert_eq!(describe(&pg), "db1:5432,db2:5433/app");
+        let pg: tokio_postgres::Config = "host=a,b port=6432 dbname=x password=pw".parse().unwrap();
+        assert_eq!(describe(&pg), "a:6432,b:6432/x");
+    }
 }

@@ -216,7 +216,10 @@ impl Committer {
         let bound = self.db.write_timeout;
         match tokio::time::timeout(bound, writer.write_at(&records, SystemTime::now())).await {
             Ok(r) => r,
-            Err(_) => Err(DbError::Timeout(bound, "one batch's transaction")),
+            Err(_) => Err(DbError::Timeout(
+                bound,
+                "one batch's transaction: a dead path, a lock, or a COMMIT waiting on a synchronous standby",
+            )),
         }
     }
 
