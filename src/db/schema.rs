@@ -51,6 +51,13 @@ CREATE TABLE IF NOT EXISTS sqs2pg_reveal_audit(
 COMMENT ON TABLE sqs2pg_reveal_audit IS
   'sqs2pg: who unmasked what and why; append-only for everyone but its owner';
 REVOKE UPDATE, DELETE, TRUNCATE ON sqs2pg_reveal_audit FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS sqs2pg_rekey_progress(
+  table_name text PRIMARY KEY,
+  writing_kid text NOT NULL,
+  cursor text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now());
+COMMENT ON TABLE sqs2pg_rekey_progress IS
+  'sqs2pg: where an interrupted rekey resumes (per table, towards one writing key); empty when none is under way';
 ";
 
 /// Least-privilege roles (NOLOGIN groups; grant them to login users):
@@ -68,7 +75,7 @@ BEGIN
 END
 $$;
 REVOKE ALL ON user_logins, user_logins_rejects, sqs2pg_ledger, sqs2pg_ledger_0, sqs2pg_ledger_1,
-  sqs2pg_ledger_state, sqs2pg_reveal_audit
+  sqs2pg_ledger_state, sqs2pg_reveal_audit, sqs2pg_rekey_progress
   FROM sqs2pg_ingest, sqs2pg_analyst, sqs2pg_revealer;
 GRANT INSERT ON user_logins, user_logins_rejects TO sqs2pg_ingest;
 -- ON CONFLICT (message_id) needs to read the key column, and only that one.
@@ -107,14 +114,23 @@ pub struct MigrateReport {
 }
 
 /// Every table the tool uses.
-pub const TABLES: [&str; 6] = [
+pub const TABLES: [&str; 7] = [
     "user_logins",
     "user_logins_rejects",
     "sqs2pg_ledger_0",
     "sqs2pg_ledger_1",
     "sqs2pg_ledger_state",
     "sqs2pg_reveal_audit",
+    "sqs2pg_rekey_progress",
 ];
+
+/// Fails with [`DbError::NotMigrated`] naming the first of `tables` that does not exist.
+pub async fn require(client: &impl GenericClient, tables: &[&'static str]) -> Result<(), DbError> {
+    match missing_tables(client, tables).await?.first() {
+        Some(t) => Err(DbError::NotMigrated(t)),
+        None => Ok(()),
+    }
+}
 
 /// Those of `tables` that do not exist (as the search path resolves them), in order.
 async fn missing_tables(
@@ -190,7 +206,8 @@ impl ColumnInfo {
 /// when a table or the ledger's rotation function is missing and [`DbError::Incompatible`]
 /// when a column cannot take our rows.
 pub async fn inspect(client: &Client) -> Result<TableShape, DbError> {
-    // The audit table is only needed by reveal and mask, which report it themselves.
+    // The audit and rekey tables are only needed by reveal, mask and rekey, which report
+    // them themselves.
     if let Some(t) = missing_tables(client, &TABLES[..5]).await?.first() {
         return Err(DbError::NotMigrated(t));
     }

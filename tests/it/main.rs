@@ -10,6 +10,7 @@ mod helpers;
 mod ops;
 mod pii;
 mod readme;
+mod rekey;
 mod reliability;
 mod roles;
 mod sink;
