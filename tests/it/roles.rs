@@ -163,3 +163,34 @@ async fn run_on_a_database_without_the_rotation_function_says_to_migrate() {
     stdout_ok(&env.run_cmd(&run));
     assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 1);
 }
+
+/// The rotation function runs as its owner with a pinned `search_path`: a caller's temporary
+/// `sqs2pg_ledger_state` (which would otherwise be found first) does not stand in for the
+/// real one, so the real state is what the function moves on.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rotation_function_ignores_a_callers_temporary_tables() {
+    let env = TestEnv::new().await;
+    let login_role = ingest_login(&env).await;
+    let as_ingest = connect(&login_role.url).await;
+    as_ingest
+        .batch_execute(
+            "CREATE TEMP TABLE sqs2pg_ledger_state(id int PRIMARY KEY, generation bigint);
+             INSERT INTO sqs2pg_ledger_state VALUES (1, 7)",
+        )
+        .await
+        .unwrap();
+    let rotated: bool = as_ingest
+        .scalar("SELECT sqs2pg_ledger_rotate(200000)")
+        .await;
+    assert!(!rotated, "the first generation truncates nothing");
+    let real: i64 = env
+        .scalar("SELECT generation FROM sqs2pg_ledger_state")
+        .await;
+    assert_eq!(real, 200_000);
+    let temp: i64 = as_ingest
+        .scalar("SELECT generation FROM pg_temp.sqs2pg_ledger_state")
+        .await;
+    assert_eq!(temp, 7, "the caller's temporary table is untouched");
+    drop(as_ingest);
+    drop_login(&env, login_role).await;
+}
