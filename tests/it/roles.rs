@@ -88,7 +88,7 @@ async fn ingest_cannot_truncate_the_ledger_or_rewrite_its_state() {
             );
         }
     }
-    for privilege in ["UPDATE", "DELETE", "TRUNCATE", "INSERT"] {
+    for privilege in ["SELECT", "UPDATE", "DELETE", "TRUNCATE", "INSERT"] {
         let table = "sqs2pg_ledger_state";
         assert!(!holds(&env, role, table, privilege).await, "{privilege}");
     }
