@@ -210,22 +210,44 @@ impl Ledger {
 /// Starts `generation` if no writer has yet: truncates the table it reuses, unless the
 /// previous number is from before [`GENERATION_OFFSET`] (a fresh ledger, or the switch to
 /// 15-day generations, when either table may hold ids still in retention).
+///
+/// Done by [`ROTATE_FUNCTION`] with its owner's rights, so the role that loads rows needs
+/// neither `UPDATE` on the state nor `TRUNCATE` on the ledger, either of which would let a
+/// leaked ingest credential switch de-duplication off.
 async fn rotate(tx: &Transaction<'_>, generation: i64) -> Result<(), DbError> {
-    let rotated = tx
-        .query_opt(
-            "UPDATE sqs2pg_ledger_state s SET generation = $1
-             FROM (SELECT generation FROM sqs2pg_ledger_state WHERE id = 1 FOR UPDATE) before
-             WHERE s.id = 1 AND s.generation < $1 RETURNING before.generation",
-            &[&generation],
-        )
-        .await?;
-    let before: Option<i64> = rotated.map(|r| r.get(0));
-    if before.is_some_and(|b| b >= GENERATION_OFFSET) {
+    let truncated: bool = tx
+        .query_one("SELECT sqs2pg_ledger_rotate($1)", &[&generation])
+        .await?
+        .get(0);
+    if truncated {
         let reused = format!("sqs2pg_ledger_{}", generation.rem_euclid(2));
-        tx.batch_execute(&format!("TRUNCATE {reused}")).await?;
         tracing::info!(generation, table = %reused, "ledger generation started; ids older than two generations pruned");
     }
     Ok(())
+}
+
+/// The function behind [`rotate`], as `migrate` creates it: `SECURITY DEFINER`, so it runs
+/// as the migrating role; its `search_path` is pinned by `migrate` (to the schema the tables
+/// are in, then `pg_temp` last) so a caller cannot slip in tables of its own. True when it
+/// truncated the reused table.
+pub(super) fn rotate_function() -> String {
+    format!(
+        "CREATE OR REPLACE FUNCTION sqs2pg_ledger_rotate(target bigint) RETURNS boolean
+           LANGUAGE plpgsql SECURITY DEFINER AS $fn$
+         DECLARE
+           previous bigint;
+         BEGIN
+           UPDATE sqs2pg_ledger_state s SET generation = target
+             FROM (SELECT generation FROM sqs2pg_ledger_state WHERE id = 1 FOR UPDATE) before
+            WHERE s.id = 1 AND s.generation < target RETURNING before.generation INTO previous;
+           IF previous IS NULL OR previous < {GENERATION_OFFSET} THEN
+             RETURN false;
+           END IF;
+           EXECUTE format('TRUNCATE %I', 'sqs2pg_ledger_' || ((target % 2) + 2) % 2);
+           RETURN true;
+         END
+         $fn$;"
+    )
 }
 
 /// The first column of `rows`, as a set.

@@ -22,8 +22,8 @@ pub use write::{BatchWriter, WriteReport};
 /// A database failure. [`DbError::next_step`] is the one place that decides what it means.
 #[derive(Debug, Error)]
 pub enum DbError {
-    /// The tables are not there.
-    #[error("table {0} does not exist: run `sqs2pg migrate` first")]
+    /// A table (or the ledger's function, named with its argument types) is not there.
+    #[error("{kind} {name} does not exist: run `sqs2pg migrate` first", kind = if .0.ends_with(')') { "function" } else { "table" }, name = .0)]
     NotMigrated(&'static str),
     /// The table exists but cannot take our rows.
     #[error("user_logins cannot be used: {0}")]

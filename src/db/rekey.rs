@@ -1,5 +1,6 @@
-//! Rekey's queries: what is still under an older key, a page of it, and the update that
-//! puts the re-encrypted values back. The walk itself is [`crate::ops::rekey`].
+//! Rekey's queries: what is still under an older key, a page of it, the update that puts
+//! the re-encrypted values back, the longest token a new kid would make, and the walk's
+//! progress kept in `sqs2pg_rekey_progress`. The walk itself is [`crate::ops::rekey`].
 
 use tokio_postgres::{Client, GenericClient};
 
@@ -23,6 +24,99 @@ pub async fn pending(client: &Client, prefix: &str) -> Result<(u64, u64), DbErro
         .await?
         .get(0);
     Ok((rows as u64, bodies as u64))
+}
+
+/// Rows and reject bodies holding a token (`v1:`…) under another key than `prefix`'s: what
+/// a finished rekey leaves only when the keyring lacks a key (values that are not tokens at
+/// all are not counted here).
+pub async fn under_old_keys(client: &Client, prefix: &str) -> Result<(u64, u64), DbError> {
+    let old = |c: &str| format!("(starts_with({c}, 'v1:') AND NOT starts_with({c}, $1))");
+    let rows: i64 = client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM user_logins WHERE {} OR {}",
+                old("masked_ip"),
+                old("masked_device_id")
+            ),
+            &[&prefix],
+        )
+        .await?
+        .get(0);
+    let bodies: i64 = client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM user_logins_rejects WHERE {}",
+                old("body_ciphertext")
+            ),
+            &[&prefix],
+        )
+        .await?
+        .get(0);
+    Ok((rows as u64, bodies as u64))
+}
+
+/// The longest token of `column` (`masked_ip` or `masked_device_id`) not under `prefix`,
+/// less its kid: re-encrypted under a kid of n characters it becomes this plus n long (the
+/// ciphertext of a value is the same length under every key).
+pub async fn longest_without_kid(
+    client: &Client,
+    column: &'static str,
+    prefix: &str,
+) -> Result<Option<i32>, DbError> {
+    Ok(client
+        .query_one(
+            &format!(
+                "SELECT max(length({column}) - length(split_part({column}, ':', 2)))
+                   FROM user_logins WHERE starts_with({column}, 'v1:') AND NOT starts_with({column}, $1)"
+            ),
+            &[&prefix],
+        )
+        .await?
+        .get(0))
+}
+
+/// Where an interrupted walk over `table` towards `kid` stopped, if one did.
+pub async fn progress(
+    client: &impl GenericClient,
+    table: &str,
+    kid: &str,
+) -> Result<Option<String>, DbError> {
+    Ok(client
+        .query_opt(
+            "SELECT cursor FROM sqs2pg_rekey_progress WHERE table_name = $1 AND writing_kid = $2",
+            &[&table, &kid],
+        )
+        .await?
+        .map(|r| r.get(0)))
+}
+
+/// Records, in the page's transaction, that the walk over `table` towards `kid` is done up
+/// to `cursor`.
+pub async fn save_progress(
+    tx: &impl GenericClient,
+    table: &str,
+    kid: &str,
+    cursor: &str,
+) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO sqs2pg_rekey_progress(table_name, writing_kid, cursor) VALUES ($1, $2, $3)
+         ON CONFLICT (table_name) DO UPDATE
+           SET writing_kid = excluded.writing_kid, cursor = excluded.cursor, updated_at = now()",
+        &[&table, &kid, &cursor],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Forgets the walk over `table`: it reached the end.
+pub async fn clear_progress(client: &impl GenericClient, table: &str) -> Result<(), DbError> {
+    client
+        .execute(
+            "DELETE FROM sqs2pg_rekey_progress WHERE table_name = $1",
+            &[&table],
+        )
+        .await?;
+    Ok(())
 }
 
 /// A `user_logins` row's tokens, found by its physical address: the table has no key.

@@ -51,10 +51,19 @@ CREATE TABLE IF NOT EXISTS sqs2pg_reveal_audit(
 COMMENT ON TABLE sqs2pg_reveal_audit IS
   'sqs2pg: who unmasked what and why; append-only for everyone but its owner';
 REVOKE UPDATE, DELETE, TRUNCATE ON sqs2pg_reveal_audit FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS sqs2pg_rekey_progress(
+  table_name text PRIMARY KEY,
+  writing_kid text NOT NULL,
+  cursor text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now());
+COMMENT ON TABLE sqs2pg_rekey_progress IS
+  'sqs2pg: where an interrupted rekey resumes (per table, towards one writing key); empty when none is under way';
 ";
 
 /// Least-privilege roles (NOLOGIN groups; grant them to login users):
-/// `sqs2pg_ingest` loads rows and rejects, `sqs2pg_analyst` reads `user_logins` only,
+/// `sqs2pg_ingest` loads rows and rejects and may start a ledger generation only through
+/// `sqs2pg_ledger_rotate` (no `TRUNCATE` or `UPDATE` on the ledger), `sqs2pg_analyst` reads
+/// `user_logins` only,
 /// `sqs2pg_revealer` reads tokens and rejects and may append to the audit. Nobody but the
 /// owner may change or delete audit rows.
 const ROLES: &str = "
@@ -66,18 +75,36 @@ BEGIN
 END
 $$;
 REVOKE ALL ON user_logins, user_logins_rejects, sqs2pg_ledger, sqs2pg_ledger_0, sqs2pg_ledger_1,
-  sqs2pg_ledger_state, sqs2pg_reveal_audit
+  sqs2pg_ledger_state, sqs2pg_reveal_audit, sqs2pg_rekey_progress
   FROM sqs2pg_ingest, sqs2pg_analyst, sqs2pg_revealer;
 GRANT INSERT ON user_logins, user_logins_rejects TO sqs2pg_ingest;
 -- ON CONFLICT (message_id) needs to read the key column, and only that one.
 GRANT SELECT (message_id) ON user_logins_rejects TO sqs2pg_ingest;
-GRANT SELECT, INSERT, TRUNCATE ON sqs2pg_ledger_0, sqs2pg_ledger_1 TO sqs2pg_ingest;
-GRANT SELECT, UPDATE ON sqs2pg_ledger_state TO sqs2pg_ingest;
+-- Lookups and inserts only: a generation switch goes through the function, as its owner.
+GRANT SELECT, INSERT ON sqs2pg_ledger_0, sqs2pg_ledger_1 TO sqs2pg_ingest;
+REVOKE ALL ON FUNCTION sqs2pg_ledger_rotate(bigint) FROM sqs2pg_analyst, sqs2pg_revealer;
+GRANT EXECUTE ON FUNCTION sqs2pg_ledger_rotate(bigint) TO sqs2pg_ingest;
 GRANT SELECT ON user_logins TO sqs2pg_analyst;
 GRANT SELECT ON user_logins, user_logins_rejects TO sqs2pg_revealer;
 GRANT INSERT ON sqs2pg_reveal_audit TO sqs2pg_revealer;
 GRANT USAGE ON SEQUENCE sqs2pg_reveal_audit_id_seq TO sqs2pg_revealer;
 ";
+
+/// The ledger's rotation function runs as its owner, so its `search_path` is pinned to the
+/// schema the tables were just created in (then `pg_temp`, last, so a caller's temporary
+/// tables cannot stand in for ours), and nobody may call it unless granted.
+const ROTATE_FUNCTION_PRIVILEGES: &str = "
+DO $$
+BEGIN
+  EXECUTE format('ALTER FUNCTION sqs2pg_ledger_rotate(bigint) SET search_path = pg_catalog, %I, pg_temp',
+                 current_schema());
+END
+$$;
+REVOKE ALL ON FUNCTION sqs2pg_ledger_rotate(bigint) FROM PUBLIC;
+";
+
+/// The function a writer needs besides [`TABLES`] (as `to_regprocedure` names it).
+pub const ROTATE_FUNCTION: &str = "sqs2pg_ledger_rotate(bigint)";
 
 /// What `migrate` found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,14 +114,23 @@ pub struct MigrateReport {
 }
 
 /// Every table the tool uses.
-pub const TABLES: [&str; 6] = [
+pub const TABLES: [&str; 7] = [
     "user_logins",
     "user_logins_rejects",
     "sqs2pg_ledger_0",
     "sqs2pg_ledger_1",
     "sqs2pg_ledger_state",
     "sqs2pg_reveal_audit",
+    "sqs2pg_rekey_progress",
 ];
+
+/// Fails with [`DbError::NotMigrated`] naming the first of `tables` that does not exist.
+pub async fn require(client: &impl GenericClient, tables: &[&'static str]) -> Result<(), DbError> {
+    match missing_tables(client, tables).await?.first() {
+        Some(t) => Err(DbError::NotMigrated(t)),
+        None => Ok(()),
+    }
+}
 
 /// Those of `tables` that do not exist (as the search path resolves them), in order.
 async fn missing_tables(
@@ -128,6 +164,8 @@ pub async fn migrate(client: &mut Client, roles: bool) -> Result<MigrateReport, 
         .await?;
     let created = missing_tables(&tx, &TABLES).await?;
     tx.batch_execute(MIGRATION).await?;
+    tx.batch_execute(&super::ledger::rotate_function()).await?;
+    tx.batch_execute(ROTATE_FUNCTION_PRIVILEGES).await?;
     if roles {
         tx.batch_execute(ROLES).await?;
     }
@@ -165,11 +203,22 @@ impl ColumnInfo {
 }
 
 /// Reads the live `user_logins` into a [`TableShape`]; fails with [`DbError::NotMigrated`]
-/// when a table is missing and [`DbError::Incompatible`] when a column cannot take our rows.
+/// when a table or the ledger's rotation function is missing and [`DbError::Incompatible`]
+/// when a column cannot take our rows.
 pub async fn inspect(client: &Client) -> Result<TableShape, DbError> {
-    // The audit table is only needed by reveal and mask, which report it themselves.
+    // The audit and rekey tables are only needed by reveal, mask and rekey, which report
+    // them themselves.
     if let Some(t) = missing_tables(client, &TABLES[..5]).await?.first() {
         return Err(DbError::NotMigrated(t));
+    }
+    // A database migrated by a version from before the function: writers could not start a
+    // generation.
+    let rotate: Option<String> = client
+        .query_one("SELECT to_regprocedure($1)::text", &[&ROTATE_FUNCTION])
+        .await?
+        .get(0);
+    if rotate.is_none() {
+        return Err(DbError::NotMigrated(ROTATE_FUNCTION));
     }
     let columns: Vec<ColumnInfo> = client
         .query(

@@ -3,12 +3,16 @@
 //!
 //! Runs in batches, each its own short transaction, while `run` keeps loading (`run` only
 //! inserts, rekey only updates rows that are not yet under the writing key). It is
-//! idempotent and resumable: tokens are deterministic, so a batch done twice writes the same
-//! values, and a restarted rekey simply finds fewer rows left. Between the rotation (new key
-//! first in the ring) and the end of rekey, equal values under different kids have
-//! different tokens; after it, equality holds across old and new rows again.
+//! idempotent and resumable: each page's transaction also records how far the walk got in
+//! `sqs2pg_rekey_progress`, so a rerun towards the same key continues there, and tokens are
+//! deterministic, so a page done twice writes the same values. Values that are not tokens
+//! (rows from an older loader) or whose key is not in the keyring are left as they are and
+//! counted, so one bad value does not stop the rest; the report ends with what is still
+//! under older keys, counted afresh. Between the rotation (new key first in the ring) and the
+//! end of rekey, equal values under different kids have different tokens; after it,
+//! equality holds across old and new rows again.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use indicatif::ProgressBar;
 use thiserror::Error;
@@ -17,7 +21,11 @@ use tokio_postgres::Client;
 use crate::config::DbConfig;
 use crate::db::rekey::{self as queries, SealedBody, TokenRow};
 use crate::db::DbError;
-use crate::mask::{Column, Keyring, Masker, RevealError};
+use crate::mask::{Column, Keyring, Masker};
+
+mod report;
+
+pub use report::{Left, RekeyReport};
 
 /// Why rekey stopped.
 #[derive(Debug, Error)]
@@ -25,21 +33,28 @@ pub enum RekeyError {
     /// The database failed; rerun to continue where it stopped.
     #[error("{0}; rerun `sqs2pg rekey` to continue (it resumes safely)")]
     Db(#[from] DbError),
-    /// A token that the keyring cannot open (its key is missing, or it is corrupt).
-    #[error("a {column} token cannot be re-encrypted: {source}. Every older key must stay in the keyring until rekey finishes")]
-    Token {
+    /// The writing kid is so long that re-encrypted tokens would not fit their column.
+    #[error("tokens under key {kid:?} would be up to {needed} characters long, but {column} holds {limit}: widen the column or choose a shorter kid")]
+    KidTooLong {
+        /// The writing kid.
+        kid: String,
         /// Which column.
-        column: Column,
-        /// Why it does not open.
-        source: RevealError,
+        column: &'static str,
+        /// The longest token it would write.
+        needed: usize,
+        /// The column's limit.
+        limit: usize,
     },
 }
 
 impl RekeyError {
-    /// A missing table or an unopenable token are the user's to fix (exit 2 for the
-    /// former, as for every database that is not ready); an outage is not.
+    /// A missing table or a kid too long for a column are the user's to fix (exit 2, as for
+    /// every database that is not ready); an outage is not.
     pub fn is_usage(&self) -> bool {
-        matches!(self, Self::Db(e) if e.is_usage())
+        match self {
+            Self::Db(e) => e.is_usage(),
+            Self::KidTooLong { .. } => true,
+        }
     }
 }
 
@@ -49,49 +64,29 @@ impl From<tokio_postgres::Error> for RekeyError {
     }
 }
 
-/// What rekey did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RekeyReport {
-    /// The key everything is now under.
-    pub writing_kid: String,
-    /// `user_logins` rows updated.
-    pub rows: u64,
-    /// Tokens re-encrypted (a row may have two).
-    pub tokens: u64,
-    /// Reject bodies re-sealed.
-    pub bodies: u64,
-    /// Wall time.
-    pub elapsed: Duration,
-}
-
-impl std::fmt::Display for RekeyReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "writing key         {}", self.writing_kid)?;
-        writeln!(f, "rows updated        {}", self.rows)?;
-        writeln!(f, "tokens re-encrypted {}", self.tokens)?;
-        writeln!(f, "bodies re-sealed    {}", self.bodies)?;
-        write!(f, "elapsed             {:.2}s", self.elapsed.as_secs_f64())
-    }
-}
-
-/// Re-encrypts one token to the writing key, or leaves it when it already is; true when it
-/// changed.
+/// Re-encrypts one token to the writing key; true when it changed. One already under it,
+/// or that does not open (not a token, or its key is not in the ring), stays as it is.
 fn rekey_token(
     masker: &mut Masker,
     column: Column,
     prefix: &str,
     token: &mut Option<String>,
-) -> Result<bool, RekeyError> {
+) -> bool {
     match token {
-        Some(t) if !t.starts_with(prefix) => {
-            let plain = masker
-                .open(column, t)
-                .map_err(|source| RekeyError::Token { column, source })?;
-            *t = masker.seal(column, &plain);
-            Ok(true)
-        }
-        _ => Ok(false),
+        Some(t) if !t.starts_with(prefix) => match masker.open(column, t) {
+            Ok(plain) => {
+                *t = masker.seal(column, &plain);
+                true
+            }
+            Err(_) => false,
+        },
+        _ => false,
     }
+}
+
+/// Still not under the writing key after the walk touched it.
+fn is_left(prefix: &str, token: Option<&str>) -> bool {
+    token.is_some_and(|t| !t.starts_with(prefix))
 }
 
 /// The token prefix of the writing key.
@@ -99,15 +94,46 @@ fn writing_prefix(keyring: &Keyring) -> String {
     format!("v1:{}:", keyring.writing_kid())
 }
 
-/// How many rows and bodies are still under an older key.
+/// How many rows and bodies are not under the writing key (values left by an earlier rekey
+/// included).
 pub async fn pending(db: &DbConfig, keyring: &Keyring) -> Result<(u64, u64), RekeyError> {
     let client = crate::db::connect(db).await?;
     crate::db::schema::inspect(&client).await?;
+    crate::db::schema::require(&client, &["sqs2pg_rekey_progress"]).await?;
     Ok(queries::pending(&client, &writing_prefix(keyring)).await?)
 }
 
+/// Refuses, before anything is written, a writing kid whose tokens would not fit a column
+/// (a longer kid makes every token longer by the difference).
+async fn check_fits(client: &Client, keyring: &Keyring) -> Result<(), RekeyError> {
+    let shape = crate::db::schema::inspect(client).await?;
+    let kid = keyring.writing_kid();
+    let prefix = writing_prefix(keyring);
+    let columns = [
+        ("masked_ip", shape.limits.masked_ip),
+        ("masked_device_id", shape.limits.masked_device_id),
+    ];
+    for (column, limit) in columns {
+        let Some(limit) = limit else { continue };
+        let Some(rest) = queries::longest_without_kid(client, column, &prefix).await? else {
+            continue;
+        };
+        let needed = usize::try_from(rest).unwrap_or(0) + kid.chars().count();
+        if needed > limit {
+            let kid = kid.to_owned();
+            return Err(RekeyError::KidTooLong {
+                kid,
+                column,
+                needed,
+                limit,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Re-encrypts everything under older keys, `batch` rows per transaction, the rows first,
-/// then the reject bodies.
+/// then the reject bodies; then counts what is left.
 pub async fn run(
     db: &DbConfig,
     keyring: &Keyring,
@@ -115,8 +141,10 @@ pub async fn run(
     progress: &ProgressBar,
 ) -> Result<RekeyReport, RekeyError> {
     let started = Instant::now();
+    let client = crate::db::connect(db).await?;
+    check_fits(&client, keyring).await?;
     let mut walk = Walk {
-        client: crate::db::connect(db).await?,
+        client,
         masker: Masker::new(keyring),
         prefix: writing_prefix(keyring),
         batch,
@@ -128,6 +156,7 @@ pub async fn run(
     };
     walk.rows().await?;
     walk.bodies().await?;
+    walk.count_left().await?;
     walk.report.elapsed = started.elapsed();
     Ok(walk.report)
 }
@@ -143,47 +172,84 @@ struct Walk<'a> {
     report: RekeyReport,
 }
 
+const ROWS: &str = "user_logins";
+const BODIES: &str = "user_logins_rejects";
+
 impl Walk<'_> {
     async fn rows(&mut self) -> Result<(), RekeyError> {
-        let mut cursor = "(0,0)".to_string();
+        let kid = self.report.writing_kid.clone();
+        let resumed = queries::progress(&self.client, ROWS, &kid).await?;
+        self.report.resumed_after.clone_from(&resumed);
+        let mut cursor = resumed.unwrap_or_else(|| "(0,0)".to_string());
         loop {
             let tx = self.client.transaction().await?;
             let mut rows: Vec<TokenRow> =
                 queries::rows_page(&tx, &self.prefix, &cursor, self.batch).await?;
             let Some(last) = rows.last() else { break };
             cursor = last.ctid.clone();
-            for r in &mut rows {
+            let mut changed = Vec::with_capacity(rows.len());
+            for mut r in rows.drain(..) {
                 let (m, p) = (&mut self.masker, self.prefix.as_str());
-                let a = rekey_token(m, Column::Ip, p, &mut r.masked_ip)?;
-                let b = rekey_token(m, Column::DeviceId, p, &mut r.masked_device_id)?;
+                let a = rekey_token(m, Column::Ip, p, &mut r.masked_ip);
+                let b = rekey_token(m, Column::DeviceId, p, &mut r.masked_device_id);
                 self.report.tokens += u64::from(a) + u64::from(b);
+                let left =
+                    is_left(p, r.masked_ip.as_deref()) || is_left(p, r.masked_device_id.as_deref());
+                self.report.left.row_ctids.note(&r.ctid, left);
+                // A row left whole is not written: an update would move it, maybe ahead of
+                // the cursor, to be met again.
+                if a || b {
+                    changed.push(r);
+                }
             }
-            let n = queries::update_rows(&tx, &rows).await?;
+            let n = queries::update_rows(&tx, &changed).await?;
+            queries::save_progress(&tx, ROWS, &kid, &cursor).await?;
             tx.commit().await?;
             self.report.rows += n;
             self.progress.inc(n);
         }
+        queries::clear_progress(&self.client, ROWS).await?;
         Ok(())
     }
 
     async fn bodies(&mut self) -> Result<(), RekeyError> {
-        let mut cursor = String::new();
+        let kid = self.report.writing_kid.clone();
+        let mut cursor = queries::progress(&self.client, BODIES, &kid)
+            .await?
+            .unwrap_or_default();
         loop {
             let tx = self.client.transaction().await?;
-            let mut bodies: Vec<SealedBody> =
+            let bodies: Vec<SealedBody> =
                 queries::bodies_page(&tx, &self.prefix, &cursor, self.batch).await?;
             let Some(last) = bodies.last() else { break };
             cursor = last.message_id.clone();
-            for b in &mut bodies {
+            let mut changed = Vec::with_capacity(bodies.len());
+            for mut b in bodies {
                 let mut sealed = Some(std::mem::take(&mut b.body_ciphertext));
-                rekey_token(&mut self.masker, Column::Body, &self.prefix, &mut sealed)?;
+                let done = rekey_token(&mut self.masker, Column::Body, &self.prefix, &mut sealed);
+                self.report.left.body_ids.note(&b.message_id, !done);
                 b.body_ciphertext = sealed.unwrap_or_default();
+                if done {
+                    changed.push(b);
+                }
             }
-            let n = queries::update_bodies(&tx, &bodies).await?;
+            let n = queries::update_bodies(&tx, &changed).await?;
+            queries::save_progress(&tx, BODIES, &kid, &cursor).await?;
             tx.commit().await?;
             self.report.bodies += n;
             self.progress.inc(n);
         }
+        queries::clear_progress(&self.client, BODIES).await?;
+        Ok(())
+    }
+
+    /// Counts afresh, over the whole tables, what is not under the writing key: what this
+    /// walk left, what an interrupted earlier one skipped, what came in meanwhile.
+    async fn count_left(&mut self) -> Result<(), RekeyError> {
+        let (rows, bodies) = queries::pending(&self.client, &self.prefix).await?;
+        (self.report.left.rows, self.report.left.bodies) = (rows, bodies);
+        let (rows, bodies) = queries::under_old_keys(&self.client, &self.prefix).await?;
+        self.report.under_old_keys = rows + bodies;
         Ok(())
     }
 }

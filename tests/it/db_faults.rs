@@ -84,8 +84,8 @@ async fn a_revoked_grant_holds_the_messages_until_it_is_back() {
         "CREATE ROLE {role} LOGIN;
          GRANT INSERT ON user_logins, user_logins_rejects TO {role};
          GRANT SELECT (message_id) ON user_logins_rejects TO {role};
-         GRANT SELECT, INSERT, TRUNCATE ON sqs2pg_ledger_0, sqs2pg_ledger_1 TO {role};
-         GRANT SELECT, UPDATE ON sqs2pg_ledger_state TO {role};"
+         GRANT SELECT, INSERT ON sqs2pg_ledger_0, sqs2pg_ledger_1 TO {role};
+         GRANT EXECUTE ON FUNCTION sqs2pg_ledger_rotate(bigint) TO {role};"
     ))
     .await
     .unwrap();

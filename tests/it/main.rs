@@ -11,6 +11,8 @@ mod ops;
 mod pii;
 mod queue_faults;
 mod readme;
+mod rekey;
 mod reliability;
+mod roles;
 mod sink;
 mod startup;

@@ -277,7 +277,13 @@ impl TestEnv {
 
     /// A sink (one writer's connection) on the test database.
     pub async fn sink(&self) -> TestSink {
-        let db = self.run_config(&RunOptions::default(), true).db;
+        self.sink_as(&self.database_url).await
+    }
+
+    /// A sink connected with `database_url` (the test database as another role, say).
+    pub async fn sink_as(&self, database_url: &str) -> TestSink {
+        let opts = RunOptions::default().database_url(database_url);
+        let db = self.run_config(&opts, true).db;
         let shape = sqs2pg::db::schema::inspect(&sqs2pg::db::connect(&db).await.expect("connect"))
             .await
             .expect("inspect user_logins");
