@@ -11,5 +11,6 @@ mod ops;
 mod pii;
 mod readme;
 mod reliability;
+mod reveal;
 mod sink;
 mod startup;
