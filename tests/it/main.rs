@@ -7,6 +7,7 @@ mod db_faults;
 mod e2e;
 mod faults;
 mod helpers;
+mod lambda;
 mod ops;
 mod pii;
 mod readme;
