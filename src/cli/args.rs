@@ -156,7 +156,7 @@ pub enum Command {
     /// Print the tokens of raw values read on stdin, one a line, to find their rows
     /// (audited like reveal, with the fingerprint of each token made).
     #[command(
-        after_help = "Examples:\n  echo 203.0.113.7 | sqs2pg mask --column ip --reason 'INC-4711'\n  psql -c \"select * from user_logins where masked_ip = '$(echo 203.0.113.7 | sqs2pg mask --column ip --reason INC-4711)'\""
+        after_help = "Examples:\n  sqs2pg mask --column ip --reason 'INC-4711' < ips.txt\n  read -rs ip; printf '%s\\n' \"$ip\" | sqs2pg mask --column ip --reason 'INC-4711'\n(the value is never typed on a command line, so it reaches neither `ps` nor the shell's history)"
     )]
     Mask {
         /// The column whose token to make.
