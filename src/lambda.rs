@@ -50,18 +50,25 @@ impl Handler {
 
     /// Commits one SQS event; returns the messages that must be retried.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let msgs: Vec<Received> = event
-            .records
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| received(i, r))
-            .collect();
+        let mut response = SqsBatchResponse::default();
+        let mut msgs = Vec::with_capacity(event.records.len());
+        for r in event.records {
+            match received(r) {
+                Some(m) => msgs.push(m),
+                None => response.batch_item_failures.push(unidentified_failure()),
+            }
+        }
+        if !response.batch_item_failures.is_empty() {
+            tracing::error!(
+                records = response.batch_item_failures.len(),
+                "event records without a messageId: not committed (the ledger needs an id); reported as failed so nothing is acknowledged unwritten"
+            );
+        }
         self.stats.add_received(msgs.len());
         let mut guard = self.committer.lock().await;
         let (committer, masker) = &mut *guard;
         let limits = committer.shape.borrow().limits;
         let mut items = to_items(msgs, &limits, masker, &self.stats);
-        let mut response = SqsBatchResponse::default();
         let committed = AssertUnwindSafe(committer.commit(&mut items))
             .catch_unwind()
             .await
@@ -99,17 +106,24 @@ impl Handler {
     }
 }
 
-/// One event record as a received message. Lambda always sends message ids; a stand-in
-/// keeps a malformed event from panicking and still quarantines the body.
-fn received(index: usize, r: SqsMessage) -> Received {
+/// One event record as a received message, or `None` without a `messageId`. Lambda always
+/// sends one; a stand-in could not be told apart from another invocation's (the ledger would
+/// take the second for a duplicate and it would be acknowledged, lost), and one derived from
+/// the body would merge two messages that happen to be alike.
+fn received(r: SqsMessage) -> Option<Received> {
     let attr = |name: &str| r.attributes.get(name).map(String::as_str);
-    Received::new(
-        r.message_id
-            .clone()
-            .unwrap_or_else(|| format!("lambda-missing-id-{index}")),
+    Some(Received::new(
+        r.message_id.clone().filter(|id| !id.is_empty())?,
         r.receipt_handle.clone().unwrap_or_default(),
         r.body.clone().unwrap_or_default(),
         attr("SentTimestamp"),
         attr("ApproximateReceiveCount"),
-    )
+    ))
+}
+
+/// The failure for a record without an id. Its identifier is empty: Lambda reads that as
+/// "the whole batch failed" and returns every message of it to the queue (the committed
+/// ones are no-ops on redelivery), which is the only way to not acknowledge this one.
+fn unidentified_failure() -> BatchItemFailure {
+    BatchItemFailure::default()
 }

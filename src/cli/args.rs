@@ -129,7 +129,8 @@ pub enum Command {
     /// Read tokens on stdin, one a line; write the originals on stdout, one a line.
     ///
     /// Audited: before anything is printed, a row goes to sqs2pg_reveal_audit with the
-    /// database user, OS user, host, --reason and how many values.
+    /// database user, OS user, host, --reason, how many values and the SHA-256 of each token
+    /// (of the message id with --reject).
     #[command(
         after_help = "Examples:\n  psql -Atc \"select masked_ip from user_logins where user_id='u1'\" | sqs2pg reveal --column ip --reason 'TICKET-123 fraud review'\n  sqs2pg reveal --reject 5f0c... --reason 'TICKET-124 why rejected'"
     )]
@@ -146,10 +147,16 @@ pub enum Command {
         /// Open the quarantined body of this message id instead of reading stdin.
         #[arg(long, value_name = "MESSAGE_ID")]
         reject: Option<String>,
+        /// Print values exactly as stored; by default control characters (escape sequences,
+        /// newlines inside a body) are printed escaped, `\u{1b}`, `\n`, so a quarantined
+        /// body cannot drive the terminal or break the one-line-per-token output.
+        #[arg(long)]
+        raw: bool,
     },
-    /// Print the token of one value, to find its rows (audited like reveal).
+    /// Print the tokens of raw values read on stdin, one a line, to find their rows
+    /// (audited like reveal, with the fingerprint of each token made).
     #[command(
-        after_help = "Examples:\n  sqs2pg mask --column ip --reason 'INC-4711' 203.0.113.7\n  psql -c \"select * from user_logins where masked_ip = '$(sqs2pg mask --column ip --reason INC-4711 203.0.113.7)'\""
+        after_help = "Examples:\n  sqs2pg mask --column ip --reason 'INC-4711' < ips.txt\n  read -rs ip; printf '%s\\n' \"$ip\" | sqs2pg mask --column ip --reason 'INC-4711'\n(the value is never typed on a command line, so it reaches neither `ps` nor the shell's history)"
     )]
     Mask {
         /// The column whose token to make.
@@ -158,8 +165,10 @@ pub enum Command {
         /// Why you look it up (recorded in the audit).
         #[arg(long, value_parser = parse_reason)]
         reason: String,
-        /// The raw value.
-        value: String,
+        /// Refused: a value here would show in `ps` and the shell's history. Kept only to
+        /// say so (exit 2) instead of clap's bare "unexpected argument".
+        #[arg(hide = true)]
+        value: Vec<String>,
     },
     /// Inspect and replay quarantined messages (user_logins_rejects).
     #[command(subcommand)]

@@ -124,9 +124,10 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             reason,
             max,
             reject,
+            raw,
         } => match reject {
-            Some(id) => reveal::reveal_reject(g, id, reason).await,
-            None => reveal::reveal(g, column.map(Into::into), reason, *max).await,
+            Some(id) => reveal::reveal_reject(g, id, reason, *raw).await,
+            None => reveal::reveal(g, column.map(Into::into), reason, *max, *raw).await,
         },
         Command::Mask {
             column,

@@ -1,8 +1,11 @@
 //! The reveal audit: every unmasking (`reveal`, `reveal --reject`) and forward lookup
 //! (`mask`) writes one row to `sqs2pg_reveal_audit` *before* anything is printed. The row
 //! says who (database user, OS user, host), why (the required `--reason`), what (action,
-//! column) and how much (how many values); never the values themselves.
+//! column), how much (how many values) and whose: the SHA-256 of every token opened or made
+//! (of the message id for a quarantined body), so "was this person's data revealed, when, by
+//! whom, why" is one query. Never the values themselves.
 
+use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 
 use super::DbError;
@@ -18,6 +21,18 @@ pub struct AuditEntry<'a> {
     pub reason: &'a str,
     /// How many values.
     pub values: i32,
+    /// [`fingerprint`] of each token (or message id) concerned, in input order.
+    pub fingerprints: Vec<String>,
+}
+
+/// Lower-case hex SHA-256 of a token or message id: what the audit stores to say whose data
+/// was concerned. A token is already ciphertext, so its hash reveals nothing more; it matches
+/// Postgres's own `encode(sha256(token::bytea), 'hex')`, so the audit joins to the tables.
+pub fn fingerprint(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Writes the audit row. Callers print nothing unless this succeeds.
@@ -27,16 +42,41 @@ pub async fn record(client: &Client, entry: &AuditEntry<'_>) -> Result<(), DbErr
     // No RETURNING: the revealer role may append to the audit but not read it.
     client
         .execute(
-            "INSERT INTO sqs2pg_reveal_audit(os_user, host, action, column_name, reason, values_count)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&os_user, &host, &entry.action, &entry.column, &entry.reason, &entry.values],
+            "INSERT INTO sqs2pg_reveal_audit(os_user, host, action, column_name, reason, values_count, fingerprints)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &os_user,
+                &host,
+                &entry.action,
+                &entry.column,
+                &entry.reason,
+                &entry.values,
+                &entry.fingerprints,
+            ],
         )
         .await
         .map_err(|e| match e.code() {
             Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
                 DbError::NotMigrated("sqs2pg_reveal_audit")
             }
+            Some(&tokio_postgres::error::SqlState::UNDEFINED_COLUMN) => {
+                DbError::NotMigrated("sqs2pg_reveal_audit.fingerprints")
+            }
             _ => e.into(),
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fingerprint is plain SHA-256 hex, so anyone can recompute it from a token.
+    #[test]
+    fn fingerprint_is_sha256_hex() {
+        assert_eq!(
+            fingerprint("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 }

@@ -47,7 +47,14 @@ CREATE TABLE IF NOT EXISTS sqs2pg_reveal_audit(
   action text NOT NULL,
   column_name text NOT NULL,
   reason text NOT NULL CHECK (reason <> ''),
-  values_count int NOT NULL);
+  values_count int NOT NULL,
+  fingerprints text[] NOT NULL DEFAULT '{}');
+-- Audits made before fingerprints were recorded get the column (and an empty list) here.
+ALTER TABLE sqs2pg_reveal_audit ADD COLUMN IF NOT EXISTS fingerprints text[] NOT NULL DEFAULT '{}';
+COMMENT ON COLUMN sqs2pg_reveal_audit.fingerprints IS
+  'sqs2pg: hex SHA-256 of each token opened or made (of the message id for a reject body)';
+CREATE INDEX IF NOT EXISTS sqs2pg_reveal_audit_fingerprints
+  ON sqs2pg_reveal_audit USING gin (fingerprints);
 COMMENT ON TABLE sqs2pg_reveal_audit IS
   'sqs2pg: who unmasked what and why; append-only for everyone but its owner';
 REVOKE UPDATE, DELETE, TRUNCATE ON sqs2pg_reveal_audit FROM PUBLIC;
@@ -153,7 +160,8 @@ async fn missing_tables(
         .collect())
 }
 
-/// Creates what is missing; never alters an existing table. With `roles`, also creates the
+/// Creates what is missing; never alters an existing table, except to add the audit columns
+/// a newer version records (`sqs2pg_reveal_audit.fingerprints`). With `roles`, also creates the
 /// least-privilege roles and sets their grants (idempotent).
 pub async fn migrate(client: &mut Client, roles: bool) -> Result<MigrateReport, DbError> {
     let tx = client.transaction().await?;

@@ -1,9 +1,11 @@
 //! Unmasking for key holders, and the forward look-up: every call writes its audit row
-//! before any value is opened or made, so nothing is shown that the audit does not record.
+//! before any value is opened or printed, so nothing is shown that the audit does not record,
+//! and the row holds the fingerprint of every token concerned, so it says whose data it was.
 
 use crate::config::{ConfigError, DbConfig};
-use crate::db::audit::{self, AuditEntry};
+use crate::db::audit::{self, fingerprint, AuditEntry};
 use crate::mask::{Column, Keyring, Masker, RevealError};
+use crate::pii::Pii;
 
 use super::OpsError;
 
@@ -18,11 +20,15 @@ pub async fn reveal_tokens(
     max: usize,
     lines: &[String],
 ) -> Result<Vec<Result<String, RevealError>>, OpsError> {
-    let count = lines.iter().filter(|l| !l.trim().is_empty()).count();
-    if count > max {
+    let tokens: Vec<&str> = lines
+        .iter()
+        .map(|l| l.trim())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tokens.len() > max {
         return Err(ConfigError::Invalid {
             name: "--max",
-            problem: format!("{count} tokens on stdin, more than --max {max}: raise --max on purpose to unmask more at once"),
+            problem: format!("{} tokens on stdin, more than --max {max}: raise --max on purpose to unmask more at once", tokens.len()),
         }
         .into());
     }
@@ -31,7 +37,8 @@ pub async fn reveal_tokens(
         action: "reveal",
         column: column.map_or("any", Column::as_str),
         reason,
-        values: i32::try_from(count).unwrap_or(i32::MAX),
+        values: count(tokens.len()),
+        fingerprints: tokens.iter().map(|t| fingerprint(t)).collect(),
     };
     audit::record(&client, &entry).await?;
     let mut masker = Masker::new(keyring);
@@ -50,7 +57,8 @@ pub async fn reveal_tokens(
         .collect())
 }
 
-/// A quarantined message's body, and the reason it was rejected.
+/// A quarantined message's body, and the reason it was rejected. The audit fingerprints the
+/// message id: unlike the sealed body, it stays the same across `rekey`.
 pub async fn reveal_reject(
     db: &DbConfig,
     keyring: &Keyring,
@@ -66,6 +74,7 @@ pub async fn reveal_reject(
         column: "body",
         reason,
         values: 1,
+        fingerprints: vec![fingerprint(message_id)],
     };
     audit::record(&client, &entry).await?;
     let body = Masker::new(keyring)
@@ -74,32 +83,56 @@ pub async fn reveal_reject(
     Ok((body, reject.reason))
 }
 
-/// The token of one raw value, to find its rows. An ip is checked first.
-pub async fn mask_value(
+/// The token of each raw value (one per line; a blank line stays blank), to find its rows.
+/// Every value is checked before anything is audited or made: a bad ip refuses the whole
+/// input, naming its line, never its text.
+pub async fn mask_values(
     db: &DbConfig,
     keyring: &Keyring,
     column: Column,
     reason: &str,
-    value: &str,
-) -> Result<String, OpsError> {
+    values: &[Pii<String>],
+) -> Result<Vec<String>, OpsError> {
     let mut masker = Masker::new(keyring);
-    let token = match column {
-        Column::Ip => {
-            let ip = crate::decode::parse_ip(value).map_err(|_| ConfigError::Invalid {
-                name: "VALUE",
-                problem: "not an IPv4 or IPv6 address".into(),
-            })?;
-            masker.mask_ip(ip)
+    let mut bad = Vec::new();
+    let tokens: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(n, v)| match (column, v.expose().as_str()) {
+            (_, "") => String::new(),
+            (Column::Ip, raw) => match crate::decode::parse_ip(raw.trim()) {
+                Ok(ip) => masker.mask_ip(ip),
+                Err(_) => {
+                    bad.push((n + 1).to_string());
+                    String::new()
+                }
+            },
+            (_, raw) => masker.mask_device_id(raw),
+        })
+        .collect();
+    if !bad.is_empty() {
+        return Err(ConfigError::Invalid {
+            name: "stdin",
+            problem: format!(
+                "line {} is not an IPv4 or IPv6 address; nothing was masked",
+                bad.join(", ")
+            ),
         }
-        _ => masker.mask_device_id(value),
-    };
+        .into());
+    }
+    let made: Vec<&String> = tokens.iter().filter(|t| !t.is_empty()).collect();
     let client = crate::db::connect(db).await?;
     let entry = AuditEntry {
         action: "mask",
         column: column.as_str(),
         reason,
-        values: 1,
+        values: count(made.len()),
+        fingerprints: made.iter().map(|t| fingerprint(t)).collect(),
     };
     audit::record(&client, &entry).await?;
-    Ok(token)
+    Ok(tokens)
+}
+
+fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }

@@ -40,6 +40,14 @@ pub enum SourceError {
         /// The service's explanation.
         detail: String,
     },
+    /// The configured queue URL names no queue.
+    #[error("no queue at --queue-url / SQS2PG_QUEUE_URL {url:?} ({detail}): check the URL, create the queue, or unset it to resolve --queue-name")]
+    QueueUrlNotFound {
+        /// The URL given.
+        url: String,
+        /// The service's code and message.
+        detail: String,
+    },
     /// Any other call failure.
     #[error("SQS {op} failed: {detail}")]
     Call {
@@ -61,7 +69,10 @@ pub enum SourceError {
 impl SourceError {
     /// A configuration the user must fix (exit 2), not an outage.
     pub fn is_usage(&self) -> bool {
-        matches!(self, Self::NoRegion | Self::QueueNotFound { .. })
+        matches!(
+            self,
+            Self::NoRegion | Self::QueueNotFound { .. } | Self::QueueUrlNotFound { .. }
+        )
     }
 }
 
@@ -86,6 +97,21 @@ where
         op,
         detail: crate::aws::error_text(&e),
     }
+}
+
+/// SQS's answer for a queue that does not exist: `QueueDoesNotExist` in the JSON protocol,
+/// `AWS.SimpleQueueService.NonExistentQueue` in the query protocol (and some emulators).
+fn is_missing_queue<E>(
+    e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+) -> bool
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata,
+{
+    use aws_sdk_sqs::error::ProvideErrorMetadata;
+    matches!(
+        e.code(),
+        Some("QueueDoesNotExist" | "AWS.SimpleQueueService.NonExistentQueue")
+    )
 }
 
 /// Approximate queue depth.
@@ -189,7 +215,16 @@ impl Source {
             .set_attribute_names(Some(names.to_vec()))
             .send()
             .await
-            .map_err(|e| call_err("GetQueueAttributes", e))?;
+            .map_err(|e| {
+                if is_missing_queue(&e) {
+                    SourceError::QueueUrlNotFound {
+                        url: self.queue_url.clone(),
+                        detail: crate::aws::error_text(&e),
+                    }
+                } else {
+                    call_err("GetQueueAttributes", e)
+                }
+            })?;
         Ok(out.attributes.unwrap_or_default())
     }
 }

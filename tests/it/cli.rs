@@ -38,6 +38,22 @@ async fn run_without_tables_exits_2_and_says_migrate() {
     stdout_ok(&out);
 }
 
+/// A `--queue-url` that names no queue is the user's to fix, like a name that resolves to
+/// none: exit 2 naming the setting, nothing received.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_with_a_queue_url_that_names_no_queue_exits_2_naming_it() {
+    let env = TestEnv::new().await;
+    let missing = format!("{}-missing", env.queue_url);
+    let out = env
+        .cmd(&["run", "--until-empty", "--wait-seconds", "1"])
+        .env("SQS2PG_QUEUE_URL", &missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--queue-url"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&missing), "{}", stderr(&out));
+}
+
 #[test]
 fn bad_flags_exit_2_naming_the_flag() {
     let bin = env!("CARGO_BIN_EXE_sqs2pg");

@@ -308,16 +308,16 @@ async fn bulk_reveal_is_audited(env: &TestEnv, reveal: &impl Fn(&[&str]) -> Outp
     assert!(r.has_os_user && r.has_host);
 }
 
-/// Forward lookup (`mask`) of another spelling finds the row; a bad value is not echoed.
+/// Forward lookup (`mask`, the value on stdin) of another spelling finds the row; a bad
+/// value is not echoed.
 async fn mask_finds_the_row_and_does_not_echo(env: &TestEnv) {
-    let token = stdout_ok(&env.run_cmd(&[
-        "mask",
-        "--column",
-        "ip",
-        "--reason",
-        "TICKET-2",
-        "::ffff:172.16.5.5",
-    ]));
+    let mask = |value: &str| {
+        pipe_through(
+            &mut env.cmd(&["mask", "--column", "ip", "--reason", "TICKET-2"]),
+            &format!("{value}\n"),
+        )
+    };
+    let token = stdout_ok(&mask("::ffff:172.16.5.5"));
     let user: String = env
         .scalar_with(
             "SELECT user_id FROM user_logins WHERE masked_ip = $1",
@@ -325,14 +325,7 @@ async fn mask_finds_the_row_and_does_not_echo(env: &TestEnv) {
         )
         .await;
     assert_eq!(user, "b");
-    let out = env.run_cmd(&[
-        "mask",
-        "--column",
-        "ip",
-        "--reason",
-        "TICKET-2",
-        "not-an-ip-secret",
-    ]);
+    let out = mask("not-an-ip-secret");
     assert_eq!(out.status.code(), Some(2));
     assert!(
         !stderr(&out).contains("not-an-ip-secret"),

@@ -1,0 +1,47 @@
+//! The Lambda handler's edge: records it cannot identify are never acknowledged unwritten.
+
+use crate::helpers::{lambda_handler, login, TestEnv};
+use crate::ops::sqs_event;
+
+/// An event whose record `index` has no `messageId`.
+fn event_missing_an_id(
+    records: &[(&str, &str)],
+    index: usize,
+) -> aws_lambda_events::event::sqs::SqsEvent {
+    let mut event = sqs_event(records);
+    event.records[index].message_id = None;
+    event
+}
+
+/// Two invocations, each with a record without a `messageId`: each is reported as a batch
+/// item failure (an empty identifier, which Lambda reads as "retry the whole batch"), never
+/// committed under a stand-in id, so the second is not mistaken for a duplicate of the first
+/// and lost; the identified records still commit.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_without_a_message_id_are_failed_not_acknowledged() {
+    let env = TestEnv::new().await;
+    let handler = lambda_handler(&env).await;
+    let first = login("no-id-1", "10.6.1.1", "d1");
+    let second = login("no-id-2", "10.6.1.2", "d2");
+    let good = login("with-id", "10.6.1.3", "d3");
+    let r1 = handler
+        .handle(event_missing_an_id(&[("x", &first), ("m-ok", &good)], 0))
+        .await;
+    let r2 = handler
+        .handle(event_missing_an_id(&[("y", &second)], 0))
+        .await;
+    for resp in [&r1, &r2] {
+        let ids: Vec<&str> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(ids, [""], "{resp:?}");
+    }
+    let c = env.db().await;
+    let users: Vec<String> = c.column("SELECT user_id FROM user_logins ORDER BY 1").await;
+    assert_eq!(users, ["with-id"]);
+    assert_eq!(c.count("SELECT count(*) FROM user_logins_rejects").await, 0);
+    assert_eq!(c.count("SELECT count(*) FROM sqs2pg_ledger").await, 1);
+    assert_eq!(handler.summary().duplicates, 0);
+}
