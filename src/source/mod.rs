@@ -99,6 +99,28 @@ where
     }
 }
 
+impl Source {
+    /// [`call_err`] for a call on the configured queue: a queue that does not exist is a
+    /// setting to fix, named as such (exit 2), not an outage.
+    fn queue_call_err<E>(
+        &self,
+        op: &'static str,
+        e: aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+    ) -> SourceError
+    where
+        E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        if is_missing_queue(&e) {
+            SourceError::QueueUrlNotFound {
+                url: self.queue_url.clone(),
+                detail: crate::aws::error_text(&e),
+            }
+        } else {
+            call_err(op, e)
+        }
+    }
+}
+
 /// SQS's answer for a queue that does not exist: `QueueDoesNotExist` in the JSON protocol,
 /// `AWS.SimpleQueueService.NonExistentQueue` in the query protocol (and some emulators).
 fn is_missing_queue<E>(
@@ -215,16 +237,7 @@ impl Source {
             .set_attribute_names(Some(names.to_vec()))
             .send()
             .await
-            .map_err(|e| {
-                if is_missing_queue(&e) {
-                    SourceError::QueueUrlNotFound {
-                        url: self.queue_url.clone(),
-                        detail: crate::aws::error_text(&e),
-                    }
-                } else {
-                    call_err("GetQueueAttributes", e)
-                }
-            })?;
+            .map_err(|e| self.queue_call_err("GetQueueAttributes", e))?;
         Ok(out.attributes.unwrap_or_default())
     }
 }

@@ -6,7 +6,7 @@ use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use futures::stream::{self, StreamExt};
 
 use super::batch_call::{self, Policy, Refused, SenderFault};
-use super::{call_err, Source, SourceError, MAX_BATCH, MAX_MESSAGE_BYTES};
+use super::{Source, SourceError, MAX_BATCH, MAX_MESSAGE_BYTES};
 
 /// A refusal that is the sender's fault fails the send at once; others are retried.
 const SEND: Policy = Policy {
@@ -58,7 +58,7 @@ impl Source {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| call_err("SendMessageBatch", e))?;
+                .map_err(|e| self.queue_call_err("SendMessageBatch", e))?;
             Ok(Refused::from_answer(&out.failed))
         })
         .await?;

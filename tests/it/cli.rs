@@ -44,14 +44,19 @@ async fn run_without_tables_exits_2_and_says_migrate() {
 async fn run_with_a_queue_url_that_names_no_queue_exits_2_naming_it() {
     let env = TestEnv::new().await;
     let missing = format!("{}-missing", env.queue_url);
-    let out = env
-        .cmd(&["run", "--until-empty", "--wait-seconds", "1"])
-        .env("SQS2PG_QUEUE_URL", &missing)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--queue-url"), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&missing), "{}", stderr(&out));
+    for args in [
+        &["run", "--until-empty", "--wait-seconds", "1"][..],
+        &["send", "--synthetic", "3"][..],
+    ] {
+        let out = env
+            .cmd(args)
+            .env("SQS2PG_QUEUE_URL", &missing)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--queue-url"), "{}", stderr(&out));
+        assert!(stderr(&out).contains(&missing), "{}", stderr(&out));
+    }
 }
 
 #[test]
