@@ -91,18 +91,8 @@ impl DeadLetters {
 impl Drop for DeadLetters {
     fn drop(&mut self) {
         let (client, url) = (self.client.clone(), self.url.clone());
-        // Drop runs inside the test's runtime; delete on a thread with its own, as TestEnv does.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let _ = client.delete_queue().queue_url(url).send().await;
-            });
-        })
-        .join();
+        super::clean_up(async move {
+            let _ = client.delete_queue().queue_url(url).send().await;
+        });
     }
 }

@@ -431,32 +431,36 @@ impl TestEnv {
     }
 }
 
+/// Runs a cleanup to its end from a `Drop`, which runs inside the test's runtime and cannot
+/// block on it: on a thread with a runtime of its own.
+pub(crate) fn clean_up(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(work);
+        }
+    })
+    .join();
+}
+
 impl Drop for TestEnv {
     fn drop(&mut self) {
         let (db, url, source) = (self.db_name.clone(), admin_url(), self.source.clone());
-        // Drop runs inside the test's runtime; clean up on a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok((c, conn)) = tokio_postgres::connect(&url, NoTls).await {
-                    tokio::spawn(conn);
-                    let _ = c
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                        .await;
-                }
-                let _ = source
-                    .client()
-                    .delete_queue()
-                    .queue_url(source.queue_url())
-                    .send()
+        clean_up(async move {
+            if let Ok((c, conn)) = tokio_postgres::connect(&url, NoTls).await {
+                tokio::spawn(conn);
+                let _ = c
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
                     .await;
-            });
-        })
-        .join();
+            }
+            let _ = source
+                .client()
+                .delete_queue()
+                .queue_url(source.queue_url())
+                .send()
+                .await;
+        });
     }
 }
