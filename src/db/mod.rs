@@ -66,7 +66,8 @@ pub enum NextStep {
     BackOff,
     /// The data of one row is refused: isolate it and quarantine it.
     RejectRow,
-    /// A setting is wrong (database name, credentials, certificate, schema): exit 2.
+    /// A setting is wrong (database name, credentials, certificate, schema): exit 2 at
+    /// start-up; mid-run the batch is held and retried until someone fixes it.
     Fix,
 }
 

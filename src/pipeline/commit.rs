@@ -152,7 +152,10 @@ impl Committer {
                 continue;
             }
             let step = e.next_step();
-            let retry = matches!(step, NextStep::Reconnect | NextStep::BackOff);
+            // A setting gone wrong mid-run (a rotated password, a dropped table) is held and
+            // retried like an operator error: giving the batch up would cycle the queue
+            // through receive counts, and the first commit after the fix resumes everything.
+            let retry = step != NextStep::RejectRow;
             if retry {
                 self.stats.set_writes_failing(true);
             }
@@ -180,6 +183,9 @@ impl Committer {
                 }
             }
         } else {
+            if step == NextStep::Fix {
+                self.writer = None;
+            }
             // Retrying cannot hurt and rejecting would lose data: someone must act.
             tracing::error!(error = %e, sqlstate, attempt, "the database refuses the write; the batch is held and retried until it is fixed (readiness is 503 meanwhile)");
         }
