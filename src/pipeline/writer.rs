@@ -44,6 +44,8 @@ impl Writer {
                 Ok(_) => self.delete(&items).await,
                 Err(CommitFailure::Failed(e)) => {
                     stats.add_batch_failed();
+                    // Given up, so no longer being retried: the pollers must not wait on it.
+                    stats.set_writes_failing(false);
                     // Left invisible until their timeout runs out: a natural backoff before
                     // they are tried again, here or elsewhere.
                     self.tracker
