@@ -73,6 +73,18 @@ async fn a_wrong_password_or_ca_exits_2_with_the_reason() {
     assert_refused_at_once(&env, &unknown_ca, "certificate");
 }
 
+/// Sends `bodies` to a daemon whose writes are failing, waits until its batch is being
+/// retried, then lets `hold` pass: past the queue's visibility timeout, so a batch that went
+/// back to the queue would be received again.
+async fn send_and_hold(env: &TestEnv, daemon: &Daemon, bodies: &[String], hold: Duration) {
+    env.send(bodies).await;
+    wait_until("writes failing", Duration::from_secs(30), || async {
+        daemon.writes_failing()
+    })
+    .await;
+    tokio::time::sleep(hold).await;
+}
+
 /// An operator revokes INSERT mid-run: the batches are held and retried (not ready, no
 /// rejects, nothing redelivered), and everything loads once the grant is back.
 #[tokio::test(flavor = "multi_thread")]
@@ -101,13 +113,7 @@ async fn a_revoked_grant_holds_the_messages_until_it_is_back() {
         .await
         .unwrap();
     let w = workload(300, 0.0, 0.0, 31);
-    env.send(&w.bodies).await;
-    wait_until("writes failing", Duration::from_secs(30), || async {
-        daemon.writes_failing()
-    })
-    .await;
-    // Well past the 4 s visibility timeout: the heartbeat keeps the held batch invisible.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    send_and_hold(&env, &daemon, &w.bodies, Duration::from_secs(10)).await;
     assert_eq!(
         env.count("SELECT count(*) FROM user_logins_rejects").await,
         0
@@ -215,18 +221,15 @@ async fn a_panicking_lambda_commit_fails_every_message_of_its_batch() {
     let good = login("lambda-p", "10.6.0.9", "d");
     let panics = sqs2pg::pipeline::commit::TEST_PANIC_BODY;
     let resp = handler
-        .handle(crate::ops::sqs_event(&[("p-1", &good), ("p-2", panics)]))
+        .handle(crate::helpers::sqs_event(&[
+            ("p-1", &good),
+            ("p-2", panics),
+        ]))
         .await;
-    let mut failed: Vec<String> = resp
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
-    failed.sort();
-    assert_eq!(failed, ["p-1", "p-2"]);
+    assert_eq!(crate::helpers::failed_ids(&resp), ["p-1", "p-2"]);
     assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 0);
     let resp = handler
-        .handle(crate::ops::sqs_event(&[("p-1", &good)]))
+        .handle(crate::helpers::sqs_event(&[("p-1", &good)]))
         .await;
     assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
     assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 1);
@@ -394,13 +397,7 @@ async fn a_table_gone_mid_run_holds_the_batch_until_it_is_back() {
     .await
     .unwrap();
     let w = workload(100, 0.0, 0.0, 44);
-    env.send(&w.bodies).await;
-    wait_until("writes failing", Duration::from_secs(30), || async {
-        daemon.writes_failing()
-    })
-    .await;
-    // Past the visibility timeout: still held, not cycled through the queue.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    send_and_hold(&env, &daemon, &w.bodies, Duration::from_secs(8)).await;
     let db = env.db().await;
     db.batch_execute("ALTER TABLE user_logins_away RENAME TO user_logins")
         .await

@@ -1,7 +1,6 @@
 //! The Lambda handler's edge: records it cannot identify are never acknowledged unwritten.
 
-use crate::helpers::{lambda_handler, login, TestEnv};
-use crate::ops::sqs_event;
+use crate::helpers::{failed_ids, lambda_handler, login, sqs_event, TestEnv};
 
 /// An event whose record `index` has no `messageId`.
 fn event_missing_an_id(
@@ -31,12 +30,7 @@ async fn records_without_a_message_id_are_failed_not_acknowledged() {
         .handle(event_missing_an_id(&[("y", &second)], 0))
         .await;
     for resp in [&r1, &r2] {
-        let ids: Vec<&str> = resp
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
-        assert_eq!(ids, [""], "{resp:?}");
+        assert_eq!(failed_ids(resp), [""], "{resp:?}");
     }
     let c = env.db().await;
     let users: Vec<String> = c.column("SELECT user_id FROM user_logins ORDER BY 1").await;

@@ -5,11 +5,10 @@ use std::io::{Read, Write};
 use std::process::Stdio;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::SqsEvent;
-
 use crate::faults::PrivatePg;
 use crate::helpers::{
-    admin, lambda_handler, login, stdout_ok, summary_numbers, wait_until, Proc, TestEnv, KEYS,
+    admin, failed_ids, lambda_handler, login, sqs_event, stdout_ok, summary_numbers, wait_until,
+    Proc, TestEnv, KEYS,
 };
 
 /// GET over plain HTTP/1.0; returns (status, body).
@@ -329,31 +328,6 @@ fn completions_and_man_page() {
     );
 }
 
-pub(crate) fn sqs_event(records: &[(&str, &str)]) -> SqsEvent {
-    let records: Vec<serde_json::Value> = records
-        .iter()
-        .map(|(id, body)| {
-            serde_json::json!({
-                "messageId": id,
-                "receiptHandle": format!("handle-{id}"),
-                "body": body,
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "1732406400000",
-                    "SenderId": "AIDAEXAMPLE",
-                    "ApproximateFirstReceiveTimestamp": "1732406400001"
-                },
-                "messageAttributes": {},
-                "md5OfBody": "x",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:login-queue",
-                "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
-    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
-}
-
 /// The Lambda handler on a fixture event with one bad message: good rows committed, the
 /// bad one rejected, no batchItemFailures; a redelivered event adds nothing; with the
 /// database gone, every message is a batchItemFailure.
@@ -407,13 +381,7 @@ async fn lambda_handler_commits_and_reports_failures() {
         ("m-4", "nope"),
     ]);
     let resp = handler.handle(event).await;
-    let mut failed: Vec<String> = resp
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
-    failed.sort();
-    assert_eq!(failed, ["m-3", "m-4"]);
+    assert_eq!(failed_ids(&resp), ["m-3", "m-4"]);
     admin
         .batch_execute(&format!("ALTER DATABASE {dbname} ALLOW_CONNECTIONS true"))
         .await
