@@ -1,22 +1,28 @@
 //! Nothing lost, nothing doubled, under faults. Each test ends with the same invariants:
-//! the multiset of rows equals the valid input (by user_id and ip token), the rejects equal
-//! the malformed input, every message id has exactly one outcome, and the queue holds 0
+//! the multiset of rows equals the valid input column by column (tokens opened back to the
+//! values sent, create_date within the days the test ran), the rejects equal the malformed
+//! input by body and reason, every message id has exactly one outcome, and the queue holds 0
 //! visible and 0 in-flight messages.
 
 use std::time::{Duration, Instant};
 
 use crate::faults::{jitter_sleep, PrivatePg, Proxy};
+use chrono::{NaiveDate, Utc};
+
 use crate::helpers::{
-    connect, decode_valid, login, masker, stdout_ok, summary_numbers, synthetic, wait_until, Db,
-    Proc, RunOptions, TestEnv, KEYS,
+    connect, expected_row, login, masker, stdout_ok, summary_numbers, synthetic, wait_until, Db,
+    ExpectedRow, Proc, RunOptions, TestEnv, KEYS,
 };
 
 /// Synthetic input and what it must become.
 pub(crate) struct Workload {
     pub(crate) bodies: Vec<String>,
-    /// (user_id, ip) of every valid body, duplicates included (each is its own row).
-    pub(crate) valid: Vec<(String, Option<String>)>,
-    pub(crate) malformed: Vec<String>,
+    /// The row of every valid body, duplicates included (each is its own row).
+    pub(crate) valid: Vec<ExpectedRow>,
+    /// `(body, reason)` of every body the contract rejects.
+    pub(crate) malformed: Vec<(String, String)>,
+    /// The UTC day the workload was made: no row can be dated before it.
+    pub(crate) made_on: NaiveDate,
 }
 
 pub(crate) fn workload(
@@ -25,19 +31,21 @@ pub(crate) fn workload(
     duplicate_rate: f64,
     seed: u64,
 ) -> Workload {
+    let made_on = Utc::now().date_naive();
     let bodies = synthetic(count, malformed_rate, duplicate_rate, seed);
     let mut valid = Vec::new();
     let mut malformed = Vec::new();
     for b in &bodies {
-        match decode_valid(b) {
-            Some(v) => valid.push(v),
-            None => malformed.push(b.clone()),
+        match expected_row(b) {
+            Ok(row) => valid.push(row),
+            Err(reason) => malformed.push((b.clone(), reason)),
         }
     }
     Workload {
         bodies,
         valid,
         malformed,
+        made_on,
     }
 }
 
@@ -53,37 +61,44 @@ pub(crate) async fn assert_invariants(env: &TestEnv, w: &Workload) {
     assert_invariants_at(env, &env.db().await, w).await;
 }
 
-/// The end-of-test invariants, on the database of `db`.
+/// The end-of-test invariants, on the database of `db`: every column of every row (tokens
+/// opened back to the values sent), every reject by body and reason, one outcome per message
+/// id, and an empty queue.
 pub(crate) async fn assert_invariants_at(env: &TestEnv, db: &Db, w: &Workload) {
-    let mut m = masker(KEYS);
-    let mut want: Vec<(String, Option<String>)> = w
-        .valid
-        .iter()
-        .map(|(u, ip)| (u.clone(), ip.as_ref().map(|ip| m.mask_ip(ip))))
-        .collect();
+    let mut want = w.valid.clone();
     want.sort();
-    let mut got: Vec<(String, Option<String>)> = db
-        .rows("SELECT user_id, masked_ip FROM user_logins")
-        .await
-        .iter()
-        .map(|r| (r.get("user_id"), r.get("masked_ip")))
-        .collect();
+    let mut got = stored_rows(db).await;
     got.sort();
     assert_eq!(got.len(), want.len(), "row count");
-    assert!(got == want, "rows differ from the valid input");
+    if let Some((g, e)) = got.iter().zip(&want).find(|(g, e)| g != e) {
+        panic!("rows differ from the valid input: first stored {g:?}, expected {e:?}");
+    }
+    let today = Utc::now().date_naive();
+    let dates: Vec<NaiveDate> = db
+        .column("SELECT DISTINCT create_date FROM user_logins")
+        .await;
+    for d in &dates {
+        assert!(
+            (w.made_on..=today).contains(d),
+            "create_date {d} is outside the days the test ran ({}..={today})",
+            w.made_on
+        );
+    }
 
-    let mut rejected: Vec<String> = db
-        .column::<String>("SELECT body_ciphertext FROM user_logins_rejects")
-        .await
-        .iter()
-        .map(|sealed| m.reveal_body(sealed))
-        .collect();
-    rejected.sort();
+    let rejected = db.revealed_rejects().await;
     let mut malformed = w.malformed.clone();
     malformed.sort();
     assert_eq!(
         rejected, malformed,
-        "rejects differ from the malformed input"
+        "rejects (body, reason) differ from the malformed input"
+    );
+    let reject_ids = db
+        .count("SELECT count(DISTINCT message_id) FROM user_logins_rejects")
+        .await;
+    assert_eq!(
+        reject_ids as usize,
+        w.malformed.len(),
+        "one reject per message id"
     );
 
     let ledger = db.count("SELECT count(*) FROM sqs2pg_ledger").await;
@@ -94,6 +109,30 @@ pub(crate) async fn assert_invariants_at(env: &TestEnv, db: &Db, w: &Workload) {
     );
     let d = env.depth().await;
     assert_eq!((d.visible, d.in_flight), (0, 0), "queue not empty");
+}
+
+/// Every stored row with its tokens opened with [`KEYS`], in the shape of [`ExpectedRow`].
+async fn stored_rows(db: &Db) -> Vec<ExpectedRow> {
+    let mut m = masker(KEYS);
+    db.rows(
+        "SELECT user_id, device_type, masked_ip, masked_device_id, locale, app_version \
+         FROM user_logins",
+    )
+    .await
+    .iter()
+    .map(|r| ExpectedRow {
+        user_id: r.get("user_id"),
+        device_type: r.get("device_type"),
+        ip: r
+            .get::<_, Option<String>>("masked_ip")
+            .map(|t| m.reveal_ip(&t)),
+        device_id: r
+            .get::<_, Option<String>>("masked_device_id")
+            .map(|t| m.reveal_device_id(&t)),
+        locale: r.get("locale"),
+        app_version: r.get("app_version"),
+    })
+    .collect()
 }
 
 /// SIGTERM, then exit 0 within `limit`.

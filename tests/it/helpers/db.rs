@@ -71,6 +71,19 @@ impl Db {
         self.rows(sql).await.iter().map(|r| r.get(0)).collect()
     }
 
+    /// Every reject as `(revealed body, reason)`, sorted, bodies opened with [`KEYS`].
+    pub async fn revealed_rejects(&self) -> Vec<(String, String)> {
+        let mut m = masker(KEYS);
+        let mut got: Vec<(String, String)> = self
+            .rows("SELECT body_ciphertext, reason FROM user_logins_rejects")
+            .await
+            .iter()
+            .map(|r| (m.reveal_body(r.get("body_ciphertext")), r.get("reason")))
+            .collect();
+        got.sort();
+        got
+    }
+
     /// Creates the tables, as `sqs2pg migrate` would (without the roles).
     pub async fn migrate(&mut self) {
         sqs2pg::db::schema::migrate(&mut self.0, false)

@@ -139,11 +139,35 @@ pub fn synthetic(count: usize, malformed_rate: f64, duplicate_rate: f64, seed: u
     })
 }
 
-/// `(user_id, ip)` of a body the contract accepts, `None` for one it rejects.
-pub fn decode_valid(body: &str) -> Option<(String, Option<String>)> {
-    sqs2pg::decode::decode(body.as_bytes(), &Limits::default())
-        .ok()
-        .map(|l| (l.user_id, l.ip.map(|ip| ip.expose().to_string())))
+/// A row as the tests compare it: the PII opened back to what was sent, app_version encoded
+/// for the contract's integer column.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExpectedRow {
+    pub user_id: String,
+    pub device_type: Option<String>,
+    pub ip: Option<String>,
+    pub device_id: Option<String>,
+    pub locale: Option<String>,
+    pub app_version: Option<i32>,
+}
+
+/// The row a body the contract accepts must become, or the reason it is rejected.
+pub fn expected_row(body: &str) -> Result<ExpectedRow, String> {
+    let l =
+        sqs2pg::decode::decode(body.as_bytes(), &Limits::default()).map_err(|r| r.to_string())?;
+    let app_version = match l.app_version {
+        None => None,
+        Some(sqs2pg::decode::AppVersion::Int(v)) => Some(i32::try_from(v).expect("int column")),
+        Some(sqs2pg::decode::AppVersion::Text(t)) => panic!("default limits encode {t:?}"),
+    };
+    Ok(ExpectedRow {
+        user_id: l.user_id,
+        device_type: l.device_type,
+        ip: l.ip.map(|ip| ip.expose().to_string()),
+        device_id: l.device_id.map(|d| d.expose().clone()),
+        locale: l.locale,
+        app_version,
+    })
 }
 
 /// An SDK config for LocalStack, the one the binary builds.

@@ -182,17 +182,9 @@ impl TestEnv {
         self.client().await.column(sql).await
     }
 
-    /// Every reject as `(revealed body, reason)`, sorted, bodies opened with [`KEYS`].
+    /// [`Db::revealed_rejects`] on the test database.
     pub async fn revealed_rejects(&self) -> Vec<(String, String)> {
-        let mut m = masker(KEYS);
-        let mut got: Vec<(String, String)> = self
-            .rows("SELECT body_ciphertext, reason FROM user_logins_rejects")
-            .await
-            .iter()
-            .map(|r| (m.reveal_body(r.get("body_ciphertext")), r.get("reason")))
-            .collect();
-        got.sort();
-        got
+        self.client().await.revealed_rejects().await
     }
 
     /// Test pipeline settings: short long-polls so drain runs end quickly.
