@@ -143,14 +143,28 @@ async fn stop_cleanly(child: &mut Proc, limit: Duration) {
 
 const DAEMON: [&str; 5] = ["run", "--wait-seconds", "1", "--batch-wait-ms", "50"];
 
-/// `times` consumers, each SIGKILLed at a random moment 0.8 to 2.5 s after its start.
+/// `times` consumers, each SIGKILLed at a random moment up to 1.5 s after it committed its
+/// first outcome, so every one of them made progress before it crashed.
 async fn crash_consumers(env: &TestEnv, times: usize) {
-    for _ in 0..times {
+    let db = env.db().await;
+    for i in 0..times {
+        let before = outcomes(&db).await;
         let mut child = env.spawn(&DAEMON, &[]);
+        wait_until(
+            &format!("consumer {i} commits something before its crash"),
+            Duration::from_secs(60),
+            || async { outcomes(&db).await > before },
+        )
+        .await;
         // The crash moment, deliberately random.
-        jitter_sleep(800, 2500).await;
+        jitter_sleep(0, 1500).await;
         child.sigkill();
     }
+}
+
+/// Message ids with a committed outcome (row, reject or skipped duplicate).
+async fn outcomes(db: &Db) -> i64 {
+    db.count("SELECT count(*) FROM sqs2pg_ledger").await
 }
 
 /// 20k messages (1% malformed, 5% re-sent as separate messages), the consumer SIGKILLed at
@@ -185,7 +199,11 @@ async fn postgres_restart_mid_run() {
     .unwrap();
     env.wait_drained(Duration::from_secs(120)).await;
     let s = daemon.stop_and_join().await;
-    assert!(s.loaded > 0);
+    assert_eq!(
+        s.loaded as usize,
+        w.valid.len(),
+        "the one consumer loaded every row itself, across the crash"
+    );
     assert!(daemon.retries() > 0, "the crash should have cost retries");
     assert_invariants_at(&env, &connect(&pg.url).await, &w).await;
 }
@@ -226,7 +244,9 @@ async fn connections_cut_at_random() {
     assert_invariants(&env, &w).await;
 }
 
-/// SQS unreachable for 10 s (traffic blackholed), then back.
+/// SQS cut off for 5 s (a partition: requests hang), then down for 10 s (every connection
+/// refused), then back: the consumer sees the outage (its log says it backed off), and after
+/// it deletes every message itself.
 #[tokio::test(flavor = "multi_thread")]
 async fn sqs_outage_then_recovery() {
     let env = TestEnv::new().await;
@@ -237,18 +257,47 @@ async fn sqs_outage_then_recovery() {
         .to_string();
     let proxy = Proxy::start(target.parse().expect("AWS_ENDPOINT_URL host:port")).await;
     let w = fill_queue(&env, 3000, 14).await;
-    let mut child = env.spawn(
+    let log = log_path(&env, "outage");
+    let mut child = env.spawn_reporting(
         &DAEMON,
         &[("AWS_ENDPOINT_URL", format!("http://{}", proxy.addr))],
+        &log,
     );
-    // The outage: it starts at a random moment and lasts 10 s.
-    jitter_sleep(500, 1000).await;
+    wait_until("first rows loaded", Duration::from_secs(60), || async {
+        env.db()
+            .await
+            .count("SELECT count(*) FROM user_logins")
+            .await
+            > 0
+    })
+    .await;
+    // The outage: it starts at a random moment.
+    jitter_sleep(0, 500).await;
     proxy.blackhole(true);
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     proxy.blackhole(false);
+    proxy.refuse(true);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    proxy.refuse(false);
     env.wait_drained(Duration::from_secs(180)).await;
-    stop_cleanly(&mut child, Duration::from_secs(60)).await;
+    child.sigterm();
+    assert_eq!(child.wait_exit(Duration::from_secs(60)).await, Some(0));
+    let summary = summary_numbers(&stdout_ok(&child.wait_with_output()));
+    let log = std::fs::read_to_string(&log).expect("the consumer's log");
+    assert!(
+        log.contains("receive failed; backing off"),
+        "the outage was seen and backed off from; log:\n{log}"
+    );
+    assert_eq!(
+        summary["deleted"], 3000,
+        "every message deleted by the one consumer: {summary:?}"
+    );
     assert_invariants(&env, &w).await;
+}
+
+/// A file for a child's log, named after the test's queue, in the system's temp dir.
+fn log_path(env: &TestEnv, what: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{}-{what}.log", env.queue_name))
 }
 
 /// A lock on user_logins held longer than the visibility timeout: the heartbeat keeps the
@@ -281,19 +330,49 @@ async fn slow_sink_keeps_messages_invisible() {
     assert_invariants(&env, &w).await;
 }
 
-/// Three instances on one queue at once.
+/// Three instances on one queue at once, one of them frozen (SIGSTOP) past the visibility
+/// timeout while it holds messages: the others receive those again, and the ledger turns the
+/// second deliveries into skipped duplicates, never second rows. Each instance does work.
 #[tokio::test(flavor = "multi_thread")]
 async fn three_instances_share_a_queue() {
-    let env = TestEnv::new().await;
+    let env = TestEnv::with_visibility(4).await;
     let w = fill_queue(&env, 6000, 16).await;
-    let mut children: Vec<Proc> = (0..3).map(|_| env.spawn(&DAEMON, &[])).collect();
-    env.wait_drained(Duration::from_secs(120)).await;
+    let logs: Vec<_> = (0..3)
+        .map(|i| log_path(&env, &format!("instance-{i}")))
+        .collect();
+    let mut children: Vec<Proc> = logs
+        .iter()
+        .map(|log| env.spawn_reporting(&DAEMON, &[], log))
+        .collect();
+    wait_until("first rows loaded", Duration::from_secs(60), || async {
+        env.db()
+            .await
+            .count("SELECT count(*) FROM user_logins")
+            .await
+            > 0
+    })
+    .await;
+    children[0].sigstop();
+    // The fault window: frozen well past the 4 s visibility timeout.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    children[0].sigcont();
+    env.wait_drained(Duration::from_secs(180)).await;
     for c in &mut children {
         c.sigterm();
     }
-    for c in &mut children {
+    let mut summaries = Vec::new();
+    for mut c in children {
         assert_eq!(c.wait_exit(Duration::from_secs(40)).await, Some(0));
+        summaries.push(summary_numbers(&stdout_ok(&c.wait_with_output())));
     }
+    for (i, s) in summaries.iter().enumerate() {
+        assert!(s["received"] > 0, "instance {i} did no work: {s:?}");
+    }
+    let skipped: u64 = summaries.iter().map(|s| s["duplicates skipped"]).sum();
+    assert!(
+        skipped > 0,
+        "the frozen instance's messages were delivered twice: {summaries:?}"
+    );
     assert_invariants(&env, &w).await;
 }
 

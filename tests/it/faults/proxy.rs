@@ -22,6 +22,7 @@ pub struct Proxy {
     pub addr: SocketAddr,
     generation: watch::Sender<u64>,
     blackholed: Arc<AtomicBool>,
+    refusing: Arc<AtomicBool>,
     /// Connections with a sequence number below this are frozen (`None`: nothing is).
     frozen_below: watch::Sender<Option<u64>>,
     /// Connections accepted so far.
@@ -37,11 +38,13 @@ impl Proxy {
         let (generation, _) = watch::channel(0u64);
         let (frozen_below, _) = watch::channel(None);
         let blackholed = Arc::new(AtomicBool::new(false));
+        let refusing = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicU64::new(0));
-        let (gen_tx, frz, bh, acc) = (
+        let (gen_tx, frz, bh, rf, acc) = (
             generation.clone(),
             frozen_below.clone(),
             blackholed.clone(),
+            refusing.clone(),
             accepted.clone(),
         );
         let task = tokio::spawn(async move {
@@ -49,6 +52,11 @@ impl Proxy {
                 let Ok((client, _)) = listener.accept().await else {
                     break;
                 };
+                if rf.load(Ordering::Relaxed) {
+                    // Closed before a byte is read: the client's request fails at once.
+                    drop(client);
+                    continue;
+                }
                 let seq = acc.fetch_add(1, Ordering::Relaxed);
                 let conn = Conn {
                     cut: gen_tx.subscribe(),
@@ -65,6 +73,7 @@ impl Proxy {
             addr,
             generation,
             blackholed,
+            refusing,
             frozen_below,
             accepted,
             task,
@@ -74,6 +83,13 @@ impl Proxy {
     /// Drops every open connection.
     pub fn cut(&self) {
         self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Starts or ends refusing: while on, every new connection is closed as soon as it is
+    /// accepted and open ones are dropped, so every request fails fast (a server that is down).
+    pub fn refuse(&self, on: bool) {
+        self.refusing.store(on, Ordering::Relaxed);
+        self.cut();
     }
 
     /// Starts or ends a blackhole. Entering it also drops open connections, so in-flight

@@ -12,6 +12,7 @@ mod run;
 mod services;
 mod wait;
 
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -420,6 +421,18 @@ impl TestEnv {
             c.env(k, v);
         }
         Proc::spawn(c.stdout(Stdio::null()).stderr(Stdio::null()))
+    }
+
+    /// Starts the binary in the background, its summary (stdout) kept for
+    /// [`Proc::wait_with_output`] and its log (stderr, at `RUST_LOG=warn`) written to `log`,
+    /// a file, so a long run can never block on a full pipe.
+    pub fn spawn_reporting(&self, args: &[&str], envs: &[(&str, String)], log: &Path) -> Proc {
+        let mut c = self.cmd(args);
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        let log = std::fs::File::create(log).expect("create the child's log file");
+        Proc::spawn(c.env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(log))
     }
 }
 

@@ -22,13 +22,27 @@ impl Proc {
 
     /// Sends SIGTERM (the graceful stop) and returns at once.
     pub fn sigterm(&mut self) {
+        self.signal("TERM");
+    }
+
+    /// Freezes it (SIGSTOP): no heartbeat, no commit, no exit, until [`Proc::sigcont`].
+    pub fn sigstop(&mut self) {
+        self.signal("STOP");
+    }
+
+    /// Thaws a [`Proc::sigstop`]ped process.
+    pub fn sigcont(&mut self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&mut self, name: &str) {
         let pid = self.child().id().to_string();
         let ok = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([&format!("-{name}"), &pid])
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
-        assert!(ok, "kill -TERM {pid}");
+        assert!(ok, "kill -{name} {pid}");
     }
 
     /// SIGKILL (a crash) and reap; returns the exit status, which is never a success.
