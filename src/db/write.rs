@@ -30,6 +30,9 @@ pub struct WriteReport {
     /// Message ids already in the ledger (redeliveries), or repeated within the batch:
     /// nothing written for them.
     pub duplicates: u64,
+    /// The binary `COPY` fast path met an id already in the ledger and the batch went again
+    /// on the checked path (what a redelivery costs).
+    pub fell_back: bool,
 }
 
 impl WriteReport {
@@ -38,6 +41,7 @@ impl WriteReport {
         self.loaded += other.loaded;
         self.duplicates += other.duplicates;
         self.rejected.extend(other.rejected);
+        self.fell_back |= other.fell_back;
     }
 }
 
@@ -149,6 +153,7 @@ impl BatchWriter {
             }
         };
         report.duplicates += (batch.len() - unique.len()) as u64;
+        report.fell_back = mode == LedgerWrite::Checked;
         self.ledger.committed(generation.number);
         Ok(report)
     }

@@ -22,7 +22,7 @@ async fn run_without_a_key_exits_2_and_says_how_to_make_one() {
     assert_eq!(out.status.code(), Some(2));
     let e = stderr(&out);
     assert!(
-        e.contains("SQS2PG_KEYS") && e.contains("64") && e.contains("keygen --kid k1"),
+        e.contains("SQS2PG_KEYS") && e.contains("needs 64:") && e.contains("keygen --kid k1"),
         "{e}"
     );
 }

@@ -22,6 +22,7 @@ async fn redelivered_ids_in_a_batch_fall_back_to_the_checked_path() {
     let first = [rec(&mut sink, "a"), rec(&mut sink, "b")];
     let r = sink.write(&first).await;
     assert_eq!((r.loaded, r.duplicates), (2, 0));
+    assert!(!r.fell_back, "new ids commit on the COPY fast path");
 
     let bad = sink.record("r", "{");
     let second = [
@@ -34,6 +35,7 @@ async fn redelivered_ids_in_a_batch_fall_back_to_the_checked_path() {
     ];
     let r = sink.write(&second).await;
     assert_eq!((r.loaded, r.duplicates), (2, 3), "{r:?}");
+    assert!(r.fell_back, "COPY met the ledger's key and gave way: {r:?}");
     assert_eq!(r.rejected.len(), 1);
     let r = sink.write(&[bad]).await;
     assert_eq!((r.loaded, r.duplicates, r.rejected.len()), (0, 1, 0));
