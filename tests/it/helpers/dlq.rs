@@ -91,8 +91,14 @@ impl DeadLetters {
 impl Drop for DeadLetters {
     fn drop(&mut self) {
         let (client, url) = (self.client.clone(), self.url.clone());
-        super::clean_up(async move {
-            let _ = client.delete_queue().queue_url(url).send().await;
+        super::clean_up(format!("dead-letter queue {url}"), async move {
+            client
+                .delete_queue()
+                .queue_url(url)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("DeleteQueue: {}", sqs2pg::aws::error_text(&e)))
         });
     }
 }

@@ -437,35 +437,51 @@ impl TestEnv {
 }
 
 /// Runs a cleanup to its end from a `Drop`, which runs inside the test's runtime and cannot
-/// block on it: on a thread with a runtime of its own.
-pub(crate) fn clean_up(work: impl std::future::Future<Output = ()> + Send + 'static) {
-    let _ = std::thread::spawn(move || {
-        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+/// block on it: on a thread with a runtime of its own. A cleanup that fails fails the test
+/// (a leaked database or queue is a defect too); during a test's own panic it is only
+/// reported, since a second panic would abort the whole test binary.
+pub(crate) fn clean_up(
+    what: String,
+    work: impl std::future::Future<Output = Result<(), String>> + Send + 'static,
+) {
+    let outcome = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-        {
-            rt.block_on(work);
-        }
+            .map_err(|e| format!("no runtime: {e}"))?
+            .block_on(work)
     })
-    .join();
+    .join()
+    .unwrap_or_else(|_| Err("the cleanup panicked".to_owned()));
+    if let Err(e) = outcome {
+        if std::thread::panicking() {
+            eprintln!("cleanup of {what} failed, it is left behind: {e}");
+        } else {
+            panic!("cleanup of {what} failed, it is left behind: {e}");
+        }
+    }
 }
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
         let (db, url, source) = (self.db_name.clone(), admin_url(), self.source.clone());
-        clean_up(async move {
-            if let Ok((c, conn)) = tokio_postgres::connect(&url, NoTls).await {
-                tokio::spawn(conn);
-                let _ = c
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                    .await;
-            }
-            let _ = source
+        let what = format!("database {db} and queue {}", self.queue_name);
+        clean_up(what, async move {
+            let (c, conn) = tokio_postgres::connect(&url, NoTls)
+                .await
+                .map_err(|e| format!("connect to drop the database: {e}"))?;
+            tokio::spawn(conn);
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .await
+                .map_err(|e| format!("DROP DATABASE {db}: {e}"))?;
+            source
                 .client()
                 .delete_queue()
                 .queue_url(source.queue_url())
                 .send()
-                .await;
+                .await
+                .map_err(|e| format!("DeleteQueue: {}", sqs2pg::aws::error_text(&e)))?;
+            Ok(())
         });
     }
 }
