@@ -473,7 +473,12 @@ impl Drop for TestEnv {
             tokio::spawn(conn);
             c.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
                 .await
-                .map_err(|e| format!("DROP DATABASE {db}: {e}"))?;
+                .map_err(|e| {
+                    let why = e
+                        .as_db_error()
+                        .map_or(e.to_string(), |d| d.message().to_owned());
+                    format!("DROP DATABASE {db}: {why}")
+                })?;
             source
                 .client()
                 .delete_queue()
