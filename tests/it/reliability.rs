@@ -403,6 +403,80 @@ async fn sigterm_under_load() {
     assert_invariants(&env, &w).await;
 }
 
+/// SIGTERM while the writers are stalled (a lock on user_logins) and every message is held:
+/// at `--shutdown-timeout` what could not commit is released (visibility 0), so with a 300 s
+/// visibility timeout nothing stays in flight; the process exits 0 and a later run loads all.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_a_stalled_writer_releases_what_it_holds_at_the_deadline() {
+    let env = TestEnv::with_visibility(300).await;
+    let w = workload(201, 0.0, 0.0, 21);
+    let mut child = env.spawn(
+        &["run", "--wait-seconds", "1", "--shutdown-timeout", "2"],
+        &[],
+    );
+    // The first message shows the daemon is consuming before the lock is taken.
+    env.send(&w.bodies[..1]).await;
+    wait_until(
+        "the first message loaded",
+        Duration::from_secs(60),
+        || async { env.count("SELECT count(*) FROM user_logins").await == 1 },
+    )
+    .await;
+    let mut locker = env.db().await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE user_logins IN SHARE MODE")
+        .await
+        .unwrap();
+    env.send(&w.bodies[1..]).await;
+    wait_until("every message held", Duration::from_secs(60), || async {
+        env.depth().await.in_flight == 200
+    })
+    .await;
+    child.sigterm();
+    assert_eq!(child.wait_exit(Duration::from_secs(30)).await, Some(0));
+    let d = env.depth().await;
+    assert_eq!(
+        (d.visible, d.in_flight),
+        (200, 0),
+        "released at the deadline, not left to the 300 s visibility timeout"
+    );
+    lock.rollback().await.unwrap();
+    stdout_ok(&env.run_cmd(&["run", "--until-empty", "--wait-seconds", "1"]));
+    assert_invariants(&env, &w).await;
+}
+
+/// A daemon started while its database is down waits it out (it neither exits nor gives the
+/// messages up), and drains once the database is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_started_during_a_database_outage_waits_and_then_drains() {
+    let env = TestEnv::new().await;
+    let pg = PrivatePg::start_migrated().await;
+    let pg = tokio::task::spawn_blocking(move || {
+        pg.stop();
+        pg
+    })
+    .await
+    .unwrap();
+    let w = fill_queue(&env, 300, 22).await;
+    let mut child = env.spawn(&DAEMON, &[("DATABASE_URL", pg.url.clone())]);
+    // The outage window, with the daemon started inside it.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        child.try_exit_code(),
+        None,
+        "the daemon waits, it does not exit"
+    );
+    let pg = tokio::task::spawn_blocking(move || {
+        pg.start_again();
+        pg
+    })
+    .await
+    .unwrap();
+    env.wait_drained(Duration::from_secs(120)).await;
+    stop_cleanly(&mut child, Duration::from_secs(40)).await;
+    assert_invariants_at(&env, &connect(&pg.url).await, &w).await;
+}
+
 /// A panic while decoding one message (a debug build's test hook) is contained: that
 /// message is quarantined as `internal_error`, the rest load, and the run ends normally.
 #[cfg(debug_assertions)]

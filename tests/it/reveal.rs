@@ -226,3 +226,25 @@ async fn reveal_escapes_control_characters_unless_raw() {
     assert_eq!(stdout_ok(&out).lines().count(), 1, "one line per token");
     assert!(!stdout_ok(&out).contains('\u{1b}'));
 }
+
+/// `reveal` writes its audit row before any output, so with the database unreachable it
+/// opens nothing: it fails, says why, and prints not one value.
+#[tokio::test(flavor = "multi_thread")]
+async fn reveal_with_the_database_unreachable_prints_nothing() {
+    let env = TestEnv::new().await;
+    let tokens = three_users(&env).await;
+    let mut cmd = env.cmd(&["reveal", "--column", "ip", "--reason", "INC-1 no database"]);
+    cmd.env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/postgres");
+    let out = pipe_through(&mut cmd, &format!("{}\n", tokens[0]));
+    assert!(!out.status.success(), "reveal without its audit must fail");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "",
+        "nothing revealed without the audit row"
+    );
+    assert!(
+        stderr(&out).contains("127.0.0.1:1"),
+        "the error names the database it could not reach: {}",
+        stderr(&out)
+    );
+}

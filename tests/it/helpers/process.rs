@@ -59,6 +59,12 @@ impl Proc {
         c.wait_with_output().expect("wait")
     }
 
+    /// Its exit code once it has exited (a death by signal reads as -1), `None` while it runs.
+    pub fn try_exit_code(&mut self) -> Option<i32> {
+        let status = self.child().try_wait().expect("try_wait");
+        status.map(|s| s.code().unwrap_or(-1))
+    }
+
     /// Waits for it to exit on its own, at most `limit` (it is killed if not); returns its
     /// exit code.
     pub async fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
