@@ -48,7 +48,11 @@ fn unit_test_exists(name: &str, sources: &[(PathBuf, String)]) -> bool {
         Some(i) => path.get(i - 1),
     };
     let Some(module) = module else { return false };
-    let wanted = format!("fn {}", func.trim_end_matches('*'));
+    // A whole name is followed by its parameter list; a `*` name only has to start it.
+    let wanted = match func.strip_suffix('*') {
+        Some(prefix) => format!("fn {prefix}"),
+        None => format!("fn {func}("),
+    };
     sources.iter().any(|(file, text)| {
         let stem = file.file_stem().and_then(|s| s.to_str());
         let parent = file
