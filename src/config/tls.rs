@@ -73,7 +73,8 @@ mod tests {
     const CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBiTCCAS+gAwIBAgIUJ0+UMMXaq7STBBWYad7+g/TKmvkwCgYIKoZIzj0EAwIw\nGTEXMBUGA1UEAwwOc3FzMnBnLXRlc3QtY2EwIBcNMjYxMjAyMDE0MTE3WhgPMjEy\nNjExMDgwMTQxMTdaMBkxFzAVBgNVBAMMDnNxczJwZy10ZXN0LWNhMFkwEwYHKoZI\nzj0CAQYIKoZIzj0DAQcDQgAE0fYewIkuQ4dxwpCbu42JkEQu/bi99w0uLpI6qwms\nXpfmqnkFn/CJuufgzfknfGQgtAcGGRRPoTCCCDqQ3AnhOaNTMFEwHQYDVR0OBBYE\nFC8avvyaXavVmvacOgp68hUNZC1mMB8GA1UdIwQYMBaAFC8avvyaXavVmvacOgp6\n8hUNZC1mMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIgCOiKEK3a\n6tVODROYMekSvQkOQB4xrNDr8sKT8zEQ3lYCIQD71QfUmnxcmUu0VQ9kipn7uBRw\nRD+7690Pqm4miJIUvQ==\n-----END CERTIFICATE-----";
 
     fn file_with(name: &str, text: &str) -> std::path::PathBuf {
-        let path = std::env::temp_dir().join(format!("sqs2pg-tls-{}-{name}.pem", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("sqs2pg-tls-{}-{name}.pem", std::process::id()));
         std::fs::write(&path, text).unwrap();
         path
     }
@@ -87,7 +88,8 @@ mod tests {
 
     #[test]
     fn a_bundle_gives_one_root_per_certificate_and_skips_other_sections() {
-        let key = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+        let key =
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
         let bundle = format!("{CA_PEM}\n{key}{CA_PEM}\n");
         assert_eq!(roots_of("bundle", &bundle).unwrap().len(), 2);
         assert!(client_config(Some(&file_with("cfg", CA_PEM))).is_ok());
