@@ -9,7 +9,7 @@ DEMO_KEYS := .demo-keys
 DEMO_DB := sqs2pg_demo
 SERVICES_ENV = eval "$$(scripts/services env)"
 
-.PHONY: demo test bench services services-down build lint clean-demo
+.PHONY: demo test bench services services-down build lint check-deploy clean-demo
 
 services:
 	scripts/services up
@@ -67,6 +67,13 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) clippy --locked --features lambda --bin sqs2pg-lambda -- -D warnings
+
+## check-deploy: every deployment file through the real tool that checks it (Kubernetes and KEDA
+## schemas, checkov, systemd-analyze, hadolint, compose, shellcheck, yamllint, cargo-deny), then
+## each tool on a deliberately broken copy; the tools are installed and cached by scripts/tools.
+## One script a check in scripts/check-deploy/; findings kept are justified in deploy/checks-allowlist.
+check-deploy:
+	scripts/check-deploy/run
 
 clean-demo:
 	rm -f $(DEMO_KEYS)

@@ -9,6 +9,7 @@ mod e2e;
 mod faults;
 mod helpers;
 mod lambda;
+mod manifests;
 mod ops;
 mod pii;
 mod queue_faults;
