@@ -16,6 +16,8 @@ use super::ConfigError;
 pub struct FileConfig {
     pub queue_url: Option<String>,
     pub queue_name: Option<String>,
+    pub envelope: Option<String>,
+    pub create_date_from: Option<String>,
     pub database_url: Option<String>,
     pub db_ca_file: Option<String>,
     pub db_write_timeout_secs: Option<u64>,
@@ -71,6 +73,8 @@ impl FileConfig {
         [
             ("queue_url", self.queue_url.clone()),
             ("queue_name", self.queue_name.clone()),
+            ("envelope", self.envelope.clone()),
+            ("create_date_from", self.create_date_from.clone()),
             ("database_url", self.database_url.clone()),
             ("db_ca_file", self.db_ca_file.clone()),
             (

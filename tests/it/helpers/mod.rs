@@ -95,6 +95,7 @@ impl TestEnv {
         let probe = Source::connect(&SqsConfig {
             queue_url: Some("unused".into()),
             queue_name: queue_name.clone(),
+            framing: Default::default(),
         })
         .await
         .expect("AWS config (is LocalStack up? `scripts/services up`)");
@@ -114,6 +115,7 @@ impl TestEnv {
         let source = Source::connect(&SqsConfig {
             queue_url: Some(queue_url.clone()),
             queue_name: queue_name.clone(),
+            framing: Default::default(),
         })
         .await
         .expect("source");
@@ -212,6 +214,7 @@ impl TestEnv {
             sqs: SqsConfig {
                 queue_url: Some(self.queue_url.clone()),
                 queue_name: self.queue_name.clone(),
+                framing: Default::default(),
             },
             db: DbConfig::new(
                 opts.database_url.as_deref().unwrap_or(&self.database_url),

@@ -2,16 +2,21 @@
 //!
 //! Pure and synchronous: bytes in, a [`Login`] or a [`RejectReason`] out, no I/O. The rules
 //! are the contract's "Message → row" table; the column limits come from the live table
-//! ([`Limits`]), so an operator who widens a column widens what is accepted.
+//! ([`Limits`]), so an operator who widens a column widens what is accepted. [`envelope`]
+//! first finds the event in an SNS or EventBridge envelope; [`decode_message`] does both.
+
+pub mod envelope;
 
 use std::fmt;
 use std::net::IpAddr;
 
+use chrono::{DateTime, Utc};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::pii::Pii;
+pub use envelope::{CreateDateFrom, Envelope, Framing};
 
 /// The six fields of a login event, in the order the decoder tracks them.
 pub const FIELDS: [&str; 6] = [
@@ -131,6 +136,8 @@ pub enum RejectReason {
     Internal,
     /// The database refused the row (SQLSTATE given).
     Database(String),
+    /// An SNS or EventBridge envelope that is not a whole one (see [`envelope::open`]).
+    BadEnvelope,
 }
 
 impl fmt::Display for RejectReason {
@@ -150,11 +157,29 @@ impl fmt::Display for RejectReason {
             Self::BadAppVersion => f.write_str("bad_app_version"),
             Self::Internal => f.write_str("internal_error"),
             Self::Database(code) => write!(f, "database_error:{code}"),
+            Self::BadEnvelope => f.write_str("bad_envelope"),
         }
     }
 }
 
-/// Decodes one body. Never panics, whatever the bytes.
+/// Decodes one SQS body as `framing` says: the event inside its envelope, and the time its
+/// row is dated by when that is the envelope's (`None`: the message's `SentTimestamp`).
+/// Never panics, whatever the bytes.
+pub fn decode_message(
+    body: &[u8],
+    framing: Framing,
+    limits: &Limits,
+) -> Result<(Login, Option<DateTime<Utc>>), RejectReason> {
+    let opened = envelope::open(body, framing.envelope)?;
+    let login = decode(&opened.event, limits).map_err(|r| opened.inner_reason(r))?;
+    let time = match framing.create_date_from {
+        CreateDateFrom::Sqs => None,
+        CreateDateFrom::Envelope => opened.time()?,
+    };
+    Ok((login, time))
+}
+
+/// Decodes one bare event. Never panics, whatever the bytes.
 pub fn decode(body: &[u8], limits: &Limits) -> Result<Login, RejectReason> {
     let raw: RawLogin = serde_json::from_slice(body).map_err(|e| match e.classify() {
         // Our visitor raises data errors only for a top-level value that is not an object.
