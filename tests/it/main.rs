@@ -5,13 +5,16 @@
 mod cli;
 mod db_faults;
 mod e2e;
+mod envelopes;
 mod faults;
+mod fifo;
 mod helpers;
 mod lambda;
 mod ops;
 mod pii;
 mod queue_faults;
 mod readme;
+mod region;
 mod rekey;
 mod reliability;
 mod reveal;
