@@ -119,7 +119,7 @@ mod tests {
         let path = dir.join("c.toml");
         std::fs::write(
             &path,
-            "queue_name = \"q\"\nmetrics_addr = \"127.0.0.1:9\"\n[run]\npollers = 3\n",
+            "queue_name = \"q\"\nenvelope = \"sns\"\nmetrics_addr = \"127.0.0.1:9\"\n[run]\npollers = 3\n",
         )
         .unwrap();
         let c = FileConfig::load(&path).unwrap();
@@ -127,6 +127,7 @@ mod tests {
             c.global_settings(),
             [
                 ("queue_name", "q".to_string()),
+                ("envelope", "sns".to_string()),
                 ("metrics_addr", "127.0.0.1:9".to_string()),
             ]
         );

@@ -143,7 +143,8 @@ async fn create_date_comes_from_the_envelope_only_when_asked() {
     }
 }
 
-/// A value `--envelope` or `SQS2PG_ENVELOPE` does not know exits 2 naming the flag.
+/// A value `--envelope`, `SQS2PG_ENVELOPE` or the config file's `envelope` does not know
+/// exits 2 naming the flag.
 #[test]
 fn an_unknown_envelope_exits_2_naming_it() {
     let bin = env!("CARGO_BIN_EXE_sqs2pg");
@@ -157,7 +158,16 @@ fn an_unknown_envelope_exits_2_naming_it() {
         .env("SQS2PG_ENVELOPE", "SNS")
         .output()
         .unwrap();
-    for out in [flag, var] {
+    let file = std::env::temp_dir().join(format!("sqs2pg-it-envelope-{}.toml", std::process::id()));
+    std::fs::write(&file, "envelope = \"json\"\n").unwrap();
+    let from_file = std::process::Command::new(bin)
+        .args(["config"])
+        .env("SQS2PG_CONFIG", &file)
+        .env_remove("SQS2PG_ENVELOPE")
+        .output()
+        .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    for out in [flag, var, from_file] {
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         let e = stderr(&out);
         assert!(
