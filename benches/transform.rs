@@ -28,6 +28,7 @@ fn bench(c: &mut Criterion) {
         body: Pii::new(b),
         sent_at: None,
         receive_count: None,
+        framing: Default::default(),
     })
     .collect();
     let mut g = c.benchmark_group("transform");

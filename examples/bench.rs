@@ -244,6 +244,7 @@ impl Env {
         let sqs = Source::connect(&SqsConfig {
             queue_url: Some("unused".into()),
             queue_name: "unused".into(),
+            framing: Default::default(),
         })
         .await?;
         let exe = std::env::current_exe()?;
@@ -295,6 +296,7 @@ impl Env {
         Ok(Source::connect(&SqsConfig {
             queue_url: Some(url),
             queue_name: q,
+            framing: Default::default(),
         })
         .await?)
     }
@@ -410,6 +412,7 @@ fn received(bodies: &[String]) -> Vec<Received> {
             body: Pii::new(b.clone()),
             sent_at: Some(chrono::Utc::now()),
             receive_count: Some(1),
+            framing: Default::default(),
         })
         .collect()
 }
@@ -759,6 +762,7 @@ async fn ceiling(url: String, pollers: usize) -> Result<u64> {
     let src = Source::connect(&SqsConfig {
         queue_url: Some(url),
         queue_name: "unused".into(),
+        framing: Default::default(),
     })
     .await?;
     let count = Arc::new(AtomicU64::new(0));

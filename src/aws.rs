@@ -38,3 +38,159 @@ where
         _ => format!("{}{request}", crate::error::causes(e)),
     }
 }
+
+/// The queue URL names one region and the AWS configuration another.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--queue-url / SQS2PG_QUEUE_URL is a queue in region {url_region}, but the configured AWS region (AWS_REGION or the profile) is {configured}: unset AWS_REGION, or set it to {url_region}")]
+pub struct RegionConflict {
+    /// The region in the URL.
+    pub url_region: String,
+    /// The region the SDK chain found.
+    pub configured: String,
+}
+
+/// The region to call a queue in: the one its URL names, when the URL is a real AWS one
+/// (`https://sqs.eu-west-1.amazonaws.com/123456789012/q`); `None` to keep the configured
+/// region (any other URL: LocalStack, moto, a proxy). A URL and a configuration that
+/// disagree are refused rather than calling the wrong region, which answers with a
+/// confusing "queue does not exist". Not checked when the endpoint is overridden
+/// (`AWS_ENDPOINT_URL`): emulators put any region in their URLs.
+pub fn region_for_queue(
+    queue_url: &str,
+    configured: Option<&str>,
+    endpoint_overridden: bool,
+) -> Result<Option<String>, RegionConflict> {
+    let Some(url_region) = queue_url_region(queue_url).filter(|_| !endpoint_overridden) else {
+        return Ok(None);
+    };
+    match configured {
+        Some(c) if c != url_region => Err(RegionConflict {
+            url_region: url_region.to_owned(),
+            configured: c.to_owned(),
+        }),
+        _ => Ok(Some(url_region.to_owned())),
+    }
+}
+
+/// The region in a real AWS SQS queue URL: `sqs.<region>.amazonaws.com` (`.com.cn`, the
+/// dual-stack `.api.aws`, and VPC endpoints `….sqs.<region>.vpce.amazonaws.com`), or the
+/// legacy `<region>.queue.amazonaws.com` and `queue.amazonaws.com` (us-east-1).
+pub fn queue_url_region(queue_url: &str) -> Option<&str> {
+    let rest = queue_url
+        .strip_prefix("https://")
+        .or_else(|| queue_url.strip_prefix("http://"))?;
+    let authority = rest.split('/').next()?;
+    let host = authority.split(':').next()?;
+    let labels = ["amazonaws.com", "amazonaws.com.cn", "api.aws"]
+        .iter()
+        .find_map(|suffix| host.strip_suffix(suffix)?.strip_suffix('.'))?;
+    if labels == "queue" {
+        return Some("us-east-1");
+    }
+    let parts: Vec<&str> = labels.split('.').collect();
+    let region = match parts.as_slice() {
+        [region, "queue"] => region,
+        [.., "sqs", region] | [.., "sqs", region, "vpce"] => region,
+        _ => return None,
+    };
+    is_region(region).then_some(*region)
+}
+
+/// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`: letters and hyphens, then a
+/// number.
+fn is_region(s: &str) -> bool {
+    let Some((name, number)) = s.rsplit_once('-') else {
+        return false;
+    };
+    !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && name.contains('-')
+        && name
+            .split('-')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_come_from_real_aws_queue_urls() {
+        for (url, want) in [
+            (
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/login-queue",
+                Some("eu-west-1"),
+            ),
+            (
+                "https://sqs.us-gov-west-1.amazonaws.com/123456789012/q.fifo",
+                Some("us-gov-west-1"),
+            ),
+            (
+                "https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q",
+                Some("cn-north-1"),
+            ),
+            (
+                "https://sqs.ap-southeast-2.api.aws/123456789012/q",
+                Some("ap-southeast-2"),
+            ),
+            (
+                "https://vpce-0a1b-x2y3.sqs.eu-central-1.vpce.amazonaws.com/123456789012/q",
+                Some("eu-central-1"),
+            ),
+            (
+                "https://eu-west-2.queue.amazonaws.com/123456789012/q",
+                Some("eu-west-2"),
+            ),
+            (
+                "https://queue.amazonaws.com/123456789012/q",
+                Some("us-east-1"),
+            ),
+            (
+                "https://sqs.eu-west-1.amazonaws.com:443/123456789012/q",
+                Some("eu-west-1"),
+            ),
+            (
+                "http://127.0.0.1:4566/queue/us-east-1/000000000000/login-queue",
+                None,
+            ),
+            ("http://localhost:4566/000000000000/login-queue", None),
+            (
+                "http://sqs.us-east-1.localhost.localstack.cloud:4566/000000000000/q",
+                None,
+            ),
+            ("https://sqs.amazonaws.com/1/q", None),
+            ("https://sqs.EU-WEST-1.amazonaws.com/1/q", None),
+            ("https://sqs.eu-west.amazonaws.com/1/q", None),
+            ("https://evil.example/sqs.eu-west-1.amazonaws.com/1/q", None),
+            ("unused", None),
+            ("", None),
+        ] {
+            assert_eq!(queue_url_region(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_conflicting_region_is_refused_unless_the_endpoint_is_overridden() {
+        let aws = "https://sqs.eu-west-1.amazonaws.com/123456789012/login-queue";
+        assert_eq!(
+            region_for_queue(aws, None, false),
+            Ok(Some("eu-west-1".into()))
+        );
+        assert_eq!(
+            region_for_queue(aws, Some("eu-west-1"), false),
+            Ok(Some("eu-west-1".into()))
+        );
+        let e = region_for_queue(aws, Some("us-east-1"), false).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("eu-west-1")
+                && text.contains("us-east-1")
+                && text.contains("--queue-url"),
+            "{text}"
+        );
+        assert_eq!(region_for_queue(aws, Some("us-east-1"), true), Ok(None));
+        let local = "http://127.0.0.1:4566/queue/us-east-1/000000000000/login-queue";
+        assert_eq!(region_for_queue(local, Some("eu-west-1"), false), Ok(None));
+        assert_eq!(region_for_queue(local, None, false), Ok(None));
+    }
+}

@@ -14,6 +14,7 @@ use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 
 use crate::config::DbConfig;
+use crate::decode::Framing;
 use crate::mask::{Keyring, Masker};
 use crate::pipeline::batch::to_items;
 use crate::pipeline::commit::{CommitFailure, Committer};
@@ -29,6 +30,8 @@ const ATTEMPTS: u32 = 3;
 pub struct Handler {
     committer: tokio::sync::Mutex<(Committer, Masker)>,
     stats: Arc<Stats>,
+    /// How the records' bodies are read, as `run` reads them (`SQS2PG_ENVELOPE`, …).
+    framing: Framing,
 }
 
 impl Handler {
@@ -45,7 +48,14 @@ impl Handler {
         Ok(Self {
             committer: tokio::sync::Mutex::new((committer, Masker::new(keyring))),
             stats,
+            framing: Framing::default(),
         })
+    }
+
+    /// The same handler, reading bodies with `framing` (the default: envelopes `auto`,
+    /// create_date from SentTimestamp).
+    pub fn framed(self, framing: Framing) -> Self {
+        Self { framing, ..self }
     }
 
     /// Commits one SQS event; returns the messages that must be retried.
@@ -54,7 +64,7 @@ impl Handler {
         let mut msgs = Vec::with_capacity(event.records.len());
         for r in event.records {
             match received(r) {
-                Some(m) => msgs.push(m),
+                Some(m) => msgs.push(m.framed(self.framing)),
                 None => response.batch_item_failures.push(unidentified_failure()),
             }
         }

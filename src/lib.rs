@@ -17,8 +17,8 @@
 //! |---|---|
 //! | [`cli`] | clap types ([`cli::args`]), the config-file layer, one file per command |
 //! | [`config`] | validated settings and their defaults; the TOML layer; keyring loading; database TLS roots |
-//! | [`source`] | SQS: long-poll receive, delete and visibility on one batch-call helper, send, queue attributes |
-//! | [`decode`] | pure: body bytes → [`decode::Login`] or a [`decode::RejectReason`] |
+//! | [`source`] | SQS: long-poll receive, delete and visibility on one batch-call helper, send, queue attributes; FIFO group, deduplication and receive-attempt ids ([`source::fifo`]) |
+//! | [`decode`] | pure: body bytes → [`decode::Login`] or a [`decode::RejectReason`]; the event inside an SNS or EventBridge envelope ([`decode::envelope`]) |
 //! | [`mask`] | pure: AES-256-SIV tokens; the keyring; KMS-wrapped keys |
 //! | [`transform`] | pure: decode + mask → [`transform::Row`] or [`transform::Reject`], panics contained |
 //! | [`db`] | Postgres: connect, schema and table shape, ledger, encoders, the batch write, rejects, audit, rekey queries |
@@ -27,7 +27,7 @@
 //! | [`lambda`] | the SQS-event Lambda handler on the same transform and commit (`sqs2pg-lambda`) |
 //! | [`telemetry`] | logs, run counters and summary, Prometheus text, `/metrics` `/healthz` `/readyz`, progress |
 //! | [`error`] | what a failed command prints and its exit code |
-//! | [`aws`] | the AWS SDK configuration and error text shared by SQS and KMS |
+//! | [`aws`] | the AWS SDK configuration and error text shared by SQS and KMS; the region a queue URL names |
 //! | [`backoff`] | the jittered exponential pause every retry uses |
 //! | [`pii`] | [`pii::Pii`], a wrapper whose `Debug`/`Display` redact |
 //! | [`synth`] | synthetic login events for demos and load |

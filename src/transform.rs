@@ -25,7 +25,7 @@ pub struct Row {
     pub locale: Option<String>,
     /// Encoded or verbatim, per the column's type.
     pub app_version: Option<AppVersion>,
-    /// UTC date of `SentTimestamp`.
+    /// UTC date of `SentTimestamp` (or of the envelope's time, `--create-date-from envelope`).
     pub create_date: NaiveDate,
 }
 
@@ -83,10 +83,13 @@ pub fn transform(msg: &Received, limits: &Limits, masker: &mut Masker) -> Transf
         if msg.body.expose() == TEST_PANIC_BODY {
             panic!("test hook: a panic while decoding");
         }
-        decode::decode(msg.body.expose().as_bytes(), limits).and_then(|login| {
-            let unknown = login.unknown_keys;
-            to_row(login, msg, limits, masker).map(|row| (row, unknown))
-        })
+        decode::decode_message(msg.body.expose().as_bytes(), msg.framing, limits).and_then(
+            |(login, dated)| {
+                let unknown = login.unknown_keys;
+                let day = dated.or(msg.sent_at).unwrap_or_else(Utc::now).date_naive();
+                to_row(login, day, limits, masker).map(|row| (row, unknown))
+            },
+        )
     });
     match result {
         Ok((row, unknown_keys)) => Transformed {
@@ -119,7 +122,7 @@ fn contain<T>(f: impl FnOnce() -> Result<T, RejectReason>) -> Result<T, RejectRe
 
 fn to_row(
     login: Login,
-    msg: &Received,
+    create_date: NaiveDate,
     limits: &Limits,
     masker: &mut Masker,
 ) -> Result<Row, RejectReason> {
@@ -141,7 +144,7 @@ fn to_row(
         masked_device_id: login.device_id.map(|d| masker.mask_device_id(d.expose())),
         locale: login.locale,
         app_version: login.app_version,
-        create_date: msg.sent_at.unwrap_or_else(Utc::now).date_naive(),
+        create_date,
     })
 }
 

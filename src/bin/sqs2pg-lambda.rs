@@ -1,8 +1,8 @@
 //! `sqs2pg-lambda`: the SQS-event AWS Lambda handler (build with `--features lambda`).
 //!
 //! Configured from the environment through the same settings as `sqs2pg`: `DATABASE_URL`,
-//! `SQS2PG_DB_CA_FILE`, and `SQS2PG_KEYS` or `SQS2PG_KEYS_FILE` (KMS-wrapped entries are
-//! unwrapped at cold start). Enable `ReportBatchItemFailures` on the event source mapping.
+//! `SQS2PG_DB_CA_FILE`, `SQS2PG_ENVELOPE`, `SQS2PG_CREATE_DATE_FROM`, and `SQS2PG_KEYS` or
+//! `SQS2PG_KEYS_FILE` (KMS-wrapped entries are unwrapped at cold start). Enable `ReportBatchItemFailures` on the event source mapping.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use clap::Parser;
@@ -31,7 +31,8 @@ async fn main() -> Result<(), Error> {
         .map_err(|e| say(e.into()))?;
     let handler = sqs2pg::lambda::Handler::new(db, &keyring)
         .await
-        .map_err(|e| say(e.into()))?;
+        .map_err(|e| say(e.into()))?
+        .framed(settings.global.framing());
     let handler = std::sync::Arc::new(handler);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let handler = handler.clone();

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::keys::KeySource;
 use crate::config::{self, ConfigError, DbConfig, SqsConfig};
+use crate::decode::{CreateDateFrom, Envelope, Framing};
 use crate::mask::Column;
 use crate::telemetry::LogFormat;
 
@@ -43,6 +44,19 @@ pub struct GlobalArgs {
     /// Queue name, resolved with GetQueueUrl when no URL is given.
     #[arg(long, env = "SQS2PG_QUEUE_NAME", default_value = config::DEFAULT_QUEUE_NAME, global = true, value_parser = parse_queue_name)]
     pub queue_name: String,
+    /// The envelope around each event, one of none, sns, eventbridge, auto. `auto` opens an
+    /// SNS notification (keys Type, TopicArn, Message: the event is the Message string) or an
+    /// EventBridge event (keys detail-type, source, detail: the event is the detail object)
+    /// and takes any other body as the event; `sns` or `eventbridge` expect every body in that
+    /// envelope; `none` takes every body as the event. A broken envelope is rejected
+    /// `bad_envelope`; the quarantined body is always the whole SQS body.
+    #[arg(long, env = "SQS2PG_ENVELOPE", global = true, default_value_t = Envelope::Auto)]
+    pub envelope: Envelope,
+    /// Where a row's create_date comes from, one of sqs (the SQS SentTimestamp), envelope (an
+    /// envelope's own time: SNS Timestamp, EventBridge time; a bare body keeps its
+    /// SentTimestamp, an envelope without a readable time is rejected `bad_envelope`).
+    #[arg(long, env = "SQS2PG_CREATE_DATE_FROM", global = true, default_value_t = CreateDateFrom::Sqs)]
+    pub create_date_from: CreateDateFrom,
     /// Postgres connection string.
     #[arg(
         long,
@@ -319,6 +333,16 @@ impl GlobalArgs {
         SqsConfig {
             queue_url: self.queue_url.clone(),
             queue_name: self.queue_name.clone(),
+            framing: self.framing(),
+        }
+    }
+
+    /// How bodies are read: by `run` (through [`GlobalArgs::sqs`]), `rejects replay` and
+    /// the Lambda handler alike.
+    pub fn framing(&self) -> Framing {
+        Framing {
+            envelope: self.envelope,
+            create_date_from: self.create_date_from,
         }
     }
 

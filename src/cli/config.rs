@@ -23,6 +23,8 @@ fn render(g: &GlobalArgs, r: &RunArgs) -> String {
          # config file: {}\n\
          queue_url = {}\n\
          queue_name = {:?}\n\
+         envelope = \"{}\"\n\
+         create_date_from = \"{}\"\n\
          database_url = {:?}\n\
          db_ca_file = {}\n\
          db_write_timeout_secs = {}\n\
@@ -34,6 +36,8 @@ fn render(g: &GlobalArgs, r: &RunArgs) -> String {
         g.config.as_ref().map_or("none".into(), |p| p.display().to_string()),
         opt(g.queue_url.clone()),
         g.queue_name,
+        g.envelope,
+        g.create_date_from,
         db,
         opt(g.db_ca_file.as_ref().map(|p| p.display().to_string())),
         g.db_write_timeout_secs,

@@ -30,7 +30,7 @@ pub(super) async fn replay(
         reason: reason.clone(),
         id: id.clone(),
     };
-    let summary = replay::replay(&g.db()?, &keyring, &filter, batch_size).await?;
+    let summary = replay::replay(&g.db()?, &keyring, &filter, batch_size, g.framing()).await?;
     println!("{summary}");
     Ok(())
 }

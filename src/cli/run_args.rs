@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use crate::config::{self, PipelineConfig};
+use crate::source::fifo::MessageGroup;
 
 /// Flags of `run`.
 #[derive(Debug, Args)]
@@ -71,6 +72,13 @@ pub struct SendArgs {
     /// Concurrent SendMessageBatch calls.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// On a FIFO queue: the MessageGroupId of each message, one of user-id (the event's
+    /// user_id, also inside an SNS or EventBridge envelope; one shared group for messages
+    /// without one) or single (one group for all: one total order, one consumer at a time).
+    /// Each message's MessageDeduplicationId is the SHA-256 of its body unless the queue has
+    /// ContentBasedDeduplication on. Ignored on a standard queue.
+    #[arg(long, default_value_t = MessageGroup::UserId)]
+    pub message_group: MessageGroup,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

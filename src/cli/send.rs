@@ -16,7 +16,13 @@ pub(super) async fn send(g: &GlobalArgs, args: &SendArgs) -> Result<(), Failure>
         }),
         (None, None) => return Err(Failure::usage("give --file PATH or --synthetic N")),
     };
-    let (sent, queue_url) = admin::send(&g.sqs(), bodies, args.concurrency.into()).await?;
+    let (sent, queue_url) = admin::send(
+        &g.sqs(),
+        bodies,
+        args.concurrency.into(),
+        args.message_group,
+    )
+    .await?;
     println!("sent {sent} messages to {queue_url}");
     Ok(())
 }

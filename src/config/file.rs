@@ -16,6 +16,8 @@ use super::ConfigError;
 pub struct FileConfig {
     pub queue_url: Option<String>,
     pub queue_name: Option<String>,
+    pub envelope: Option<String>,
+    pub create_date_from: Option<String>,
     pub database_url: Option<String>,
     pub db_ca_file: Option<String>,
     pub db_write_timeout_secs: Option<u64>,
@@ -71,6 +73,8 @@ impl FileConfig {
         [
             ("queue_url", self.queue_url.clone()),
             ("queue_name", self.queue_name.clone()),
+            ("envelope", self.envelope.clone()),
+            ("create_date_from", self.create_date_from.clone()),
             ("database_url", self.database_url.clone()),
             ("db_ca_file", self.db_ca_file.clone()),
             (
@@ -115,7 +119,7 @@ mod tests {
         let path = dir.join("c.toml");
         std::fs::write(
             &path,
-            "queue_name = \"q\"\nmetrics_addr = \"127.0.0.1:9\"\n[run]\npollers = 3\n",
+            "queue_name = \"q\"\nenvelope = \"sns\"\nmetrics_addr = \"127.0.0.1:9\"\n[run]\npollers = 3\n",
         )
         .unwrap();
         let c = FileConfig::load(&path).unwrap();
@@ -123,6 +127,7 @@ mod tests {
             c.global_settings(),
             [
                 ("queue_name", "q".to_string()),
+                ("envelope", "sns".to_string()),
                 ("metrics_addr", "127.0.0.1:9".to_string()),
             ]
         );

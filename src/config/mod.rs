@@ -108,6 +108,8 @@ pub struct SqsConfig {
     pub queue_url: Option<String>,
     /// Resolved to a URL with `GetQueueUrl` when no URL is set.
     pub queue_name: String,
+    /// How the queue's bodies are read (`--envelope`, `--create-date-from`).
+    pub framing: crate::decode::Framing,
 }
 
 /// Where the rows go.

@@ -7,6 +7,7 @@ use crate::config::{ConfigError, DbConfig, SqsConfig};
 use crate::db::rejects::ReasonGroup;
 use crate::db::schema::MigrateReport;
 use crate::mask::Keyring;
+use crate::source::fifo::MessageGroup;
 use crate::source::Source;
 use crate::synth::{self, SynthOptions};
 
@@ -38,18 +39,20 @@ pub enum Bodies<'a> {
     Synthetic(SynthOptions),
 }
 
-/// Sends the bodies; returns how many were sent and to which queue.
+/// Sends the bodies (grouped by `grouping` on a FIFO queue); returns how many were sent and
+/// to which queue.
 pub async fn send(
     sqs: &SqsConfig,
     bodies: Bodies<'_>,
     concurrency: usize,
+    grouping: MessageGroup,
 ) -> Result<(u64, String), OpsError> {
     let bodies = match bodies {
         Bodies::File(path) => read_bodies(path)?,
         Bodies::Synthetic(opts) => synth::generate(opts),
     };
     let source = Source::connect(sqs).await?;
-    let sent = source.send(&bodies, concurrency).await?;
+    let sent = source.send_grouped(&bodies, concurrency, grouping).await?;
     Ok((sent, source.queue_url().to_owned()))
 }
 

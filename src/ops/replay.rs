@@ -9,7 +9,7 @@ use crate::config::DbConfig;
 pub use crate::db::rejects::RejectFilter;
 use crate::db::rejects::{self, StoredReject};
 use crate::db::BatchWriter;
-use crate::decode::RejectReason;
+use crate::decode::{Framing, RejectReason};
 use crate::mask::{Column, Keyring, Masker};
 use crate::source::Received;
 use crate::transform::{transform, Outcome, Row};
@@ -48,12 +48,14 @@ impl std::fmt::Display for ReplaySummary {
     }
 }
 
-/// Replays the rejects `filter` selects, `batch` per transaction.
+/// Replays the rejects `filter` selects, `batch` per transaction, reading each body as
+/// `framing` says (the quarantined body is the whole SQS body, envelope and all).
 pub async fn replay(
     db: &DbConfig,
     keyring: &Keyring,
     filter: &RejectFilter,
     batch: i64,
+    framing: Framing,
 ) -> Result<ReplaySummary, OpsError> {
     let reader = crate::db::connect(db).await?;
     let shape = crate::db::schema::inspect(&reader).await?;
@@ -65,7 +67,7 @@ pub async fn replay(
         let page = rejects::page(&reader, &cursor, filter, batch).await?;
         let Some(last) = page.last() else { break };
         cursor = last.message_id.clone();
-        let (rows, still) = retransform(page, &shape.limits, &mut masker, &mut summary)?;
+        let (rows, still) = retransform(page, &shape.limits, framing, &mut masker, &mut summary)?;
         let report = rejects::replay(&mut writer, &rows, &still).await?;
         summary.loaded += report.loaded;
         summary.skipped += report.skipped;
@@ -83,6 +85,7 @@ pub async fn replay(
 fn retransform(
     page: Vec<StoredReject>,
     limits: &crate::decode::Limits,
+    framing: Framing,
     masker: &mut Masker,
     summary: &mut ReplaySummary,
 ) -> Result<(Vec<(String, Row)>, Vec<(String, RejectReason)>), OpsError> {
@@ -99,6 +102,7 @@ fn retransform(
             body: crate::pii::Pii::new(String::from_utf8_lossy(&body).into_owned()),
             sent_at: r.sent_at,
             receive_count: r.receive_count,
+            framing,
         };
         match transform(&msg, limits, masker).outcome {
             Outcome::Row(row) => rows.push((r.message_id, row)),

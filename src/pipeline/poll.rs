@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, Mutex};
 use super::lease::Tracker;
 use super::shutdown::Shutdown;
 use crate::backoff::Backoff;
+use crate::source::fifo::ReceiveAttempt;
 use crate::source::{Received, Source, SourceError};
 use crate::telemetry::Stats;
 
@@ -43,11 +44,13 @@ impl Poller {
         let fresh = || Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let mut backoff = fresh();
         let mut failures = 0;
+        // Kept across failed receives, so their retries are the same logical receive.
+        let mut attempt = ReceiveAttempt::default();
         loop {
             if !self.until_empty && !self.wait_for_writes().await {
                 break;
             }
-            let Some(received) = self.receive_or_stop(&tx).await else {
+            let Some(received) = self.receive_or_stop(&tx, &mut attempt).await else {
                 break;
             };
             match received {
@@ -103,8 +106,9 @@ impl Poller {
     async fn receive_or_stop(
         &self,
         tx: &mpsc::Sender<Vec<Received>>,
+        attempt: &mut ReceiveAttempt,
     ) -> Option<Result<Vec<Received>, SourceError>> {
-        let receive = self.source.receive(self.wait_seconds);
+        let receive = self.source.receive_attempt(self.wait_seconds, attempt);
         tokio::pin!(receive);
         tokio::select! {
             biased;

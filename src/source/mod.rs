@@ -7,6 +7,7 @@
 
 pub mod ack;
 mod batch_call;
+pub mod fifo;
 pub mod receive;
 pub mod send;
 
@@ -17,6 +18,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use thiserror::Error;
 
 use crate::config::SqsConfig;
+use crate::decode::Framing;
 
 pub use ack::DeleteReport;
 pub use receive::Received;
@@ -32,6 +34,9 @@ pub enum SourceError {
     /// The AWS configuration has no region.
     #[error("no AWS region configured: set AWS_REGION (e.g. us-east-1)")]
     NoRegion,
+    /// The queue URL names another region than the configuration.
+    #[error(transparent)]
+    RegionConflict(#[from] crate::aws::RegionConflict),
     /// The queue name does not resolve.
     #[error("queue {name:?} not found at the configured endpoint ({detail}): create it, or set --queue-url / SQS2PG_QUEUE_URL")]
     QueueNotFound {
@@ -71,7 +76,10 @@ impl SourceError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Self::NoRegion | Self::QueueNotFound { .. } | Self::QueueUrlNotFound { .. }
+            Self::NoRegion
+                | Self::RegionConflict(_)
+                | Self::QueueNotFound { .. }
+                | Self::QueueUrlNotFound { .. }
         )
     }
 }
@@ -150,21 +158,40 @@ pub struct QueueDepth {
 pub struct Source {
     client: aws_sdk_sqs::Client,
     queue_url: String,
+    /// Stamped on every message received.
+    framing: Framing,
 }
 
 impl Source {
-    /// Loads the AWS configuration and resolves the queue URL.
+    /// Loads the AWS configuration and resolves the queue URL. A real AWS queue URL sets
+    /// the region when none is configured, and must agree with one that is.
     pub async fn connect(cfg: &SqsConfig) -> Result<Self, SourceError> {
         let sdk = crate::aws::sdk_config().await;
-        if sdk.region().is_none() {
+        let overridden =
+            sdk.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_SQS").is_some();
+        let url_region = match &cfg.queue_url {
+            Some(url) => {
+                crate::aws::region_for_queue(url, sdk.region().map(|r| r.as_ref()), overridden)?
+            }
+            None => None,
+        };
+        if sdk.region().is_none() && url_region.is_none() {
             return Err(SourceError::NoRegion);
         }
-        let client = aws_sdk_sqs::Client::new(&sdk);
+        let mut conf = aws_sdk_sqs::config::Builder::from(&sdk);
+        if let Some(region) = url_region {
+            conf = conf.region(aws_sdk_sqs::config::Region::new(region));
+        }
+        let client = aws_sdk_sqs::Client::from_conf(conf.build());
         let queue_url = match &cfg.queue_url {
             Some(url) => url.clone(),
             None => Self::resolve(&client, &cfg.queue_name).await?,
         };
-        Ok(Self { client, queue_url })
+        Ok(Self {
+            client,
+            queue_url,
+            framing: cfg.framing,
+        })
     }
 
     async fn resolve(client: &aws_sdk_sqs::Client, name: &str) -> Result<String, SourceError> {

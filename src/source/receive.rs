@@ -1,9 +1,13 @@
 //! One long poll, and the message it brings.
 
+use std::time::Instant;
+
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::{DateTime, Utc};
 
+use super::fifo::{self, ReceiveAttempt};
 use super::{call_err, Source, SourceError, MAX_BATCH};
+use crate::decode::Framing;
 use crate::pii::Pii;
 
 /// One received message. The body is PII until decoded and masked.
@@ -20,6 +24,9 @@ pub struct Received {
     pub sent_at: Option<DateTime<Utc>>,
     /// `ApproximateReceiveCount`.
     pub receive_count: Option<i32>,
+    /// How its body is read (`--envelope`, `--create-date-from`): a property of what feeds
+    /// the queue, stamped on every message so each stage that transforms it agrees.
+    pub framing: Framing,
 }
 
 impl Received {
@@ -41,14 +48,33 @@ impl Received {
                 .and_then(|v| v.parse::<i64>().ok())
                 .and_then(DateTime::from_timestamp_millis),
             receive_count: receive_count.and_then(|v| v.parse().ok()),
+            framing: Framing::default(),
         }
+    }
+
+    /// The same message, read with `framing`.
+    pub fn framed(self, framing: Framing) -> Self {
+        Self { framing, ..self }
     }
 }
 
 impl Source {
-    /// One long poll for up to ten messages, with `SentTimestamp` and
-    /// `ApproximateReceiveCount`.
+    /// One long poll for up to ten messages, as a logical receive of its own.
     pub async fn receive(&self, wait_seconds: i32) -> Result<Vec<Received>, SourceError> {
+        self.receive_attempt(wait_seconds, &mut ReceiveAttempt::default())
+            .await
+    }
+
+    /// One long poll for up to ten messages, with `SentTimestamp` and
+    /// `ApproximateReceiveCount`. On a FIFO queue it carries `attempt`'s
+    /// `ReceiveRequestAttemptId`: the SDK's own retries of this call resend it, and a caller
+    /// that retries a failed receive passes the same `attempt` to have it again.
+    pub async fn receive_attempt(
+        &self,
+        wait_seconds: i32,
+        attempt: &mut ReceiveAttempt,
+    ) -> Result<Vec<Received>, SourceError> {
+        let attempt_id = fifo::is_fifo(&self.queue_url).then(|| attempt.id(Instant::now()));
         let out = self
             .client
             .receive_message()
@@ -57,9 +83,11 @@ impl Source {
             .wait_time_seconds(wait_seconds)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .set_receive_request_attempt_id(attempt_id)
             .send()
             .await
             .map_err(|e| call_err("ReceiveMessage", e))?;
+        attempt.answered();
         Ok(out
             .messages
             .unwrap_or_default()
@@ -67,13 +95,16 @@ impl Source {
             .filter_map(|m| {
                 let attrs = m.attributes.unwrap_or_default();
                 let attr = |name| attrs.get(&name).map(String::as_str);
-                Some(Received::new(
-                    m.message_id?,
-                    m.receipt_handle?,
-                    m.body.unwrap_or_default(),
-                    attr(MessageSystemAttributeName::SentTimestamp),
-                    attr(MessageSystemAttributeName::ApproximateReceiveCount),
-                ))
+                Some(
+                    Received::new(
+                        m.message_id?,
+                        m.receipt_handle?,
+                        m.body.unwrap_or_default(),
+                        attr(MessageSystemAttributeName::SentTimestamp),
+                        attr(MessageSystemAttributeName::ApproximateReceiveCount),
+                    )
+                    .framed(self.framing),
+                )
             })
             .collect())
     }

@@ -1,11 +1,13 @@
-//! Sending bodies verbatim: `sqs2pg send`, the demo and the bench fill queues with it.
+//! Sending bodies verbatim: `sqs2pg send`, the demo and the bench fill queues with it; on a
+//! FIFO queue with the group and deduplication ids it requires.
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use futures::stream::{self, StreamExt};
 
 use super::batch_call::{self, Policy, Refused, SenderFault};
+use super::fifo::{self, MessageGroup};
 use super::{Source, SourceError, MAX_BATCH, MAX_MESSAGE_BYTES};
 
 /// A refusal that is the sender's fault fails the send at once; others are retried.
@@ -17,10 +19,33 @@ const SEND: Policy = Policy {
     sender_fault: SenderFault::Fail,
 };
 
+/// What each entry sent to a FIFO queue carries; nothing on a standard queue.
+#[derive(Debug, Clone, Copy)]
+struct FifoEntries {
+    grouping: MessageGroup,
+    /// Set a deduplication id (the queue does not deduplicate by content itself).
+    deduplicate: bool,
+}
+
 impl Source {
-    /// Sends bodies verbatim, in batches of ten (split further to stay under 256 KiB),
-    /// `concurrency` calls at a time. Returns how many were sent.
+    /// [`Source::send_grouped`] with the default grouping (by user id).
     pub async fn send(&self, bodies: &[String], concurrency: usize) -> Result<u64, SourceError> {
+        self.send_grouped(bodies, concurrency, MessageGroup::default())
+            .await
+    }
+
+    /// Sends bodies verbatim, in batches of ten (split further to stay under 256 KiB),
+    /// `concurrency` calls at a time. Returns how many were sent. On a FIFO queue each
+    /// message gets its group from `grouping` and, unless the queue deduplicates by content,
+    /// the hash of its body as deduplication id (the queue's attribute is read once).
+    /// Within one batch the order of the input is kept; across concurrent batches it is
+    /// not (`concurrency` 1 keeps it).
+    pub async fn send_grouped(
+        &self,
+        bodies: &[String],
+        concurrency: usize,
+        grouping: MessageGroup,
+    ) -> Result<u64, SourceError> {
         if let Some((index, b)) = bodies
             .iter()
             .enumerate()
@@ -31,7 +56,16 @@ impl Source {
                 len: b.len(),
             });
         }
-        let calls = batches(bodies).into_iter().map(|b| self.send_batch(b));
+        let fifo = match fifo::is_fifo(&self.queue_url) {
+            true => Some(FifoEntries {
+                grouping,
+                deduplicate: !self.content_based_deduplication().await?,
+            }),
+            false => None,
+        };
+        let calls = batches(bodies)
+            .into_iter()
+            .map(|b| self.send_batch(b, fifo));
         let results: Vec<Result<u64, SourceError>> = stream::iter(calls)
             .buffer_unordered(concurrency.max(1))
             .collect()
@@ -39,16 +73,33 @@ impl Source {
         results.into_iter().sum()
     }
 
-    async fn send_batch(&self, bodies: &[String]) -> Result<u64, SourceError> {
+    async fn content_based_deduplication(&self) -> Result<bool, SourceError> {
+        let name = QueueAttributeName::ContentBasedDeduplication;
+        let attrs = self.attributes(std::slice::from_ref(&name)).await?;
+        Ok(attrs.get(&name).is_some_and(|v| v == "true"))
+    }
+
+    async fn send_batch(
+        &self,
+        bodies: &[String],
+        fifo: Option<FifoEntries>,
+    ) -> Result<u64, SourceError> {
         let outcome = batch_call::with_retries(bodies, SEND, |pending| async move {
             let entries = pending
                 .iter()
                 .filter_map(|(i, b)| {
-                    SendMessageBatchRequestEntry::builder()
+                    let entry = SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
-                        .message_body(b.as_str())
-                        .build()
-                        .ok()
+                        .message_body(b.as_str());
+                    let entry = match fifo {
+                        Some(f) => entry
+                            .message_group_id(fifo::group_id(b, f.grouping))
+                            .set_message_deduplication_id(
+                                f.deduplicate.then(|| fifo::deduplication_id(b)),
+                            ),
+                        None => entry,
+                    };
+                    entry.build().ok()
                 })
                 .collect();
             let out = self

@@ -194,26 +194,26 @@ async fn no_pii_in_logs_at_trace_level() {
 }
 
 /// An SQS refusal reads as the service's code and message with its request id: the one
-/// useful sentence, not the SDK's debug dump of the raw HTTP response around it.
+/// useful sentence, not the SDK's debug dump of the raw HTTP response around it. (LocalStack
+/// refuses a queue URL whose account id is not one.)
 #[tokio::test(flavor = "multi_thread")]
 async fn an_sqs_refusal_reads_as_its_code_and_message() {
     let env = TestEnv::new().await;
-    let file = std::env::temp_dir().join(format!("sqs2pg-it-fifo-{}.jsonl", env.queue_name));
+    let file = std::env::temp_dir().join(format!("sqs2pg-it-refusal-{}.jsonl", env.queue_name));
     std::fs::write(&file, login("u1", "10.0.0.1", "d1")).unwrap();
+    let bad_account = env.queue_url.replace("/000000000000/", "/0000/");
+    assert_ne!(bad_account, env.queue_url);
     let out = env
-        .with_fifo_queue(|url| {
-            env.cmd(&["send", "--file", file.to_str().unwrap()])
-                .env("SQS2PG_QUEUE_URL", url)
-                .output()
-                .unwrap()
-        })
-        .await;
+        .cmd(&["send", "--file", file.to_str().unwrap()])
+        .env("SQS2PG_QUEUE_URL", &bad_account)
+        .output()
+        .unwrap();
     std::fs::remove_file(&file).unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let e = stderr(&out);
     assert!(
-        e.contains("SQS SendMessageBatch failed: InvalidParameterValue: ")
-            && e.contains("MessageDeduplicationId")
+        e.contains("SQS SendMessageBatch failed: ")
+            && e.contains("'0000' is not a valid AWS account ID")
             && e.contains("(request id "),
         "{e}"
     );

@@ -49,14 +49,28 @@ async fn sample_file_end_to_end() {
         return;
     };
     let env = TestEnv::new().await;
+    let bad = serde_json::json!({"foo": "oops_wrong_msg_type", "bar": "123"});
+    sample_core(&env, &path, &path, &bad).await;
+}
+
+/// The core of the original exercise on `env`'s queue: `send --file sent` (the sample
+/// file at `sample`, or its messages wrapped), `run --until-empty`, then 99 rows, 1 reject
+/// whose sealed body reveals to `reject_body` (what was sent), nulls kept, versions
+/// encoded, tokens that reveal, an empty queue.
+pub(crate) async fn sample_core(
+    env: &TestEnv,
+    sample: &std::path::Path,
+    sent: &std::path::Path,
+    reject_body: &serde_json::Value,
+) {
     let sample: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
     assert_eq!(sample.len(), 100);
 
-    let loaded_on = send_and_run_through_cli(&env, &path).await;
-    let rows = assert_rows_of_sample(&env, loaded_on).await;
-    assert_tokens_hide_and_reveal_originals(&env, &sample, &rows);
-    assert_reject_is_sealed_and_reveals(&env).await;
+    let loaded_on = send_and_run_through_cli(env, sent).await;
+    let rows = assert_rows_of_sample(env, loaded_on).await;
+    assert_tokens_hide_and_reveal_originals(env, &sample, &rows);
+    assert_reject_is_sealed_and_reveals(env, reject_body).await;
     env.assert_queue_empty().await;
 }
 
@@ -141,7 +155,7 @@ fn assert_tokens_hide_and_reveal_originals(
 }
 
 /// The reject keeps its body, sealed, and reveal opens it verbatim.
-async fn assert_reject_is_sealed_and_reveals(env: &TestEnv) {
+async fn assert_reject_is_sealed_and_reveals(env: &TestEnv, want: &serde_json::Value) {
     let rejects = env
         .rows(
             "SELECT reason, body_ciphertext, receive_count, sent_at IS NOT NULL AS has_sent_at \
@@ -156,10 +170,7 @@ async fn assert_reject_is_sealed_and_reveals(env: &TestEnv) {
     assert_eq!(rej.get::<_, Option<i32>>("receive_count"), Some(1));
     assert!(rej.get::<_, bool>("has_sent_at"));
     let body: serde_json::Value = serde_json::from_str(&masker(KEYS).reveal_body(&sealed)).unwrap();
-    assert_eq!(
-        body,
-        serde_json::json!({"foo": "oops_wrong_msg_type", "bar": "123"})
-    );
+    assert_eq!(&body, want);
 }
 
 /// `sqs2pg reveal` on one token a line; its output lines, in input order.

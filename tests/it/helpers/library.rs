@@ -99,6 +99,7 @@ impl TestSink {
             body: sqs2pg::pii::Pii::new(body.to_owned()),
             sent_at: None,
             receive_count: None,
+            framing: Default::default(),
         };
         self.transform(&msg)
     }

@@ -6,6 +6,7 @@
 
 mod db;
 mod dlq;
+mod envelopes;
 mod library;
 mod process;
 mod run;
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::db::*;
 pub use self::dlq::DeadLetters;
+pub use self::envelopes::*;
 pub use self::library::*;
 pub use self::process::*;
 pub use self::run::*;
@@ -96,6 +98,7 @@ impl TestEnv {
         let probe = Source::connect(&SqsConfig {
             queue_url: Some("unused".into()),
             queue_name: queue_name.clone(),
+            framing: Default::default(),
         })
         .await
         .expect("AWS config (is LocalStack up? `scripts/services up`)");
@@ -115,6 +118,7 @@ impl TestEnv {
         let source = Source::connect(&SqsConfig {
             queue_url: Some(queue_url.clone()),
             queue_name: queue_name.clone(),
+            framing: Default::default(),
         })
         .await
         .expect("source");
@@ -205,6 +209,7 @@ impl TestEnv {
             sqs: SqsConfig {
                 queue_url: Some(self.queue_url.clone()),
                 queue_name: self.queue_name.clone(),
+                framing: Default::default(),
             },
             db: DbConfig::new(
                 opts.database_url.as_deref().unwrap_or(&self.database_url),
@@ -286,31 +291,6 @@ impl TestEnv {
             limits: shape.limits,
             masker: masker(KEYS),
         }
-    }
-
-    /// A FIFO queue beside the test's own (no content-based deduplication), for `f` to use;
-    /// deleted afterwards, whatever `f` returned.
-    pub async fn with_fifo_queue<T>(&self, f: impl FnOnce(&str) -> T) -> T {
-        let url = self
-            .source
-            .client()
-            .create_queue()
-            .queue_name(format!("{}.fifo", self.queue_name))
-            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-            .send()
-            .await
-            .expect("create FIFO queue")
-            .queue_url
-            .expect("queue url");
-        let out = f(&url);
-        let _ = self
-            .source
-            .client()
-            .delete_queue()
-            .queue_url(&url)
-            .send()
-            .await;
-        out
     }
 
     /// Sends bodies verbatim.
