@@ -12,8 +12,9 @@ source "$(dirname "$0")/lib.sh" "$@"
 need cargo-deny; need git
 
 db=${SQS2PG_ADVISORY_DB:-$root/../shared/advisory-db}
-[ -f "$db/SNAPSHOT.md" ] && [ -d "$db/crates" ] \
-  || die "no RustSec advisory snapshot at $db (expected ../shared/advisory-db beside the checkout, with SNAPSHOT.md and crates/): set SQS2PG_ADVISORY_DB"
+if [ ! -f "$db/SNAPSHOT.md" ] || [ ! -d "$db/crates" ]; then
+  die "no RustSec advisory snapshot at $db (expected ../shared/advisory-db beside the checkout, with SNAPSHOT.md and crates/): set SQS2PG_ADVISORY_DB"
+fi
 date=$(sed -n 's/^- Snapshot commit: .*(\([0-9-]*\)).*/\1/p' "$db/SNAPSHOT.md")
 say "advisory database: RustSec snapshot of ${date:-an unknown date} ($db); advisories published after it are not checked"
 
@@ -21,12 +22,13 @@ say "advisory database: RustSec snapshot of ${date:-an unknown date} ($db); advi
 copy="$work/advisory-dbs/advisory-db-3157b0e258782691"
 mkdir -p "$copy"
 cp -r "$db/." "$copy"
-git -C "$copy" init -q && git -C "$copy" add -A \
-  && git -C "$copy" -c user.name=check -c user.email=check@localhost commit -qm snapshot \
-  || die "could not make a git copy of the advisory snapshot"
+if ! { git -C "$copy" init -q && git -C "$copy" add -A \
+  && git -C "$copy" -c user.name=check -c user.email=check@localhost commit -qm snapshot; }; then
+  die "could not make a git copy of the advisory snapshot"
+fi
 
 (cd "$root" && SQS2PG_ADVISORY_DBS="$work/advisory-dbs" cargo deny --offline --locked --color never \
-  check advisories licenses bans sources) 2>"$work/deny.out" || rc=$?
+  check advisories licenses bans sources) >"$work/deny.out" 2>&1 || rc=$?
 grep -vE '^\s*$' "$work/deny.out" | grep -E '^(error|warning)\[|^(advisories|bans|licenses|sources) ' >&2 || true
 if [ "${rc:-0}" -ne 0 ]; then grep -E '^error' -A 14 "$work/deny.out" >&2 || cat "$work/deny.out" >&2; die "cargo deny found the above"; fi
 say "cargo-deny $(cargo-deny --version | cut -d' ' -f2): no advisory, every license allowed, crates.io only"

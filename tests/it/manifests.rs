@@ -76,7 +76,7 @@ fn seq(v: &Value) -> &[Value] {
     v.as_sequence().map(|s| s.as_slice()).unwrap_or_default()
 }
 
-fn the_container<'a>(deployment: &'a Value) -> &'a Value {
+fn the_container(deployment: &Value) -> &Value {
     seq(&deployment["spec"]["template"]["spec"]["containers"])
         .iter()
         .find(|c| c["name"] == "sqs2pg")
