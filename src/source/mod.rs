@@ -11,12 +11,14 @@ pub mod receive;
 pub mod send;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use thiserror::Error;
 
 use crate::config::SqsConfig;
+use crate::telemetry::{RequestKind, SqsRequests};
 
 pub use ack::DeleteReport;
 pub use receive::Received;
@@ -150,6 +152,8 @@ pub struct QueueDepth {
 pub struct Source {
     client: aws_sdk_sqs::Client,
     queue_url: String,
+    /// Every call made through this source and its clones, by kind.
+    requests: Arc<SqsRequests>,
 }
 
 impl Source {
@@ -164,7 +168,23 @@ impl Source {
             Some(url) => url.clone(),
             None => Self::resolve(&client, &cfg.queue_name).await?,
         };
-        Ok(Self { client, queue_url })
+        Ok(Self {
+            client,
+            queue_url,
+            requests: Arc::default(),
+        })
+    }
+
+    /// This source, counting its calls into `requests` (the run's [`crate::telemetry::Stats`]
+    /// share them with `/metrics` and the summary).
+    pub fn counting_into(mut self, requests: Arc<SqsRequests>) -> Self {
+        self.requests = requests;
+        self
+    }
+
+    /// Counts one call of `kind`.
+    fn count(&self, kind: RequestKind) {
+        self.requests.add(kind);
     }
 
     async fn resolve(client: &aws_sdk_sqs::Client, name: &str) -> Result<String, SourceError> {
@@ -230,6 +250,7 @@ impl Source {
         &self,
         names: &[QueueAttributeName],
     ) -> Result<HashMap<QueueAttributeName, String>, SourceError> {
+        self.count(RequestKind::GetAttributes);
         let out = self
             .client
             .get_queue_attributes()

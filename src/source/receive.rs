@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{call_err, Source, SourceError, MAX_BATCH};
 use crate::pii::Pii;
+use crate::telemetry::RequestKind;
 
 /// One received message. The body is PII until decoded and masked.
 #[derive(Debug, Clone)]
@@ -58,8 +59,13 @@ impl Source {
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
-            .await
-            .map_err(|e| call_err("ReceiveMessage", e))?;
+            .await;
+        // A receive that failed brought nothing: counted as empty.
+        self.count(match out.as_ref().map(|o| o.messages.as_deref()) {
+            Ok(Some([_, ..])) => RequestKind::Receive,
+            _ => RequestKind::EmptyReceive,
+        });
+        let out = out.map_err(|e| call_err("ReceiveMessage", e))?;
         Ok(out
             .messages
             .unwrap_or_default()

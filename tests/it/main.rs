@@ -4,6 +4,7 @@
 
 mod cli;
 mod db_faults;
+mod drain;
 mod e2e;
 mod faults;
 mod helpers;
