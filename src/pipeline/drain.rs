@@ -4,13 +4,14 @@
 //! "Empty" means all of: every poller's latest receive came back empty, this process holds
 //! nothing (every message it received is deleted or given up), and the queue's
 //! `ApproximateNumberOfMessages` + `ApproximateNumberOfMessagesNotVisible` are 0. The last
-//! one catches messages in flight elsewhere (another consumer's, or a receive of ours that
-//! has not landed): while they are not 0 the pollers keep receiving, so a message that comes
+//! one catches messages in flight elsewhere (another consumer's; no receive of ours is in
+//! flight when it is asked): while they are not 0 the pollers keep receiving, so a message that comes
 //! back from another consumer's lease is drained too, until [`DrainWatch`]'s `settle` bound
 //! passes with nothing received (then the run ends anyway and says how many it left).
 //!
-//! Receives of a drain are short long polls ([`DRAIN_WAIT_SECONDS`]), so the run ends about
-//! a second after its last commit instead of a 20-second long poll later.
+//! Receives of a drain are short long polls ([`DRAIN_WAIT_SECONDS`]) and a poller whose
+//! receive came back empty parks instead of polling on, so the run ends within about a
+//! second of its last commit instead of a 20-second long poll later.
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,11 @@ use crate::source::QueueDepth;
 pub const DRAIN_WAIT_SECONDS: i32 = 1;
 
 /// Queue-depth checks are at most this often (each is a `GetQueueAttributes` request).
+/// Parked pollers look again every [`PARKED_RECHECK`].
 pub const DEPTH_RECHECK: Duration = Duration::from_secs(1);
+
+/// How often a parked poller asks [`DrainWatch::poll`] again (a lock and a look, no call).
+pub const PARKED_RECHECK: Duration = Duration::from_millis(20);
 
 /// Past the queue's visibility timeout, how long messages in flight elsewhere are waited
 /// for: enough for one that another consumer let go to be received again.
@@ -35,10 +40,12 @@ pub const SETTLE_MAX: Duration = Duration::from_secs(5 * 60);
 /// What a poller does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
-    /// Receive again.
+    /// Receive (again).
     Receive,
     /// Ask the queue its depth, then report it with [`DrainWatch::checked`].
     CheckDepth,
+    /// Stay parked: ask [`DrainWatch::poll`] again shortly.
+    Wait,
     /// The drain is over: stop.
     Stop,
 }
@@ -55,11 +62,18 @@ pub enum Ended {
     GaveUp,
 }
 
-/// The pollers' shared view of a drain.
+/// The pollers' shared view of a drain. A poller whose receive came back empty parks
+/// (receives no more); the last one to park, once nothing is held, asks the queue's depth:
+/// 0 ends the drain (the parked pollers have no receive in flight, so they stop at once),
+/// anything else wakes every poller to receive again.
 #[derive(Debug)]
 pub struct DrainWatch {
-    /// Per poller: its latest receive came back empty (or it has stopped).
-    idle: Vec<bool>,
+    /// Per poller: parked since generation `g` (its latest receive came back empty).
+    parked: Vec<Option<u64>>,
+    /// Per poller: stopped for good.
+    gone: Vec<bool>,
+    /// Bumped by each depth check that found messages: wakes the parked pollers.
+    generation: u64,
     /// How long messages in flight elsewhere are waited for.
     settle: Duration,
     last_check: Option<Instant>,
@@ -73,7 +87,9 @@ impl DrainWatch {
     /// A watch over `pollers` pollers of a queue whose visibility timeout is `visibility`.
     pub fn new(pollers: usize, visibility: Duration) -> Self {
         Self {
-            idle: vec![false; pollers.max(1)],
+            parked: vec![None; pollers.max(1)],
+            gone: vec![false; pollers.max(1)],
+            generation: 0,
             settle: (visibility + SETTLE_MARGIN).min(SETTLE_MAX),
             last_check: None,
             checking: false,
@@ -87,30 +103,45 @@ impl DrainWatch {
         self.ended
     }
 
-    /// Poller `poller`'s receive brought `n` messages; `held_nothing`: this process holds
-    /// no message now (read after the receive's own messages were handed on, if any).
-    pub fn received(&mut self, poller: usize, n: usize, held_nothing: bool, now: Instant) -> Next {
+    /// Poller `poller`'s receive brought `n` messages: with none it parks.
+    pub fn received(&mut self, poller: usize, n: usize) {
+        if let Some(p) = self.parked.get_mut(poller) {
+            *p = (n == 0).then_some(self.generation);
+        }
+        if n > 0 {
+            // Something came: whatever was in flight elsewhere is being drained.
+            self.waiting_since = None;
+        }
+    }
+
+    /// What poller `poller` does now; `held_nothing`: this process holds no message.
+    pub fn poll(&mut self, poller: usize, held_nothing: bool, now: Instant) -> Next {
         if self.ended.is_some() {
             return Next::Stop;
         }
-        if let Some(idle) = self.idle.get_mut(poller) {
-            *idle = n == 0;
+        match self.parked.get(poller).copied().flatten() {
+            None => return Next::Receive,
+            Some(g) if g != self.generation => {
+                self.parked[poller] = None;
+                return Next::Receive;
+            }
+            Some(_) => {}
         }
-        if n > 0 {
-            // Something came back: whatever was in flight elsewhere is being drained.
-            self.waiting_since = None;
-            return Next::Receive;
-        }
-        let all_idle = self.idle.iter().all(|i| *i);
+        let generation = self.generation;
+        let all_parked = self
+            .parked
+            .iter()
+            .zip(&self.gone)
+            .all(|(p, gone)| *gone || *p == Some(generation));
         let due = self
             .last_check
             .is_none_or(|at| now.duration_since(at) >= DEPTH_RECHECK);
-        if all_idle && held_nothing && due && !self.checking {
+        if all_parked && held_nothing && due && !self.checking {
             self.checking = true;
             self.last_check = Some(now);
             Next::CheckDepth
         } else {
-            Next::Receive
+            Next::Wait
         }
     }
 
@@ -132,6 +163,7 @@ impl DrainWatch {
                     self.ended = Some(Ended::Settled(other.unwrap_or_default()));
                     Next::Stop
                 } else {
+                    self.generation += 1;
                     Next::Receive
                 }
             }
@@ -141,8 +173,8 @@ impl DrainWatch {
     /// Poller `poller` stopped for good (shutdown, or the queue unreachable): the others no
     /// longer wait for it.
     pub fn gone(&mut self, poller: usize) {
-        if let Some(idle) = self.idle.get_mut(poller) {
-            *idle = true;
+        if let Some(g) = self.gone.get_mut(poller) {
+            *g = true;
         }
     }
 
@@ -161,47 +193,51 @@ mod tests {
     }
 
     #[test]
-    fn ends_only_when_every_poller_is_idle_nothing_is_held_and_the_queue_says_empty() {
+    fn ends_only_when_every_poller_is_parked_nothing_is_held_and_the_queue_says_empty() {
         let t0 = Instant::now();
         let mut w = DrainWatch::new(2, Duration::from_secs(30));
-        assert_eq!(
-            w.received(0, 0, true, t0),
-            Next::Receive,
-            "poller 1 not idle yet"
-        );
-        assert_eq!(w.received(1, 10, false, t0), Next::Receive);
-        assert_eq!(w.received(1, 0, false, t0), Next::Receive, "still holding");
-        assert_eq!(w.received(1, 0, true, t0), Next::CheckDepth);
+        w.received(0, 0);
+        assert_eq!(w.poll(0, true, t0), Next::Wait, "poller 1 still receiving");
+        w.received(1, 10);
+        assert_eq!(w.poll(1, false, t0), Next::Receive);
+        w.received(1, 0);
+        assert_eq!(w.poll(1, false, t0), Next::Wait, "still holding messages");
+        assert_eq!(w.poll(1, true, t0), Next::CheckDepth);
+        assert_eq!(w.poll(0, true, t0), Next::Wait, "one check at a time");
         assert_eq!(w.checked(depth(0, 0), t0), Next::Stop);
         assert_eq!(w.ended(), Some(Ended::Empty));
-        assert_eq!(
-            w.received(0, 3, false, t0),
-            Next::Stop,
-            "the others stop too"
-        );
+        assert_eq!(w.poll(0, true, t0), Next::Stop, "the parked ones stop too");
     }
 
     #[test]
-    fn messages_in_flight_elsewhere_keep_it_going_until_they_come_back() {
+    fn messages_in_flight_elsewhere_wake_every_poller_until_they_come_back() {
         let s = Duration::from_secs;
         let t0 = Instant::now();
-        let mut w = DrainWatch::new(1, s(10));
-        assert_eq!(w.received(0, 0, true, t0), Next::CheckDepth);
+        let mut w = DrainWatch::new(2, s(10));
+        w.received(0, 0);
+        w.received(1, 0);
+        assert_eq!(w.poll(0, true, t0), Next::CheckDepth);
         assert_eq!(w.checked(depth(0, 1), t0), Next::Receive);
+        assert_eq!(w.poll(1, true, t0), Next::Receive, "woken by the check");
+        w.received(0, 0);
+        w.received(1, 0);
         assert_eq!(
-            w.received(0, 0, true, t0 + Duration::from_millis(500)),
-            Next::Receive,
+            w.poll(1, true, t0 + Duration::from_millis(500)),
+            Next::Wait,
             "depth is not asked more than once a second"
         );
-        assert_eq!(w.received(0, 0, true, t0 + s(1)), Next::CheckDepth);
+        assert_eq!(w.poll(1, true, t0 + s(1)), Next::CheckDepth);
         assert_eq!(w.checked(depth(0, 1), t0 + s(1)), Next::Receive);
         // The other consumer's lease ran out: the message is received here.
-        assert_eq!(w.received(0, 1, false, t0 + s(11)), Next::Receive);
-        assert_eq!(w.received(0, 0, true, t0 + s(12)), Next::CheckDepth);
+        w.received(0, 1);
+        w.received(1, 0);
+        assert_eq!(w.poll(1, true, t0 + s(11)), Next::Wait, "poller 0 is busy");
+        w.received(0, 0);
+        assert_eq!(w.poll(0, true, t0 + s(12)), Next::CheckDepth);
         assert_eq!(
             w.checked(depth(0, 0), t0 + s(12)),
             Next::Stop,
-            "not ended by the settle bound"
+            "ended by the empty queue, not by the settle bound"
         );
         assert_eq!(w.ended(), Some(Ended::Empty));
     }
@@ -213,48 +249,45 @@ mod tests {
         let mut w = DrainWatch::new(1, s(10));
         let mut t = t0;
         loop {
-            match w.received(0, 0, true, t) {
+            w.received(0, 0);
+            match w.poll(0, true, t) {
                 Next::CheckDepth => {
                     if w.checked(depth(0, 2), t) == Next::Stop {
                         break;
                     }
                 }
-                Next::Receive => {}
+                Next::Receive | Next::Wait => {}
                 Next::Stop => unreachable!("stops only after a check"),
             }
             assert!(t < t0 + s(60), "never ended");
             t += Duration::from_millis(250);
         }
         assert_eq!(t - t0, s(10) + SETTLE_MARGIN);
-        assert_eq!(
-            w.ended(),
-            Some(Ended::Settled(QueueDepth {
-                visible: 0,
-                in_flight: 2
-            }))
-        );
+        let left = QueueDepth {
+            visible: 0,
+            in_flight: 2,
+        };
+        assert_eq!(w.ended(), Some(Ended::Settled(left)));
         // A failed depth call is no proof of empty either.
         let mut w = DrainWatch::new(1, s(10));
-        assert_eq!(w.received(0, 0, true, t0), Next::CheckDepth);
+        w.received(0, 0);
+        assert_eq!(w.poll(0, true, t0), Next::CheckDepth);
         assert_eq!(w.checked(None, t0), Next::Receive);
     }
 
     #[test]
-    fn one_check_at_a_time_and_a_gone_poller_is_not_waited_for() {
+    fn a_gone_poller_is_not_waited_for_and_an_ended_drain_stops_everyone() {
         let t0 = Instant::now();
         let mut w = DrainWatch::new(3, Duration::from_secs(30));
         w.gone(2);
-        assert_eq!(w.received(0, 0, true, t0), Next::Receive);
-        assert_eq!(w.received(1, 0, true, t0), Next::CheckDepth);
-        assert_eq!(
-            w.received(0, 0, true, t0 + DEPTH_RECHECK),
-            Next::Receive,
-            "a check is already under way"
-        );
+        w.received(0, 0);
+        assert_eq!(w.poll(0, true, t0), Next::Wait);
+        w.received(1, 0);
+        assert_eq!(w.poll(1, true, t0), Next::CheckDepth);
         assert_eq!(w.checked(depth(0, 0), t0), Next::Stop);
         let mut w = DrainWatch::new(1, Duration::from_secs(30));
         w.end(Ended::GaveUp);
-        assert_eq!(w.received(0, 0, true, t0), Next::Stop);
+        assert_eq!(w.poll(0, false, t0), Next::Stop);
         let visibility = Duration::from_secs(12 * 60 * 60);
         assert_eq!(DrainWatch::new(1, visibility).settle, SETTLE_MAX);
     }

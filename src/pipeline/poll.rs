@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Mutex};
 
-use super::drain::{DrainWatch, Ended, Next, DRAIN_WAIT_SECONDS};
+use super::drain::{DrainWatch, Ended, Next, DRAIN_WAIT_SECONDS, PARKED_RECHECK};
 use super::lease::Tracker;
 use super::shutdown::Shutdown;
 use crate::backoff::Backoff;
@@ -100,20 +100,35 @@ impl Poller {
     }
 
     /// After a receive of `n` messages: false once a drain run is over (a daemon always
-    /// goes on). The poller asked to check the queue's depth does it here.
+    /// goes on). A drain's poller whose receive came back empty stays parked here until the
+    /// [`DrainWatch`] wakes or stops it, and checks the queue's depth when asked to.
     async fn drain_goes_on(&self, n: usize) -> bool {
         let Some((watch, index)) = &self.drain else {
             return true;
         };
-        if self.stats.batches_failed() > 0 {
-            lock(watch).end(Ended::GaveUp);
+        lock(watch).received(*index, n);
+        loop {
+            if self.stats.batches_failed() > 0 {
+                lock(watch).end(Ended::GaveUp);
+            }
+            let held_nothing = self.tracker.is_empty();
+            let next = lock(watch).poll(*index, held_nothing, Instant::now());
+            match next {
+                Next::Receive => return true,
+                Next::Stop => return false,
+                Next::Wait => {
+                    tokio::select! {
+                        _ = self.shutdown.requested.cancelled() => return false,
+                        _ = tokio::time::sleep(PARKED_RECHECK) => {}
+                    }
+                }
+                Next::CheckDepth => return self.check_depth(watch).await,
+            }
         }
-        let held_nothing = self.tracker.is_empty();
-        match lock(watch).received(*index, n, held_nothing, Instant::now()) {
-            Next::Receive => return true,
-            Next::Stop => return false,
-            Next::CheckDepth => {}
-        }
+    }
+
+    /// Asks the queue's depth for the [`DrainWatch`]; false once the drain is over.
+    async fn check_depth(&self, watch: &SharedDrain) -> bool {
         let depth = match self.source.depth().await {
             Ok(d) => Some(d),
             Err(e) => {
