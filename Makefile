@@ -32,7 +32,7 @@ demo: services build
 	echo "== a fresh database $(DEMO_DB)"; $(BIN) migrate; \
 	$(BIN) send --synthetic 100 --malformed-rate 0.01 --duplicate-rate 0.03 --seed 7; \
 	echo; echo "== draining the queue"; \
-	RUST_LOG=warn $(BIN) run --until-empty --wait-seconds 2; \
+	RUST_LOG=warn $(BIN) run --until-empty; \
 	echo; echo "== two users behind one address: the same masked_ip token, found with GROUP BY, nothing revealed"; \
 	psql "$$DATABASE_URL" -c "SELECT masked_ip, count(DISTINCT user_id) AS users, count(*) AS logins FROM user_logins GROUP BY masked_ip HAVING count(DISTINCT user_id) > 1 ORDER BY users DESC, logins DESC, masked_ip LIMIT 3"; \
 	shared=$$(psql "$$DATABASE_URL" -Atc "SELECT masked_ip FROM user_logins GROUP BY masked_ip HAVING count(DISTINCT user_id) > 1 ORDER BY count(DISTINCT user_id) DESC, count(*) DESC, masked_ip LIMIT 1"); \

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! bench [--smoke] [--out DIR] [--only S,S]          everything (or the sections named:
-//!                                                   transform,sink,e2e,scaling,rss,stub);
+//!                                                   transform,sink,e2e,drain,scaling,rss,
+//!                                                   stub);
 //!                                                   writes DIR/results.md, scaling.csv
 //! bench ceiling --queue-url U --pollers N           child: SDK receive + delete only
 //! ```
@@ -33,6 +34,9 @@ use sqs2pg::transform::Record;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+#[path = "bench/drain.rs"]
+mod drain;
+
 // The allocator sqs2pg ships with, so that the SDK-only floor and the transform figures are
 // measured on the same footing as the daemon.
 #[global_allocator]
@@ -59,6 +63,10 @@ struct Sizes {
     rss_backlog: usize,
     steady_secs: u64,
     stub_messages: u64,
+    /// The backlog of the drain section (sqs2pg and the Python consumer each drain one).
+    drain_backlog: usize,
+    /// How long the idle daemons of the drain section run.
+    idle_secs: u64,
 }
 
 const FULL: Sizes = Sizes {
@@ -74,6 +82,8 @@ const FULL: Sizes = Sizes {
     rss_backlog: 200_000,
     steady_secs: 20,
     stub_messages: 300_000,
+    drain_backlog: 10_000,
+    idle_secs: 61,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -89,6 +99,8 @@ const SMOKE: Sizes = Sizes {
     rss_backlog: 1_000,
     steady_secs: 2,
     stub_messages: 5_000,
+    drain_backlog: 300,
+    idle_secs: 3,
 };
 
 fn main() -> Result<()> {
@@ -147,7 +159,15 @@ fn line(what: &str, value: String, reference: String, ratio: String, target: &st
 }
 
 /// The harness's sections, in run order; `--only a,b` runs a subset.
-const SECTIONS: [&str; 6] = ["transform", "sink", "e2e", "scaling", "rss", "stub"];
+const SECTIONS: [&str; 7] = [
+    "transform",
+    "sink",
+    "e2e",
+    "drain",
+    "scaling",
+    "rss",
+    "stub",
+];
 
 async fn run_all(sizes: Sizes, smoke: bool, only: Option<&str>, out: &Path) -> Result<()> {
     let wanted: Vec<&str> = match only {
@@ -174,6 +194,10 @@ async fn run_all(sizes: Sizes, smoke: bool, only: Option<&str>, out: &Path) -> R
     if run("e2e") {
         eprintln!("== end to end vs SQS ceiling vs Python");
         lines.extend(bench_end_to_end(&env, sizes).await?);
+    }
+    if run("drain") {
+        eprintln!("== drain of a backlog vs Python; SQS requests under load and idle");
+        lines.extend(drain::bench_drain(&env, sizes).await?);
     }
     if run("scaling") {
         eprintln!("== scaling with injected latency");

@@ -10,7 +10,12 @@ use crate::source::fifo::MessageGroup;
 /// Flags of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Stop once the queue stays empty for one long-poll round, print a summary, exit 0.
+    /// Stop once the queue is empty, print a summary, exit 0. Empty means: every poller's
+    /// latest receive came back empty, every message received is deleted (or given up), and
+    /// the queue reports 0 visible and 0 in flight (ApproximateNumberOfMessages +
+    /// ApproximateNumberOfMessagesNotVisible). Messages in flight elsewhere are waited for,
+    /// up to the queue's visibility timeout + 5 s (at most 5 min) with none received. Receives
+    /// wait at most 1 s, so the run ends about a second after its last commit.
     #[arg(long)]
     pub until_empty: bool,
     /// Concurrent long-polling receivers.
@@ -25,7 +30,7 @@ pub struct RunArgs {
     /// Longest a partial batch waits for more messages, in milliseconds.
     #[arg(long, env = "SQS2PG_BATCH_WAIT_MS", default_value_t = config::DEFAULT_BATCH_WAIT_MS, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub batch_wait_ms: u64,
-    /// Long-poll wait per receive, in seconds (0-20).
+    /// Long-poll wait per receive, in seconds (0-20); a --until-empty run waits at most 1.
     #[arg(long, env = "SQS2PG_WAIT_SECONDS", default_value_t = config::DEFAULT_WAIT_SECONDS, value_parser = clap::value_parser!(i32).range(0..=20))]
     pub wait_seconds: i32,
     /// After SIGINT/SIGTERM, seconds in-flight work may take to commit before it is released

@@ -74,6 +74,11 @@ impl Tracker {
         }
     }
 
+    /// Holds no message: every one received was deleted or given up.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     /// Stops holding messages: deleted, or left to reappear on their own.
     pub fn forget<'a>(&self, handles: impl IntoIterator<Item = &'a str>) {
         let mut held = self.lock();

@@ -16,6 +16,7 @@
 
 pub mod batch;
 pub mod commit;
+pub mod drain;
 pub mod health;
 pub mod lease;
 pub mod poll;
@@ -135,7 +136,9 @@ impl Pipeline {
             }
             None => None,
         };
-        let source = Source::connect(&cfg.sqs).await?;
+        let source = Source::connect(&cfg.sqs)
+            .await?
+            .counting_into(stats.sqs_requests());
         let attempts = if p.until_empty {
             DRAIN_CONNECT_ATTEMPTS
         } else {
@@ -164,8 +167,8 @@ impl Pipeline {
         })
     }
 
-    /// Runs until `shutdown` is cancelled, or, with `until_empty`, until every poller has
-    /// seen the queue empty. After `shutdown`, what was received is committed and deleted;
+    /// Runs until `shutdown` is cancelled, or, with `until_empty`, until the queue is empty
+    /// as [`drain`] defines it. After `shutdown`, what was received is committed and deleted;
     /// whatever is not done within `shutdown_timeout` is released (visibility 0) for another
     /// consumer, and the run still returns `Ok`.
     pub async fn run_until_stopped(
@@ -229,7 +232,11 @@ impl Pipeline {
         poll_error: &Arc<Mutex<Option<SourceError>>>,
     ) -> mpsc::Receiver<Vec<Received>> {
         let (tx, rx) = mpsc::channel(self.cfg.pollers * 2);
-        for _ in 0..self.cfg.pollers {
+        let drain = self.cfg.until_empty.then(|| {
+            let watch = drain::DrainWatch::new(self.cfg.pollers, self.tracker.visibility());
+            Arc::new(std::sync::Mutex::new(watch))
+        });
+        for index in 0..self.cfg.pollers {
             let poller = Poller {
                 source: self.source.clone(),
                 tracker: self.tracker.clone(),
@@ -237,7 +244,7 @@ impl Pipeline {
                 stats: self.stats.clone(),
                 poll_error: poll_error.clone(),
                 wait_seconds: self.cfg.wait_seconds,
-                until_empty: self.cfg.until_empty,
+                drain: drain.clone().map(|d| (d, index)),
             };
             tasks.spawn(shutdown.guarded("poller", poller.run(tx.clone())));
         }

@@ -2,13 +2,15 @@
 //! blocks them, which is the backpressure that pauses receiving while the writers are
 //! behind; a daemon also stops receiving while a batch is failing to commit, so a database
 //! outage holds a bounded set of messages (kept invisible by the heartbeat) instead of
-//! cycling the queue through receives that each cost a receive count.
+//! cycling the queue through receives that each cost a receive count. A drain run's pollers
+//! share a [`DrainWatch`] that says when the queue is empty.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Mutex};
 
+use super::drain::{DrainWatch, Ended, Next, DRAIN_WAIT_SECONDS, PARKED_RECHECK};
 use super::lease::Tracker;
 use super::shutdown::Shutdown;
 use crate::backoff::Backoff;
@@ -25,6 +27,9 @@ const WRITES_FAILING_RECHECK: Duration = Duration::from_millis(250);
 /// Consecutive receive failures after which a drain run gives up.
 const DRAIN_RECEIVE_ATTEMPTS: u32 = 8;
 
+/// A drain run's shared end condition.
+pub type SharedDrain = Arc<std::sync::Mutex<DrainWatch>>;
+
 /// One poller's share of the run.
 pub struct Poller {
     pub source: Source,
@@ -34,37 +39,45 @@ pub struct Poller {
     /// Where a drain run that gave up on the queue leaves the last error.
     pub poll_error: Arc<Mutex<Option<SourceError>>>,
     pub wait_seconds: i32,
-    /// Stop at the first empty receive.
-    pub until_empty: bool,
+    /// A drain run (`--until-empty`): its end condition, and this poller's index in it.
+    pub drain: Option<(SharedDrain, usize)>,
 }
 
 impl Poller {
-    /// Receives until shutdown, or, draining, until the queue answers empty.
+    /// Receives until shutdown, or, draining, until the [`DrainWatch`] says the queue is
+    /// empty.
     pub async fn run(self, tx: mpsc::Sender<Vec<Received>>) {
         let fresh = || Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let mut backoff = fresh();
         let mut failures = 0;
         // Kept across failed receives, so their retries are the same logical receive.
         let mut attempt = ReceiveAttempt::default();
+        let until_empty = self.drain.is_some();
+        let wait_seconds = if until_empty {
+            self.wait_seconds.min(DRAIN_WAIT_SECONDS)
+        } else {
+            self.wait_seconds
+        };
         loop {
-            if !self.until_empty && !self.wait_for_writes().await {
+            if !until_empty && !self.wait_for_writes().await {
                 break;
             }
-            let Some(received) = self.receive_or_stop(&tx, &mut attempt).await else {
+            let Some(received) = self.receive_or_stop(&tx, wait_seconds, &mut attempt).await else {
                 break;
             };
             match received {
-                Ok(msgs) if msgs.is_empty() => {
-                    failures = 0;
-                    self.stats.set_sqs_ok(true);
-                    if self.until_empty {
-                        break;
-                    }
-                }
                 Ok(msgs) => {
                     failures = 0;
-                    backoff = fresh();
-                    if !self.hand_on(msgs, &tx).await {
+                    let n = msgs.len();
+                    if n == 0 {
+                        self.stats.set_sqs_ok(true);
+                    } else {
+                        backoff = fresh();
+                        if !self.hand_on(msgs, &tx).await {
+                            break;
+                        }
+                    }
+                    if !self.drain_goes_on(n).await {
                         break;
                     }
                 }
@@ -73,7 +86,7 @@ impl Poller {
                     self.stats.set_sqs_ok(false);
                     self.stats.add_sqs_retry();
                     tracing::warn!(error = %e, failures, "receive failed; backing off");
-                    if self.until_empty && failures >= DRAIN_RECEIVE_ATTEMPTS {
+                    if until_empty && failures >= DRAIN_RECEIVE_ATTEMPTS {
                         *self.poll_error.lock().await = Some(e);
                         break;
                     }
@@ -84,6 +97,61 @@ impl Poller {
                 }
             }
         }
+        if let Some((watch, index)) = &self.drain {
+            lock(watch).gone(*index);
+        }
+    }
+
+    /// After a receive of `n` messages: false once a drain run is over (a daemon always
+    /// goes on). A drain's poller whose receive came back empty stays parked here until the
+    /// [`DrainWatch`] wakes or stops it, and checks the queue's depth when asked to.
+    async fn drain_goes_on(&self, n: usize) -> bool {
+        let Some((watch, index)) = &self.drain else {
+            return true;
+        };
+        lock(watch).received(*index, n);
+        loop {
+            if self.stats.batches_failed() > 0 {
+                lock(watch).end(Ended::GaveUp);
+            }
+            let held_nothing = self.tracker.is_empty();
+            let next = lock(watch).poll(*index, held_nothing, Instant::now());
+            match next {
+                Next::Receive => return true,
+                Next::Stop => return false,
+                Next::Wait => {
+                    tokio::select! {
+                        _ = self.shutdown.requested.cancelled() => return false,
+                        _ = tokio::time::sleep(PARKED_RECHECK) => {}
+                    }
+                }
+                Next::CheckDepth => return self.check_depth(watch).await,
+            }
+        }
+    }
+
+    /// Asks the queue's depth for the [`DrainWatch`]; false once the drain is over.
+    async fn check_depth(&self, watch: &SharedDrain) -> bool {
+        let depth = match self.source.depth().await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the queue's depth; receiving on");
+                None
+            }
+        };
+        let mut w = lock(watch);
+        if w.checked(depth, Instant::now()) == Next::Receive {
+            return true;
+        }
+        match w.ended() {
+            Some(Ended::Settled(d)) => tracing::warn!(
+                visible = d.visible,
+                in_flight = d.in_flight,
+                "drain ends with messages still on the queue: held by another consumer, or not yet visible, for longer than the queue's visibility timeout"
+            ),
+            other => tracing::debug!(ended = ?other, "drain over"),
+        }
+        false
     }
 
     /// Waits while the writers' batches are failing; false once shutdown was requested. A
@@ -106,9 +174,10 @@ impl Poller {
     async fn receive_or_stop(
         &self,
         tx: &mpsc::Sender<Vec<Received>>,
+        wait_seconds: i32,
         attempt: &mut ReceiveAttempt,
     ) -> Option<Result<Vec<Received>, SourceError>> {
-        let receive = self.source.receive_attempt(self.wait_seconds, attempt);
+        let receive = self.source.receive_attempt(wait_seconds, attempt);
         tokio::pin!(receive);
         tokio::select! {
             biased;
@@ -138,4 +207,8 @@ impl Poller {
             _ = self.shutdown.deadline.cancelled() => false,
         }
     }
+}
+
+fn lock(watch: &SharedDrain) -> std::sync::MutexGuard<'_, DrainWatch> {
+    watch.lock().unwrap_or_else(|p| p.into_inner())
 }

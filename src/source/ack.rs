@@ -9,6 +9,7 @@ use aws_sdk_sqs::types::{
 
 use super::batch_call::{self, Policy, Refused, SenderFault};
 use super::{call_err, short_timeouts, Source, SourceError, MAX_BATCH};
+use crate::telemetry::RequestKind;
 
 /// Calls per batch of ten before its messages are left to reappear: about 20 s of pauses in
 /// all, which rides out a short outage. After that the message reappears after its visibility
@@ -84,6 +85,7 @@ impl Source {
                         .ok()
                 })
                 .collect();
+            self.count(RequestKind::Delete);
             let out = self
                 .client
                 .delete_message_batch()
@@ -203,6 +205,7 @@ impl Source {
                         .ok()
                 })
                 .collect();
+            self.count(RequestKind::ChangeVisibility);
             let out = self
                 .client
                 .change_message_visibility_batch()

@@ -12,6 +12,7 @@ pub mod receive;
 pub mod send;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -19,6 +20,7 @@ use thiserror::Error;
 
 use crate::config::SqsConfig;
 use crate::decode::Framing;
+use crate::telemetry::{RequestKind, SqsRequests};
 
 pub use ack::DeleteReport;
 pub use receive::Received;
@@ -160,6 +162,8 @@ pub struct Source {
     queue_url: String,
     /// Stamped on every message received.
     framing: Framing,
+    /// Every call made through this source and its clones, by kind.
+    requests: Arc<SqsRequests>,
 }
 
 impl Source {
@@ -191,7 +195,20 @@ impl Source {
             client,
             queue_url,
             framing: cfg.framing,
+            requests: Arc::default(),
         })
+    }
+
+    /// This source, counting its calls into `requests` (the run's [`crate::telemetry::Stats`]
+    /// share them with `/metrics` and the summary).
+    pub fn counting_into(mut self, requests: Arc<SqsRequests>) -> Self {
+        self.requests = requests;
+        self
+    }
+
+    /// Counts one call of `kind`.
+    fn count(&self, kind: RequestKind) {
+        self.requests.add(kind);
     }
 
     async fn resolve(client: &aws_sdk_sqs::Client, name: &str) -> Result<String, SourceError> {
@@ -257,6 +274,7 @@ impl Source {
         &self,
         names: &[QueueAttributeName],
     ) -> Result<HashMap<QueueAttributeName, String>, SourceError> {
+        self.count(RequestKind::GetAttributes);
         let out = self
             .client
             .get_queue_attributes()

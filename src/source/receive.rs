@@ -9,6 +9,7 @@ use super::fifo::{self, ReceiveAttempt};
 use super::{call_err, Source, SourceError, MAX_BATCH};
 use crate::decode::Framing;
 use crate::pii::Pii;
+use crate::telemetry::RequestKind;
 
 /// One received message. The body is PII until decoded and masked.
 #[derive(Debug, Clone)]
@@ -85,8 +86,13 @@ impl Source {
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .set_receive_request_attempt_id(attempt_id)
             .send()
-            .await
-            .map_err(|e| call_err("ReceiveMessage", e))?;
+            .await;
+        // A receive that failed brought nothing: counted as empty.
+        self.count(match out.as_ref().map(|o| o.messages.as_deref()) {
+            Ok(Some([_, ..])) => RequestKind::Receive,
+            _ => RequestKind::EmptyReceive,
+        });
+        let out = out.map_err(|e| call_err("ReceiveMessage", e))?;
         attempt.answered();
         Ok(out
             .messages

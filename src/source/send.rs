@@ -9,6 +9,7 @@ use futures::stream::{self, StreamExt};
 use super::batch_call::{self, Policy, Refused, SenderFault};
 use super::fifo::{self, MessageGroup};
 use super::{Source, SourceError, MAX_BATCH, MAX_MESSAGE_BYTES};
+use crate::telemetry::RequestKind;
 
 /// A refusal that is the sender's fault fails the send at once; others are retried.
 const SEND: Policy = Policy {
@@ -102,6 +103,7 @@ impl Source {
                     entry.build().ok()
                 })
                 .collect();
+            self.count(RequestKind::Send);
             let out = self
                 .client
                 .send_message_batch()

@@ -66,6 +66,7 @@ pub fn render(stats: &Stats) -> String {
     for (reason, n) in &sum.rejected_by_reason {
         metrics::counter!("sqs2pg_rejected_total", "reason" => reason.clone()).absolute(*n);
     }
+    super::requests::record(&sum.sqs_requests);
     metrics::gauge!("sqs2pg_in_flight").set(s.in_flight as f64);
     metrics::gauge!("sqs2pg_queue_backlog").set(s.backlog as f64);
     metrics::gauge!("sqs2pg_last_commit_timestamp_seconds").set(s.last_commit_unix as f64);

@@ -11,6 +11,7 @@
 pub mod http;
 pub mod metrics;
 pub mod progress;
+pub mod requests;
 pub mod stats;
 
 use std::io::IsTerminal;
@@ -18,6 +19,7 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub use progress::{bar, Progress};
+pub use requests::{RequestCounts, RequestKind, SqsRequests};
 pub use stats::{Stats, Summary};
 
 /// Log line format.

@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::requests::{RequestCounts, SqsRequests};
 use crate::decode::RejectReason;
 
 /// The counters. Every method is cheap (relaxed atomics), so tasks call them per event.
@@ -37,6 +38,8 @@ pub struct Stats {
     writes_failing: AtomicBool,
     sqs_ok: AtomicBool,
     backlog: AtomicU64,
+    /// Shared with the run's `Source`, which counts its own calls.
+    sqs_requests: Arc<SqsRequests>,
 }
 
 /// What `/readyz` answers from.
@@ -233,6 +236,11 @@ impl Stats {
         }
     }
 
+    /// The SQS request counters, for the run's `Source` to count into.
+    pub fn sqs_requests(&self) -> Arc<SqsRequests> {
+        self.sqs_requests.clone()
+    }
+
     /// The counters as a summary of a run that took `elapsed`.
     pub fn summary(&self, elapsed: Duration) -> Summary {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -251,6 +259,7 @@ impl Stats {
             unknown_keys: get(&self.unknown_keys),
             visibility_extended: get(&self.visibility_extended),
             released: get(&self.released),
+            sqs_requests: self.sqs_requests.counts(),
             elapsed,
         }
     }
@@ -294,6 +303,8 @@ pub struct Summary {
     pub visibility_extended: u64,
     /// Messages released to other consumers at shutdown.
     pub released: u64,
+    /// SQS requests made, by kind.
+    pub sqs_requests: RequestCounts,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -326,6 +337,14 @@ impl fmt::Display for Summary {
         }
         if self.released > 0 {
             writeln!(f, "released            {}", self.released)?;
+        }
+        writeln!(f, "sqs requests        {}", self.sqs_requests)?;
+        if self.received > 0 {
+            writeln!(
+                f,
+                "sqs requests/msg    {:.3}",
+                self.sqs_requests.total() as f64 / self.received as f64
+            )?;
         }
         writeln!(f, "elapsed             {:.2}s", self.elapsed.as_secs_f64())?;
         write!(f, "rate                {:.0} messages/s", self.rate())

@@ -5,6 +5,7 @@
 mod claims;
 mod cli;
 mod db_faults;
+mod drain;
 mod e2e;
 mod envelopes;
 mod faults;
