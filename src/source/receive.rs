@@ -49,11 +49,21 @@ impl Source {
     /// One long poll for up to ten messages, with `SentTimestamp` and
     /// `ApproximateReceiveCount`.
     pub async fn receive(&self, wait_seconds: i32) -> Result<Vec<Received>, SourceError> {
+        self.receive_up_to(wait_seconds, MAX_BATCH).await
+    }
+
+    /// One long poll for at most `max_messages` (1 to 10), what the byte budget has room for.
+    pub async fn receive_up_to(
+        &self,
+        wait_seconds: i32,
+        max_messages: usize,
+    ) -> Result<Vec<Received>, SourceError> {
+        let max = max_messages.clamp(1, MAX_BATCH) as i32;
         let out = self
             .client
             .receive_message()
             .queue_url(&self.queue_url)
-            .max_number_of_messages(MAX_BATCH as i32)
+            .max_number_of_messages(max)
             .wait_time_seconds(wait_seconds)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)

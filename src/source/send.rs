@@ -18,7 +18,7 @@ const SEND: Policy = Policy {
 };
 
 impl Source {
-    /// Sends bodies verbatim, in batches of ten (split further to stay under 256 KiB),
+    /// Sends bodies verbatim, in batches of ten (split further to stay within 1 MiB),
     /// `concurrency` calls at a time. Returns how many were sent.
     pub async fn send(&self, bodies: &[String], concurrency: usize) -> Result<u64, SourceError> {
         if let Some((index, b)) = bodies
@@ -72,7 +72,7 @@ impl Source {
     }
 }
 
-/// Consecutive runs of at most ten bodies and at most 256 KiB in all.
+/// Consecutive runs of at most ten bodies and at most 1 MiB in all.
 fn batches(bodies: &[String]) -> Vec<&[String]> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
@@ -95,11 +95,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn batches_hold_ten_bodies_and_256_kib_at_most() {
+    fn batches_hold_ten_bodies_and_1_mib_at_most() {
         let small: Vec<String> = (0..25).map(|i| i.to_string()).collect();
         let sizes: Vec<usize> = batches(&small).iter().map(|b| b.len()).collect();
         assert_eq!(sizes, [10, 10, 5]);
-        let big: Vec<String> = (0..3).map(|_| "x".repeat(100 * 1024)).collect();
+        let big: Vec<String> = (0..3).map(|_| "x".repeat(400 * 1024)).collect();
         let sizes: Vec<usize> = batches(&big).iter().map(|b| b.len()).collect();
         assert_eq!(sizes, [2, 1]);
         assert!(batches(&[]).is_empty());
