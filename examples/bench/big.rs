@@ -46,18 +46,20 @@ pub(super) async fn bench_big_rss(env: &Env, sizes: Sizes) -> Result<Vec<Line>> 
     let budget_mb = sqs2pg::config::DEFAULT_MAX_INFLIGHT_BYTES as f64 / 1e6;
     let target = format!("≤ {:.0} MB (budget + 48 MB)", budget_mb + 48.0);
     let mut out = Vec::new();
-    for (what, bodies) in [
+    for (name, what, bodies) in [
         (
+            "big_rejects",
             format!("{} × 256 KiB rejects", human(sizes.big_rejects as u64)),
             rejects(sizes.big_rejects, 256 * KIB),
         ),
         (
+            "big_rows",
             format!("{} × 1 MiB valid, padded", human(sizes.big_rows as u64)),
             padded(sizes.big_rows, 1024 * KIB),
         ),
     ] {
         eprintln!("   {what}");
-        let mb = peak_rss_mb(env, "big", &bodies).await?;
+        let mb = peak_rss_mb(env, name, &bodies).await?;
         out.push(line(
             &format!("peak RSS draining {what} (default --max-inflight-bytes, 64 MiB)"),
             format!("{mb:.1} MB"),
