@@ -4,13 +4,16 @@
 //! ```text
 //! bench [--smoke] [--out DIR] [--only S,S]          everything (or the sections named:
 //!                                                   transform,sink,e2e,drain,scaling,rss,
-//!                                                   stub);
+//!                                                   big,stub);
 //!                                                   writes DIR/results.md, scaling.csv
 //! bench ceiling --queue-url U --pollers N           child: SDK receive + delete only
 //! ```
 //!
 //! Consumers run as child processes so each one's CPU time and peak RSS come from
 //! `wait4(2)` for that process alone.
+
+#[path = "bench/big.rs"]
+mod big;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -61,6 +64,9 @@ struct Sizes {
     scaling_backlog: usize,
     scaling_pollers: &'static [usize],
     rss_backlog: usize,
+    /// 256 KiB rejects and 1 MiB padded rows of the byte-budget section.
+    big_rejects: usize,
+    big_rows: usize,
     steady_secs: u64,
     stub_messages: u64,
     /// The backlog of the drain section (sqs2pg and the Python consumer each drain one).
@@ -80,6 +86,8 @@ const FULL: Sizes = Sizes {
     scaling_backlog: 4_000,
     scaling_pollers: &[1, 4, 16, 32],
     rss_backlog: 200_000,
+    big_rejects: 2_000,
+    big_rows: 300,
     steady_secs: 20,
     stub_messages: 300_000,
     drain_backlog: 10_000,
@@ -97,6 +105,8 @@ const SMOKE: Sizes = Sizes {
     scaling_backlog: 200,
     scaling_pollers: &[1, 4],
     rss_backlog: 1_000,
+    big_rejects: 20,
+    big_rows: 5,
     steady_secs: 2,
     stub_messages: 5_000,
     drain_backlog: 300,
@@ -159,13 +169,14 @@ fn line(what: &str, value: String, reference: String, ratio: String, target: &st
 }
 
 /// The harness's sections, in run order; `--only a,b` runs a subset.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "transform",
     "sink",
     "e2e",
     "drain",
     "scaling",
     "rss",
+    "big",
     "stub",
 ];
 
@@ -208,6 +219,10 @@ async fn run_all(sizes: Sizes, smoke: bool, only: Option<&str>, out: &Path) -> R
     if run("rss") {
         eprintln!("== peak RSS and steady-state latency");
         lines.extend(bench_rss_and_latency(&env, sizes).await?);
+    }
+    if run("big") {
+        eprintln!("== peak RSS with large bodies (the byte budget)");
+        lines.extend(big::bench_big_rss(&env, sizes).await?);
     }
     if run("stub") {
         eprintln!("== consumer ceiling with a constant-time SQS stub");

@@ -17,6 +17,7 @@ use crate::config::DbConfig;
 use crate::decode::Framing;
 use crate::mask::{Keyring, Masker};
 use crate::pipeline::batch::to_items;
+use crate::pipeline::budget::Charge;
 use crate::pipeline::commit::{CommitFailure, Committer};
 use crate::pipeline::PipelineError;
 use crate::source::Received;
@@ -78,6 +79,7 @@ impl Handler {
         let mut guard = self.committer.lock().await;
         let (committer, masker) = &mut *guard;
         let limits = committer.shape.borrow().limits;
+        let msgs = msgs.into_iter().map(|m| (m, Charge::default()));
         let mut items = to_items(msgs, &limits, masker, &self.stats);
         let committed = AssertUnwindSafe(committer.commit(&mut items))
             .catch_unwind()

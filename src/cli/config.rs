@@ -32,7 +32,7 @@ fn render(g: &GlobalArgs, r: &RunArgs) -> String {
          log_format = {:?}\n\
          metrics_addr = {}\n\
          \n[run]\n\
-         pollers = {}\nwriters = {}\nbatch_size = {}\nbatch_wait_ms = {}\nwait_seconds = {}\nshutdown_timeout_secs = {}\n",
+         pollers = {}\nwriters = {}\nbatch_size = {}\nbatch_wait_ms = {}\nmax_inflight_bytes = {}\nwait_seconds = {}\nshutdown_timeout_secs = {}\n",
         g.config.as_ref().map_or("none".into(), |p| p.display().to_string()),
         opt(g.queue_url.clone()),
         g.queue_name,
@@ -48,6 +48,7 @@ fn render(g: &GlobalArgs, r: &RunArgs) -> String {
         p.writers,
         p.batch_size,
         p.batch_wait.as_millis(),
+        p.max_inflight_bytes,
         p.wait_seconds,
         p.shutdown_timeout.as_secs(),
     )

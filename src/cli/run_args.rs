@@ -30,6 +30,12 @@ pub struct RunArgs {
     /// Longest a partial batch waits for more messages, in milliseconds.
     #[arg(long, env = "SQS2PG_BATCH_WAIT_MS", default_value_t = config::DEFAULT_BATCH_WAIT_MS, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub batch_wait_ms: u64,
+    /// Most message-body bytes held from receive to delete: receiving pauses while more are
+    /// held (a body larger than this goes through alone), and a batch closes at an eighth
+    /// of it. Size the memory limit from it (docs/DEPLOYMENT.md).
+    #[arg(long, env = "SQS2PG_MAX_INFLIGHT_BYTES", default_value_t = config::DEFAULT_MAX_INFLIGHT_BYTES,
+          value_parser = clap::value_parser!(u64).range(config::MIN_MAX_INFLIGHT_BYTES..=config::MAX_MAX_INFLIGHT_BYTES))]
+    pub max_inflight_bytes: u64,
     /// Long-poll wait per receive, in seconds (0-20); a --until-empty run waits at most 1.
     #[arg(long, env = "SQS2PG_WAIT_SECONDS", default_value_t = config::DEFAULT_WAIT_SECONDS, value_parser = clap::value_parser!(i32).range(0..=20))]
     pub wait_seconds: i32,
@@ -103,6 +109,7 @@ impl RunArgs {
             writers: self.writers.into(),
             batch_size: self.batch_size as usize,
             batch_wait: std::time::Duration::from_millis(self.batch_wait_ms),
+            max_inflight_bytes: usize::try_from(self.max_inflight_bytes).unwrap_or(usize::MAX),
             wait_seconds: self.wait_seconds,
             until_empty: self.until_empty,
             shutdown_timeout: std::time::Duration::from_secs(self.shutdown_timeout_secs),

@@ -37,6 +37,7 @@ pub struct FileRunConfig {
     pub writers: Option<u64>,
     pub batch_size: Option<u64>,
     pub batch_wait_ms: Option<u64>,
+    pub max_inflight_bytes: Option<u64>,
     pub wait_seconds: Option<u64>,
     pub shutdown_timeout_secs: Option<u64>,
 }
@@ -99,6 +100,7 @@ impl FileConfig {
             ("writers", r.writers),
             ("batch_size", r.batch_size),
             ("batch_wait_ms", r.batch_wait_ms),
+            ("max_inflight_bytes", r.max_inflight_bytes),
             ("wait_seconds", r.wait_seconds),
             ("shutdown_timeout_secs", r.shutdown_timeout_secs),
         ]

@@ -34,6 +34,12 @@ pub const DEFAULT_WRITERS: u16 = 2;
 pub const DEFAULT_BATCH_SIZE: u32 = 500;
 /// `run --batch-wait-ms`' default.
 pub const DEFAULT_BATCH_WAIT_MS: u64 = 200;
+/// `run --max-inflight-bytes`' default: 64 MiB of bodies held from receive to delete.
+pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 64 * 1024 * 1024;
+/// `run --max-inflight-bytes`' smallest accepted value (64 KiB).
+pub const MIN_MAX_INFLIGHT_BYTES: u64 = 64 * 1024;
+/// `run --max-inflight-bytes`' largest accepted value (64 GiB).
+pub const MAX_MAX_INFLIGHT_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 /// `run --wait-seconds`' default: SQS's longest long poll.
 pub const DEFAULT_WAIT_SECONDS: i32 = 20;
 /// `--db-write-timeout-secs`' default.
@@ -202,6 +208,9 @@ pub struct PipelineConfig {
     pub writers: usize,
     pub batch_size: usize,
     pub batch_wait: Duration,
+    /// Body bytes held from receive to delete before receiving pauses; a batch also
+    /// closes at an eighth of it.
+    pub max_inflight_bytes: usize,
     pub wait_seconds: i32,
     pub until_empty: bool,
     /// A progress bar (else periodic log lines); only shown on a terminal.
@@ -218,6 +227,7 @@ impl Default for PipelineConfig {
             writers: DEFAULT_WRITERS.into(),
             batch_size: DEFAULT_BATCH_SIZE as usize,
             batch_wait: Duration::from_millis(DEFAULT_BATCH_WAIT_MS),
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES as usize,
             wait_seconds: DEFAULT_WAIT_SECONDS,
             until_empty: false,
             progress: false,

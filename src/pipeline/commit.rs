@@ -17,7 +17,7 @@ use crate::db::{BatchWriter, DbError, NextStep, TableShape, WriteReport};
 use crate::decode::RejectReason;
 use crate::mask::Masker;
 use crate::telemetry::Stats;
-use crate::transform::{quarantine, transform, Outcome, Record};
+use crate::transform::{Outcome, Record};
 
 /// The live table's shape, shared by the batcher (its limits) and every committer (their
 /// prepared statements): whoever notices a change publishes it, the others follow from their
@@ -89,7 +89,7 @@ impl Committer {
     /// Commits a batch and records it in the stats. Each bisected part commits on its own.
     pub async fn commit(&mut self, items: &mut [Item]) -> Result<WriteReport, CommitFailure> {
         #[cfg(debug_assertions)]
-        if items.iter().any(|i| i.msg.body.expose() == TEST_PANIC_BODY) {
+        if items.iter().any(|i| i.test_panic) {
             panic!("test hook: a committer panics");
         }
         let started = Instant::now();
@@ -126,8 +126,7 @@ impl Committer {
     fn quarantine_refused(&mut self, item: &mut Item, e: &DbError) {
         let code = e.sqlstate().unwrap_or("unknown").to_owned();
         tracing::warn!(message_id = %item.record.message_id, sqlstate = %code, error = %e, "database refused one row; quarantining it");
-        let reject = quarantine(&item.msg, RejectReason::Database(code), &mut self.masker);
-        item.record.outcome = Outcome::Reject(reject);
+        item.quarantine(RejectReason::Database(code), &mut self.masker);
     }
 
     async fn write_retrying(&mut self, items: &mut [Item]) -> Result<WriteReport, CommitFailure> {
@@ -215,8 +214,7 @@ impl Committer {
         let writer = self.writer.insert(writer);
         let limits = writer.shape().limits;
         for item in items.iter_mut().filter(|i| i.made_for != limits) {
-            item.record.outcome = transform(&item.msg, &limits, &mut self.masker).outcome;
-            item.made_for = limits;
+            item.remake(&limits, &mut self.masker);
         }
         let records: Vec<&Record> = items.iter().map(|i| &i.record).collect();
         let bound = self.db.write_timeout;

@@ -62,7 +62,7 @@ impl Tracker {
     }
 
     /// Starts holding freshly received messages.
-    pub fn hold(&self, msgs: &[Received]) {
+    pub fn hold<'a>(&self, msgs: impl IntoIterator<Item = &'a Received>) {
         let now = Instant::now();
         let lease = Lease {
             until: now + self.visibility,

@@ -15,6 +15,7 @@
 //! visibility timeout, and the ledger keeps it from doubling.
 
 pub mod batch;
+pub mod budget;
 pub mod commit;
 pub mod drain;
 pub mod health;
@@ -39,6 +40,7 @@ use crate::source::{Received, Source, SourceError};
 use crate::telemetry::{Progress, Stats, Summary};
 
 use self::batch::{Item, TransformAndBatch};
+use self::budget::{Budget, Charge};
 use self::commit::{Committer, SharedShape};
 use self::lease::Tracker;
 use self::poll::Poller;
@@ -87,6 +89,10 @@ const DRAIN_WRITE_ATTEMPTS: u32 = 10;
 /// daemon waits until shutdown.
 const DRAIN_CONNECT_ATTEMPTS: u32 = 5;
 
+/// A batch closes at this share of `--max-inflight-bytes`, so that several batches (the
+/// writers' and those waiting for them) fit in the budget at once.
+const BATCH_BYTES_SHARE: usize = 8;
+
 /// A consumer ready to run: every connection open, every setting checked.
 pub struct Pipeline {
     cfg: PipelineConfig,
@@ -96,6 +102,7 @@ pub struct Pipeline {
     shape: SharedShape,
     writers: Vec<BatchWriter>,
     tracker: Arc<Tracker>,
+    budget: Arc<Budget>,
     stats: Arc<Stats>,
     /// Stops the metrics server when the pipeline is dropped, run or not.
     _metrics: Option<DropGuard>,
@@ -153,7 +160,9 @@ impl Pipeline {
             writers.push(BatchWriter::prepare(client, &shape, bound).await?);
         }
         let tracker = Arc::new(Tracker::new(source.visibility_timeout().await?));
+        let budget = Budget::new(p.max_inflight_bytes, stats.clone());
         Ok(Self {
+            budget,
             cfg: p,
             source,
             db: cfg.db,
@@ -218,6 +227,7 @@ impl Pipeline {
             pollers = p.pollers,
             writers = p.writers,
             batch_size = p.batch_size,
+            max_inflight_bytes = p.max_inflight_bytes,
             visibility_timeout_s = self.tracker.visibility().as_secs(),
             writing_kid = self.keyring.writing_kid(),
             app_version_column = ?self.shape.borrow().limits.app_version,
@@ -230,7 +240,7 @@ impl Pipeline {
         tasks: &TaskTracker,
         shutdown: &Shutdown,
         poll_error: &Arc<Mutex<Option<SourceError>>>,
-    ) -> mpsc::Receiver<Vec<Received>> {
+    ) -> mpsc::Receiver<Vec<(Received, Charge)>> {
         let (tx, rx) = mpsc::channel(self.cfg.pollers * 2);
         let drain = self.cfg.until_empty.then(|| {
             let watch = drain::DrainWatch::new(self.cfg.pollers, self.tracker.visibility());
@@ -242,6 +252,7 @@ impl Pipeline {
                 tracker: self.tracker.clone(),
                 shutdown: shutdown.clone(),
                 stats: self.stats.clone(),
+                budget: self.budget.clone(),
                 poll_error: poll_error.clone(),
                 wait_seconds: self.cfg.wait_seconds,
                 drain: drain.clone().map(|d| (d, index)),
@@ -255,11 +266,12 @@ impl Pipeline {
         &self,
         tasks: &TaskTracker,
         shutdown: &Shutdown,
-        received: mpsc::Receiver<Vec<Received>>,
+        received: mpsc::Receiver<Vec<(Received, Charge)>>,
     ) -> mpsc::Receiver<Vec<Item>> {
         let (tx, rx) = mpsc::channel(self.cfg.writers * 2);
         let batcher = TransformAndBatch {
             batch_size: self.cfg.batch_size,
+            batch_bytes: self.cfg.max_inflight_bytes / BATCH_BYTES_SHARE,
             batch_wait: self.cfg.batch_wait,
             shape: self.shape.clone(),
             masker: Masker::new(&self.keyring),

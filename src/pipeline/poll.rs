@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Mutex};
 
+use super::budget::{Budget, Charge};
 use super::drain::{DrainWatch, Ended, Next, DRAIN_WAIT_SECONDS, PARKED_RECHECK};
 use super::lease::Tracker;
 use super::shutdown::Shutdown;
@@ -36,6 +37,8 @@ pub struct Poller {
     pub tracker: Arc<Tracker>,
     pub shutdown: Shutdown,
     pub stats: Arc<Stats>,
+    /// Receiving waits for room in it.
+    pub budget: Arc<Budget>,
     /// Where a drain run that gave up on the queue leaves the last error.
     pub poll_error: Arc<Mutex<Option<SourceError>>>,
     pub wait_seconds: i32,
@@ -46,7 +49,7 @@ pub struct Poller {
 impl Poller {
     /// Receives until shutdown, or, draining, until the [`DrainWatch`] says the queue is
     /// empty.
-    pub async fn run(self, tx: mpsc::Sender<Vec<Received>>) {
+    pub async fn run(self, tx: mpsc::Sender<Vec<(Received, Charge)>>) {
         let fresh = || Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let mut backoff = fresh();
         let mut failures = 0;
@@ -167,18 +170,29 @@ impl Poller {
         true
     }
 
-    /// One receive; `None` once shutdown was requested. Only the wait for new messages is
-    /// cancelled: a receive cannot be un-sent, its answer may already hold messages that SQS
-    /// made invisible, so it gets a short grace to land (under load answers take
-    /// milliseconds; an idle long poll is simply abandoned) and whatever arrives is handed on.
+    /// One receive, once the byte budget has room; `None` once shutdown was requested. Only
+    /// the wait for new messages is cancelled: a receive cannot be un-sent, its answer may
+    /// already hold messages that SQS made invisible, so it gets a short grace to land (under
+    /// load answers take milliseconds; an idle long poll is simply abandoned) and whatever
+    /// arrives is handed on.
     async fn receive_or_stop(
         &self,
-        tx: &mpsc::Sender<Vec<Received>>,
+        tx: &mpsc::Sender<Vec<(Received, Charge)>>,
         wait_seconds: i32,
         attempt: &mut ReceiveAttempt,
-    ) -> Option<Result<Vec<Received>, SourceError>> {
-        let receive = self.source.receive_attempt(wait_seconds, attempt);
+    ) -> Option<Result<Vec<(Received, Charge)>, SourceError>> {
+        let room = tokio::select! {
+            r = self.budget.reserve() => r,
+            _ = self.shutdown.requested.cancelled() => return None,
+        };
+        let receive = self
+            .source
+            .receive_up_to(wait_seconds, room.max_messages, attempt);
         tokio::pin!(receive);
+        let charged = |msgs: Vec<Received>| {
+            let charges = room.settle(msgs.iter().map(|m| m.body.expose().len()));
+            msgs.into_iter().zip(charges).collect::<Vec<_>>()
+        };
         tokio::select! {
             biased;
             _ = self.shutdown.requested.cancelled() => {
@@ -186,20 +200,24 @@ impl Poller {
                     if !msgs.is_empty() {
                         self.stats.add_received(msgs.len());
                         self.tracker.hold(&msgs);
-                        let _ = tx.send(msgs).await;
+                        let _ = tx.send(charged(msgs)).await;
                     }
                 }
                 None
             }
-            r = &mut receive => Some(r),
+            r = &mut receive => Some(r.map(charged)),
         }
     }
 
     /// Holds and hands on received messages; false when the run is ending.
-    async fn hand_on(&self, msgs: Vec<Received>, tx: &mpsc::Sender<Vec<Received>>) -> bool {
+    async fn hand_on(
+        &self,
+        msgs: Vec<(Received, Charge)>,
+        tx: &mpsc::Sender<Vec<(Received, Charge)>>,
+    ) -> bool {
         self.stats.set_sqs_ok(true);
         self.stats.add_received(msgs.len());
-        self.tracker.hold(&msgs);
+        self.tracker.hold(msgs.iter().map(|(m, _)| m));
         // Blocks while the writers are behind. The held messages are kept invisible by the
         // heartbeat meanwhile.
         tokio::select! {

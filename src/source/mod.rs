@@ -27,8 +27,9 @@ pub use receive::Received;
 
 /// SQS allows at most ten entries per batch call and per receive.
 pub const MAX_BATCH: usize = 10;
-/// SQS's limit for one message, and for one `SendMessageBatch` call in total.
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// SQS's limit for one message, and for one `SendMessageBatch` call in total: 1 MiB since
+/// August 2025 (256 KiB before; a queue whose `MaximumMessageSize` is lower refuses more).
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// An SQS call that failed. The text names the call and what to check.
 #[derive(Debug, Error)]

@@ -62,25 +62,27 @@ impl Received {
 impl Source {
     /// One long poll for up to ten messages, as a logical receive of its own.
     pub async fn receive(&self, wait_seconds: i32) -> Result<Vec<Received>, SourceError> {
-        self.receive_attempt(wait_seconds, &mut ReceiveAttempt::default())
+        self.receive_up_to(wait_seconds, MAX_BATCH, &mut ReceiveAttempt::default())
             .await
     }
 
-    /// One long poll for up to ten messages, with `SentTimestamp` and
-    /// `ApproximateReceiveCount`. On a FIFO queue it carries `attempt`'s
-    /// `ReceiveRequestAttemptId`: the SDK's own retries of this call resend it, and a caller
-    /// that retries a failed receive passes the same `attempt` to have it again.
-    pub async fn receive_attempt(
+    /// One long poll for at most `max_messages` (1 to 10, what the byte budget has room
+    /// for), with `SentTimestamp` and `ApproximateReceiveCount`. On a FIFO queue it carries
+    /// `attempt`'s `ReceiveRequestAttemptId`: the SDK's own retries of this call resend it,
+    /// and a caller that retries a failed receive passes the same `attempt` to have it again.
+    pub async fn receive_up_to(
         &self,
         wait_seconds: i32,
+        max_messages: usize,
         attempt: &mut ReceiveAttempt,
     ) -> Result<Vec<Received>, SourceError> {
+        let max = max_messages.clamp(1, MAX_BATCH) as i32;
         let attempt_id = fifo::is_fifo(&self.queue_url).then(|| attempt.id(Instant::now()));
         let out = self
             .client
             .receive_message()
             .queue_url(&self.queue_url)
-            .max_number_of_messages(MAX_BATCH as i32)
+            .max_number_of_messages(max)
             .wait_time_seconds(wait_seconds)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)

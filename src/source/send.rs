@@ -35,7 +35,7 @@ impl Source {
             .await
     }
 
-    /// Sends bodies verbatim, in batches of ten (split further to stay under 256 KiB),
+    /// Sends bodies verbatim, in batches of ten (split further to stay within 1 MiB),
     /// `concurrency` calls at a time. Returns how many were sent. On a FIFO queue each
     /// message gets its group from `grouping` and, unless the queue deduplicates by content,
     /// the hash of its body as deduplication id (the queue's attribute is read once).
@@ -125,7 +125,7 @@ impl Source {
     }
 }
 
-/// Consecutive runs of at most ten bodies and at most 256 KiB in all.
+/// Consecutive runs of at most ten bodies and at most 1 MiB in all.
 fn batches(bodies: &[String]) -> Vec<&[String]> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
@@ -148,11 +148,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn batches_hold_ten_bodies_and_256_kib_at_most() {
+    fn batches_hold_ten_bodies_and_1_mib_at_most() {
         let small: Vec<String> = (0..25).map(|i| i.to_string()).collect();
         let sizes: Vec<usize> = batches(&small).iter().map(|b| b.len()).collect();
         assert_eq!(sizes, [10, 10, 5]);
-        let big: Vec<String> = (0..3).map(|_| "x".repeat(100 * 1024)).collect();
+        let big: Vec<String> = (0..3).map(|_| "x".repeat(400 * 1024)).collect();
         let sizes: Vec<usize> = batches(&big).iter().map(|b| b.len()).collect();
         assert_eq!(sizes, [2, 1]);
         assert!(batches(&[]).is_empty());

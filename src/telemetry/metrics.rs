@@ -68,6 +68,7 @@ pub fn render(stats: &Stats) -> String {
     }
     super::requests::record(&sum.sqs_requests);
     metrics::gauge!("sqs2pg_in_flight").set(s.in_flight as f64);
+    metrics::gauge!("sqs2pg_inflight_bytes").set(s.inflight_bytes as f64);
     metrics::gauge!("sqs2pg_queue_backlog").set(s.backlog as f64);
     metrics::gauge!("sqs2pg_last_commit_timestamp_seconds").set(s.last_commit_unix as f64);
     metrics::gauge!("sqs2pg_ready").set(if s.readiness.is_ready() { 1.0 } else { 0.0 });

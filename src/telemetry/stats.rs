@@ -26,6 +26,7 @@ pub struct Stats {
     batches_failed: AtomicU64,
     unknown_keys: AtomicU64,
     in_flight: AtomicU64,
+    inflight_bytes: AtomicU64,
     visibility_extended: AtomicU64,
     released: AtomicU64,
     sqs_retries: AtomicU64,
@@ -85,6 +86,8 @@ pub struct Snapshot {
     pub sqs_retries: u64,
     pub db_retries: u64,
     pub in_flight: u64,
+    /// Body bytes charged to the byte budget (received, not yet deleted).
+    pub inflight_bytes: u64,
     pub backlog: u64,
     pub last_commit_unix: u64,
     pub readiness: Readiness,
@@ -192,6 +195,11 @@ impl Stats {
         add(&self.db_retries, 1);
     }
 
+    /// The byte budget now holds `bytes`.
+    pub fn set_inflight_bytes(&self, bytes: u64) {
+        self.inflight_bytes.store(bytes, Ordering::Relaxed);
+    }
+
     /// Counts `n` messages as inside a writer until the guard drops.
     pub fn in_flight(&self, n: usize) -> InFlight<'_> {
         add(&self.in_flight, n as u64);
@@ -273,6 +281,7 @@ impl Stats {
             sqs_retries: get(&self.sqs_retries),
             db_retries: get(&self.db_retries),
             in_flight: get(&self.in_flight),
+            inflight_bytes: get(&self.inflight_bytes),
             backlog: get(&self.backlog),
             last_commit_unix: get(&self.last_commit_unix),
             readiness: self.readiness(),

@@ -236,7 +236,7 @@ async fn a_panicking_lambda_commit_fails_every_message_of_its_batch() {
 }
 
 /// Backends of this test's database waiting on a lock.
-async fn lock_waiters(env: &TestEnv) -> i64 {
+pub(crate) async fn lock_waiters(env: &TestEnv) -> i64 {
     env.count(
         "SELECT count(*) FROM pg_stat_activity
          WHERE datname = current_database() AND wait_event_type = 'Lock'",

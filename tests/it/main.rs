@@ -2,6 +2,7 @@
 //! `scripts/services up`, or run `make test`). Each test gets its own queue and database
 //! from [`helpers::TestEnv`].
 
+mod big_messages;
 mod claims;
 mod cli;
 mod db_faults;

@@ -199,6 +199,9 @@ impl TestEnv {
             writers: opts.writers.unwrap_or(2),
             batch_size: 100,
             batch_wait: opts.batch_wait.unwrap_or(Duration::from_millis(50)),
+            max_inflight_bytes: opts
+                .max_inflight_bytes
+                .unwrap_or(sqs2pg::config::DEFAULT_MAX_INFLIGHT_BYTES as usize),
             wait_seconds: opts.wait_seconds.unwrap_or(1),
             until_empty,
             progress: false,

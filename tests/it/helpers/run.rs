@@ -18,6 +18,7 @@ pub struct RunOptions {
     pub(crate) batch_wait: Option<Duration>,
     pub(crate) wait_seconds: Option<i32>,
     pub(crate) db_write_timeout: Option<Duration>,
+    pub(crate) max_inflight_bytes: Option<usize>,
 }
 
 impl RunOptions {
@@ -51,6 +52,12 @@ impl RunOptions {
         self
     }
 
+    /// The byte budget (`--max-inflight-bytes`).
+    pub fn max_inflight_bytes(mut self, bytes: usize) -> Self {
+        self.max_inflight_bytes = Some(bytes);
+        self
+    }
+
     /// The long-poll length of each receive.
     pub fn wait_seconds(mut self, seconds: i32) -> Self {
         self.wait_seconds = Some(seconds);
@@ -68,6 +75,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Body bytes the byte budget holds now (the `sqs2pg_inflight_bytes` gauge).
+    pub fn inflight_bytes(&self) -> u64 {
+        self.stats.snapshot().inflight_bytes
+    }
+
     /// Messages received so far, redeliveries included.
     pub fn received(&self) -> u64 {
         self.stats.summary(Duration::ZERO).received

@@ -1,0 +1,250 @@
+//! The byte budget (`--max-inflight-bytes`): the bodies held from receive to delete are
+//! charged here, so memory follows bytes, not message counts (500 messages of 1 MiB are not
+//! 500 of 200 bytes).
+//!
+//! A poller reserves room before it receives, enough for as many messages as fit at the
+//! largest body seen so far (at least [`ASSUMED_BODY_BYTES`]), and asks SQS for no more than
+//! that many; once the answer is in, the reservation becomes one [`Charge`] per message,
+//! its body's size. A charge is released when its item is dropped (deleted, given up, or
+//! left at shutdown), which is when the body's memory goes. Nothing here waits while
+//! holding: settling and resizing only add, so held bytes may pass the limit (a body larger
+//! than any seen before, a reject's sealed body being 4/3 of the raw one), and receiving
+//! then simply waits until they are back under it. When nothing is held a receive always
+//! gets room, so a message bigger than the whole budget goes through alone.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::source::MAX_BATCH;
+use crate::telemetry::Stats;
+
+/// The body size a reservation assumes until a larger one is seen: SQS's limit until 2025.
+pub const ASSUMED_BODY_BYTES: usize = 256 * 1024;
+
+/// The bytes held, and the largest body seen.
+#[derive(Debug)]
+struct State {
+    used: usize,
+    largest: usize,
+}
+
+/// The budget shared by pollers (who reserve) and the items they produce (who hold charges).
+#[derive(Debug)]
+pub struct Budget {
+    limit: usize,
+    state: Mutex<State>,
+    freed: Notify,
+    stats: Arc<Stats>,
+}
+
+/// Room taken for one receive; given back when dropped unless settled.
+#[must_use]
+#[derive(Debug)]
+pub struct Reservation {
+    budget: Arc<Budget>,
+    bytes: usize,
+    /// The most messages the receive may ask for.
+    pub max_messages: usize,
+}
+
+/// One held body's bytes, released when dropped. The default charges nothing (the Lambda
+/// handler, whose runtime bounds its batches itself).
+#[derive(Debug, Default)]
+pub struct Charge {
+    budget: Option<Arc<Budget>>,
+    bytes: usize,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes (at least 1), reporting what it holds to `stats`.
+    pub fn new(limit: usize, stats: Arc<Stats>) -> Arc<Self> {
+        Arc::new(Self {
+            limit: limit.max(1),
+            state: Mutex::new(State {
+                used: 0,
+                largest: ASSUMED_BODY_BYTES,
+            }),
+            freed: Notify::new(),
+            stats,
+        })
+    }
+
+    /// The limit, in bytes.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes held now (bodies charged plus receives reserved).
+    pub fn used(&self) -> usize {
+        self.lock().used
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for room for at least one message at the largest size seen, then takes room
+    /// for as many (up to a receive's ten) as fit. With nothing held there is always room.
+    pub async fn reserve(self: &Arc<Self>) -> Reservation {
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            // Registered before looking, so a release in between is not missed.
+            freed.as_mut().enable();
+            if let Some(r) = self.try_reserve() {
+                return r;
+            }
+            freed.await;
+        }
+    }
+
+    fn try_reserve(self: &Arc<Self>) -> Option<Reservation> {
+        let mut s = self.lock();
+        let per = s.largest.min(self.limit);
+        let fit = (self.limit.saturating_sub(s.used) / per).min(MAX_BATCH);
+        let n = if s.used == 0 { fit.max(1) } else { fit };
+        if n == 0 {
+            return None;
+        }
+        s.used += n * per;
+        self.publish(&s);
+        Some(Reservation {
+            budget: self.clone(),
+            bytes: n * per,
+            max_messages: n,
+        })
+    }
+
+    /// Adds `add` and takes away `sub`, never waiting.
+    fn adjust(&self, add: usize, sub: usize) {
+        let mut s = self.lock();
+        s.used = (s.used + add).saturating_sub(sub);
+        self.publish(&s);
+        drop(s);
+        if sub > add {
+            self.freed.notify_waiters();
+        }
+    }
+
+    fn publish(&self, s: &State) {
+        self.stats.set_inflight_bytes(s.used as u64);
+    }
+}
+
+impl Reservation {
+    /// The receive brought bodies of these sizes: one charge each instead of the room
+    /// reserved (more or less than it).
+    pub fn settle(mut self, sizes: impl IntoIterator<Item = usize>) -> Vec<Charge> {
+        let sizes: Vec<usize> = sizes.into_iter().collect();
+        let total: usize = sizes.iter().sum();
+        let budget = self.budget.clone();
+        if let Some(&max) = sizes.iter().max() {
+            let mut s = budget.lock();
+            s.largest = s.largest.max(max);
+        }
+        budget.adjust(total, std::mem::take(&mut self.bytes));
+        sizes
+            .into_iter()
+            .map(|bytes| Charge {
+                budget: Some(budget.clone()),
+                bytes,
+            })
+            .collect()
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.budget.adjust(0, self.bytes);
+        }
+    }
+}
+
+impl Charge {
+    /// The bytes charged.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The body now takes `bytes` (a reject's sealed body instead of the raw one).
+    pub fn resize(&mut self, bytes: usize) {
+        if let Some(b) = &self.budget {
+            b.adjust(bytes, self.bytes);
+        }
+        self.bytes = bytes;
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.adjust(0, self.bytes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(limit: usize) -> Arc<Budget> {
+        Budget::new(limit, Arc::new(Stats::default()))
+    }
+
+    #[tokio::test]
+    async fn reservations_fit_the_largest_body_seen() {
+        let b = budget(4 * ASSUMED_BODY_BYTES);
+        let r = b.reserve().await;
+        assert_eq!(r.max_messages, 4);
+        let charges = r.settle([100, 200]);
+        assert_eq!(b.used(), 300);
+        drop(charges);
+        assert_eq!(b.used(), 0);
+        // A 1 MiB body seen: reservations are sized for it from now on.
+        let one_mib = 4 * ASSUMED_BODY_BYTES;
+        let big = b.reserve().await.settle([one_mib]);
+        assert!(b.try_reserve().is_none(), "full");
+        drop(big);
+        assert_eq!(b.reserve().await.max_messages, 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_bigger_than_the_budget_goes_alone() {
+        let b = budget(1000);
+        let r = b.reserve().await;
+        assert_eq!(r.max_messages, 1, "one message at the limit");
+        let big = r.settle([5000]);
+        assert_eq!(b.used(), 5000);
+        assert!(b.try_reserve().is_none(), "nothing else while it is held");
+        let waiting = tokio::spawn({
+            let b = b.clone();
+            async move { b.reserve().await.max_messages }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(big);
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("a release wakes the waiting poller")
+            .expect("task");
+        assert_eq!(n, 1);
+    }
+
+    #[tokio::test]
+    async fn resizing_and_dropping_keep_the_count() {
+        let b = budget(10_000);
+        let mut c = b.reserve().await.settle([300, 600]);
+        c[0].resize(400);
+        assert_eq!(b.used(), 1000);
+        c.pop();
+        assert_eq!(b.used(), 400);
+        drop(c);
+        // An unused reservation gives its room back.
+        drop(b.reserve().await);
+        assert_eq!(b.used(), 0);
+        let none = Charge::default();
+        assert_eq!(none.bytes(), 0);
+    }
+}
