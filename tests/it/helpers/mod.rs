@@ -6,10 +6,13 @@
 
 mod db;
 mod dlq;
+mod lambda_rt;
 mod library;
 mod process;
+mod prom;
 mod run;
 mod services;
+mod tools;
 mod wait;
 
 use std::process::{Command, Output, Stdio};
@@ -27,10 +30,13 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::db::*;
 pub use self::dlq::DeadLetters;
+pub use self::lambda_rt::*;
 pub use self::library::*;
 pub use self::process::*;
+pub use self::prom::*;
 pub use self::run::*;
 use self::services::*;
+pub use self::tools::*;
 pub use self::wait::*;
 
 /// A fixed test key (64 bytes of 0x2a) so failures can be reproduced by hand.
