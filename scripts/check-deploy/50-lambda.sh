@@ -3,7 +3,9 @@
 # keeps the settings partial batch responses need; the release zip has `bootstrap` at its root,
 # executable, for provided.al2023's glibc. Each check is first shown failing on a broken copy.
 # (The function itself under the real Runtime API: tests/it/lambda_runtime.rs, in `make test`.)
-# Settings: SQS2PG_LAMBDA_ZIP=PATH checks that zip instead of building the release one.
+# Settings: SQS2PG_LAMBDA_ZIP=PATH checks that zip; SQS2PG_LAMBDA_RELEASE=1 builds and checks
+# the release zip (`make lambda-zip`, a release build: minutes); by default the debug binary
+# `make test` built is zipped and checked, which links the same libc symbols and keeps CI short.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 eval "$(scripts/tools-obs env)"
@@ -31,10 +33,13 @@ say "ok: cfn-lint $("$SQS2PG_CFN_LINT" --version) accepts $template; the mapping
 printf '\177ELF not executable' > "$tmp/bootstrap"
 (cd "$tmp" && python3 -c 'import zipfile; zipfile.ZipFile("flat.zip","w").write("bootstrap","dist/bootstrap")')
 if scripts/lambda-zip check "$tmp/flat.zip" 2>/dev/null; then die "the zip check accepted bootstrap outside the root"; fi
-zip=${SQS2PG_LAMBDA_ZIP:-}
-if [ -z "$zip" ]; then
+if [ -n "${SQS2PG_LAMBDA_ZIP:-}" ]; then
+  scripts/lambda-zip check "$SQS2PG_LAMBDA_ZIP"
+elif [ "${SQS2PG_LAMBDA_RELEASE:-0}" = 1 ]; then
   scripts/lambda-zip build
 else
-  scripts/lambda-zip check "$zip"
+  "${CARGO:-cargo}" build --locked --features lambda --bin sqs2pg-lambda >&2
+  scripts/lambda-zip zip "${CARGO_TARGET_DIR:-target}/debug/sqs2pg-lambda" "$tmp/sqs2pg-lambda-x86_64.zip"
+  scripts/lambda-zip check "$tmp/sqs2pg-lambda-x86_64.zip"
 fi
 say "ok: lambda zip layout"
