@@ -153,6 +153,7 @@ pub async fn heartbeat(
             .map(|(_, h)| *h);
         tracker.extended(ok, asked);
         stats.add_visibility_extended((handles.len() - failed.len()) as u64);
+        stats.add_visibility_extend_failed(failed.len() as u64);
         if !failed.is_empty() {
             tracing::warn!(
                 failed = failed.len(),

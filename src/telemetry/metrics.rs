@@ -1,5 +1,7 @@
 //! Prometheus text: counters and gauges are set from a [`Stats`] snapshot at scrape time (so
-//! `/metrics` always equals the summary); histograms are recorded as batches commit.
+//! `/metrics` always equals the summary); histograms are recorded as batches commit. Every
+//! metric is described in [`HELP`], so the exposition passes `promtool check metrics`
+//! (`tests/it/prometheus.rs` lints a live scrape).
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -36,9 +38,50 @@ pub(super) fn prometheus() -> Option<&'static PrometheusHandle> {
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            describe();
             Some(handle)
         })
         .as_ref()
+}
+
+/// Every metric sqs2pg exports and its `# HELP` text (docs/DEPLOYMENT.md's table says the
+/// same; a metric missing here has no HELP line and fails the promtool lint).
+pub const HELP: [(&str, &str); 19] = [
+    ("sqs2pg_received_total", "Messages received from SQS, redeliveries included."),
+    ("sqs2pg_loaded_total", "Rows committed to user_logins."),
+    ("sqs2pg_rejected_total", "Rejects committed to user_logins_rejects, by reason."),
+    ("sqs2pg_duplicates_total", "Redeliveries the ledger recognised: written nowhere, deleted."),
+    ("sqs2pg_deleted_total", "Messages deleted from the queue after their commit."),
+    ("sqs2pg_delete_failures_total", "Deletes given up after retries; those messages come back as duplicates."),
+    ("sqs2pg_unknown_keys_total", "Extra keys seen in otherwise valid messages."),
+    ("sqs2pg_visibility_extended_total", "Visibility extensions the heartbeat made for held messages."),
+    ("sqs2pg_visibility_extend_failures_total", "Visibility extensions the heartbeat asked for and SQS did not make (retried at the next beat)."),
+    ("sqs2pg_released_total", "Messages released (visibility 0) to other consumers at shutdown."),
+    ("sqs2pg_batches_failed_total", "Batches given up on and left in the queue for redelivery."),
+    ("sqs2pg_retries_total", "Retried calls, by stage (sqs or postgres)."),
+    ("sqs2pg_in_flight", "Messages held by the writers, not yet committed."),
+    ("sqs2pg_queue_backlog", "The queue's ApproximateNumberOfMessages, polled every few seconds."),
+    ("sqs2pg_last_commit_timestamp_seconds", "Unix time of the last commit, 0 before the first."),
+    ("sqs2pg_ready", "1 while /readyz would answer 200, else 0."),
+    ("sqs2pg_batch_size", "Messages per committed transaction."),
+    ("sqs2pg_commit_seconds", "Time to commit one batch."),
+    ("sqs2pg_latency_seconds", "Per message, SentTimestamp to commit."),
+];
+
+/// Registers [`HELP`] with the recorder, by each name's kind.
+fn describe() {
+    for (name, help) in HELP {
+        if name.ends_with("_total") {
+            metrics::describe_counter!(name, help);
+        } else if matches!(
+            name,
+            "sqs2pg_batch_size" | "sqs2pg_commit_seconds" | "sqs2pg_latency_seconds"
+        ) {
+            metrics::describe_histogram!(name, help);
+        } else {
+            metrics::describe_gauge!(name, help);
+        }
+    }
 }
 
 /// The Prometheus text for `stats`.
@@ -58,6 +101,10 @@ pub fn render(stats: &Stats) -> String {
         ("sqs2pg_visibility_extended_total", sum.visibility_extended),
         ("sqs2pg_released_total", sum.released),
         ("sqs2pg_batches_failed_total", s.batches_failed),
+        (
+            "sqs2pg_visibility_extend_failures_total",
+            s.visibility_extend_failed,
+        ),
     ] {
         metrics::counter!(name).absolute(value);
     }

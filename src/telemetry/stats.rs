@@ -28,6 +28,7 @@ pub struct Stats {
     in_flight: AtomicU64,
     inflight_bytes: AtomicU64,
     visibility_extended: AtomicU64,
+    visibility_extend_failed: AtomicU64,
     released: AtomicU64,
     sqs_retries: AtomicU64,
     db_retries: AtomicU64,
@@ -83,6 +84,8 @@ pub struct Snapshot {
     /// The summary's counters (its `elapsed` is zero).
     pub summary: Summary,
     pub batches_failed: u64,
+    /// Visibility extensions the heartbeat asked for and SQS did not make.
+    pub visibility_extend_failed: u64,
     pub sqs_retries: u64,
     pub db_retries: u64,
     pub in_flight: u64,
@@ -178,6 +181,11 @@ impl Stats {
     /// Visibility extensions made by the heartbeat.
     pub fn add_visibility_extended(&self, n: u64) {
         add(&self.visibility_extended, n);
+    }
+
+    /// Visibility extensions that failed (retried at the next beat).
+    pub fn add_visibility_extend_failed(&self, n: u64) {
+        add(&self.visibility_extend_failed, n);
     }
 
     /// Messages released (visibility 0) at shutdown.
@@ -278,6 +286,7 @@ impl Stats {
         Snapshot {
             summary: self.summary(Duration::ZERO),
             batches_failed: get(&self.batches_failed),
+            visibility_extend_failed: get(&self.visibility_extend_failed),
             sqs_retries: get(&self.sqs_retries),
             db_retries: get(&self.db_retries),
             in_flight: get(&self.in_flight),

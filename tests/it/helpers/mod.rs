@@ -7,10 +7,13 @@
 mod db;
 mod dlq;
 mod envelopes;
+mod lambda_rt;
 mod library;
 mod process;
+mod prom;
 mod run;
 mod services;
+mod tools;
 mod wait;
 
 use std::path::Path;
@@ -30,10 +33,13 @@ use tokio_util::sync::CancellationToken;
 pub use self::db::*;
 pub use self::dlq::DeadLetters;
 pub use self::envelopes::*;
+pub use self::lambda_rt::*;
 pub use self::library::*;
 pub use self::process::*;
+pub use self::prom::*;
 pub use self::run::*;
 use self::services::*;
+pub use self::tools::*;
 pub use self::wait::*;
 
 /// A fixed test key (64 bytes of 0x2a) so failures can be reproduced by hand.
