@@ -9,7 +9,7 @@ DEMO_KEYS := .demo-keys
 DEMO_DB := sqs2pg_demo
 SERVICES_ENV = eval "$$(scripts/services env)"
 
-.PHONY: demo test bench services services-down build lint check-deploy clean-demo lambda-zip tools-obs
+.PHONY: demo test bench services services-down build lint check-deploy clean-demo lambda-zip tools
 
 services:
 	scripts/services up
@@ -49,13 +49,13 @@ demo: services build
 	echo "masked_ip        $$shared  ->  $$(echo "$$shared" | $(BIN) reveal --column ip --reason "make demo")"; \
 	echo "masked_device_id $$dev  ->  $$(echo "$$dev" | $(BIN) reveal --column device_id --reason "make demo")"
 
-## test: services up, the pinned outside tools the deployment tests drive (scripts/tools-obs:
+## test: services up, the pinned outside tools the deployment tests drive (scripts/tools:
 ## cargo-lambda, prometheus, promtool; cached), the Lambda binary (its tests run it under the
 ## real Runtime API), then every test (unit, property, integration on real services), then a
 ## small smoke run of the bench harness so it keeps working
-test: services tools-obs
+test: services tools
 	$(CARGO) build --locked --features lambda --bin sqs2pg-lambda
-	@$(SERVICES_ENV); eval "$$(scripts/tools-obs env)"; $(CARGO) test --locked --all-targets
+	@$(SERVICES_ENV); eval "$$(scripts/tools env)"; $(CARGO) test --locked --all-targets
 	$(CARGO) build --locked --example bench
 	@$(SERVICES_ENV); target/debug/examples/bench --smoke --out target/bench-smoke > /dev/null
 
@@ -66,8 +66,8 @@ bench: services
 	@$(SERVICES_ENV); target/release/examples/bench --out target/bench
 	$(CARGO) bench --locked --bench transform
 
-tools-obs:
-	scripts/tools-obs install
+tools:
+	scripts/tools up
 
 ## lambda-zip: target/lambda/sqs2pg-lambda-x86_64.zip (bootstrap at the root, for provided.al2023),
 ## its layout checked; arm64 too where the toolchain has the target and a linker

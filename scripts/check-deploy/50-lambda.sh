@@ -8,7 +8,7 @@
 # `make test` built is zipped and checked, which links the same libc symbols and keeps CI short.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-eval "$(scripts/tools-obs env)"
+eval "$(scripts/tools env)"
 say() { printf 'check-deploy/lambda: %s\n' "$*" >&2; }
 die() { printf 'check-deploy/lambda: FAIL: %s\n' "$*" >&2; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

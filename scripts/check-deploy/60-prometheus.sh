@@ -5,7 +5,7 @@
 # Sqs2pgNotReady: tests/it/prometheus.rs, in `make test`.)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-eval "$(scripts/tools-obs env)"
+eval "$(scripts/tools env)"
 say() { printf 'check-deploy/prometheus: %s\n' "$*" >&2; }
 die() { printf 'check-deploy/prometheus: FAIL: %s\n' "$*" >&2; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

@@ -1,5 +1,5 @@
 //! Prometheus on both ends: `sqs2pg run --metrics-addr` as a scrape target, and the real
-//! Prometheus server (Debian's, from `scripts/tools-obs`) on loopback with its own config,
+//! Prometheus server (Debian's, from `scripts/tools`) on loopback with its own config,
 //! rules and storage in a temporary directory.
 
 use std::io::{Read, Write};

@@ -1,16 +1,16 @@
 //! Outside tools the deployment tests drive (cargo-lambda, prometheus, promtool), found where
-//! `scripts/tools-obs` installed them. A missing tool fails the test, naming the installer:
+//! `scripts/tools` installed them. A missing tool fails the test, naming the installer:
 //! a test that skipped would hide a broken deployment path.
 
 use std::path::PathBuf;
 
-/// The tool `name`: the path in `var` (what `eval "$(scripts/tools-obs env)"` exports, and
+/// The tool `name`: the path in `var` (what `eval "$(scripts/tools env)"` exports, and
 /// `make test` does), else `name` on `PATH`; panics saying how to install it.
 pub fn tool(var: &str, name: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(var).map(PathBuf::from) {
         assert!(
             p.is_file(),
-            "{var}={} is not a file: re-run `scripts/tools-obs install`",
+            "{var}={} is not a file: re-run `scripts/tools up`",
             p.display()
         );
         return p;
@@ -22,7 +22,7 @@ pub fn tool(var: &str, name: &str) -> PathBuf {
     });
     on_path.unwrap_or_else(|| {
         panic!(
-            "{name} not found: run `make test`, or `eval \"$(scripts/tools-obs env)\"` (installs pinned \
+            "{name} not found: run `make test`, or `eval \"$(scripts/tools env)\"` (installs pinned \
              cargo-lambda, cfn-lint, prometheus and promtool into the cache and exports {var}) before cargo test"
         )
     })
