@@ -244,6 +244,7 @@ impl Env {
         let sqs = Source::connect(&SqsConfig {
             queue_url: Some("unused".into()),
             queue_name: "unused".into(),
+            endpoint_url: None,
         })
         .await?;
         let exe = std::env::current_exe()?;
@@ -295,6 +296,7 @@ impl Env {
         Ok(Source::connect(&SqsConfig {
             queue_url: Some(url),
             queue_name: q,
+            endpoint_url: None,
         })
         .await?)
     }
@@ -759,6 +761,7 @@ async fn ceiling(url: String, pollers: usize) -> Result<u64> {
     let src = Source::connect(&SqsConfig {
         queue_url: Some(url),
         queue_name: "unused".into(),
+        endpoint_url: None,
     })
     .await?;
     let count = Arc::new(AtomicU64::new(0));

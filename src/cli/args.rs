@@ -319,6 +319,7 @@ impl GlobalArgs {
         SqsConfig {
             queue_url: self.queue_url.clone(),
             queue_name: self.queue_name.clone(),
+            endpoint_url: None,
         }
     }
 

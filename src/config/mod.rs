@@ -108,6 +108,10 @@ pub struct SqsConfig {
     pub queue_url: Option<String>,
     /// Resolved to a URL with `GetQueueUrl` when no URL is set.
     pub queue_name: String,
+    /// The SQS endpoint, for a library caller that talks to two servers in one process (the
+    /// suite runs LocalStack and moto side by side); `None`, as the CLI always has it, leaves
+    /// it to the SDK's chain (`AWS_ENDPOINT_URL`, else AWS).
+    pub endpoint_url: Option<String>,
 }
 
 /// Where the rows go.

@@ -159,7 +159,14 @@ impl Source {
         if sdk.region().is_none() {
             return Err(SourceError::NoRegion);
         }
-        let client = aws_sdk_sqs::Client::new(&sdk);
+        let client = match &cfg.endpoint_url {
+            Some(url) => aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&sdk)
+                    .endpoint_url(url)
+                    .build(),
+            ),
+            None => aws_sdk_sqs::Client::new(&sdk),
+        };
         let queue_url = match &cfg.queue_url {
             Some(url) => url.clone(),
             None => Self::resolve(&client, &cfg.queue_name).await?,

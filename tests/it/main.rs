@@ -5,6 +5,7 @@
 mod cli;
 mod db_faults;
 mod e2e;
+mod e2e_core;
 mod faults;
 mod helpers;
 mod lambda;
