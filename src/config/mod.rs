@@ -38,6 +38,9 @@ pub const DEFAULT_BATCH_WAIT_MS: u64 = 200;
 pub const DEFAULT_WAIT_SECONDS: i32 = 20;
 /// `--db-write-timeout-secs`' default.
 pub const DEFAULT_DB_WRITE_TIMEOUT_SECS: u64 = 30;
+/// `--db-statements`' default: safe behind a transaction-pooling proxy, and within a few per
+/// cent of `prepared` on a direct connection (BENCHMARKS.md, "statements").
+pub const DEFAULT_DB_STATEMENTS: DbStatements = DbStatements::Unnamed;
 /// libpq's `connect_timeout` when the connection string has none, in seconds.
 pub const DEFAULT_DB_CONNECT_TIMEOUT_SECS: u64 = 10;
 /// TCP keepalive idle time when the connection string sets no `keepalives_idle`; with
@@ -114,6 +117,17 @@ pub struct SqsConfig {
     pub endpoint_url: Option<String>,
 }
 
+/// How the writers send their statements (`--db-statements`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DbStatements {
+    /// Prepared once per connection and reused: one round trip fewer per `COPY`, but only
+    /// on a connection whose server session lasts (direct, or a session-pooling proxy).
+    Prepared,
+    /// Unnamed, sent with each use: no named statement outlives its transaction, as a
+    /// transaction-pooling proxy (PgBouncer `pool_mode = transaction`) needs.
+    Unnamed,
+}
+
 /// Where the rows go.
 #[derive(Clone, Debug)]
 pub struct DbConfig {
@@ -125,6 +139,8 @@ pub struct DbConfig {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// `--db-write-timeout-secs`: the longest one batch's transaction may take.
     pub write_timeout: Duration,
+    /// `--db-statements`.
+    pub statements: DbStatements,
 }
 
 impl DbConfig {
@@ -148,7 +164,14 @@ impl DbConfig {
             pg,
             tls,
             write_timeout,
+            statements: DEFAULT_DB_STATEMENTS,
         })
+    }
+
+    /// With `--db-statements`.
+    pub fn with_statements(mut self, statements: DbStatements) -> Self {
+        self.statements = statements;
+        self
     }
 
     /// With `--db-write-timeout-secs`; the TCP user timeout follows it unless the connection

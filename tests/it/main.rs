@@ -10,6 +10,8 @@ mod faults;
 mod helpers;
 mod lambda;
 mod ops;
+mod partitions;
+mod pgbouncer;
 mod pii;
 mod queue_faults;
 mod readme;
