@@ -67,7 +67,7 @@ pub struct GlobalArgs {
     pub db_write_timeout_secs: u64,
     /// How writers send their statements: `unnamed` (each use parsed in its own transaction;
     /// works behind PgBouncer's transaction pooling and other poolers like it) or `prepared`
-    /// (once per connection; a few per cent faster, only on a direct or session-pooled
+    /// (once per connection; fewer round trips per batch, only on a direct or session-pooled
     /// connection). See docs/DEPLOYMENT.md.
     #[arg(long, env = "SQS2PG_DB_STATEMENTS", global = true, value_enum,
           default_value_t = config::DEFAULT_DB_STATEMENTS)]

@@ -38,8 +38,9 @@ pub const DEFAULT_BATCH_WAIT_MS: u64 = 200;
 pub const DEFAULT_WAIT_SECONDS: i32 = 20;
 /// `--db-write-timeout-secs`' default.
 pub const DEFAULT_DB_WRITE_TIMEOUT_SECS: u64 = 30;
-/// `--db-statements`' default: safe behind a transaction-pooling proxy, and within a few per
-/// cent of `prepared` on a direct connection (BENCHMARKS.md, "statements").
+/// `--db-statements`' default: correct behind a transaction-pooling proxy as well as on a
+/// direct connection; `make bench` reports what it costs against `prepared` (the sink row
+/// "--db-statements unnamed (default) vs prepared").
 pub const DEFAULT_DB_STATEMENTS: DbStatements = DbStatements::Unnamed;
 /// libpq's `connect_timeout` when the connection string has none, in seconds.
 pub const DEFAULT_DB_CONNECT_TIMEOUT_SECS: u64 = 10;
