@@ -9,7 +9,7 @@ DEMO_KEYS := .demo-keys
 DEMO_DB := sqs2pg_demo
 SERVICES_ENV = eval "$$(scripts/services env)"
 
-.PHONY: demo test bench services services-down build lint check-deploy clean-demo lambda-zip tools
+.PHONY: demo test test-matrix bench services services-down build lint check-deploy clean-demo lambda-zip tools
 
 services:
 	scripts/services up
@@ -58,6 +58,20 @@ test: services tools
 	@$(SERVICES_ENV); eval "$$(scripts/tools env)"; $(CARGO) test --locked --all-targets
 	$(CARGO) build --locked --example bench
 	@$(SERVICES_ENV); target/debug/examples/bench --smoke --out target/bench-smoke > /dev/null
+
+## test-matrix: on each PostgreSQL major (npm builds, one private cluster each, started by
+## `scripts/services pg MAJOR`): migrate (`migrate --roles` and the ingest role's rights) and
+## the e2e core, on LocalStack. MATRIX_MAJORS picks the majors; the default cluster (15) is `make test`'s.
+MATRIX_MAJORS ?= 13 14 16 17 18
+test-matrix: services
+	$(CARGO) test --locked --test it --no-run
+	@$(SERVICES_ENV); for major in $(MATRIX_MAJORS); do \
+	  url=$$(scripts/services pg "$$major"); \
+	  echo "== PostgreSQL $$major ($$url)"; \
+	  start=$$SECONDS; \
+	  DATABASE_URL=$$url $(CARGO) test --locked --test it -- e2e_core:: roles:: --skip _moto; \
+	  echo "== PostgreSQL $$major: $$((SECONDS - start)) s"; \
+	done
 
 ## bench: release build, then the full harness (table on stdout, target/bench/results.md,
 ## scaling.csv, scaling.png) and criterion's transform bench

@@ -201,6 +201,7 @@ async fn run_all(sizes: Sizes, smoke: bool, only: Option<&str>, out: &Path) -> R
     if run("sink") {
         eprintln!("== sink vs raw COPY");
         lines.extend(bench_sink(&env, sizes).await?);
+        lines.push(bench_statements(&env, sizes).await?);
     }
     if run("e2e") {
         eprintln!("== end to end vs SQS ceiling vs Python");
@@ -284,6 +285,7 @@ impl Env {
             queue_url: Some("unused".into()),
             queue_name: "unused".into(),
             framing: Default::default(),
+            endpoint_url: None,
         })
         .await?;
         let exe = std::env::current_exe()?;
@@ -336,6 +338,7 @@ impl Env {
             queue_url: Some(url),
             queue_name: q,
             framing: Default::default(),
+            endpoint_url: None,
         })
         .await?)
     }
@@ -680,6 +683,38 @@ async fn bench_sink(env: &Env, sizes: Sizes) -> Result<Vec<Line>> {
     ])
 }
 
+/// The sink with `--db-statements unnamed` (the default: safe behind a transaction pooler)
+/// against `prepared`, one writer each, best of the rounds.
+async fn bench_statements(env: &Env, sizes: Sizes) -> Result<Line> {
+    use sqs2pg::config::DbStatements;
+    let recs = records(sizes.sink_rows).await;
+    let (mut unnamed, mut prepared) = (0f64, 0f64);
+    for round in 0..sizes.sink_rounds {
+        for (mode, best) in [
+            (DbStatements::Unnamed, &mut unnamed),
+            (DbStatements::Prepared, &mut prepared),
+        ] {
+            let url = env
+                .fresh_db(&format!("stmt{round}_{mode:?}").to_lowercase())
+                .await?;
+            let db = DbConfig::new(&url, None)?.with_statements(mode);
+            let shape = sqs2pg::db::schema::inspect(&sqs2pg::db::connect(&db).await?).await?;
+            let rate = concurrent_rate(&recs, 1, || async {
+                Ok(BatchWriter::connect(&db, &shape).await?)
+            })
+            .await?;
+            *best = best.max(rate);
+        }
+    }
+    Ok(line(
+        "sink, 1 writer, --db-statements unnamed (default) vs prepared",
+        format!("{unnamed:.0} rows/s"),
+        format!("prepared {prepared:.0} rows/s"),
+        format!("{:.2}×", unnamed / prepared),
+        "≥ 0.9×",
+    ))
+}
+
 fn human(n: u64) -> String {
     if n >= 1_000_000 {
         format!("{}M", n / 1_000_000)
@@ -802,6 +837,7 @@ async fn ceiling(url: String, pollers: usize) -> Result<u64> {
         queue_url: Some(url),
         queue_name: "unused".into(),
         framing: Default::default(),
+        endpoint_url: None,
     })
     .await?;
     let count = Arc::new(AtomicU64::new(0));

@@ -40,7 +40,7 @@ impl Handler {
     pub async fn new(db: DbConfig, keyring: &Keyring) -> Result<Self, PipelineError> {
         let client = crate::db::connect(&db).await?;
         let shape = crate::db::schema::inspect(&client).await?;
-        let writer = crate::db::BatchWriter::prepare(client, &shape, db.write_timeout).await?;
+        let writer = crate::db::BatchWriter::prepare(client, &shape, &db).await?;
         let stats = Arc::new(Stats::default());
         let shape = Arc::new(tokio::sync::watch::Sender::new(shape));
         // Nothing stops a Lambda invocation but its own timeout.

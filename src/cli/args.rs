@@ -79,6 +79,13 @@ pub struct GlobalArgs {
           default_value_t = config::DEFAULT_DB_WRITE_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub db_write_timeout_secs: u64,
+    /// How writers send their statements: `unnamed` (each use parsed in its own transaction;
+    /// works behind PgBouncer's transaction pooling and other poolers like it) or `prepared`
+    /// (once per connection; fewer round trips per batch, only on a direct or session-pooled
+    /// connection). See docs/DEPLOYMENT.md.
+    #[arg(long, env = "SQS2PG_DB_STATEMENTS", global = true, value_enum,
+          default_value_t = config::DEFAULT_DB_STATEMENTS)]
+    pub db_statements: config::DbStatements,
     /// File holding the keyring (`kid=BASE64KEY` lines; first entry writes). Without it,
     /// the keyring is read from SQS2PG_KEYS.
     #[arg(long, env = "SQS2PG_KEYS_FILE", global = true)]
@@ -334,6 +341,7 @@ impl GlobalArgs {
             queue_url: self.queue_url.clone(),
             queue_name: self.queue_name.clone(),
             framing: self.framing(),
+            endpoint_url: None,
         }
     }
 
@@ -350,7 +358,8 @@ impl GlobalArgs {
     pub fn db(&self) -> Result<DbConfig, ConfigError> {
         Ok(
             DbConfig::new(&self.database_url, self.db_ca_file.as_deref())?
-                .with_write_timeout(std::time::Duration::from_secs(self.db_write_timeout_secs)),
+                .with_write_timeout(std::time::Duration::from_secs(self.db_write_timeout_secs))
+                .with_statements(self.db_statements),
         )
     }
 

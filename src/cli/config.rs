@@ -28,6 +28,7 @@ fn render(g: &GlobalArgs, r: &RunArgs) -> String {
          database_url = {:?}\n\
          db_ca_file = {}\n\
          db_write_timeout_secs = {}\n\
+         db_statements = {:?}\n\
          keys = {:?}  # source: {key_source}; key ids only, writing key first\n\
          log_format = {:?}\n\
          metrics_addr = {}\n\
@@ -41,6 +42,7 @@ fn render(g: &GlobalArgs, r: &RunArgs) -> String {
         db,
         opt(g.db_ca_file.as_ref().map(|p| p.display().to_string())),
         g.db_write_timeout_secs,
+        format!("{:?}", g.db_statements).to_lowercase(),
         kids,
         format!("{:?}", g.log_format).to_lowercase(),
         opt(p.metrics_addr.map(|a| a.to_string())),

@@ -44,6 +44,10 @@ pub const MAX_MAX_INFLIGHT_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 pub const DEFAULT_WAIT_SECONDS: i32 = 20;
 /// `--db-write-timeout-secs`' default.
 pub const DEFAULT_DB_WRITE_TIMEOUT_SECS: u64 = 30;
+/// `--db-statements`' default: correct behind a transaction-pooling proxy as well as on a
+/// direct connection; `make bench` reports what it costs against `prepared` (the sink row
+/// "--db-statements unnamed (default) vs prepared").
+pub const DEFAULT_DB_STATEMENTS: DbStatements = DbStatements::Unnamed;
 /// libpq's `connect_timeout` when the connection string has none, in seconds.
 pub const DEFAULT_DB_CONNECT_TIMEOUT_SECS: u64 = 10;
 /// TCP keepalive idle time when the connection string sets no `keepalives_idle`; with
@@ -116,6 +120,21 @@ pub struct SqsConfig {
     pub queue_name: String,
     /// How the queue's bodies are read (`--envelope`, `--create-date-from`).
     pub framing: crate::decode::Framing,
+    /// The SQS endpoint, for a library caller that talks to two servers in one process (the
+    /// suite runs LocalStack and moto side by side); `None`, as the CLI always has it, leaves
+    /// it to the SDK's chain (`AWS_ENDPOINT_URL`, else AWS).
+    pub endpoint_url: Option<String>,
+}
+
+/// How the writers send their statements (`--db-statements`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DbStatements {
+    /// Prepared once per connection and reused: one round trip fewer per `COPY`, but only
+    /// on a connection whose server session lasts (direct, or a session-pooling proxy).
+    Prepared,
+    /// Unnamed, sent with each use: no named statement outlives its transaction, as a
+    /// transaction-pooling proxy (PgBouncer `pool_mode = transaction`) needs.
+    Unnamed,
 }
 
 /// Where the rows go.
@@ -129,6 +148,8 @@ pub struct DbConfig {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// `--db-write-timeout-secs`: the longest one batch's transaction may take.
     pub write_timeout: Duration,
+    /// `--db-statements`.
+    pub statements: DbStatements,
 }
 
 impl DbConfig {
@@ -152,7 +173,14 @@ impl DbConfig {
             pg,
             tls,
             write_timeout,
+            statements: DEFAULT_DB_STATEMENTS,
         })
+    }
+
+    /// With `--db-statements`.
+    pub fn with_statements(mut self, statements: DbStatements) -> Self {
+        self.statements = statements;
+        self
     }
 
     /// With `--db-write-timeout-secs`; the TCP user timeout follows it unless the connection

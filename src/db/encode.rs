@@ -5,9 +5,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Statement, Transaction};
+use tokio_postgres::{Client, Transaction};
 
+use super::statement::Stmt;
 use super::{DbError, TableShape};
+use crate::config::DbStatements;
 use crate::decode::{AppVersion, AppVersionColumn};
 use crate::transform::{Reject, Row};
 
@@ -31,37 +33,48 @@ pub fn copy_encodable(name: &str, ty: &Type) -> bool {
     }
 }
 
-/// Writes rows into `user_logins` with statements prepared for its live shape.
+/// Writes rows into `user_logins` with statements made for its live shape.
 pub struct RowWriter {
     /// The `unnest` insert, whose app_version parameter is text or integer as the live
     /// column is.
-    unnest: Statement,
+    unnest: Stmt,
     text_version: bool,
     /// `COPY` into `user_logins` and the types it encodes for, when the shape allows it.
-    copy: Option<(Statement, Vec<Type>)>,
+    copy: Option<(Stmt, Vec<Type>)>,
 }
 
 impl RowWriter {
-    /// Prepares the inserts `shape` allows on `client`.
-    pub async fn prepare(client: &Client, shape: &TableShape) -> Result<Self, DbError> {
+    /// Makes the inserts `shape` allows on `client`, in the form `mode` says.
+    pub async fn prepare(
+        client: &Client,
+        shape: &TableShape,
+        mode: DbStatements,
+    ) -> Result<Self, DbError> {
         let text_version = matches!(shape.limits.app_version, AppVersionColumn::Text { .. });
-        let version_type = if text_version { "text[]" } else { "int8[]" };
-        let unnest = client
-            .prepare(&format!(
+        let (version_type, version_param) = if text_version {
+            ("text[]", Type::TEXT_ARRAY)
+        } else {
+            ("int8[]", Type::INT8_ARRAY)
+        };
+        let text = Type::TEXT_ARRAY;
+        let unnest = Stmt::new(
+            client,
+            mode,
+            format!(
                 "INSERT INTO user_logins({})
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::{version_type}, $7::date[])",
                 ROW_COLUMNS.join(", ")
-            ))
-            .await?;
+            ),
+            &[text.clone(), text.clone(), text.clone(), text.clone(), text, version_param, Type::DATE_ARRAY],
+        )
+        .await?;
         let copy = match &shape.copy_types {
             Some(types) => {
-                let stmt = client
-                    .prepare(&format!(
-                        "COPY user_logins({}) FROM STDIN (FORMAT binary)",
-                        ROW_COLUMNS.join(", ")
-                    ))
-                    .await?;
-                Some((stmt, types.clone()))
+                let sql = format!(
+                    "COPY user_logins({}) FROM STDIN (FORMAT binary)",
+                    ROW_COLUMNS.join(", ")
+                );
+                Some((Stmt::new(client, mode, sql, &[]).await?, types.clone()))
             }
             None => {
                 tracing::info!("user_logins has a column type binary COPY cannot encode; rows go in by array insert");
@@ -93,9 +106,10 @@ impl RowWriter {
         } else {
             &cols.version_int
         };
-        Ok(tx
+        Ok(self
+            .unnest
             .execute(
-                &self.unnest,
+                tx,
                 &[
                     &cols.user_id,
                     &cols.device_type,
@@ -113,11 +127,11 @@ impl RowWriter {
 /// Binary `COPY` of rows into `user_logins`; returns the rows written.
 async fn copy_rows(
     tx: &Transaction<'_>,
-    stmt: &Statement,
+    stmt: &Stmt,
     types: &[Type],
     rows: &[&Row],
 ) -> Result<u64, tokio_postgres::Error> {
-    let writer = BinaryCopyInWriter::new(tx.copy_in(stmt).await?, types);
+    let writer = BinaryCopyInWriter::new(stmt.copy_in(tx).await?, types);
     pin_mut!(writer);
     for r in rows {
         let version = VersionCell(r.app_version.as_ref());
@@ -200,19 +214,28 @@ impl<'a> RowColumns<'a> {
 
 /// Inserts rejects into `user_logins_rejects`; a message id already there is left as it is.
 pub struct RejectWriter {
-    insert: Statement,
+    insert: Stmt,
 }
 
 impl RejectWriter {
-    /// Prepares the insert on `client`.
-    pub async fn prepare(client: &Client) -> Result<Self, DbError> {
-        let insert = client
-            .prepare(
-                "INSERT INTO user_logins_rejects(message_id, reason, body_ciphertext, receive_count, sent_at)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::timestamptz[])
-                 ON CONFLICT (message_id) DO NOTHING",
-            )
-            .await?;
+    /// Makes the insert on `client`, in the form `mode` says.
+    pub async fn prepare(client: &Client, mode: DbStatements) -> Result<Self, DbError> {
+        let insert = Stmt::new(
+            client,
+            mode,
+            "INSERT INTO user_logins_rejects(message_id, reason, body_ciphertext, receive_count, sent_at)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::timestamptz[])
+             ON CONFLICT (message_id) DO NOTHING"
+                .to_owned(),
+            &[
+                Type::TEXT_ARRAY,
+                Type::TEXT_ARRAY,
+                Type::TEXT_ARRAY,
+                Type::INT4_ARRAY,
+                Type::TIMESTAMPTZ_ARRAY,
+            ],
+        )
+        .await?;
         Ok(Self { insert })
     }
 
@@ -229,17 +252,18 @@ impl RejectWriter {
         for (id, r) in rejects {
             cols.push(id, r);
         }
-        tx.execute(
-            &self.insert,
-            &[
-                &cols.message_id,
-                &cols.reason,
-                &cols.body,
-                &cols.receive_count,
-                &cols.sent_at,
-            ],
-        )
-        .await?;
+        self.insert
+            .execute(
+                tx,
+                &[
+                    &cols.message_id,
+                    &cols.reason,
+                    &cols.body,
+                    &cols.receive_count,
+                    &cols.sent_at,
+                ],
+            )
+            .await?;
         Ok(())
     }
 }

@@ -20,9 +20,11 @@ use futures::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, Statement, Transaction};
+use tokio_postgres::{Client, Transaction};
 
+use super::statement::Stmt;
 use super::DbError;
+use crate::config::DbStatements;
 
 /// Days per ledger generation: SQS keeps a message at most 14 days after it was sent, so an
 /// id is remembered at least a day longer than it can be delivered again, which covers clock
@@ -87,34 +89,42 @@ impl<T> Tables<T> {
 
 /// The ledger statements of one connection, and the generation it last wrote.
 pub struct Ledger {
-    copy: Tables<Statement>,
-    insert: Tables<Statement>,
-    lookup: Tables<Statement>,
+    copy: Tables<Stmt>,
+    insert: Tables<Stmt>,
+    lookup: Tables<Stmt>,
     generation: i64,
 }
 
 impl Ledger {
-    /// Prepares the statements on `client`.
-    pub async fn prepare(client: &Client) -> Result<Self, DbError> {
-        let prepare_for = |sql: fn(&str) -> String| async move {
+    /// Makes the statements on `client`, in the form `mode` says.
+    pub async fn prepare(client: &Client, mode: DbStatements) -> Result<Self, DbError> {
+        let prepare_for = |sql: fn(&str) -> String, types: &'static [Type]| async move {
             Ok::<_, DbError>(Tables {
-                even: client.prepare(&sql("sqs2pg_ledger_0")).await?,
-                odd: client.prepare(&sql("sqs2pg_ledger_1")).await?,
+                even: Stmt::new(client, mode, sql("sqs2pg_ledger_0"), types).await?,
+                odd: Stmt::new(client, mode, sql("sqs2pg_ledger_1"), types).await?,
             })
         };
+        let ids = &[Type::TEXT_ARRAY];
         Ok(Self {
-            copy: prepare_for(|t| format!("COPY {t}(message_id) FROM STDIN (FORMAT binary)"))
-                .await?,
-            insert: prepare_for(|t| {
-                format!(
-                    "INSERT INTO {t}(message_id) SELECT unnest($1::text[])
-                     ON CONFLICT DO NOTHING RETURNING message_id"
-                )
-            })
+            copy: prepare_for(
+                |t| format!("COPY {t}(message_id) FROM STDIN (FORMAT binary)"),
+                &[],
+            )
             .await?,
-            lookup: prepare_for(|t| {
-                format!("SELECT message_id FROM {t} WHERE message_id = ANY($1::text[])")
-            })
+            insert: prepare_for(
+                |t| {
+                    format!(
+                        "INSERT INTO {t}(message_id) SELECT unnest($1::text[])
+                         ON CONFLICT DO NOTHING RETURNING message_id"
+                    )
+                },
+                ids,
+            )
+            .await?,
+            lookup: prepare_for(
+                |t| format!("SELECT message_id FROM {t} WHERE message_id = ANY($1::text[])"),
+                ids,
+            )
             .await?,
             generation: -1,
         })
@@ -148,17 +158,17 @@ impl Ledger {
                     Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(None),
                     done => done?,
                 }
-                let old = column_set(tx.query(self.lookup.of(other), &[&ids]).await?);
+                let old = column_set(self.lookup.of(other).query(tx, &[&ids]).await?);
                 ids.iter()
                     .copied()
                     .filter(|id| !old.contains(*id))
                     .collect()
             }
             LedgerWrite::Checked => {
-                let mut new = column_set(tx.query(self.insert.of(g), &[&ids]).await?);
+                let mut new = column_set(self.insert.of(g).query(tx, &[&ids]).await?);
                 if !new.is_empty() {
                     let candidates: Vec<&str> = new.iter().map(String::as_str).collect();
-                    for id in column_set(tx.query(self.lookup.of(other), &[&candidates]).await?) {
+                    for id in column_set(self.lookup.of(other).query(tx, &[&candidates]).await?) {
                         new.remove(&id);
                     }
                 }
@@ -188,8 +198,8 @@ impl Ledger {
                 Ok(Some(ids.iter().copied().collect()))
             }
             LedgerWrite::Checked => {
-                let even = column_set(tx.query(self.insert.of(0), &[&ids]).await?);
-                let odd = column_set(tx.query(self.insert.of(1), &[&ids]).await?);
+                let even = column_set(self.insert.of(0).query(tx, &[&ids]).await?);
+                let odd = column_set(self.insert.of(1).query(tx, &[&ids]).await?);
                 Ok(Some(
                     ids.iter()
                         .copied()
@@ -216,7 +226,10 @@ impl Ledger {
 /// leaked ingest credential switch de-duplication off.
 async fn rotate(tx: &Transaction<'_>, generation: i64) -> Result<(), DbError> {
     let truncated: bool = tx
-        .query_one("SELECT sqs2pg_ledger_rotate($1)", &[&generation])
+        .query_typed_one(
+            "SELECT sqs2pg_ledger_rotate($1)",
+            &[(&generation, Type::INT8)],
+        )
         .await?
         .get(0);
     if truncated {
@@ -258,13 +271,13 @@ fn column_set(rows: Vec<tokio_postgres::Row>) -> HashSet<String> {
 /// Binary `COPY` of message ids into a ledger table.
 async fn copy_ids(
     tx: &Transaction<'_>,
-    stmt: &Statement,
+    stmt: &Stmt,
     ids: &[&str],
 ) -> Result<(), tokio_postgres::Error> {
     if ids.is_empty() {
         return Ok(());
     }
-    let writer = BinaryCopyInWriter::new(tx.copy_in(stmt).await?, &[Type::TEXT]);
+    let writer = BinaryCopyInWriter::new(stmt.copy_in(tx).await?, &[Type::TEXT]);
     pin_mut!(writer);
     for id in ids {
         writer.as_mut().write(&[id]).await?;

@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod rejects;
 pub mod rekey;
 pub mod schema;
+mod statement;
 pub mod write;
 
 use thiserror::Error;

@@ -145,9 +145,9 @@ async fn missing_tables(
     tables: &[&'static str],
 ) -> Result<Vec<&'static str>, DbError> {
     let missing: Vec<String> = client
-        .query(
+        .query_typed(
             "SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NULL",
-            &[&tables],
+            &[(&tables, Type::TEXT_ARRAY)],
         )
         .await?
         .iter()
@@ -222,14 +222,17 @@ pub async fn inspect(client: &Client) -> Result<TableShape, DbError> {
     // A database migrated by a version from before the function: writers could not start a
     // generation.
     let rotate: Option<String> = client
-        .query_one("SELECT to_regprocedure($1)::text", &[&ROTATE_FUNCTION])
+        .query_typed_one(
+            "SELECT to_regprocedure($1)::text",
+            &[(&ROTATE_FUNCTION, Type::TEXT)],
+        )
         .await?
         .get(0);
     if rotate.is_none() {
         return Err(DbError::NotMigrated(ROTATE_FUNCTION));
     }
     let columns: Vec<ColumnInfo> = client
-        .query(
+        .query_typed(
             "SELECT a.attname::text, t.typname::text, t.typcategory::text, a.atttypmod, a.atttypid
                FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
               WHERE a.attrelid = to_regclass('user_logins') AND a.attnum > 0 AND NOT a.attisdropped",

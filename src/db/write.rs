@@ -9,7 +9,7 @@
 //! the checked path, which skips the ids the ledger already holds.
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio_postgres::Client;
 
@@ -67,26 +67,30 @@ impl BatchWriter {
     /// [`super::schema::inspect`]).
     pub async fn connect(db: &DbConfig, shape: &TableShape) -> Result<Self, DbError> {
         let client = super::connect(db).await?;
-        Self::prepare(client, shape, db.write_timeout).await
+        Self::prepare(client, shape, db).await
     }
 
-    /// Prepares the statements on an open connection; a transaction may take `timeout`.
+    /// Makes the statements on an open connection, in the form `db.statements` says; a
+    /// transaction may take `db.write_timeout`.
     pub async fn prepare(
         client: Client,
         shape: &TableShape,
-        timeout: Duration,
+        db: &DbConfig,
     ) -> Result<Self, DbError> {
+        // Unnamed, as every query outside the batch's transaction: behind a transaction
+        // pooler a named one could be parsed on one server connection and run on another.
         let backend_pid = client
-            .query_one("SELECT pg_backend_pid()", &[])
+            .query_typed_one("SELECT pg_backend_pid()", &[])
             .await?
             .get(0);
-        let ms = timeout.as_millis();
+        let ms = db.write_timeout.as_millis();
+        let mode = db.statements;
         Ok(Self {
             backend_pid,
             shape: shape.clone(),
-            ledger: Ledger::prepare(&client).await?,
-            rows: RowWriter::prepare(&client, shape).await?,
-            rejects: RejectWriter::prepare(&client).await?,
+            ledger: Ledger::prepare(&client, mode).await?,
+            rows: RowWriter::prepare(&client, shape, mode).await?,
+            rejects: RejectWriter::prepare(&client, mode).await?,
             limits_sql: format!(
                 "SET LOCAL statement_timeout = {ms}; SET LOCAL idle_in_transaction_session_timeout = {ms}"
             ),

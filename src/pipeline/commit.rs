@@ -233,14 +233,17 @@ impl Committer {
         let client = crate::db::connect(&self.db).await?;
         if let Some(pid) = self.orphan.take() {
             let ended = client
-                .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+                .query_typed_one(
+                    "SELECT pg_terminate_backend($1)",
+                    &[(&pid, tokio_postgres::types::Type::INT4)],
+                )
                 .await
                 .map(|r| r.get::<_, bool>(0));
             tracing::warn!(backend_pid = pid, terminated = ?ended.as_ref().ok(), "ended the server side of the abandoned connection");
         }
         let shape = crate::db::schema::inspect(&client).await?;
         self.publish(shape.clone());
-        let w = BatchWriter::prepare(client, &shape, self.db.write_timeout).await?;
+        let w = BatchWriter::prepare(client, &shape, &self.db).await?;
         tracing::info!("connected to Postgres (backend {})", w.backend_pid());
         Ok(w)
     }

@@ -153,11 +153,10 @@ impl Pipeline {
         };
         let first = wait_for_db(&cfg.db, attempts, shutdown).await?;
         let shape = crate::db::schema::inspect(&first).await?;
-        let bound = cfg.db.write_timeout;
-        let mut writers = vec![BatchWriter::prepare(first, &shape, bound).await?];
+        let mut writers = vec![BatchWriter::prepare(first, &shape, &cfg.db).await?];
         for _ in 1..p.writers.max(1) {
             let client = wait_for_db(&cfg.db, attempts, shutdown).await?;
-            writers.push(BatchWriter::prepare(client, &shape, bound).await?);
+            writers.push(BatchWriter::prepare(client, &shape, &cfg.db).await?);
         }
         let tracker = Arc::new(Tracker::new(source.visibility_timeout().await?));
         let budget = Budget::new(p.max_inflight_bytes, stats.clone());

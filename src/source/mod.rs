@@ -187,6 +187,9 @@ impl Source {
         if let Some(region) = url_region {
             conf = conf.region(aws_sdk_sqs::config::Region::new(region));
         }
+        if let Some(url) = &cfg.endpoint_url {
+            conf = conf.endpoint_url(url);
+        }
         let client = aws_sdk_sqs::Client::from_conf(conf.build());
         let queue_url = match &cfg.queue_url {
             Some(url) => url.clone(),

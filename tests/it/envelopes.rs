@@ -1,7 +1,7 @@
 //! SNS- and EventBridge-wrapped bodies, end to end: the events inside load as bare ones
 //! would, broken envelopes are quarantined whole, and a quarantined envelope replays.
 
-use crate::e2e::sample_core;
+use crate::e2e_core::sample_core;
 use crate::helpers::{
     eventbridge_event, failed_ids, lambda_handler, login, sample_file, sns_notification, sqs_event,
     stderr, stdout_ok, summary_numbers, wrapped_file, TestEnv, ENVELOPE_DAY,

@@ -4,7 +4,7 @@
 use aws_sdk_sqs::types::MessageSystemAttributeName as Attr;
 use sha2::{Digest, Sha256};
 
-use crate::e2e::sample_core;
+use crate::e2e_core::sample_core;
 use crate::helpers::{login, sample_file, sns_notification, stdout_ok, TestEnv};
 
 /// The original exercise on a FIFO queue without content-based deduplication, filled by

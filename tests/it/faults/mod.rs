@@ -1,8 +1,9 @@
-//! Fault-injection harness: a TCP proxy that cuts, blackholes or freezes connections, and
+//! Fault-injection harness: a TCP proxy that cuts, blackholes or freezes connections,
 //! private Postgres clusters (alone, or a primary with a synchronous standby) a test may
-//! crash, restart or fail over without disturbing the others.
+//! crash, restart or fail over without disturbing the others, and a real PgBouncer.
 
 mod pg;
+mod pgbouncer;
 mod proxy;
 mod selftest;
 mod standby;
@@ -11,6 +12,7 @@ mod tls;
 use std::time::Duration;
 
 pub use self::pg::PrivatePg;
+pub use self::pgbouncer::Pgbouncer;
 pub use self::proxy::Proxy;
 pub use self::standby::multi_host_url;
 

@@ -80,6 +80,7 @@ impl TestEnv {
             queue_url: Some(url.clone()),
             queue_name: self.queue_name.clone(),
             framing: Default::default(),
+            endpoint_url: self.endpoint.clone(),
         })
         .await
         .expect("source");

@@ -38,6 +38,7 @@ pub use self::library::*;
 pub use self::process::*;
 pub use self::prom::*;
 pub use self::run::*;
+pub use self::services::Sqs;
 use self::services::*;
 pub use self::tools::*;
 pub use self::wait::*;
@@ -79,32 +80,41 @@ pub struct TestEnv {
     pub(crate) source: Source,
     /// The client behind [`TestEnv::rows`] and friends, connected on first use.
     pub(crate) client: tokio::sync::OnceCell<Db>,
+    /// Set when the queue is not on `AWS_ENDPOINT_URL`'s server (moto's).
+    pub(crate) endpoint: Option<String>,
 }
 
 impl TestEnv {
     /// A fresh queue and a fresh, migrated database.
     pub async fn new() -> Self {
-        Self::build(true, 30).await
+        Self::on(Sqs::LocalStack).await
+    }
+
+    /// Like [`TestEnv::new`], with the queue on `sqs`.
+    pub async fn on(sqs: Sqs) -> Self {
+        Self::build(sqs, true, 30).await
     }
 
     /// Like [`TestEnv::new`], with the queue's visibility timeout set to `seconds`.
     pub async fn with_visibility(seconds: u32) -> Self {
-        Self::build(true, seconds).await
+        Self::build(Sqs::LocalStack, true, seconds).await
     }
 
     /// A fresh queue and an empty database (no tables).
     pub async fn unmigrated() -> Self {
-        Self::build(false, 30).await
+        Self::build(Sqs::LocalStack, false, 30).await
     }
 
-    async fn build(migrate: bool, visibility: u32) -> Self {
+    async fn build(sqs: Sqs, migrate: bool, visibility: u32) -> Self {
         init_env();
+        let endpoint = sqs.endpoint();
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let queue_name = format!("it-{id}");
         let probe = Source::connect(&SqsConfig {
             queue_url: Some("unused".into()),
             queue_name: queue_name.clone(),
             framing: Default::default(),
+            endpoint_url: endpoint.clone(),
         })
         .await
         .expect("AWS config (is LocalStack up? `scripts/services up`)");
@@ -118,13 +128,16 @@ impl TestEnv {
             )
             .send()
             .await
-            .expect("create queue on LocalStack (is it up? `scripts/services up`)")
+            .unwrap_or_else(|e| {
+                panic!("create queue on {sqs:?} ({e:?}; is it up? `scripts/services up`)")
+            })
             .queue_url
             .expect("queue url");
         let source = Source::connect(&SqsConfig {
             queue_url: Some(queue_url.clone()),
             queue_name: queue_name.clone(),
             framing: Default::default(),
+            endpoint_url: endpoint.clone(),
         })
         .await
         .expect("source");
@@ -146,6 +159,7 @@ impl TestEnv {
             db_name,
             source,
             client: tokio::sync::OnceCell::new(),
+            endpoint,
         }
     }
 
@@ -219,6 +233,7 @@ impl TestEnv {
                 queue_url: Some(self.queue_url.clone()),
                 queue_name: self.queue_name.clone(),
                 framing: Default::default(),
+                endpoint_url: self.endpoint.clone(),
             },
             db: DbConfig::new(
                 opts.database_url.as_deref().unwrap_or(&self.database_url),
@@ -392,6 +407,9 @@ impl TestEnv {
 
     /// This test's queue and database, and nothing of the caller's keys file or log level.
     fn settings<'c>(&self, c: &'c mut Command) -> &'c mut Command {
+        if let Some(url) = &self.endpoint {
+            c.env("AWS_ENDPOINT_URL", url);
+        }
         c.env("DATABASE_URL", &self.database_url)
             .env("SQS2PG_QUEUE_URL", &self.queue_url)
             .env_remove("SQS2PG_KEYS_FILE")

@@ -125,3 +125,21 @@ impl Daemon {
             .expect("daemon run ends Ok")
     }
 }
+
+impl super::TestEnv {
+    /// A drain run with `opts`, its outcome returned failed or not, with its counters (retries
+    /// and given-up batches, which a drain that ends `Ok` can still have had).
+    pub async fn drain_counting(
+        &self,
+        opts: RunOptions,
+    ) -> (Result<Summary, PipelineError>, Arc<Stats>) {
+        let stats = Arc::new(Stats::default());
+        let result = sqs2pg::pipeline::run(
+            self.run_config(&opts, true),
+            CancellationToken::new(),
+            stats.clone(),
+        )
+        .await;
+        (result, stats)
+    }
+}

@@ -84,3 +84,33 @@ pub(crate) fn host_port(url: &str, default_port: u16) -> Option<String> {
         format!("{hostport}:{default_port}")
     })
 }
+
+/// The SQS server a test's queue lives on: the suite runs its core on two independent
+/// implementations, which differ in account ids, queue URL shapes and error codes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sqs {
+    /// LocalStack, at `AWS_ENDPOINT_URL` (see [`init_env`]).
+    #[default]
+    LocalStack,
+    /// moto's server, at `SQS2PG_MOTO_URL` (`scripts/services up` starts it on port 5000).
+    Moto,
+}
+
+impl Sqs {
+    /// The endpoint to give the SDK explicitly; `None` leaves it to `AWS_ENDPOINT_URL`.
+    pub(crate) fn endpoint(self) -> Option<String> {
+        match self {
+            Sqs::LocalStack => None,
+            Sqs::Moto => {
+                let url = std::env::var("SQS2PG_MOTO_URL")
+                    .unwrap_or_else(|_| "http://127.0.0.1:5000".into());
+                if let Some(target) = host_port(&url, 5000) {
+                    if let Err(e) = tcp_probe(&target) {
+                        panic!("moto's server does not answer at {target} ({e}): run `scripts/services up` (or `make test`), then eval \"$(scripts/services env)\"");
+                    }
+                }
+                Some(url)
+            }
+        }
+    }
+}
