@@ -59,7 +59,8 @@ fn unit_test_exists(name: &str, sources: &[(PathBuf, String)]) -> bool {
             .parent()
             .and_then(|p| p.file_name())
             .and_then(|s| s.to_str());
-        let is_module = stem == Some(module) || (stem == Some("mod") && parent == Some(module));
+        let is_module = stem == Some(module)
+            || (matches!(stem, Some("mod" | "tests")) && parent == Some(module));
         is_module && text.contains(&wanted)
     })
 }
