@@ -265,10 +265,7 @@ async fn a_connection_frozen_mid_batch_is_given_up_and_the_batch_retried() {
     })
     .await;
     let mut locker = env.db().await;
-    let lock = locker.transaction().await.unwrap();
-    lock.batch_execute("LOCK TABLE user_logins IN SHARE MODE")
-        .await
-        .unwrap();
+    let lock = locker.lock_user_logins().await;
     let w = workload(2000, 0.0, 0.0, 43);
     env.send(&w.bodies).await;
     wait_until(

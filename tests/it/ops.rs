@@ -1,29 +1,13 @@
 //! Operations: metrics and health endpoints, the config file and the Lambda handler.
 
-use std::io::{Read, Write};
 use std::process::Stdio;
 use std::time::Duration;
 
 use crate::faults::PrivatePg;
 use crate::helpers::{
-    admin, failed_ids, lambda_handler, login, sqs_event, stdout_ok, summary_numbers, wait_until,
-    Proc, TestEnv, KEYS,
+    admin, failed_ids, http_get, lambda_handler, login, sqs_event, stdout_ok, summary_numbers,
+    wait_until, Proc, TestEnv, KEYS,
 };
-
-/// GET over plain HTTP/1.0; returns (status, body).
-fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
-}
 
 /// Waits until `path` answers `status`.
 async fn wait_status(addr: &str, path: &str, status: u16, limit: Duration) {

@@ -263,14 +263,7 @@ async fn sqs_outage_then_recovery() {
         &[("AWS_ENDPOINT_URL", format!("http://{}", proxy.addr))],
         &log,
     );
-    wait_until("first rows loaded", Duration::from_secs(60), || async {
-        env.db()
-            .await
-            .count("SELECT count(*) FROM user_logins")
-            .await
-            > 0
-    })
-    .await;
+    first_rows_loaded(&env).await;
     // The outage: it starts at a random moment.
     jitter_sleep(0, 500).await;
     proxy.blackhole(true);
@@ -295,6 +288,14 @@ async fn sqs_outage_then_recovery() {
     assert_invariants(&env, &w).await;
 }
 
+/// Waits (bounded) until some row has landed: the consumers are at work.
+async fn first_rows_loaded(env: &TestEnv) {
+    wait_until("first rows loaded", Duration::from_secs(60), || async {
+        env.count("SELECT count(*) FROM user_logins").await > 0
+    })
+    .await;
+}
+
 /// A file for a child's log, named after the test's queue, in the system's temp dir.
 fn log_path(env: &TestEnv, what: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("{}-{what}.log", env.queue_name))
@@ -312,10 +313,7 @@ async fn slow_sink_keeps_messages_invisible() {
     })
     .await;
     let mut locker = env.db().await;
-    let tx = locker.transaction().await.unwrap();
-    tx.batch_execute("LOCK TABLE user_logins IN SHARE MODE")
-        .await
-        .unwrap();
+    let tx = locker.lock_user_logins().await;
     env.send(&w.bodies).await;
     // The fault window: the lock is held well past the 3 s visibility timeout.
     tokio::time::sleep(Duration::from_secs(9)).await;
@@ -344,14 +342,7 @@ async fn three_instances_share_a_queue() {
         .iter()
         .map(|log| env.spawn_reporting(&DAEMON, &[], log))
         .collect();
-    wait_until("first rows loaded", Duration::from_secs(60), || async {
-        env.db()
-            .await
-            .count("SELECT count(*) FROM user_logins")
-            .await
-            > 0
-    })
-    .await;
+    first_rows_loaded(&env).await;
     children[0].sigstop();
     // The fault window: frozen well past the 4 s visibility timeout.
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -423,10 +414,7 @@ async fn sigterm_with_a_stalled_writer_releases_what_it_holds_at_the_deadline() 
     )
     .await;
     let mut locker = env.db().await;
-    let lock = locker.transaction().await.unwrap();
-    lock.batch_execute("LOCK TABLE user_logins IN SHARE MODE")
-        .await
-        .unwrap();
+    let lock = locker.lock_user_logins().await;
     env.send(&w.bodies[1..]).await;
     wait_until("every message held", Duration::from_secs(60), || async {
         env.depth().await.in_flight == 200

@@ -198,10 +198,7 @@ async fn a_redelivery_straddling_a_generation_switch_is_one_row() {
         after.record("same-id", &body),
     );
     let mut locker = env.db().await;
-    let lock = locker.transaction().await.unwrap();
-    lock.batch_execute("LOCK TABLE user_logins IN SHARE MODE")
-        .await
-        .unwrap();
+    let lock = locker.lock_user_logins().await;
     let first = tokio::spawn(async move { before.write_at(&[&a], switch - skew).await });
     let second = tokio::spawn(async move { after.write_at(&[&b], switch + skew).await });
     wait_until("both writers blocked", Duration::from_secs(30), || async {

@@ -71,6 +71,16 @@ impl Db {
         self.rows(sql).await.iter().map(|r| r.get(0)).collect()
     }
 
+    /// `LOCK TABLE user_logins IN SHARE MODE`, held until the returned transaction is rolled
+    /// back or dropped: the writers wait on it, readers do not.
+    pub async fn lock_user_logins(&mut self) -> tokio_postgres::Transaction<'_> {
+        let tx = self.0.transaction().await.expect("begin");
+        tx.batch_execute("LOCK TABLE user_logins IN SHARE MODE")
+            .await
+            .expect("lock user_logins");
+        tx
+    }
+
     /// Every reject as `(revealed body, reason)`, sorted, bodies opened with [`KEYS`].
     pub async fn revealed_rejects(&self) -> Vec<(String, String)> {
         let mut m = masker(KEYS);
