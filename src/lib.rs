@@ -21,11 +21,11 @@
 //! | [`decode`] | pure: body bytes → [`decode::Login`] or a [`decode::RejectReason`]; the event inside an SNS or EventBridge envelope ([`decode::envelope`]) |
 //! | [`mask`] | pure: AES-256-SIV tokens; the keyring; KMS-wrapped keys |
 //! | [`transform`] | pure: decode + mask → [`transform::Row`] or [`transform::Reject`], panics contained |
-//! | [`db`] | Postgres: connect, schema and table shape, ledger, encoders, the batch write, rejects, audit, rekey queries |
-//! | [`pipeline`] | `Pipeline::build` / `run_until_stopped`: pollers → batcher → writers → delete; lease; shutdown; health probes |
+//! | [`db`] | Postgres: connect, schema and table shape, ledger, encoders, the batch write, rejects, audit, rekey queries; statements prepared or unnamed for poolers (`db::statement`) |
+//! | [`pipeline`] | `Pipeline::build` / `run_until_stopped`: pollers → batcher → writers → delete; the byte budget ([`pipeline::budget`]); when a drain ends ([`pipeline::drain`]); lease; shutdown; health probes |
 //! | [`ops`] | replay, rekey, reveal and mask, migrate, rejects list, send, keygen |
 //! | [`lambda`] | the SQS-event Lambda handler on the same transform and commit (`sqs2pg-lambda`) |
-//! | [`telemetry`] | logs, run counters and summary, Prometheus text, `/metrics` `/healthz` `/readyz`, progress |
+//! | [`telemetry`] | logs, run counters and summary, SQS requests by kind ([`telemetry::requests`]), Prometheus text, `/metrics` `/healthz` `/readyz`, progress |
 //! | [`error`] | what a failed command prints and its exit code |
 //! | [`aws`] | the AWS SDK configuration and error text shared by SQS and KMS; the region a queue URL names |
 //! | [`backoff`] | the jittered exponential pause every retry uses |
