@@ -6,12 +6,12 @@
 #   - bans: duplicate versions are listed (`cargo tree -d`), not failed: see deny.toml,
 #   - sources: crates.io only.
 # SQS2PG_ADVISORY_DB overrides the snapshot's place (default: ../shared/advisory-db beside
-# the checkout). cargo-deny opens the database with git, so a git copy is made in a temp dir.
+# the checkout, or beside the checkout it was cloned from: lib.sh's advisory_db). cargo-deny opens the database with git, so a git copy is made in a temp dir.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh" "$@"
 need cargo-deny; need git
 
-db=${SQS2PG_ADVISORY_DB:-$root/../shared/advisory-db}
+db=$(advisory_db)
 if [ ! -f "$db/SNAPSHOT.md" ] || [ ! -d "$db/crates" ]; then
   die "no RustSec advisory snapshot at $db (expected ../shared/advisory-db beside the checkout, with SNAPSHOT.md and crates/): set SQS2PG_ADVISORY_DB"
 fi

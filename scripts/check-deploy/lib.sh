@@ -15,6 +15,21 @@ say() { printf '%s: %s\n' "$check" "$*" >&2; }
 die() { printf '%s: FAIL: %s\n' "$check" "$*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is not on PATH: run through make check-deploy (scripts/tools env)"; }
 
+# advisory_db: where the RustSec snapshot is. SQS2PG_ADVISORY_DB if set; else
+# ../shared/advisory-db beside this checkout; else beside the checkout this one was cloned
+# from (CI checks a fresh clone made in a temp dir).
+advisory_db() {
+  local origin
+  if [ -n "${SQS2PG_ADVISORY_DB:-}" ]; then echo "$SQS2PG_ADVISORY_DB"; return; fi
+  if [ -d "$root/../shared/advisory-db" ]; then echo "$root/../shared/advisory-db"; return; fi
+  origin=$(git -C "$root" config --get remote.origin.url 2>/dev/null || true)
+  if [ -n "$origin" ] && [ -d "$origin/../shared/advisory-db" ]; then
+    echo "$origin/../shared/advisory-db"
+    return
+  fi
+  echo "$root/../shared/advisory-db"
+}
+
 # allowed TOOL: the ids deploy/checks-allowlist justifies for TOOL, one a line. Fails on an
 # entry without a reason.
 allowed() {

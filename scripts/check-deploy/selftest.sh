@@ -11,7 +11,8 @@ tree="$work/tree"
 mkdir -p "$tree"
 tar -C "$root" --exclude=./target --exclude=./.git -cf - . | tar -C "$tree" -xf -
 export SQS2PG_BIN=${SQS2PG_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/sqs2pg}
-export SQS2PG_ADVISORY_DB=${SQS2PG_ADVISORY_DB:-$root/../shared/advisory-db}
+SQS2PG_ADVISORY_DB=$(advisory_db)
+export SQS2PG_ADVISORY_DB
 
 fails=0 cases=0
 # expect_failure CHECK 'MESSAGE' 'WHAT' FILE SED-SCRIPT: break FILE of the copy with sed, run CHECK
