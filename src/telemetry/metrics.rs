@@ -46,7 +46,7 @@ pub(super) fn prometheus() -> Option<&'static PrometheusHandle> {
 
 /// Every metric sqs2pg exports and its `# HELP` text (docs/DEPLOYMENT.md's table says the
 /// same; a metric missing here has no HELP line and fails the promtool lint).
-pub const HELP: [(&str, &str); 19] = [
+pub const HELP: [(&str, &str); 21] = [
     ("sqs2pg_received_total", "Messages received from SQS, redeliveries included."),
     ("sqs2pg_loaded_total", "Rows committed to user_logins."),
     ("sqs2pg_rejected_total", "Rejects committed to user_logins_rejects, by reason."),
@@ -60,6 +60,8 @@ pub const HELP: [(&str, &str); 19] = [
     ("sqs2pg_batches_failed_total", "Batches given up on and left in the queue for redelivery."),
     ("sqs2pg_retries_total", "Retried calls, by stage (sqs or postgres)."),
     ("sqs2pg_in_flight", "Messages held by the writers, not yet committed."),
+    ("sqs2pg_sqs_requests_total", "SQS requests made, by kind (receive: brought messages; empty_receive: came back empty; delete, change_visibility, send: batch calls; get_attributes); SQS bills each"),
+    ("sqs2pg_inflight_bytes", "Message-body bytes held from receive to delete, against --max-inflight-bytes."),
     ("sqs2pg_queue_backlog", "The queue's ApproximateNumberOfMessages, polled every few seconds."),
     ("sqs2pg_last_commit_timestamp_seconds", "Unix time of the last commit, 0 before the first."),
     ("sqs2pg_ready", "1 while /readyz would answer 200, else 0."),

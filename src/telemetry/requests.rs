@@ -102,10 +102,6 @@ impl fmt::Display for RequestCounts {
 
 /// Sets `sqs2pg_sqs_requests_total{kind}` from `counts` (called at scrape time).
 pub(super) fn record(counts: &RequestCounts) {
-    metrics::describe_counter!(
-        "sqs2pg_sqs_requests_total",
-        "SQS requests made, by kind (receive: brought messages; empty_receive: came back empty; delete, change_visibility, send: batch calls; get_attributes); SQS bills each"
-    );
     for kind in RequestKind::ALL {
         metrics::counter!("sqs2pg_sqs_requests_total", "kind" => kind.label())
             .absolute(counts.get(kind));
