@@ -81,6 +81,15 @@ impl Item {
         self.hold_once();
     }
 
+    /// Whether the record is a reject that the table's limits decided (a column since widened,
+    /// or altered to text, would take it).
+    pub fn rejected_for_limits(&self) -> bool {
+        matches!(
+            &self.record.outcome,
+            Outcome::Reject(r) if matches!(r.reason, RejectReason::BadAppVersion | RejectReason::TooLong(_))
+        )
+    }
+
     /// Quarantines a row the database refused.
     pub fn quarantine(&mut self, reason: RejectReason, masker: &mut Masker) {
         if !self.sealed_only {
