@@ -108,12 +108,29 @@ async fn send_and_run_through_cli(env: &TestEnv, path: &std::path::Path) -> [Nai
     let out = stdout_ok(&env.run_cmd(&["run", "--until-empty", "--wait-seconds", "1"]));
     let day_after = chrono::Utc::now().date_naive();
     let summary = summary_numbers(&out);
-    assert_eq!(summary["received"], 100, "{out}");
+    assert_each_message_taken_once(
+        summary["received"],
+        summary["duplicates skipped"],
+        100,
+        &out,
+    );
     assert_eq!(summary["loaded"], 99, "{out}");
     assert_eq!(summary["rejected"], 1, "{out}");
     assert_eq!(summary["rejected/missing_field:user_id"], 1, "{out}");
-    assert_eq!(summary["deleted"], 100, "{out}");
+    assert_eq!(summary["deleted"], summary["received"], "{out}");
     [day_before, day_after]
+}
+
+/// SQS delivers at least once (moto's server, like SQS itself, now and then hands one message
+/// to two concurrent receives): of `received` messages, exactly `sent` were new and each
+/// other one was a redelivery the ledger skipped.
+fn assert_each_message_taken_once(received: u64, duplicates: u64, sent: u64, context: &str) {
+    assert!(received >= sent, "received {received} of {sent}: {context}");
+    assert_eq!(
+        received - duplicates,
+        sent,
+        "each receive beyond the first of a message is a skipped duplicate: {context}"
+    );
 }
 
 /// 99 rows, 29 without a locale, versions encoded as numbers, dated the day of the run;
@@ -226,10 +243,10 @@ pub(crate) async fn redelivery_after_commit_does_not_duplicate(sqs: Sqs) {
     env.make_visible(&received).await;
 
     let s = env.drain().await;
-    assert_eq!(s.received, 5);
+    assert_each_message_taken_once(s.received, s.duplicates, 0, &format!("{s:?}"));
+    assert!(s.received >= 5, "{s:?}");
     assert_eq!(s.loaded, 0);
-    assert_eq!(s.duplicates, 5);
-    assert_eq!(s.deleted, 5);
+    assert_eq!(s.deleted, s.received);
     assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 5);
     env.assert_queue_empty().await;
 }
@@ -259,9 +276,10 @@ pub(crate) async fn bad_message_in_a_batch_of_good_ones(sqs: Sqs) {
                 .batch_wait(Duration::from_millis(1500)),
         )
         .await;
+    assert_each_message_taken_once(s.received, s.duplicates, 42, &format!("{s:?}"));
     assert_eq!(
-        (s.received, s.loaded, s.rejected, s.deleted),
-        (42, 40, 2, 42)
+        (s.loaded, s.rejected, s.deleted),
+        (40, 2, s.received)
     );
     let reasons: Vec<String> = env
         .column("SELECT reason FROM user_logins_rejects ORDER BY reason")
@@ -283,9 +301,10 @@ pub(crate) async fn shutdown_finishes_in_flight_work(sqs: Sqs) {
         .collect();
     env.send(&bodies).await;
     let mut daemon = env.spawn_daemon(RunOptions::default().wait_seconds(20));
-    // Wait until everything is loaded, then ask it to stop while its pollers sit in a 20 s poll.
-    wait_until("all 300 deleted", Duration::from_secs(20), || async {
-        daemon.deleted() == 300
+    // Wait until everything is loaded and deleted, then ask it to stop while its pollers sit
+    // in a 20 s poll.
+    wait_until("all 300 loaded and deleted", Duration::from_secs(20), || async {
+        daemon.loaded() == 300 && daemon.deleted() == daemon.received()
     })
     .await;
     let started = Instant::now();
@@ -295,6 +314,7 @@ pub(crate) async fn shutdown_finishes_in_flight_work(sqs: Sqs) {
         "shutdown took {:?}",
         started.elapsed()
     );
-    assert_eq!((s.loaded, s.deleted), (300, 300));
+    assert_each_message_taken_once(s.received, s.duplicates, 300, &format!("{s:?}"));
+    assert_eq!((s.loaded, s.deleted), (300, s.received));
     env.assert_queue_empty().await;
 }
