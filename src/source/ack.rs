@@ -34,15 +34,25 @@ const VISIBILITY: Policy = Policy {
     sender_fault: SenderFault::GiveUp,
 };
 
-/// The heartbeat's extensions: a failed call or a throttled entry is retried at once (twice,
-/// within about a second) rather than left to the next beat, which may come too late.
+/// The heartbeat's extensions: one call per batch of ten, no pause. A failed call or entry
+/// is left due, and the heartbeat tries it again within a fraction of a second with every
+/// other handle that failed: retrying inside the call would hold one of the few concurrent
+/// slots through its pauses, and a pass over thousands of handles would end past their
+/// deadline.
 const EXTEND: Policy = Policy {
     op: "ChangeMessageVisibilityBatch",
-    attempts: 3,
+    attempts: 1,
     first_pause: Duration::from_millis(200),
-    retry_call_errors: true,
+    retry_call_errors: false,
     sender_fault: SenderFault::GiveUp,
 };
+
+/// A visibility change is tried once by the SDK: its policy ([`EXTEND`], [`VISIBILITY`])
+/// does the retrying, on a schedule that fits the deadline (the SDK's own backoff may wait
+/// seconds between attempts, longer than a short visibility timeout has left).
+fn single_attempt() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard().with_max_attempts(1)
+}
 
 /// What became of a delete request.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -155,34 +165,42 @@ impl Source {
         Ok(failed)
     }
 
-    /// Extends the visibility of held messages, `concurrency` calls at a time, each retried
-    /// on failure; returns the indexes (into `receipt_handles`) that were not extended.
+    /// Extends the visibility of held messages, `concurrency` calls at a time, each tried
+    /// once; returns the indexes (into `receipt_handles`) that were not extended. The
+    /// calls go out in the order given (the caller puts the earliest deadlines first) and a
+    /// slow one holds up no other: the next call starts as soon as any finishes.
     pub async fn extend_visibility(
         &self,
         receipt_handles: &[&str],
         seconds: i32,
         concurrency: usize,
     ) -> Vec<usize> {
-        let mut not_extended = Vec::new();
-        let per_group = MAX_BATCH * concurrency.max(1);
-        for (g, group) in receipt_handles.chunks(per_group).enumerate() {
-            let calls = group
-                .chunks(MAX_BATCH)
-                .map(|chunk| self.visibility_chunk(chunk, seconds, EXTEND));
-            for (n, result) in futures::future::join_all(calls)
-                .await
-                .into_iter()
-                .enumerate()
-            {
-                let base = g * per_group + n * MAX_BATCH;
-                let chunk_len = group.len().saturating_sub(n * MAX_BATCH).min(MAX_BATCH);
-                let failed = result.unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, count = chunk_len, "could not extend visibility");
-                    (0..chunk_len).collect()
-                });
-                not_extended.extend(failed.into_iter().map(|i| base + i));
-            }
-        }
+        use futures::stream::{self, StreamExt};
+        let calls = receipt_handles
+            .chunks(MAX_BATCH)
+            .enumerate()
+            .map(|(n, chunk)| async move {
+                let failed = self
+                    .visibility_chunk(chunk, seconds, EXTEND)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, count = chunk.len(), "could not extend visibility");
+                        (0..chunk.len()).collect()
+                    });
+                failed
+                    .into_iter()
+                    .map(|i| n * MAX_BATCH + i)
+                    .collect::<Vec<_>>()
+            })
+            // Collected first: a lazy iterator of futures here trips rustc's higher-ranked
+            // lifetime check once the heartbeat is spawned.
+            .collect::<Vec<_>>();
+        let answers: Vec<Vec<usize>> = stream::iter(calls)
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        let mut not_extended: Vec<usize> = answers.into_iter().flatten().collect();
+        not_extended.sort_unstable();
         not_extended
     }
 
@@ -212,7 +230,7 @@ impl Source {
                 .queue_url(&self.queue_url)
                 .set_entries(Some(entries))
                 .customize()
-                .config_override(short_timeouts())
+                .config_override(short_timeouts().retry_config(single_attempt()))
                 .send()
                 .await
                 .map_err(|e| call_err("ChangeMessageVisibilityBatch", e))?;

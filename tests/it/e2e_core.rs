@@ -277,10 +277,7 @@ pub(crate) async fn bad_message_in_a_batch_of_good_ones(sqs: Sqs) {
         )
         .await;
     assert_each_message_taken_once(s.received, s.duplicates, 42, &format!("{s:?}"));
-    assert_eq!(
-        (s.loaded, s.rejected, s.deleted),
-        (40, 2, s.received)
-    );
+    assert_eq!((s.loaded, s.rejected, s.deleted), (40, 2, s.received));
     let reasons: Vec<String> = env
         .column("SELECT reason FROM user_logins_rejects ORDER BY reason")
         .await;
@@ -303,9 +300,11 @@ pub(crate) async fn shutdown_finishes_in_flight_work(sqs: Sqs) {
     let mut daemon = env.spawn_daemon(RunOptions::default().wait_seconds(20));
     // Wait until everything is loaded and deleted, then ask it to stop while its pollers sit
     // in a 20 s poll.
-    wait_until("all 300 loaded and deleted", Duration::from_secs(20), || async {
-        daemon.loaded() == 300 && daemon.deleted() == daemon.received()
-    })
+    wait_until(
+        "all 300 loaded and deleted",
+        Duration::from_secs(20),
+        || async { daemon.loaded() == 300 && daemon.deleted() == daemon.received() },
+    )
     .await;
     let started = Instant::now();
     let s = daemon.stop_and_join().await;

@@ -1,8 +1,14 @@
-//! What the queue refuses: calls SQS answers with an entry-level error.
+//! What the queue refuses: calls SQS answers with an entry-level error, and calls it fails
+//! outright while the rest of the queue keeps working.
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{login, TestEnv};
+use crate::faults::SqsFaults;
+use crate::helpers::{login, wait_until, RunOptions, TestEnv};
+use crate::reliability::{assert_invariants, workload};
+
+/// The SQS operation the heartbeat calls.
+const EXTEND: &str = "ChangeMessageVisibilityBatch";
 
 /// A receipt handle SQS no longer accepts (it expired, or another consumer's receive
 /// replaced it) is given up at once instead of being retried for ~25 s, which held the
@@ -36,4 +42,50 @@ async fn an_invalid_receipt_handle_is_given_up_without_retries() {
         "the refused entry was retried: {took:?}"
     );
     env.assert_queue_empty().await;
+}
+
+/// The database is slow (user_logins locked) for three visibility timeouts while SQS fails
+/// the heartbeat's first calls with a 500: the failed handles are extended again before their
+/// deadline, so no message is received twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_heartbeat_calls_are_retried_before_the_messages_reappear() {
+    let env = TestEnv::with_visibility(4).await;
+    let proxy = SqsFaults::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
+    let w = workload(300, 0.0, 0.0, 61);
+    let mut daemon = env.spawn_daemon(RunOptions::default().sqs_endpoint(&proxy.url()));
+    wait_until("daemon ready", Duration::from_secs(60), || async {
+        daemon.ready()
+    })
+    .await;
+    let mut locker = env.db().await;
+    let tx = locker.lock_user_logins().await;
+    env.send(&w.bodies).await;
+    wait_until("all 300 held", Duration::from_secs(30), || async {
+        daemon.received() == 300
+    })
+    .await;
+    // As many failures as one pass has calls (300 handles, ten a call): every handle's
+    // extension fails once, and the heartbeat must try again before the deadline.
+    proxy.fail_next(EXTEND, 30);
+    wait_until("the failures given", Duration::from_secs(20), || async {
+        proxy.pending(EXTEND) == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(daemon.loaded(), 0, "the lock holds the writers");
+    tx.rollback().await.unwrap();
+    env.wait_drained(Duration::from_secs(60)).await;
+    let s = daemon.stop_and_join().await;
+    assert_eq!(proxy.injected(), 30);
+    assert!(
+        daemon.extensions_failed() > 0,
+        "some extensions failed for good"
+    );
+    assert!(s.visibility_extended > 0, "visibility was extended");
+    assert_eq!(
+        (s.received, s.duplicates),
+        (300, 0),
+        "no message reappeared: {s:?}"
+    );
+    assert_invariants(&env, &w).await;
 }

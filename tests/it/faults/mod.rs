@@ -1,11 +1,13 @@
 //! Fault-injection harness: a TCP proxy that cuts, blackholes or freezes connections,
 //! private Postgres clusters (alone, or a primary with a synchronous standby) a test may
-//! crash, restart or fail over without disturbing the others, and a real PgBouncer.
+//! crash, restart or fail over without disturbing the others, a real PgBouncer, and an HTTP
+//! proxy that fails chosen SQS operations.
 
 mod pg;
 mod pgbouncer;
 mod proxy;
 mod selftest;
+mod sqs_http;
 mod standby;
 mod tls;
 
@@ -14,6 +16,7 @@ use std::time::Duration;
 pub use self::pg::PrivatePg;
 pub use self::pgbouncer::Pgbouncer;
 pub use self::proxy::Proxy;
+pub use self::sqs_http::SqsFaults;
 pub use self::standby::multi_host_url;
 
 /// Sleeps a random time in `[lo, hi)` milliseconds.

@@ -233,7 +233,7 @@ impl TestEnv {
                 queue_url: Some(self.queue_url.clone()),
                 queue_name: self.queue_name.clone(),
                 framing: Default::default(),
-                endpoint_url: self.endpoint.clone(),
+                endpoint_url: opts.sqs_endpoint.clone().or_else(|| self.endpoint.clone()),
             },
             db: DbConfig::new(
                 opts.database_url.as_deref().unwrap_or(&self.database_url),

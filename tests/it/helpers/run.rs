@@ -19,6 +19,7 @@ pub struct RunOptions {
     pub(crate) wait_seconds: Option<i32>,
     pub(crate) db_write_timeout: Option<Duration>,
     pub(crate) max_inflight_bytes: Option<usize>,
+    pub(crate) sqs_endpoint: Option<String>,
 }
 
 impl RunOptions {
@@ -49,6 +50,12 @@ impl RunOptions {
     /// The bound on one batch's transaction (`--db-write-timeout-secs`).
     pub fn db_write_timeout(mut self, bound: Duration) -> Self {
         self.db_write_timeout = Some(bound);
+        self
+    }
+
+    /// Another SQS endpoint (a fault proxy in front of the test's server).
+    pub fn sqs_endpoint(mut self, url: &str) -> Self {
+        self.sqs_endpoint = Some(url.to_owned());
         self
     }
 
@@ -93,6 +100,11 @@ impl Daemon {
     /// Messages deleted from the queue so far.
     pub fn deleted(&self) -> u64 {
         self.stats.summary(Duration::ZERO).deleted
+    }
+
+    /// Visibility extensions SQS did not confirm after their call's retries.
+    pub fn extensions_failed(&self) -> u64 {
+        self.stats.snapshot().visibility_extend_failed
     }
 
     /// SQS or Postgres calls retried so far.

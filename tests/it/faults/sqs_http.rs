@@ -1,0 +1,171 @@
+//! An HTTP proxy in front of an SQS server that answers chosen calls itself, with the 500
+//! SQS gives for an internal error, and forwards every other one unchanged. The TCP
+//! [`super::Proxy`] breaks a whole path; this breaks one operation while the rest of the
+//! queue keeps working, as an SQS hiccup on one API does.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+/// The header the SDK's JSON protocol names the operation in (`AmazonSQS.<Operation>`).
+const TARGET_HEADER: &str = "x-amz-target";
+
+type Upstream = Client<HttpConnector, Full<Bytes>>;
+
+/// What the proxy should answer itself: operation name → calls left to fail.
+#[derive(Default)]
+struct Faults {
+    fail_next: Mutex<HashMap<String, u32>>,
+    injected: AtomicU64,
+}
+
+impl Faults {
+    /// Takes one of the failures planned for `operation`, if any is left.
+    fn take(&self, operation: &str) -> bool {
+        let mut plan = self.fail_next.lock().unwrap();
+        match plan.get_mut(operation) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                self.injected.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The proxy, on 127.0.0.1; it stops when dropped.
+pub struct SqsFaults {
+    addr: SocketAddr,
+    faults: Arc<Faults>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SqsFaults {
+    /// Starts forwarding to `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let faults = Arc::new(Faults::default());
+        let client: Upstream = Client::builder(TokioExecutor::new()).build_http();
+        let upstream: Arc<str> = upstream.trim_end_matches('/').into();
+        let f = faults.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (f, client, upstream) = (f.clone(), client.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        answer(req, f.clone(), client.clone(), upstream.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, faults, task }
+    }
+
+    /// The endpoint URL to give the SDK.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next `n` calls of `operation` (`ChangeMessageVisibilityBatch`) get a 500
+    /// `InternalFailure` without reaching the server.
+    pub fn fail_next(&self, operation: &str, n: u32) {
+        *self
+            .faults
+            .fail_next
+            .lock()
+            .unwrap()
+            .entry(operation.to_owned())
+            .or_default() += n;
+    }
+
+    /// Calls answered with a failure so far.
+    pub fn injected(&self) -> u64 {
+        self.faults.injected.load(Ordering::Relaxed)
+    }
+
+    /// Planned failures of `operation` not yet given.
+    pub fn pending(&self, operation: &str) -> u32 {
+        self.faults
+            .fail_next
+            .lock()
+            .unwrap()
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for SqsFaults {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A planned failure, or the server's own answer.
+async fn answer(
+    req: Request<Incoming>,
+    faults: Arc<Faults>,
+    client: Upstream,
+    upstream: Arc<str>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let operation = req
+        .headers()
+        .get(TARGET_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("AmazonSQS."))
+        .unwrap_or("")
+        .to_owned();
+    if faults.take(&operation) {
+        return Ok(internal_failure());
+    }
+    Ok(forward(req, &client, &upstream).await.unwrap_or_else(|e| {
+        Response::builder()
+            .status(StatusCode::BAD_GATEWAY)
+            .body(Full::new(Bytes::from(format!("proxy: {e}"))))
+            .unwrap()
+    }))
+}
+
+/// What SQS's JSON protocol answers for an internal error.
+fn internal_failure() -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::INTERNAL_SERVER_ERROR)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amzn-query-error", "InternalFailure;Receiver")
+        .body(Full::new(Bytes::from_static(
+            br#"{"__type":"com.amazonaws.sqs#InternalFailure","message":"injected by the test's fault proxy"}"#,
+        )))
+        .unwrap()
+}
+
+async fn forward(
+    req: Request<Incoming>,
+    client: &Upstream,
+    upstream: &str,
+) -> Result<Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
+    let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = format!("{upstream}{path}").parse()?;
+    let body = body.collect().await?.to_bytes();
+    let resp = client
+        .request(Request::from_parts(parts, Full::new(body)))
+        .await?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
