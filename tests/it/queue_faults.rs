@@ -89,3 +89,49 @@ async fn failed_heartbeat_calls_are_retried_before_the_messages_reappear() {
     );
     assert_invariants(&env, &w).await;
 }
+
+/// A slow `DeleteMessageBatch` (each call held 1.5 s) does not hold the writer back: it
+/// commits its next batch while the last one's deletes are still waiting on SQS.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_writer_commits_its_next_batch_while_the_last_ones_deletes_finish() {
+    let env = TestEnv::new().await;
+    let proxy = SqsFaults::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
+    proxy.delay("DeleteMessageBatch", Some(Duration::from_millis(1500)));
+    let first: Vec<String> = (0..100)
+        .map(|i| login(&format!("a{i}"), "10.9.1.1", "d"))
+        .collect();
+    let second: Vec<String> = (0..100)
+        .map(|i| login(&format!("b{i}"), "10.9.1.2", "d"))
+        .collect();
+    // One writer, and batches that close at their 100 messages, not on time.
+    let mut daemon = env.spawn_daemon(
+        RunOptions::default()
+            .writers(1)
+            .batch_wait(Duration::from_secs(5))
+            .sqs_endpoint(&proxy.url()),
+    );
+    env.send(&first).await;
+    wait_until(
+        "the first batch committed",
+        Duration::from_secs(30),
+        || async { daemon.loaded() == 100 },
+    )
+    .await;
+    env.send(&second).await;
+    wait_until(
+        "the second batch committed",
+        Duration::from_secs(30),
+        || async { daemon.loaded() == 200 },
+    )
+    .await;
+    assert_eq!(
+        daemon.deleted(),
+        0,
+        "both batches committed while the first one's deletes were held"
+    );
+    proxy.delay("DeleteMessageBatch", None);
+    env.wait_drained(Duration::from_secs(60)).await;
+    let s = daemon.stop_and_join().await;
+    assert_eq!((s.loaded, s.deleted), (200, 200));
+    env.assert_queue_empty().await;
+}

@@ -1,5 +1,6 @@
 //! An HTTP proxy in front of an SQS server that answers chosen calls itself, with the 500
-//! SQS gives for an internal error, and forwards every other one unchanged. The TCP
+//! SQS gives for an internal error, or holds them a while before forwarding (a slow API),
+//! and forwards every other one unchanged. The TCP
 //! [`super::Proxy`] breaks a whole path; this breaks one operation while the rest of the
 //! queue keeps working, as an SQS hiccup on one API does.
 
@@ -8,6 +9,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -22,15 +24,21 @@ const TARGET_HEADER: &str = "x-amz-target";
 
 type Upstream = Client<HttpConnector, Full<Bytes>>;
 
-/// What the proxy should answer itself: operation name → calls left to fail.
+/// What the proxy should do itself: operation name → calls left to fail, or how long to
+/// hold each call.
 #[derive(Default)]
 struct Faults {
     fail_next: Mutex<HashMap<String, u32>>,
+    delay: Mutex<HashMap<String, Duration>>,
     injected: AtomicU64,
 }
 
 impl Faults {
     /// Takes one of the failures planned for `operation`, if any is left.
+    fn delay_of(&self, operation: &str) -> Option<Duration> {
+        self.delay.lock().unwrap().get(operation).copied()
+    }
+
     fn take(&self, operation: &str) -> bool {
         let mut plan = self.fail_next.lock().unwrap();
         match plan.get_mut(operation) {
@@ -93,6 +101,15 @@ impl SqsFaults {
             .or_default() += n;
     }
 
+    /// Every call of `operation` is held `by` before it is forwarded (`None`: none is).
+    pub fn delay(&self, operation: &str, by: Option<Duration>) {
+        let mut delay = self.faults.delay.lock().unwrap();
+        match by {
+            Some(by) => delay.insert(operation.to_owned(), by),
+            None => delay.remove(operation),
+        };
+    }
+
     /// Calls answered with a failure so far.
     pub fn injected(&self) -> u64 {
         self.faults.injected.load(Ordering::Relaxed)
@@ -132,6 +149,9 @@ async fn answer(
         .to_owned();
     if faults.take(&operation) {
         return Ok(internal_failure());
+    }
+    if let Some(by) = faults.delay_of(&operation) {
+        tokio::time::sleep(by).await;
     }
     Ok(forward(req, &client, &upstream).await.unwrap_or_else(|e| {
         Response::builder()
