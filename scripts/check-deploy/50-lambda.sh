@@ -6,12 +6,11 @@
 # Settings: SQS2PG_LAMBDA_ZIP=PATH checks that zip; SQS2PG_LAMBDA_RELEASE=1 builds and checks
 # the release zip (`make lambda-zip`, a release build: minutes); by default the debug binary
 # `make test` built is zipped and checked, which links the same libc symbols and keeps CI short.
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh" "$@"
+cd "$root"
 eval "$(scripts/tools env)"
-say() { printf 'check-deploy/lambda: %s\n' "$*" >&2; }
-die() { printf 'check-deploy/lambda: FAIL: %s\n' "$*" >&2; exit 1; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+tmp=$work
 
 template=deploy/lambda/template.yaml
 mapping_settings() {  # the event source mapping's settings that make partial batch responses work

@@ -3,12 +3,11 @@
 # passes its unit test (`promtool test rules alerts_test.yml`); first shown failing on a broken
 # copy. (A live /metrics linted by `promtool check metrics`, and the real server raising
 # Sqs2pgNotReady: tests/it/prometheus.rs, in `make test`.)
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh" "$@"
+cd "$root"
 eval "$(scripts/tools env)"
-say() { printf 'check-deploy/prometheus: %s\n' "$*" >&2; }
-die() { printf 'check-deploy/prometheus: FAIL: %s\n' "$*" >&2; exit 1; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+tmp=$work
 
 cp deploy/prometheus/alerts_test.yml "$tmp/"
 sed 's/expr: sqs2pg_ready == 0/expr: sqs2pg_ready == 1/' deploy/prometheus/alerts.yml > "$tmp/alerts.yml"

@@ -3,11 +3,10 @@
 # (src/telemetry/metrics.rs's HELP table); first shown failing on a broken copy. (Every
 # expression parsed by the real Prometheus and checked against a live /metrics:
 # tests/it/grafana.rs, in `make test`.)
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-say() { printf 'check-deploy/grafana: %s\n' "$*" >&2; }
-die() { printf 'check-deploy/grafana: FAIL: %s\n' "$*" >&2; exit 1; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh" "$@"
+cd "$root"
+tmp=$work
 
 check() {  # check DASHBOARD: JSON, and every sqs2pg_ family it names is one sqs2pg describes
   python3 - "$1" src/telemetry/metrics.rs <<'PY'
