@@ -7,21 +7,39 @@ use std::time::Duration;
 
 use super::*;
 
-/// Points the AWS SDK at local LocalStack unless the caller already chose an endpoint.
-/// Never real AWS: without AWS_ENDPOINT_URL the tests use 127.0.0.1:4566. Then checks,
-/// once per process, that both services answer (see [`preflight`]).
+/// The settings the AWS SDK reads from the environment, which `scripts/services env` exports
+/// (`make test` does it): checked, never set here, since `set_var` in a threaded test binary
+/// races every thread that reads the environment. Never real AWS: the endpoint must be a
+/// local one. Then checks, once per process, that the services answer (see [`preflight`]).
 pub(crate) fn init_env() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        for (k, v) in [
-            ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-        ] {
-            if std::env::var_os(k).is_none() {
-                std::env::set_var(k, v);
-            }
+        let missing: Vec<&str> = [
+            "AWS_ENDPOINT_URL",
+            "AWS_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ]
+        .into_iter()
+        .filter(|k| std::env::var_os(k).is_none())
+        .collect();
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+        let local = ["http://127.0.0.1:", "http://localhost:"]
+            .iter()
+            .any(|p| endpoint.starts_with(p));
+        if !missing.is_empty() || !local {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "integration tests need the local services' settings ({}): run \
+                 eval \"$(scripts/services env)\" (or `make test`)",
+                if missing.is_empty() {
+                    format!("AWS_ENDPOINT_URL={endpoint} is not a local endpoint")
+                } else {
+                    format!("{} not set", missing.join(", "))
+                }
+            );
+            std::process::exit(2);
         }
         preflight();
     });
