@@ -404,3 +404,40 @@ async fn a_table_gone_mid_run_holds_the_batch_until_it_is_back() {
     assert_eq!(s.received, 100, "each message received once");
     assert_invariants(&env, &w).await;
 }
+
+/// A daemon started while a migration holds user_logins (ACCESS EXCLUSIVE, which blocks
+/// even reads of it): it starts, becomes ready, holds what it receives through two
+/// visibility timeouts (no second delivery), and loads it once the lock goes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_started_during_a_migrations_lock_waits_then_loads() {
+    let env = TestEnv::with_visibility(3).await;
+    let w = workload(100, 0.0, 0.0, 45);
+    let mut locker = env.db().await;
+    let tx = locker.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE user_logins IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    env.send(&w.bodies).await;
+    let mut daemon = env.spawn_daemon(RunOptions::default());
+    wait_until("the daemon is ready", Duration::from_secs(30), || async {
+        daemon.ready()
+    })
+    .await;
+    wait_until("all 100 received", Duration::from_secs(30), || async {
+        daemon.received() == 100
+    })
+    .await;
+    // Each held message extended twice: past two of the queue's 3 s timeouts.
+    wait_until(
+        "two extensions of each held message",
+        Duration::from_secs(30),
+        || async { daemon.extensions_made() >= 200 },
+    )
+    .await;
+    assert_eq!(daemon.loaded(), 0, "the lock holds the writers");
+    tx.rollback().await.unwrap();
+    env.wait_drained(Duration::from_secs(60)).await;
+    let s = daemon.stop_and_join().await;
+    assert_eq!(s.received, 100, "each message received once");
+    assert_invariants(&env, &w).await;
+}

@@ -102,6 +102,11 @@ impl Daemon {
         self.stats.summary(Duration::ZERO).deleted
     }
 
+    /// Visibility extensions SQS confirmed so far.
+    pub fn extensions_made(&self) -> u64 {
+        self.stats.summary(Duration::ZERO).visibility_extended
+    }
+
     /// Visibility extensions SQS did not confirm after their call's retries.
     pub fn extensions_failed(&self) -> u64 {
         self.stats.snapshot().visibility_extend_failed
