@@ -9,7 +9,28 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's option numbers (`mi_option_e` in mimalloc.h, v2), which the sys crate does
+/// not name.
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Large bodies come and go in bursts: mimalloc's defaults (arenas committed eagerly, freed
+/// pages kept 10 ms and then only reset) left the process holding tens of MB above the byte
+/// budget. Freed pages now go back at once. A `MIMALLOC_*` variable the user set wins.
+fn tune_allocator() {
+    for (option, var) in [
+        (MI_OPTION_ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT"),
+        (MI_OPTION_PURGE_DELAY, "MIMALLOC_PURGE_DELAY"),
+    ] {
+        if std::env::var_os(var).is_none() {
+            // SAFETY: sets one option's value; called first in main, before any thread.
+            unsafe { libmimalloc_sys::mi_option_set(option, 0) };
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     // clap exits 2 itself on a bad flag, naming it; a bad config file arrives here.
     let cli = match sqs2pg::cli::parse() {
         Ok(cli) => cli,

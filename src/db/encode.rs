@@ -239,19 +239,34 @@ impl RejectWriter {
         Ok(Self { insert })
     }
 
-    /// Inserts `(message id, reject)` pairs in one statement.
+    /// Inserts `(message id, reject)` pairs: one statement, or one per
+    /// [`REJECT_STATEMENT_BYTES`] of sealed bodies when they are large.
     pub async fn insert(
         &self,
         tx: &Transaction<'_>,
         rejects: &[(&str, &Reject)],
     ) -> Result<(), DbError> {
-        if rejects.is_empty() {
-            return Ok(());
-        }
         let mut cols = RejectColumns::default();
+        let mut bytes = 0;
         for (id, r) in rejects {
             cols.push(id, r);
+            bytes += r.body_ciphertext.len();
+            if bytes >= REJECT_STATEMENT_BYTES {
+                self.insert_columns(tx, &std::mem::take(&mut cols)).await?;
+                bytes = 0;
+            }
         }
+        if !cols.message_id.is_empty() {
+            self.insert_columns(tx, &cols).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_columns(
+        &self,
+        tx: &Transaction<'_>,
+        cols: &RejectColumns<'_>,
+    ) -> Result<(), DbError> {
         self.insert
             .execute(
                 tx,
@@ -267,6 +282,11 @@ impl RejectWriter {
         Ok(())
     }
 }
+
+/// Sealed body bytes per reject statement. The driver encodes a statement's parameters
+/// into one buffer, so a batch of 256 KiB rejects in one statement would be a second copy of
+/// the whole batch (outside the byte budget); in statements of about 1 MiB it is 1 MiB.
+const REJECT_STATEMENT_BYTES: usize = 1024 * 1024;
 
 /// Column arrays for one `unnest` insert into `user_logins_rejects`.
 #[derive(Default)]

@@ -22,6 +22,12 @@ use crate::telemetry::Stats;
 /// The body size a reservation assumes until a larger one is seen: SQS's limit until 2025.
 pub const ASSUMED_BODY_BYTES: usize = 256 * 1024;
 
+/// While a receive is in flight its answer is in memory about this many times over: the
+/// HTTP body, the parsed response, and the bodies taken from it. A reservation covers all
+/// of them and settles to the bodies alone, so held bodies plus the receives in flight stay
+/// within the budget.
+const RECEIVE_COPIES: usize = 3;
+
 /// The bytes held, and the largest body seen.
 #[derive(Debug)]
 struct State {
@@ -84,8 +90,8 @@ impl Budget {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits for room for at least one message at the largest size seen, then takes room
-    /// for as many (up to a receive's ten) as fit. With nothing held there is always room.
+    /// Waits for room for at least one message at the largest size seen (its
+    /// [`RECEIVE_COPIES`]), then takes room for as many (up to a receive's ten) as fit. With nothing held there is always room.
     pub async fn reserve(self: &Arc<Self>) -> Reservation {
         loop {
             let freed = self.freed.notified();
@@ -101,7 +107,7 @@ impl Budget {
 
     fn try_reserve(self: &Arc<Self>) -> Option<Reservation> {
         let mut s = self.lock();
-        let per = s.largest.min(self.limit);
+        let per = (s.largest * RECEIVE_COPIES).min(self.limit);
         let fit = (self.limit.saturating_sub(s.used) / per).min(MAX_BATCH);
         let n = if s.used == 0 { fit.max(1) } else { fit };
         if n == 0 {
@@ -194,10 +200,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reservations_fit_the_largest_body_seen() {
-        let b = budget(4 * ASSUMED_BODY_BYTES);
+    async fn reservations_fit_the_largest_body_seen_and_its_copies() {
+        let b = budget(4 * RECEIVE_COPIES * ASSUMED_BODY_BYTES);
         let r = b.reserve().await;
-        assert_eq!(r.max_messages, 4);
+        assert_eq!(r.max_messages, 4, "four bodies, each three times over");
         let charges = r.settle([100, 200]);
         assert_eq!(b.used(), 300);
         drop(charges);
@@ -205,7 +211,11 @@ mod tests {
         // A 1 MiB body seen: reservations are sized for it from now on.
         let one_mib = 4 * ASSUMED_BODY_BYTES;
         let big = b.reserve().await.settle([one_mib]);
-        assert!(b.try_reserve().is_none(), "full");
+        assert_eq!(b.used(), one_mib, "settled to the body alone");
+        assert!(
+            b.try_reserve().is_none(),
+            "another 1 MiB answer needs 3 MiB of room"
+        );
         drop(big);
         assert_eq!(b.reserve().await.max_messages, 1);
     }

@@ -54,6 +54,38 @@ async fn one_mib_bodies_load_or_quarantine_intact() {
     env.assert_queue_empty().await;
 }
 
+/// Twelve 256 KiB rejects in one batch (about 4 MiB sealed, so several reject statements of
+/// about 1 MiB each, in one transaction): every one quarantined intact, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_of_large_rejects_is_quarantined_whole() {
+    let env = TestEnv::new().await;
+    let bodies: Vec<String> = (0..12)
+        .map(|i| {
+            let head = format!("not json {i} ");
+            format!("{head}{}", "x".repeat(256 * 1024 - head.len()))
+        })
+        .collect();
+    env.send(&bodies).await;
+    let s = env
+        .drain_with(
+            RunOptions::default()
+                .writers(1)
+                .batch_wait(Duration::from_secs(2)),
+        )
+        .await;
+    assert_eq!((s.received, s.loaded, s.rejected), (12, 0, 12), "{s:?}");
+    let mut want: Vec<(String, String)> = bodies
+        .into_iter()
+        .map(|b| (b, "not_json".to_owned()))
+        .collect();
+    want.sort();
+    assert!(
+        env.revealed_rejects().await == want,
+        "each quarantined body is the one sent, byte for byte"
+    );
+    env.assert_queue_empty().await;
+}
+
 /// A database that stalls (the table locked) while messages keep arriving: receiving pauses
 /// at the budget, the bytes held never pass it by more than one body, and everything loads
 /// once the lock goes.
