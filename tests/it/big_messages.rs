@@ -54,12 +54,12 @@ async fn one_mib_bodies_load_or_quarantine_intact() {
     env.assert_queue_empty().await;
 }
 
-/// Twelve 256 KiB rejects in one batch (about 4 MiB sealed, so several reject statements of
+/// Thirteen 256 KiB rejects in one batch (about 4.4 MiB sealed, so several reject statements of
 /// about 1 MiB each, in one transaction): every one quarantined intact, once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_of_large_rejects_is_quarantined_whole() {
     let env = TestEnv::new().await;
-    let bodies: Vec<String> = (0..12)
+    let bodies: Vec<String> = (0..13)
         .map(|i| {
             let head = format!("not json {i} ");
             format!("{head}{}", "x".repeat(256 * 1024 - head.len()))
@@ -73,7 +73,7 @@ async fn a_batch_of_large_rejects_is_quarantined_whole() {
                 .batch_wait(Duration::from_secs(2)),
         )
         .await;
-    assert_eq!((s.received, s.loaded, s.rejected), (12, 0, 12), "{s:?}");
+    assert_eq!((s.received, s.loaded, s.rejected), (13, 0, 13), "{s:?}");
     let mut want: Vec<(String, String)> = bodies
         .into_iter()
         .map(|b| (b, "not_json".to_owned()))
