@@ -99,10 +99,7 @@ async fn receiving_pauses_at_the_byte_budget() {
         .max_inflight_bytes(BUDGET)
         .db_write_timeout(Duration::from_secs(120));
     let mut daemon = env.spawn_daemon(opts);
-    wait_until("ready", Duration::from_secs(60), || async {
-        daemon.ready()
-    })
-    .await;
+    daemon.wait_ready().await;
     let mut lock = env.db().await;
     let tx = lock.transaction().await.expect("begin");
     tx.batch_execute("LOCK TABLE user_logins IN ACCESS EXCLUSIVE MODE")

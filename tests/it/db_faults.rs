@@ -105,10 +105,7 @@ async fn a_revoked_grant_holds_the_messages_until_it_is_back() {
         .database_url
         .replacen("postgres@", &format!("{role}@"), 1);
     let mut daemon = env.spawn_daemon(RunOptions::default().database_url(&url));
-    wait_until("ready", Duration::from_secs(60), || async {
-        daemon.ready()
-    })
-    .await;
+    daemon.wait_ready().await;
     db.batch_execute(&format!("REVOKE INSERT ON user_logins FROM {role}"))
         .await
         .unwrap();
@@ -260,10 +257,7 @@ async fn a_connection_frozen_mid_batch_is_given_up_and_the_batch_retried() {
         .database_url(&via_proxy)
         .db_write_timeout(bound);
     let mut daemon = env.spawn_daemon(opts);
-    wait_until("ready", Duration::from_secs(60), || async {
-        daemon.ready()
-    })
-    .await;
+    daemon.wait_ready().await;
     let mut locker = env.db().await;
     let lock = locker.lock_user_logins().await;
     let w = workload(2000, 0.0, 0.0, 43);
@@ -381,10 +375,7 @@ async fn a_primary_turned_read_only_sends_the_writers_to_the_promoted_standby() 
 async fn a_table_gone_mid_run_holds_the_batch_until_it_is_back() {
     let env = TestEnv::with_visibility(4).await;
     let mut daemon = env.spawn_daemon(RunOptions::default());
-    wait_until("ready", Duration::from_secs(60), || async {
-        daemon.ready()
-    })
-    .await;
+    daemon.wait_ready().await;
     let db = env.db().await;
     db.batch_execute(
         "ALTER TABLE user_logins RENAME TO user_logins_away;
@@ -419,10 +410,7 @@ async fn a_daemon_started_during_a_migrations_lock_waits_then_loads() {
         .unwrap();
     env.send(&w.bodies).await;
     let mut daemon = env.spawn_daemon(RunOptions::default());
-    wait_until("the daemon is ready", Duration::from_secs(30), || async {
-        daemon.ready()
-    })
-    .await;
+    daemon.wait_ready().await;
     wait_until("all 100 received", Duration::from_secs(30), || async {
         daemon.received() == 100
     })

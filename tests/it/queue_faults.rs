@@ -58,10 +58,7 @@ async fn failed_heartbeat_calls_are_retried_before_the_messages_reappear() {
     let proxy = SqsFaults::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
     let w = workload(300, 0.0, 0.0, 61);
     let mut daemon = env.spawn_daemon(RunOptions::default().sqs_endpoint(&proxy.url()));
-    wait_until("daemon ready", Duration::from_secs(60), || async {
-        daemon.ready()
-    })
-    .await;
+    daemon.wait_ready().await;
     let mut locker = env.db().await;
     let tx = locker.lock_user_logins().await;
     env.send(&w.bodies).await;

@@ -308,10 +308,7 @@ async fn slow_sink_keeps_messages_invisible() {
     let env = TestEnv::with_visibility(3).await;
     let w = workload(300, 0.0, 0.0, 15);
     let mut daemon = env.spawn_daemon(RunOptions::default());
-    wait_until("daemon ready", Duration::from_secs(60), || async {
-        daemon.ready()
-    })
-    .await;
+    daemon.wait_ready().await;
     let mut locker = env.db().await;
     let tx = locker.lock_user_logins().await;
     env.send(&w.bodies).await;

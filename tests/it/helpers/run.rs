@@ -125,6 +125,14 @@ impl Daemon {
         self.stats.readiness().consuming
     }
 
+    /// Waits (up to a minute) until it is connected and consuming.
+    pub async fn wait_ready(&self) {
+        super::wait_until("the daemon ready", Duration::from_secs(60), || async {
+            self.ready()
+        })
+        .await;
+    }
+
     /// A batch is being held and retried (what turns `/readyz` to 503).
     pub fn writes_failing(&self) -> bool {
         !self.stats.readiness().writes_ok
