@@ -9,23 +9,19 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's option numbers (`mi_option_e` in mimalloc.h, v2), which the sys crate does
-/// not name.
-const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+/// mimalloc's `mi_option_purge_delay` (`mi_option_e` in mimalloc.h, v3 as the sys crate
+/// builds it), which the sys crate does not name.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Large bodies come and go in bursts: mimalloc's defaults (arenas committed eagerly, freed
-/// pages kept 10 ms and then only reset) left the process holding tens of MB above the byte
-/// budget. Freed pages now go back at once. A `MIMALLOC_*` variable the user set wins.
+/// Large bodies come and go in bursts, and mimalloc keeps freed pages 10 ms (arenas: 100 ms)
+/// before it gives them back: with 256 KiB bodies that was ~12 MB of peak RSS above the
+/// byte budget. Freed pages now go back at once. `MIMALLOC_PURGE_DELAY` set by the user
+/// wins. (`MIMALLOC_ARENA_EAGER_COMMIT=0`, worth another ~38 MB there, works only from the
+/// environment: the first arena is reserved before `main`; docs/DEPLOYMENT.md.)
 fn tune_allocator() {
-    for (option, var) in [
-        (MI_OPTION_ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT"),
-        (MI_OPTION_PURGE_DELAY, "MIMALLOC_PURGE_DELAY"),
-    ] {
-        if std::env::var_os(var).is_none() {
-            // SAFETY: sets one option's value; called first in main, before any thread.
-            unsafe { libmimalloc_sys::mi_option_set(option, 0) };
-        }
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets one option's value; called first in main, before any thread.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     }
 }
 
