@@ -3,12 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub(super) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+pub(super) use crate::helpers::free_port;
 
 fn pg_bindir() -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")

@@ -43,12 +43,33 @@ pub fn promtool() -> PathBuf {
     tool("SQS2PG_PROMTOOL", "promtool")
 }
 
-/// A port on loopback nothing listens on yet.
+/// Where [`free_port`] looks: below Linux's ephemeral range (32768–60999), so no outgoing
+/// connection of this or any process is given the port between the check and the child's
+/// bind, as one bound to port 0 and released could be.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port on loopback nothing listens on yet, for a child server to bind (a private cluster,
+/// PgBouncer, Prometheus, a Runtime API). Never the same one twice in this process, so two
+/// tests starting servers at once cannot be handed one port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // A start that differs between runs, so a server a crashed run left behind is skipped
+    // rather than met at every port.
+    let _ = NEXT.compare_exchange(
+        0,
+        TEST_PORTS.start + (std::process::id() % 1000) as u16 * 10,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..TEST_PORTS.len() {
+        let port = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = TEST_PORTS.start + (port - TEST_PORTS.start) % TEST_PORTS.len() as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {TEST_PORTS:?}")
 }
 
 /// The `sqs2pg-lambda` binary of this build's profile, built first (`--features lambda`,
