@@ -27,9 +27,6 @@ pub type SharedShape = Arc<watch::Sender<TableShape>>;
 /// How often a committer reads the table's shape again even when nothing failed: an
 /// `ALTER TABLE` that widens a column produces no error to notice it by.
 const SHAPE_RECHECK: Duration = Duration::from_secs(60);
-/// A reject for a column's limits (too long, an app_version the column cannot take) is final
-/// only under the live limits: a batch holding one reads the shape again if it is older.
-const LIMIT_REJECT_RECHECK: Duration = Duration::from_secs(1);
 
 /// Why a batch was not committed.
 #[derive(Debug)]
@@ -199,10 +196,11 @@ impl Committer {
     /// One write on the open connection, or on a new one when it is gone or was prepared for
     /// an older shape; records made for older limits are made again first.
     async fn write_once(&mut self, items: &mut [Item]) -> Result<WriteReport, DbError> {
-        let age = self.inspected.elapsed();
-        if age > SHAPE_RECHECK
-            || (age > LIMIT_REJECT_RECHECK && items.iter().any(Item::rejected_for_limits))
-        {
+        // A reject for a column's limits (too long, an app_version the column cannot take)
+        // is final only under the live limits, so a batch holding one reads the shape first,
+        // whenever it was last read: an `ALTER TABLE` a moment ago must not quarantine what
+        // the new column takes. One catalog query, only for such batches.
+        if self.inspected.elapsed() > SHAPE_RECHECK || items.iter().any(Item::rejected_for_limits) {
             self.refresh_shape().await;
         }
         let shape = self.shape.borrow().clone();
