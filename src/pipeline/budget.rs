@@ -91,7 +91,8 @@ impl Budget {
     }
 
     /// Waits for room for at least one message at the largest size seen (its
-    /// [`RECEIVE_COPIES`]), then takes room for as many (up to a receive's ten) as fit. With nothing held there is always room.
+    /// [`RECEIVE_COPIES`]), then takes room for as many (up to a receive's ten) as fit.
+    /// With nothing held there is always room.
     pub async fn reserve(self: &Arc<Self>) -> Reservation {
         loop {
             let freed = self.freed.notified();
