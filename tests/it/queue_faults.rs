@@ -49,8 +49,8 @@ async fn an_invalid_receipt_handle_is_given_up_without_retries() {
     env.assert_queue_empty().await;
 }
 
-/// The database is slow (user_logins locked) for three visibility timeouts while SQS fails
-/// the heartbeat's first calls with a 500: the failed handles are extended again before their
+/// The database is slow (user_logins locked) for more than two visibility timeouts while SQS
+/// fails the heartbeat's first calls with a 500: the failed handles are extended again before their
 /// deadline, so no message is received twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_heartbeat_calls_are_retried_before_the_messages_reappear() {
@@ -73,7 +73,11 @@ async fn failed_heartbeat_calls_are_retried_before_the_messages_reappear() {
         proxy.pending(EXTEND) == 0
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Three confirmed extensions of each held message: held past two of its 4 s timeouts.
+    wait_until("three extensions of each", Duration::from_secs(60), || async {
+        daemon.extensions_made() >= 900
+    })
+    .await;
     assert_eq!(daemon.loaded(), 0, "the lock holds the writers");
     tx.rollback().await.unwrap();
     env.wait_drained(Duration::from_secs(60)).await;
