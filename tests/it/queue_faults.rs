@@ -74,9 +74,11 @@ async fn failed_heartbeat_calls_are_retried_before_the_messages_reappear() {
     })
     .await;
     // Three confirmed extensions of each held message: held past two of its 4 s timeouts.
-    wait_until("three extensions of each", Duration::from_secs(60), || async {
-        daemon.extensions_made() >= 900
-    })
+    wait_until(
+        "three extensions of each",
+        Duration::from_secs(60),
+        || async { daemon.extensions_made() >= 900 },
+    )
     .await;
     assert_eq!(daemon.loaded(), 0, "the lock holds the writers");
     tx.rollback().await.unwrap();
