@@ -2,35 +2,34 @@
 //! the wrong place, an operator revoking a grant or altering a column mid-run, a task that
 //! panics, a half-open connection, a failover to a promoted standby.
 
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::faults::{multi_host_url, PrivatePg, Proxy};
-use crate::helpers::{connect, login, stderr, wait_until, Daemon, RunOptions, TestEnv};
+use crate::helpers::{connect, login, stderr, wait_until, Daemon, Proc, RunOptions, TestEnv};
 use crate::reliability::{assert_invariants, assert_invariants_at, fill_queue, workload};
 
-/// `sqs2pg run` (daemon and drain) with `DATABASE_URL` set to `url`: its exit code, how
-/// long it took, and its stderr.
-fn run_against(env: &TestEnv, url: &str, args: &[&str]) -> (Option<i32>, Duration, String) {
-    let started = Instant::now();
-    let out = env
-        .cmd(args)
-        .env("DATABASE_URL", url)
-        .output()
-        .expect("spawn sqs2pg");
-    (out.status.code(), started.elapsed(), stderr(&out))
+/// `sqs2pg run` (daemon and drain) with `DATABASE_URL` set to `url`: its exit code and its
+/// stderr. A refusal taken as an outage would make the daemon wait for ever, so the run
+/// gets a minute, far past what an answer takes, before the test fails.
+async fn run_against(env: &TestEnv, url: &str, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Proc::spawn(
+        env.cmd(args)
+            .env("DATABASE_URL", url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let code = child.wait_exit(Duration::from_secs(60)).await;
+    (code, stderr(&child.wait_with_output()))
 }
 
-/// Both run modes exit 2 at once (no "is it running?" retries) with the server's words.
-fn assert_refused_at_once(env: &TestEnv, url: &str, server_says: &str) {
+/// Both run modes exit 2 without "is it running?" retries, with the server's words.
+async fn assert_refused_at_once(env: &TestEnv, url: &str, server_says: &str) {
     for args in [&["run", "--until-empty"][..], &["run"][..]] {
-        let (code, took, err) = run_against(env, url, args);
+        let (code, err) = run_against(env, url, args).await;
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(err.contains(server_says), "{args:?}: {err}");
         assert!(!err.contains("is it running"), "{args:?}: {err}");
-        assert!(
-            took < Duration::from_secs(20),
-            "{args:?} took {took:?}: retried?"
-        );
     }
 }
 
@@ -38,11 +37,11 @@ fn assert_refused_at_once(env: &TestEnv, url: &str, server_says: &str) {
 async fn a_wrong_database_or_role_exits_2_with_the_servers_words() {
     let env = TestEnv::new().await;
     let no_db = env.database_url.replace(env.db_name(), "it_no_such_db");
-    assert_refused_at_once(&env, &no_db, r#"database "it_no_such_db" does not exist"#);
+    assert_refused_at_once(&env, &no_db, r#"database "it_no_such_db" does not exist"#).await;
     let no_role = env
         .database_url
         .replacen("postgres@", "it_no_such_role@", 1);
-    assert_refused_at_once(&env, &no_role, r#"role "it_no_such_role" does not exist"#);
+    assert_refused_at_once(&env, &no_role, r#"role "it_no_such_role" does not exist"#).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -63,14 +62,14 @@ async fn a_wrong_password_or_ca_exits_2_with_the_reason() {
         .await
         .expect("password auth for it_app");
     let wrong = format!("postgres://it_app:wrong@127.0.0.1:{}/postgres", pg.port);
-    assert_refused_at_once(&env, &wrong, "password authentication failed");
+    assert_refused_at_once(&env, &wrong, "password authentication failed").await;
 
     let tls = tokio::task::spawn_blocking(PrivatePg::start_tls)
         .await
         .unwrap();
     // The system's roots do not know the test CA.
     let unknown_ca = format!("{}?sslmode=require", tls.url);
-    assert_refused_at_once(&env, &unknown_ca, "certificate");
+    assert_refused_at_once(&env, &unknown_ca, "certificate").await;
 }
 
 /// Sends `bodies` to a daemon whose writes are failing, waits until its batch is being

@@ -143,3 +143,40 @@ async fn a_writer_commits_its_next_batch_while_the_last_ones_deletes_finish() {
     assert_eq!((s.loaded, s.deleted), (200, 200));
     env.assert_queue_empty().await;
 }
+
+/// A stop does not wait on SQS: with every poller inside a receive SQS has not answered
+/// (each held ten minutes by the proxy), the run still ends after the short receive grace,
+/// with everything it loaded deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_does_not_wait_for_receives_sqs_has_not_answered() {
+    const RECEIVE: &str = "ReceiveMessage";
+    let env = TestEnv::new().await;
+    let proxy = SqsFaults::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
+    let bodies: Vec<String> = (0..20)
+        .map(|i| login(&format!("st{i}"), "10.9.2.1", "d"))
+        .collect();
+    let mut daemon = env.spawn_daemon(
+        RunOptions::default()
+            .wait_seconds(1)
+            .sqs_endpoint(&proxy.url()),
+    );
+    env.send(&bodies).await;
+    wait_until(
+        "all 20 loaded and deleted",
+        Duration::from_secs(30),
+        || async { daemon.loaded() == 20 && daemon.deleted() == daemon.received() },
+    )
+    .await;
+    proxy.delay(RECEIVE, Some(Duration::from_secs(600)));
+    wait_until(
+        "all four pollers waiting on a receive SQS has not answered",
+        Duration::from_secs(30),
+        || async { proxy.held(RECEIVE) == 4 },
+    )
+    .await;
+    let s = tokio::time::timeout(Duration::from_secs(60), daemon.stop_and_join())
+        .await
+        .expect("the stop waited for receives SQS holds for 600 s");
+    assert_eq!((s.received, s.loaded, s.deleted), (20, 20, 20));
+    env.assert_queue_empty().await;
+}

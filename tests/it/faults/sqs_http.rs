@@ -30,15 +30,37 @@ type Upstream = Client<HttpConnector, Full<Bytes>>;
 struct Faults {
     fail_next: Mutex<HashMap<String, u32>>,
     delay: Mutex<HashMap<String, Duration>>,
+    held: Mutex<HashMap<String, u32>>,
     injected: AtomicU64,
 }
 
 impl Faults {
-    /// Takes one of the failures planned for `operation`, if any is left.
     fn delay_of(&self, operation: &str) -> Option<Duration> {
         self.delay.lock().unwrap().get(operation).copied()
     }
 
+    /// Holds a call of `operation` for `by`, counted in [`SqsFaults::held`] meanwhile (also
+    /// when the caller hangs up first and the wait is dropped).
+    async fn hold(&self, operation: &str, by: Duration) {
+        struct Count<'a>(&'a Faults, &'a str);
+        impl Drop for Count<'_> {
+            fn drop(&mut self) {
+                if let Some(n) = self.0.held.lock().unwrap().get_mut(self.1) {
+                    *n -= 1;
+                }
+            }
+        }
+        *self
+            .held
+            .lock()
+            .unwrap()
+            .entry(operation.to_owned())
+            .or_default() += 1;
+        let _count = Count(self, operation);
+        tokio::time::sleep(by).await;
+    }
+
+    /// Takes one of the failures planned for `operation`, if any is left.
     fn take(&self, operation: &str) -> bool {
         let mut plan = self.fail_next.lock().unwrap();
         match plan.get_mut(operation) {
@@ -110,6 +132,12 @@ impl SqsFaults {
         };
     }
 
+    /// Calls of `operation` being held by [`SqsFaults::delay`] now.
+    pub fn held(&self, operation: &str) -> u32 {
+        let held = self.faults.held.lock().unwrap();
+        held.get(operation).copied().unwrap_or(0)
+    }
+
     /// Calls answered with a failure so far.
     pub fn injected(&self) -> u64 {
         self.faults.injected.load(Ordering::Relaxed)
@@ -151,7 +179,7 @@ async fn answer(
         return Ok(internal_failure());
     }
     if let Some(by) = faults.delay_of(&operation) {
-        tokio::time::sleep(by).await;
+        faults.hold(&operation, by).await;
     }
     Ok(forward(req, &client, &upstream).await.unwrap_or_else(|e| {
         Response::builder()
