@@ -27,6 +27,9 @@ if ! { git -C "$copy" init -q && git -C "$copy" add -A \
   die "could not make a git copy of the advisory snapshot"
 fi
 
+# cargo-deny reads `cargo metadata`, which needs every package of Cargo.lock, for every
+# platform; a build downloads only the host's, so a fresh machine fetches the rest first.
+(cd "$root" && cargo fetch --locked -q) || die "cargo fetch --locked failed: cargo-deny needs every package of Cargo.lock"
 (cd "$root" && SQS2PG_ADVISORY_DBS="$work/advisory-dbs" cargo deny --offline --locked --color never \
   check advisories licenses bans sources) >"$work/deny.out" 2>&1 || rc=$?
 grep -vE '^\s*$' "$work/deny.out" | grep -E '^(error|warning)\[|^(advisories|bans|licenses|sources) ' >&2 || true
