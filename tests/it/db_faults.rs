@@ -415,16 +415,7 @@ async fn a_daemon_started_during_a_migrations_lock_waits_then_loads() {
     })
     .await;
     // Each held message extended twice: past two of the queue's 3 s timeouts.
-    wait_until(
-        "two extensions of each held message",
-        Duration::from_secs(30),
-        || async { daemon.extensions_made() >= 200 },
-    )
-    .await;
-    assert_eq!(daemon.loaded(), 0, "the lock holds the writers");
-    tx.rollback().await.unwrap();
-    env.wait_drained(Duration::from_secs(60)).await;
-    let s = daemon.stop_and_join().await;
+    let s = daemon.hold_until_extended_then_drain(&env, tx, 200).await;
     assert_eq!(s.received, 100, "each message received once");
     assert_invariants(&env, &w).await;
 }

@@ -74,16 +74,7 @@ async fn failed_heartbeat_calls_are_retried_before_the_messages_reappear() {
     })
     .await;
     // Three confirmed extensions of each held message: held past two of its 4 s timeouts.
-    wait_until(
-        "three extensions of each",
-        Duration::from_secs(60),
-        || async { daemon.extensions_made() >= 900 },
-    )
-    .await;
-    assert_eq!(daemon.loaded(), 0, "the lock holds the writers");
-    tx.rollback().await.unwrap();
-    env.wait_drained(Duration::from_secs(60)).await;
-    let s = daemon.stop_and_join().await;
+    let s = daemon.hold_until_extended_then_drain(&env, tx, 900).await;
     assert_eq!(proxy.injected(), 30);
     assert!(
         daemon.extensions_failed() > 0,

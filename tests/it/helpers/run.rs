@@ -138,6 +138,27 @@ impl Daemon {
         !self.stats.readiness().writes_ok
     }
 
+    /// The slow-database window of the heartbeat tests: waits (bounded) until SQS confirmed
+    /// `extensions` visibility extensions while `lock` keeps every row from loading, then lifts
+    /// the lock, waits for the queue to drain and stops the daemon.
+    pub async fn hold_until_extended_then_drain(
+        &mut self,
+        env: &super::TestEnv,
+        lock: tokio_postgres::Transaction<'_>,
+        extensions: u64,
+    ) -> Summary {
+        super::wait_until(
+            &format!("{extensions} visibility extensions while the writers are held"),
+            Duration::from_secs(60),
+            || async { self.extensions_made() >= extensions },
+        )
+        .await;
+        assert_eq!(self.loaded(), 0, "the lock holds the writers");
+        lock.rollback().await.expect("lift the lock");
+        env.wait_drained(Duration::from_secs(60)).await;
+        self.stop_and_join().await
+    }
+
     /// Asks it to shut down as SIGTERM would, and returns the run's summary; panics if the
     /// run failed. The counters stay readable afterwards.
     pub async fn stop_and_join(&mut self) -> Summary {
