@@ -9,7 +9,7 @@ DEMO_KEYS := .demo-keys
 DEMO_DB := sqs2pg_demo
 SERVICES_ENV = eval "$$(scripts/services env)"
 
-.PHONY: demo test test-matrix bench services services-down build lint check-deploy clean-demo lambda-zip tools
+.PHONY: demo test test-matrix bench mutants services services-down build lint check-deploy clean-demo lambda-zip tools
 
 services:
 	scripts/services up
@@ -82,6 +82,13 @@ bench: services
 
 tools:
 	scripts/tools up
+
+## mutants: mutation testing of the pure core (decode, mask, transform; .cargo/mutants.toml)
+## against the library's unit and property tests; prints caught / missed / timeout and fails
+## below 90 % caught (scripts/mutants; cargo-mutants installed once, pinned). About an hour on
+## 2 cores, so not part of `make test`.
+mutants:
+	scripts/mutants
 
 ## lambda-zip: target/lambda/sqs2pg-lambda-x86_64.zip (bootstrap at the root, for provided.al2023),
 ## its layout checked; arm64 too where the toolchain has the target and a linker
