@@ -248,8 +248,8 @@ pub fn parse_ip(s: &str) -> Result<IpAddr, RejectReason> {
 pub fn encode_app_version(s: &str, max: i64) -> Option<i64> {
     let mut parts = [0i64; 3];
     for (n, part) in s.split('.').enumerate() {
-        if n == 3 || part.is_empty() || part.len() > 12 || !part.bytes().all(|b| b.is_ascii_digit())
-        {
+        // An empty part passes the digit check and fails the parse.
+        if n == 3 || part.len() > 12 || !part.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         parts[n] = part.parse().ok()?;

@@ -68,6 +68,12 @@ fn app_version_table() {
     ] {
         assert_eq!(encode_app_version(s, max), want, "{s:?}");
     }
+    // A bigint column takes majors of up to 12 digits, not more.
+    assert_eq!(
+        encode_app_version("999999999999.1.2", i64::MAX),
+        Some(9_999_999_999_990_102)
+    );
+    assert_eq!(encode_app_version("1000000000000", i64::MAX), None);
     assert_eq!(encode_app_version("4.0", 32767), None);
     assert_eq!(encode_app_version("3.27.67", 32767), Some(32767));
 }
