@@ -287,6 +287,22 @@ mod tests {
     }
 
     #[test]
+    fn errors_and_debug_name_the_column_and_kid_never_the_key() {
+        assert_eq!(
+            RevealError::BadPlaintext(Column::DeviceId).to_string(),
+            "token opened but does not hold a valid device_id value"
+        );
+        let entry = k("kid-9", 7);
+        let key_b64 = entry.split_once('=').unwrap().1;
+        let ring = ring(&entry);
+        for debug in [format!("{:?}", Masker::new(&ring)), format!("{ring:?}")] {
+            assert!(debug.contains("\"kid-9\""), "the writing kid: {debug}");
+            assert!(!debug.contains(key_b64), "no key bytes: {debug}");
+            assert!(!debug.contains("7, 7"), "no key bytes: {debug}");
+        }
+    }
+
+    #[test]
     fn keyring_errors_say_how_to_fix() {
         assert_eq!(Keyring::parse(" \n#c\n").unwrap_err(), KeyError::Empty);
         assert!(KeyError::Empty.to_string().contains("sqs2pg keygen"));
