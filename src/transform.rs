@@ -158,8 +158,7 @@ mod tests {
         /// always one outcome, and a reject's sealed body opens back to the input.
         #[test]
         fn transform_never_panics(body in proptest::prelude::any::<String>(), json_ish in "[{}\\[\\]\":,a-z0-9_.\\\\ -]{0,200}") {
-            let keys = crate::mask::Keyring::parse(&format!("t={}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 64]))).unwrap();
-            let mut m = Masker::new(&keys);
+            let mut m = masker();
             for b in [body, json_ish] {
                 let msg = Received::new("m".into(), "r".into(), b.clone(), None, None);
                 match transform(&msg, &Limits::default(), &mut m).outcome {
@@ -173,6 +172,94 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn masker() -> Masker {
+        let keys = crate::mask::Keyring::parse(&format!(
+            "t={}",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 64])
+        ))
+        .unwrap();
+        Masker::new(&keys)
+    }
+
+    fn outcome(body: &str, limits: &Limits, m: &mut Masker) -> Result<Row, RejectReason> {
+        // SentTimestamp 2024-03-05T00:00:00Z: the row's create_date.
+        let msg = Received::new(
+            "m".into(),
+            "r".into(),
+            body.into(),
+            Some("1709596800000"),
+            None,
+        );
+        match transform(&msg, limits, m).outcome {
+            Outcome::Row(row) => Ok(row),
+            Outcome::Reject(r) => Err(r.reason),
+        }
+    }
+
+    fn login(ip: &str, device_id: &str) -> String {
+        format!(
+            r#"{{"user_id":"u1","app_version":"2.3.0","device_type":"ios","ip":{ip},"locale":"RU","device_id":{device_id}}}"#
+        )
+    }
+
+    #[test]
+    fn a_row_holds_each_field_and_the_tokens_of_ip_and_device_id() {
+        let mut m = masker();
+        let row = outcome(
+            &login(r#""1.2.3.4""#, r#""d-1""#),
+            &Limits::default(),
+            &mut m,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                row.user_id.as_str(),
+                row.device_type.as_deref(),
+                row.locale.as_deref()
+            ),
+            ("u1", Some("ios"), Some("RU"))
+        );
+        assert_eq!(row.app_version, Some(crate::decode::AppVersion::Int(20300)));
+        assert_eq!(
+            row.create_date,
+            NaiveDate::from_ymd_opt(2024, 3, 5).unwrap()
+        );
+        let (ip, device) = (row.masked_ip.unwrap(), row.masked_device_id.unwrap());
+        assert_eq!(m.reveal(crate::mask::Column::Ip, &ip).unwrap(), "1.2.3.4");
+        assert_eq!(
+            m.reveal(crate::mask::Column::DeviceId, &device).unwrap(),
+            "d-1"
+        );
+    }
+
+    #[test]
+    fn token_limits_reject_what_would_not_fit_and_pass_what_does() {
+        let mut m = masker();
+        let ip_token = m.token_len(16);
+        let limits = |ip: usize, device: usize| Limits {
+            masked_ip: Some(ip),
+            masked_device_id: Some(device),
+            ..Limits::default()
+        };
+        let body = login(r#""1.2.3.4""#, r#""12345""#);
+        let exact = limits(ip_token, m.token_len(5));
+        assert!(
+            outcome(&body, &exact, &mut m).is_ok(),
+            "tokens of exactly the limit fit"
+        );
+        assert_eq!(
+            outcome(&body, &limits(ip_token, m.token_len(5) - 1), &mut m),
+            Err(RejectReason::TooLong("device_id"))
+        );
+        assert_eq!(
+            outcome(&body, &limits(ip_token - 1, m.token_len(5)), &mut m),
+            Err(RejectReason::TooLong("ip"))
+        );
+        // A null value makes no token, so no limit applies to it.
+        let nulls = login("null", "null");
+        assert!(outcome(&nulls, &limits(1, 1), &mut m).is_ok());
     }
 
     #[test]
