@@ -100,6 +100,19 @@ fn broken_envelopes_are_bad_envelope() {
         reason(r#"{"Type":"Notification","Message":"{}"}"#, Envelope::Sns),
         "bad_envelope"
     );
+    // An explicit EventBridge envelope needs both of its naming keys.
+    for (without, key) in [
+        ("detail-type", r#""detail-type":"login","#),
+        ("source", r#""source":"app.auth","#),
+    ] {
+        let body = eventbridge(GOOD).replacen(key, "", 1);
+        assert!(!body.contains(&format!("\"{without}\"")), "{body}");
+        assert_eq!(
+            reason(&body, Envelope::EventBridge),
+            "bad_envelope",
+            "without {without}"
+        );
+    }
     // Without all three keys, auto takes the body as the event.
     assert_eq!(
         reason(r#"{"Type":"Notification","Message":"{}"}"#, Envelope::Auto),
