@@ -291,27 +291,49 @@ pub(crate) async fn bad_message_in_a_batch_of_good_ones(sqs: Sqs) {
 }
 
 /// SIGTERM-style shutdown: the daemon stops receiving, commits what it holds, exits clean.
+/// The stop comes while the writers hold every message (a lock on user_logins stalls
+/// them); the lock lifts a second later, well inside the 10 s shutdown timeout, so what
+/// was received must be committed and deleted, not released.
 pub(crate) async fn shutdown_finishes_in_flight_work(sqs: Sqs) {
+    // Fewer than stalled writers let the pollers take (about 250 with the test's batches of
+    // 100 and two writers), so every message is received and held when the stop comes.
+    const HELD: usize = 150;
     let env = TestEnv::on(sqs).await;
-    let bodies: Vec<String> = (0..300)
+    let bodies: Vec<String> = (0..HELD)
         .map(|i| login(&format!("s{i}"), "10.2.0.1", "dev"))
         .collect();
+    let mut locker = env.db().await;
+    let lock = locker.lock_user_logins().await;
     env.send(&bodies).await;
     let mut daemon = env.spawn_daemon(RunOptions::default().wait_seconds(20));
-    // Wait until everything is loaded and deleted, then ask it to stop while its pollers sit
-    // in a 20 s poll.
     wait_until(
-        "all 300 loaded and deleted",
-        Duration::from_secs(20),
-        || async { daemon.loaded() == 300 && daemon.deleted() == daemon.received() },
+        "every message received",
+        Duration::from_secs(60),
+        || async { daemon.received() >= HELD as u64 },
     )
     .await;
+    assert_eq!(daemon.loaded(), 0, "the lock holds the writers");
+    // The fault window: the stop is asked while the work is in flight; the lock lifts a
+    // second later.
+    let lift = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        lock.rollback().await.unwrap();
+    };
     // That a stop does not wait out the poll is queue_faults' proof, with receives SQS
     // never answers; here the bound only keeps a hang from stalling the suite.
-    let s = tokio::time::timeout(Duration::from_secs(60), daemon.stop_and_join())
-        .await
-        .expect("the daemon stops");
-    assert_each_message_taken_once(s.received, s.duplicates, 300, &format!("{s:?}"));
-    assert_eq!((s.loaded, s.deleted), (300, s.received));
+    let (s, ()) = tokio::join!(
+        async {
+            tokio::time::timeout(Duration::from_secs(60), daemon.stop_and_join())
+                .await
+                .expect("the daemon stops")
+        },
+        lift
+    );
+    assert_each_message_taken_once(s.received, s.duplicates, HELD as u64, &format!("{s:?}"));
+    assert_eq!(
+        (s.loaded, s.deleted, s.released),
+        (HELD as u64, s.received, 0),
+        "what was in flight at the stop was committed and deleted, not released: {s:?}"
+    );
     env.assert_queue_empty().await;
 }

@@ -281,6 +281,26 @@ async fn sqs_outage_then_recovery() {
         log.contains("receive failed; backing off"),
         "the outage was seen and backed off from; log:\n{log}"
     );
+    // Backed off, not merely logged: pauses doubling from 0.25-0.5 s fit about seven
+    // consecutive failures into the 15 s outage for each of the 8 pollers (40 leaves a wide
+    // margin); retrying without a pause fails hundreds of times.
+    let streaks: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("receive failed; backing off"))
+        .filter_map(|l| l.split("failures=").nth(1))
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let longest = streaks.iter().copied().max().unwrap_or(0);
+    assert!(
+        (2..=40).contains(&longest) && streaks.len() <= 8 * 40,
+        "receives retried with growing pauses: {} failures logged, longest streak {longest}",
+        streaks.len()
+    );
     assert_eq!(
         summary["deleted"], 3000,
         "every message deleted by the one consumer: {summary:?}"
