@@ -13,10 +13,8 @@ const BAD_EVENT: &str = r#"{"foo":"oops_wrong_msg_type","bar":"123"}"#;
 /// with the default `--envelope auto`: the same 99 rows and 1 reject (for the event's own
 /// reason), the reject's body the whole envelope.
 async fn wrapped_sample_core(wrap: fn(&str) -> String) {
-    let Some(sample) = sample_file() else {
-        eprintln!("fetch-login-sample.json not present beside the checkout; nothing to load");
-        return;
-    };
+    let sample = sample_file()
+        .expect("fetch-login-sample.json (../shared/data, or SQS2PG_SAMPLE_FILE) is missing");
     let env = TestEnv::new().await;
     let (sent, wrapped) = wrapped_file(&env, &sample, wrap);
     let bad = wrapped

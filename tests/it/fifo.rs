@@ -11,10 +11,8 @@ use crate::helpers::{login, sample_file, sns_notification, stdout_ok, TestEnv};
 /// `sqs2pg send`: 99 rows, 1 reject, an empty queue.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fifo_queue_filled_by_send_drains_like_a_standard_one() {
-    let Some(sample) = sample_file() else {
-        eprintln!("fetch-login-sample.json not present beside the checkout; nothing to load");
-        return;
-    };
+    let sample = sample_file()
+        .expect("fetch-login-sample.json (../shared/data, or SQS2PG_SAMPLE_FILE) is missing");
     let mut env = TestEnv::new().await;
     env.use_fifo_queue(false).await;
     let bad = serde_json::json!({"foo": "oops_wrong_msg_type", "bar": "123"});

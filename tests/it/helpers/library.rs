@@ -21,11 +21,15 @@ pub fn login(user_id: &str, ip: &str, device_id: &str) -> String {
     .to_string()
 }
 
-/// The original exercise's 100 messages, when `../shared` is beside the checkout (or
-/// `SQS2PG_SAMPLE_FILE` names it).
+/// The original exercise's 100 messages, when `../shared` is beside the checkout, or the
+/// file `SQS2PG_SAMPLE_FILE` names: when it is set it is the only candidate, so a wrong
+/// path fails the test instead of quietly falling back to another copy.
 pub fn sample_file() -> Option<std::path::PathBuf> {
+    if let Some(named) = std::env::var_os("SQS2PG_SAMPLE_FILE") {
+        let named = std::path::PathBuf::from(named);
+        return named.is_file().then_some(named);
+    }
     let candidates = [
-        std::env::var_os("SQS2PG_SAMPLE_FILE").map(Into::into),
         Some(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../shared/data/fetch-login-sample.json"),
