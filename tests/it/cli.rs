@@ -128,7 +128,7 @@ async fn reveal_reports_bad_tokens_by_line_and_keeps_alignment() {
         "192.168.0.1\n\n192.168.0.1\n"
     );
     assert!(
-        stderr(&out).contains("line 2") && stderr(&out).contains("\"zz\""),
+        stderr(&out).contains("line 2:") && stderr(&out).contains("\"zz\""),
         "{}",
         stderr(&out)
     );

@@ -91,7 +91,7 @@ async fn a_quarantined_envelope_replays_after_the_setting_is_fixed() {
     assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 0);
 
     let out = stdout_ok(&env.run_cmd(&["rejects", "replay", "--create-date-from", "envelope"]));
-    assert!(out.contains("loaded              1"), "{out}");
+    assert_eq!(summary_numbers(&out)["loaded"], 1, "{out}");
     assert_eq!(
         env.count("SELECT count(*) FROM user_logins_rejects").await,
         0

@@ -239,12 +239,35 @@ fn manifest_references_exist() {
         "service account {sa}"
     );
     let mut volumes = BTreeSet::new();
+    // A volume's `items` name keys of its ConfigMap or Secret: a missing one leaves the pod
+    // unable to mount it.
+    let keys_of = |kind: &str, name: &str| -> BTreeSet<String> {
+        let doc = docs
+            .iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name}"));
+        ["data", "stringData", "binaryData"]
+            .iter()
+            .filter_map(|f| doc[*f].as_mapping())
+            .flat_map(|m| m.keys().filter_map(Value::as_str).map(str::to_owned))
+            .collect()
+    };
     for vol in seq(&spec["volumes"]) {
         if let Some(cm) = vol["configMap"]["name"].as_str() {
             assert!(has_named(&docs, "ConfigMap", cm), "configMap {cm}");
+            let keys = keys_of("ConfigMap", cm);
+            for item in seq(&vol["configMap"]["items"]) {
+                let key = item["key"].as_str().expect("items key");
+                assert!(keys.contains(key), "configMap {cm} has no key {key}");
+            }
         }
         if let Some(sec) = vol["secret"]["secretName"].as_str() {
             assert!(has_named(&docs, "Secret", sec), "secret {sec}");
+            let keys = keys_of("Secret", sec);
+            for item in seq(&vol["secret"]["items"]) {
+                let key = item["key"].as_str().expect("items key");
+                assert!(keys.contains(key), "secret {sec} has no key {key}");
+            }
         }
         volumes.insert(vol["name"].as_str().unwrap().to_owned());
     }

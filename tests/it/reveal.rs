@@ -156,7 +156,7 @@ async fn mask_refuses_a_value_in_argv_or_a_bad_ip_without_echoing_it() {
         "203.0.113.8\nnot-an-ip-secret\n",
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("line 2 "), "{}", stderr(&out));
     assert!(!stderr(&out).contains("not-an-ip-secret"));
     assert!(out.stdout.is_empty(), "nothing masked when a line is bad");
     assert_eq!(

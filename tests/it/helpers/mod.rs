@@ -486,6 +486,18 @@ impl Drop for TestEnv {
                         .map_or(e.to_string(), |d| d.message().to_owned());
                     format!("DROP DATABASE {db}: {why}")
                 })?;
+            // IF EXISTS forgives a wrong name: the database must be gone, whatever it said.
+            let left = c
+                .query_one(
+                    "SELECT count(*) FROM pg_database WHERE datname = $1",
+                    &[&db],
+                )
+                .await
+                .map_err(|e| format!("check that {db} is gone: {e}"))?
+                .get::<_, i64>(0);
+            if left != 0 {
+                return Err(format!("database {db} still exists after DROP DATABASE"));
+            }
             source
                 .client()
                 .delete_queue()
