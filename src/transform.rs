@@ -158,7 +158,7 @@ mod tests {
         /// always one outcome, and a reject's sealed body opens back to the input.
         #[test]
         fn transform_never_panics(body in proptest::prelude::any::<String>(), json_ish in "[{}\\[\\]\":,a-z0-9_.\\\\ -]{0,200}") {
-            let mut m = masker();
+            let mut m = Masker::fixed_for_tests();
             for b in [body, json_ish] {
                 let msg = Received::new("m".into(), "r".into(), b.clone(), None, None);
                 match transform(&msg, &Limits::default(), &mut m).outcome {
@@ -172,15 +172,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    fn masker() -> Masker {
-        let keys = crate::mask::Keyring::parse(&format!(
-            "t={}",
-            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 64])
-        ))
-        .unwrap();
-        Masker::new(&keys)
     }
 
     fn outcome(body: &str, limits: &Limits, m: &mut Masker) -> Result<Row, RejectReason> {
@@ -206,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_row_holds_each_field_and_the_tokens_of_ip_and_device_id() {
-        let mut m = masker();
+        let mut m = Masker::fixed_for_tests();
         let row = outcome(
             &login(r#""1.2.3.4""#, r#""d-1""#),
             &Limits::default(),
@@ -236,7 +227,7 @@ mod tests {
 
     #[test]
     fn token_limits_reject_what_would_not_fit_and_pass_what_does() {
-        let mut m = masker();
+        let mut m = Masker::fixed_for_tests();
         let ip_token = m.token_len(16);
         let limits = |ip: usize, device: usize| Limits {
             masked_ip: Some(ip),

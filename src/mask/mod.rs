@@ -196,6 +196,16 @@ impl Masker {
 }
 
 /// IPv4 as its IPv4-mapped IPv6 form, so both spellings encrypt the same 16 bytes.
+#[cfg(test)]
+impl Masker {
+    /// A masker on one fixed key (kid `t`), for the unit tests of the stages that mask.
+    pub(crate) fn fixed_for_tests() -> Self {
+        use base64::Engine;
+        let key = base64::engine::general_purpose::STANDARD.encode([9u8; 64]);
+        Self::new(&Keyring::parse(&format!("t={key}")).expect("a valid test key"))
+    }
+}
+
 fn ip_plaintext(ip: IpAddr) -> [u8; 16] {
     match ip.to_canonical() {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),

@@ -251,18 +251,9 @@ mod tests {
         assert_eq!(g.take(), vec![10]);
     }
 
-    fn masker() -> Masker {
-        let keys = crate::mask::Keyring::parse(&format!(
-            "t={}",
-            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 64])
-        ))
-        .unwrap();
-        Masker::new(&keys)
-    }
-
     #[test]
     fn a_reject_holds_its_sealed_body_only_and_opens_it_to_be_made_again() {
-        let mut m = masker();
+        let mut m = Masker::fixed_for_tests();
         let body = format!("not json {}", "x".repeat(3000));
         let msg = Received::new("m".into(), "r".into(), body.clone(), None, None);
         let (mut item, _) = Item::new(msg, Charge::default(), &Limits::default(), &mut m);
