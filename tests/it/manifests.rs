@@ -253,20 +253,18 @@ fn manifest_references_exist() {
             .collect()
     };
     for vol in seq(&spec["volumes"]) {
-        if let Some(cm) = vol["configMap"]["name"].as_str() {
-            assert!(has_named(&docs, "ConfigMap", cm), "configMap {cm}");
-            let keys = keys_of("ConfigMap", cm);
-            for item in seq(&vol["configMap"]["items"]) {
+        for (source, name_field, kind) in [
+            ("configMap", "name", "ConfigMap"),
+            ("secret", "secretName", "Secret"),
+        ] {
+            let Some(name) = vol[source][name_field].as_str() else {
+                continue;
+            };
+            assert!(has_named(&docs, kind, name), "{source} {name}");
+            let keys = keys_of(kind, name);
+            for item in seq(&vol[source]["items"]) {
                 let key = item["key"].as_str().expect("items key");
-                assert!(keys.contains(key), "configMap {cm} has no key {key}");
-            }
-        }
-        if let Some(sec) = vol["secret"]["secretName"].as_str() {
-            assert!(has_named(&docs, "Secret", sec), "secret {sec}");
-            let keys = keys_of("Secret", sec);
-            for item in seq(&vol["secret"]["items"]) {
-                let key = item["key"].as_str().expect("items key");
-                assert!(keys.contains(key), "secret {sec} has no key {key}");
+                assert!(keys.contains(key), "{source} {name} has no key {key}");
             }
         }
         volumes.insert(vol["name"].as_str().unwrap().to_owned());
