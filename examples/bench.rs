@@ -850,14 +850,26 @@ async fn ceiling(url: String, pollers: usize) -> Result<u64> {
                 if msgs.is_empty() {
                     break;
                 }
-                let handles: Vec<(&str, &str)> = msgs
-                    .iter()
-                    .map(|m| (m.message_id.as_str(), m.receipt_handle.as_str()))
-                    .collect();
-                let d = src.delete(&handles, 1).await;
-                count.fetch_add(d.deleted, Ordering::Relaxed);
+                // The SDK's own call, one per receive: the ceiling is SQS's, with no limit
+                // of sqs2pg's in the way.
+                let entries = msgs.iter().enumerate().filter_map(|(i, m)| {
+                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&m.receipt_handle)
+                        .build()
+                        .ok()
+                });
+                let out = src
+                    .client()
+                    .delete_message_batch()
+                    .queue_url(src.queue_url())
+                    .set_entries(Some(entries.collect()))
+                    .send()
+                    .await
+                    .context("DeleteMessageBatch")?;
+                count.fetch_add(out.successful.len() as u64, Ordering::Relaxed);
             }
-            Ok::<_, sqs2pg::source::SourceError>(())
+            Ok::<_, anyhow::Error>(())
         }));
     }
     for t in tasks {

@@ -17,9 +17,9 @@ use crate::telemetry::Stats;
 /// extensions; a message held that long is let go a little before, with a log line.
 const SQS_MAX_INVISIBLE: Duration = Duration::from_secs(12 * 60 * 60 - 5 * 60);
 
-/// `ChangeMessageVisibilityBatch` calls the heartbeat has in flight at once: with thousands
-/// of messages held, one call after another could land after the first ones expired.
-const HEARTBEAT_CONCURRENCY: usize = 8;
+/// `ChangeMessageVisibilityBatch` calls the heartbeat has in flight at once, at the least
+/// (its adaptive limit may allow more): the pace is planned for this many.
+const HEARTBEAT_CONCURRENCY: usize = crate::source::EXTEND_CALLS_MIN;
 
 /// The furthest an extension reaches, however slow the heartbeat's calls get (unless the
 /// queue's own timeout is longer): a consumer that dies meanwhile leaves its messages
@@ -236,9 +236,7 @@ async fn beat(source: &Source, tracker: &Tracker, pace: &mut Pace, stats: &Stats
     }
     let handles: Vec<&str> = due.extend.iter().map(String::as_str).collect();
     let seconds = i32::try_from(reach.as_secs_f64().ceil() as u64).unwrap_or(i32::MAX);
-    let failed = source
-        .extend_visibility(&handles, seconds, HEARTBEAT_CONCURRENCY)
-        .await;
+    let failed = source.extend_visibility(&handles, seconds).await;
     pace.observed(handles.len().div_ceil(MAX_BATCH), asked.elapsed());
     let ok = handles
         .iter()

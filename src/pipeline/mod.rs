@@ -45,7 +45,7 @@ use self::commit::{Committer, SharedShape};
 use self::lease::Tracker;
 use self::poll::Poller;
 use self::shutdown::Shutdown;
-use self::writer::{delete_concurrency, Writer};
+use self::writer::Writer;
 
 /// Why a run could not start or finish cleanly.
 #[derive(Debug, Error)]
@@ -305,7 +305,6 @@ impl Pipeline {
                 source: self.source.clone(),
                 tracker: self.tracker.clone(),
                 committer,
-                delete_concurrency: delete_concurrency(self.cfg.pollers, self.cfg.writers),
             };
             tasks.spawn(shutdown.guarded("writer", w.run(batches.clone())));
         }

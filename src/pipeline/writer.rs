@@ -1,7 +1,8 @@
 //! The writers: each takes the next batch, commits it, then deletes its messages from the
-//! queue while it commits the next. A message is deleted only after its outcome is
+//! queue while it commits the next ones. A message is deleted only after its outcome is
 //! committed.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -13,30 +14,23 @@ use super::commit::{CommitFailure, Committer};
 use super::lease::Tracker;
 use crate::source::Source;
 
-/// `DeleteMessageBatch` calls a writer has in flight for one committed batch: its share of
-/// the pollers, so that the writers together delete about as fast as the pollers receive (a
-/// delete call handles the ten messages a receive brings) whatever SQS's latency, and never
-/// fewer than four (with a fixed 4, 15 ms calls capped a writer at ~2.7k msgs/s; a fixed 16
-/// put more calls in flight than LocalStack's receives could bear at 32 pollers). One batch's
-/// deletes run while the writer commits the next; the one after waits for them, so a
-/// writer never has more than these calls in flight.
-pub fn delete_concurrency(pollers: usize, writers: usize) -> usize {
-    pollers.div_ceil(writers.max(1)).max(4)
-}
+/// Committed batches whose deletes a writer lets run while it commits the next ones. The
+/// calls themselves are bounded by the source's adaptive limit, shared by every writer; this
+/// only bounds the receipt handles waiting for it. Waiting for each batch's deletes before
+/// the next commit capped 32 pollers behind 15 ms of latency at 0.75× of linear.
+const DELETING_BATCHES: usize = 4;
 
 /// One writer's share of the run.
 pub struct Writer {
     pub source: Source,
     pub tracker: Arc<Tracker>,
     pub committer: Committer,
-    /// `DeleteMessageBatch` calls in flight per batch.
-    pub delete_concurrency: usize,
 }
 
 impl Writer {
     /// Commits batches until the batcher's channel closes or the shutdown deadline.
     pub async fn run(mut self, rx: Arc<Mutex<mpsc::Receiver<Vec<Item>>>>) {
-        let mut deleting: Option<JoinHandle<()>> = None;
+        let mut deleting: VecDeque<JoinHandle<()>> = VecDeque::new();
         loop {
             let batch = tokio::select! {
                 b = async { rx.lock().await.recv().await } => b,
@@ -50,8 +44,10 @@ impl Writer {
                     let committed = Committed::of(&items);
                     // The bodies go now; the deletes need only the handles.
                     drop(items);
-                    finish(deleting.take()).await;
-                    deleting = Some(tokio::spawn(self.delete(committed)));
+                    if deleting.len() >= DELETING_BATCHES {
+                        finish(deleting.pop_front()).await;
+                    }
+                    deleting.push_back(tokio::spawn(self.delete(committed)));
                 }
                 Err(CommitFailure::Failed(e)) => {
                     stats.add_batch_failed();
@@ -67,7 +63,9 @@ impl Writer {
                 Err(CommitFailure::Stopped | CommitFailure::Panicked) => {}
             }
         }
-        finish(deleting).await;
+        for batch in deleting {
+            finish(Some(batch)).await;
+        }
     }
 
     /// Deletes a committed batch's messages.
@@ -77,7 +75,6 @@ impl Writer {
             self.tracker.clone(),
             self.committer.stats.clone(),
         );
-        let concurrency = self.delete_concurrency;
         async move {
             stats.record_latency(batch.sent_at.into_iter());
             let handles: Vec<(&str, &str)> = batch
@@ -85,7 +82,7 @@ impl Writer {
                 .iter()
                 .map(|(id, h)| (id.as_str(), h.as_str()))
                 .collect();
-            let del = source.delete(&handles, concurrency).await;
+            let del = source.delete(&handles).await;
             stats.add_deleted(del.deleted, del.failed);
             if del.permanent > 0 {
                 tracing::warn!(refused = del.permanent, "SQS refused some deletes for good (expired receipt handles): those messages come back and are skipped as duplicates");
@@ -121,20 +118,5 @@ async fn finish(deleting: Option<JoinHandle<()>>) {
     let Some(deleting) = deleting else { return };
     if let Err(e) = deleting.await {
         tracing::error!(error = %e, "a batch's deletes did not finish; its messages come back and are skipped as duplicates");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deletes_keep_pace_with_the_pollers() {
-        // The defaults: 8 pollers over 2 writers, 4 calls each.
-        assert_eq!(delete_concurrency(8, 2), 4);
-        // 32 pollers over 3 writers: 33 delete calls against 32 receives.
-        assert_eq!(delete_concurrency(32, 3), 11);
-        assert_eq!(delete_concurrency(1, 3), 4);
-        assert_eq!(delete_concurrency(16, 0), 16);
     }
 }

@@ -8,6 +8,7 @@ use aws_sdk_sqs::types::{
 };
 
 use super::batch_call::{self, Policy, Refused, SenderFault};
+use super::limit::CallLimit;
 use super::{call_err, short_timeouts, Source, SourceError, MAX_BATCH};
 use crate::telemetry::RequestKind;
 
@@ -67,18 +68,24 @@ pub struct DeleteReport {
 }
 
 impl Source {
-    /// Deletes `(message id, receipt handle)` pairs in batches of ten, `concurrency` calls at
-    /// a time. Entries that fail are retried (up to seven calls), then counted and logged by
-    /// message id.
-    pub async fn delete(&self, handles: &[(&str, &str)], concurrency: usize) -> DeleteReport {
+    /// Deletes `(message id, receipt handle)` pairs in batches of ten, as many calls at a
+    /// time as the adaptive limit allows (shared by every writer: [`super::limit`]). Entries
+    /// that fail are retried (up to seven calls), then counted and logged by message id.
+    pub async fn delete(&self, handles: &[(&str, &str)]) -> DeleteReport {
+        use futures::stream::{self, StreamExt};
+        let calls: Vec<_> = handles
+            .chunks(MAX_BATCH)
+            .map(|c| self.delete_chunk(c))
+            .collect();
+        let reports: Vec<DeleteReport> = stream::iter(calls)
+            .buffer_unordered(super::DELETE_CALLS_MAX)
+            .collect()
+            .await;
         let mut report = DeleteReport::default();
-        for group in handles.chunks(MAX_BATCH * concurrency.max(1)) {
-            let calls = group.chunks(MAX_BATCH).map(|c| self.delete_chunk(c));
-            for r in futures::future::join_all(calls).await {
-                report.deleted += r.deleted;
-                report.failed += r.failed;
-                report.permanent += r.permanent;
-            }
+        for r in reports {
+            report.deleted += r.deleted;
+            report.failed += r.failed;
+            report.permanent += r.permanent;
         }
         report
     }
@@ -95,6 +102,7 @@ impl Source {
                         .ok()
                 })
                 .collect();
+            let slot = self.delete_calls.slot().await;
             self.count(RequestKind::Delete);
             let out = self
                 .client
@@ -104,8 +112,10 @@ impl Source {
                 .customize()
                 .config_override(short_timeouts())
                 .send()
-                .await
-                .map_err(|e| call_err("DeleteMessageBatch", e))?;
+                .await;
+            let limit = slot.done(out.is_err());
+            self.requests.set_limit(RequestKind::Delete, limit);
+            let out = out.map_err(|e| call_err("DeleteMessageBatch", e))?;
             let refused = Refused::from_answer(&out.failed);
             for f in &refused {
                 let message_id = chunk.get(f.index).map_or("?", |(id, _)| *id);
@@ -158,30 +168,26 @@ impl Source {
         let mut failed = 0;
         for chunk in receipt_handles.chunks(MAX_BATCH) {
             failed += self
-                .visibility_chunk(chunk, seconds, VISIBILITY)
+                .visibility_chunk(chunk, seconds, VISIBILITY, None)
                 .await?
                 .len();
         }
         Ok(failed)
     }
 
-    /// Extends the visibility of held messages, `concurrency` calls at a time, each tried
-    /// once; returns the indexes (into `receipt_handles`) that were not extended. The
-    /// calls go out in the order given (the caller puts the earliest deadlines first) and a
-    /// slow one holds up no other: the next call starts as soon as any finishes.
-    pub async fn extend_visibility(
-        &self,
-        receipt_handles: &[&str],
-        seconds: i32,
-        concurrency: usize,
-    ) -> Vec<usize> {
+    /// Extends the visibility of held messages, as many calls at a time as the heartbeat's
+    /// adaptive limit allows (at least [`super::EXTEND_CALLS_MIN`]), each tried once;
+    /// returns the indexes (into `receipt_handles`) that were not extended. The calls go out
+    /// in the order given (the caller puts the earliest deadlines first) and a slow one holds
+    /// up no other: the next call starts as soon as any finishes.
+    pub async fn extend_visibility(&self, receipt_handles: &[&str], seconds: i32) -> Vec<usize> {
         use futures::stream::{self, StreamExt};
         let calls = receipt_handles
             .chunks(MAX_BATCH)
             .enumerate()
             .map(|(n, chunk)| async move {
                 let failed = self
-                    .visibility_chunk(chunk, seconds, EXTEND)
+                    .visibility_chunk(chunk, seconds, EXTEND, Some(&self.extend_calls))
                     .await
                     .unwrap_or_else(|e| {
                         tracing::warn!(error = %e, count = chunk.len(), "could not extend visibility");
@@ -196,7 +202,7 @@ impl Source {
             // lifetime check once the heartbeat is spawned.
             .collect::<Vec<_>>();
         let answers: Vec<Vec<usize>> = stream::iter(calls)
-            .buffer_unordered(concurrency.max(1))
+            .buffer_unordered(super::EXTEND_CALLS_MAX)
             .collect()
             .await;
         let mut not_extended: Vec<usize> = answers.into_iter().flatten().collect();
@@ -204,12 +210,14 @@ impl Source {
         not_extended
     }
 
-    /// One `ChangeMessageVisibilityBatch` of at most ten; the indexes that failed.
+    /// One `ChangeMessageVisibilityBatch` of at most ten, within `calls` if given; the
+    /// indexes that failed.
     async fn visibility_chunk(
         &self,
         chunk: &[&str],
         seconds: i32,
         policy: Policy,
+        calls: Option<&CallLimit>,
     ) -> Result<Vec<usize>, SourceError> {
         let outcome = batch_call::with_retries(chunk, policy, |pending| async move {
             let entries = pending
@@ -223,6 +231,10 @@ impl Source {
                         .ok()
                 })
                 .collect();
+            let slot = match calls {
+                Some(c) => Some(c.slot().await),
+                None => None,
+            };
             self.count(RequestKind::ChangeVisibility);
             let out = self
                 .client
@@ -232,8 +244,13 @@ impl Source {
                 .customize()
                 .config_override(short_timeouts().retry_config(single_attempt()))
                 .send()
-                .await
-                .map_err(|e| call_err("ChangeMessageVisibilityBatch", e))?;
+                .await;
+            if let Some(slot) = slot {
+                let limit = slot.done(out.is_err());
+                self.requests
+                    .set_limit(RequestKind::ChangeVisibility, limit);
+            }
+            let out = out.map_err(|e| call_err("ChangeMessageVisibilityBatch", e))?;
             for f in &out.failed {
                 tracing::debug!(code = %f.code, "visibility change failed for one entry");
             }

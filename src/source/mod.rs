@@ -8,6 +8,7 @@
 pub mod ack;
 mod batch_call;
 pub mod fifo;
+pub mod limit;
 pub mod receive;
 pub mod send;
 
@@ -21,6 +22,7 @@ use thiserror::Error;
 use crate::config::SqsConfig;
 use crate::decode::Framing;
 use crate::telemetry::{RequestKind, SqsRequests};
+use limit::CallLimit;
 
 pub use ack::DeleteReport;
 pub use receive::Received;
@@ -165,7 +167,24 @@ pub struct Source {
     framing: Framing,
     /// Every call made through this source and its clones, by kind.
     requests: Arc<SqsRequests>,
+    /// Delete calls in flight, shared by every writer.
+    delete_calls: CallLimit,
+    /// The heartbeat's visibility calls in flight.
+    extend_calls: CallLimit,
 }
+
+/// Delete calls in flight at first: the pollers' receives start slowly too, so the limit
+/// has a few windows to find its level before it matters.
+pub const DELETE_CALLS_START: usize = 8;
+/// Never fewer delete calls in flight than this: one writer's batch of 1000 is 100 calls.
+pub const DELETE_CALLS_MIN: usize = 4;
+/// Never more: 32 pollers behind 30 ms of latency need ~64.
+pub const DELETE_CALLS_MAX: usize = 128;
+/// The heartbeat's visibility calls start, and stay at least, at this many in flight: with
+/// thousands of messages held, one call after another could land after the first expired.
+pub const EXTEND_CALLS_MIN: usize = 8;
+/// At most this many.
+pub const EXTEND_CALLS_MAX: usize = 64;
 
 impl Source {
     /// Loads the AWS configuration and resolves the queue URL. A real AWS queue URL sets
@@ -200,6 +219,8 @@ impl Source {
             queue_url,
             framing: cfg.framing,
             requests: Arc::default(),
+            delete_calls: CallLimit::new(DELETE_CALLS_START, DELETE_CALLS_MIN, DELETE_CALLS_MAX),
+            extend_calls: CallLimit::new(EXTEND_CALLS_MIN, EXTEND_CALLS_MIN, EXTEND_CALLS_MAX),
         })
     }
 

@@ -46,7 +46,7 @@ pub(super) fn prometheus() -> Option<&'static PrometheusHandle> {
 
 /// Every metric sqs2pg exports and its `# HELP` text (docs/DEPLOYMENT.md's table says the
 /// same; a metric missing here has no HELP line and fails the promtool lint).
-pub const HELP: [(&str, &str); 21] = [
+pub const HELP: [(&str, &str); 22] = [
     ("sqs2pg_received_total", "Messages received from SQS, redeliveries included."),
     ("sqs2pg_loaded_total", "Rows committed to user_logins."),
     ("sqs2pg_rejected_total", "Rejects committed to user_logins_rejects, by reason."),
@@ -61,6 +61,7 @@ pub const HELP: [(&str, &str); 21] = [
     ("sqs2pg_retries_total", "Retried calls, by stage (sqs or postgres)."),
     ("sqs2pg_in_flight", "Messages held by the writers, not yet committed."),
     ("sqs2pg_sqs_requests_total", "SQS requests made, by kind (receive: brought messages; empty_receive: came back empty; delete, change_visibility, send: batch calls; get_attributes); SQS bills each"),
+    ("sqs2pg_sqs_calls_limit", "Delete and change_visibility calls allowed in flight at once, by kind: grows while SQS keeps up, shrinks when its answers slow down or fail."),
     ("sqs2pg_inflight_bytes", "Message-body bytes held from receive to delete, against --max-inflight-bytes."),
     ("sqs2pg_queue_backlog", "The queue's ApproximateNumberOfMessages, polled every few seconds."),
     ("sqs2pg_last_commit_timestamp_seconds", "Unix time of the last commit, 0 before the first."),
@@ -115,7 +116,7 @@ pub fn render(stats: &Stats) -> String {
     for (reason, n) in &sum.rejected_by_reason {
         metrics::counter!("sqs2pg_rejected_total", "reason" => reason.clone()).absolute(*n);
     }
-    super::requests::record(&sum.sqs_requests);
+    super::requests::record(&sum.sqs_requests, &sum.sqs_call_limits);
     metrics::gauge!("sqs2pg_in_flight").set(s.in_flight as f64);
     metrics::gauge!("sqs2pg_inflight_bytes").set(s.inflight_bytes as f64);
     metrics::gauge!("sqs2pg_queue_backlog").set(s.backlog as f64);

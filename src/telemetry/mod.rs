@@ -19,7 +19,7 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub use progress::{bar, Progress};
-pub use requests::{RequestCounts, RequestKind, SqsRequests};
+pub use requests::{CallLimits, RequestCounts, RequestKind, SqsRequests};
 pub use stats::{Stats, Summary};
 
 /// Log line format.

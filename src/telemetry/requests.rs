@@ -53,12 +53,33 @@ impl RequestKind {
 #[derive(Debug, Default)]
 pub struct SqsRequests {
     counts: [AtomicU64; 6],
+    /// Per kind, the adaptive limit on calls in flight ([`crate::source::limit`]) now and
+    /// at its highest; 0 for kinds without one.
+    limits: [AtomicU64; 6],
+    peaks: [AtomicU64; 6],
 }
 
 impl SqsRequests {
     /// One request of `kind` was made.
     pub fn add(&self, kind: RequestKind) {
         self.counts[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The adaptive limit on `kind`'s calls in flight is now `limit`.
+    pub fn set_limit(&self, kind: RequestKind, limit: usize) {
+        let limit = limit as u64;
+        self.limits[kind as usize].store(limit, Ordering::Relaxed);
+        self.peaks[kind as usize].fetch_max(limit, Ordering::Relaxed);
+    }
+
+    /// The adaptive limits now and at their highest.
+    pub fn limits(&self) -> CallLimits {
+        CallLimits(std::array::from_fn(|i| {
+            (
+                self.limits[i].load(Ordering::Relaxed),
+                self.peaks[i].load(Ordering::Relaxed),
+            )
+        }))
     }
 
     /// The counts now.
@@ -100,11 +121,42 @@ impl fmt::Display for RequestCounts {
     }
 }
 
-/// Sets `sqs2pg_sqs_requests_total{kind}` from `counts` (called at scrape time).
-pub(super) fn record(counts: &RequestCounts) {
+/// Per kind, the adaptive limit on calls in flight `(now, highest)`; `(0, 0)` for a kind
+/// that has none or made no call.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits([(u64, u64); 6]);
+
+impl CallLimits {
+    /// `kind`'s limit `(now, highest)`.
+    pub fn get(&self, kind: RequestKind) -> (u64, u64) {
+        self.0[kind as usize]
+    }
+}
+
+impl fmt::Display for CallLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = RequestKind::ALL
+            .iter()
+            .filter(|k| self.get(**k).1 > 0)
+            .map(|k| {
+                let (now, peak) = self.get(*k);
+                format!("{} {now} (peak {peak})", k.label())
+            })
+            .collect();
+        write!(f, "{}", parts.join(", "))
+    }
+}
+
+/// Sets `sqs2pg_sqs_requests_total{kind}` and `sqs2pg_sqs_calls_limit{kind}` (called at
+/// scrape time).
+pub(super) fn record(counts: &RequestCounts, limits: &CallLimits) {
     for kind in RequestKind::ALL {
         metrics::counter!("sqs2pg_sqs_requests_total", "kind" => kind.label())
             .absolute(counts.get(kind));
+        let (now, peak) = limits.get(kind);
+        if peak > 0 {
+            metrics::gauge!("sqs2pg_sqs_calls_limit", "kind" => kind.label()).set(now as f64);
+        }
     }
 }
 
@@ -125,5 +177,20 @@ mod tests {
         assert_eq!(c.get(RequestKind::Send), 0);
         assert_eq!(c.total(), 4);
         assert_eq!(c.to_string(), "4 (receive 2, empty_receive 1, delete 1)");
+    }
+
+    #[test]
+    fn a_limit_reports_where_it_is_and_its_highest() {
+        let r = SqsRequests::default();
+        assert_eq!(r.limits().to_string(), "");
+        r.set_limit(RequestKind::Delete, 8);
+        r.set_limit(RequestKind::Delete, 30);
+        r.set_limit(RequestKind::Delete, 12);
+        r.set_limit(RequestKind::ChangeVisibility, 8);
+        assert_eq!(r.limits().get(RequestKind::Delete), (12, 30));
+        assert_eq!(
+            r.limits().to_string(),
+            "delete 12 (peak 30), change_visibility 8 (peak 8)"
+        );
     }
 }

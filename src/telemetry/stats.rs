@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::requests::{RequestCounts, SqsRequests};
+use super::requests::{CallLimits, RequestCounts, SqsRequests};
 use crate::decode::RejectReason;
 
 /// The counters. Every method is cheap (relaxed atomics), so tasks call them per event.
@@ -276,6 +276,7 @@ impl Stats {
             visibility_extended: get(&self.visibility_extended),
             released: get(&self.released),
             sqs_requests: self.sqs_requests.counts(),
+            sqs_call_limits: self.sqs_requests.limits(),
             elapsed,
         }
     }
@@ -323,6 +324,8 @@ pub struct Summary {
     pub released: u64,
     /// SQS requests made, by kind.
     pub sqs_requests: RequestCounts,
+    /// The adaptive limits on SQS calls in flight, now and at their highest.
+    pub sqs_call_limits: CallLimits,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -363,6 +366,9 @@ impl fmt::Display for Summary {
                 "sqs requests/msg    {:.3}",
                 self.sqs_requests.total() as f64 / self.received as f64
             )?;
+        }
+        if self.sqs_call_limits != CallLimits::default() {
+            writeln!(f, "sqs calls in flight {}", self.sqs_call_limits)?;
         }
         writeln!(f, "elapsed             {:.2}s", self.elapsed.as_secs_f64())?;
         write!(f, "rate                {:.0} messages/s", self.rate())

@@ -27,13 +27,10 @@ async fn an_invalid_receipt_handle_is_given_up_without_retries() {
         .source
         .clone()
         .counting_into(calls.clone())
-        .delete(
-            &[
-                ("m-valid", msgs[0].receipt_handle.as_str()),
-                ("m-expired", "not-a-receipt-handle"),
-            ],
-            4,
-        )
+        .delete(&[
+            ("m-valid", msgs[0].receipt_handle.as_str()),
+            ("m-expired", "not-a-receipt-handle"),
+        ])
         .await;
     assert_eq!(
         (report.deleted, report.failed, report.permanent),
@@ -132,6 +129,67 @@ async fn a_writer_commits_its_next_batch_while_the_last_ones_deletes_finish() {
     env.wait_drained(Duration::from_secs(60)).await;
     let s = daemon.stop_and_join().await;
     assert_eq!((s.loaded, s.deleted), (200, 200));
+    env.assert_queue_empty().await;
+}
+
+/// Delete calls in flight adapt to SQS: behind 50 ms per call, more of them go out at once
+/// than the limit starts with (counted at the proxy, from outside); while every delete fails,
+/// the limit falls to its floor; when SQS recovers, everything is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_calls_in_flight_grow_while_sqs_keeps_up_and_shrink_while_it_fails() {
+    const DELETE: &str = "DeleteMessageBatch";
+    let env = TestEnv::new().await;
+    let proxy = Arc::new(SqsFaults::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await);
+    proxy.delay(DELETE, Some(Duration::from_millis(50)));
+    let most_held = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let watch = {
+        let (proxy, most_held) = (proxy.clone(), most_held.clone());
+        tokio::spawn(async move {
+            loop {
+                most_held.fetch_max(proxy.held(DELETE), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let mut daemon = env.spawn_daemon(RunOptions::default().sqs_endpoint(&proxy.url()));
+    let first: Vec<String> = (0..3000)
+        .map(|i| login(&format!("a{i}"), "10.9.2.1", "d"))
+        .collect();
+    env.send(&first).await;
+    wait_until(
+        "the first 3000 deleted",
+        Duration::from_secs(120),
+        || async { daemon.deleted() == 3000 },
+    )
+    .await;
+    watch.abort();
+    let most_held = most_held.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    let (_, peak) = daemon.delete_call_limit();
+    assert!(
+        most_held > sqs2pg::source::DELETE_CALLS_START,
+        "the limit grew past its start of {}: at most {most_held} delete calls were in flight (limit peak {peak})",
+        sqs2pg::source::DELETE_CALLS_START
+    );
+    assert!(
+        most_held as u64 <= peak,
+        "never more in flight ({most_held}) than the limit ({peak})"
+    );
+
+    proxy.fail_next(DELETE, 100_000);
+    let second: Vec<String> = (0..300)
+        .map(|i| login(&format!("b{i}"), "10.9.2.2", "d"))
+        .collect();
+    env.send(&second).await;
+    wait_until(
+        "the limit at its floor",
+        Duration::from_secs(60),
+        || async { daemon.delete_call_limit().0 == sqs2pg::source::DELETE_CALLS_MIN as u64 },
+    )
+    .await;
+    proxy.stop_failing(DELETE);
+    env.wait_drained(Duration::from_secs(120)).await;
+    let s = daemon.stop_and_join().await;
+    assert_eq!((s.loaded, s.deleted), (3300, 3300));
     env.assert_queue_empty().await;
 }
 

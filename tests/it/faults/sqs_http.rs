@@ -123,6 +123,11 @@ impl SqsFaults {
             .or_default() += n;
     }
 
+    /// The failures planned for `operation` and not yet given are called off.
+    pub fn stop_failing(&self, operation: &str) {
+        self.faults.fail_next.lock().unwrap().remove(operation);
+    }
+
     /// Every call of `operation` is held `by` before it is forwarded (`None`: none is).
     pub fn delay(&self, operation: &str, by: Option<Duration>) {
         let mut delay = self.faults.delay.lock().unwrap();

@@ -102,6 +102,14 @@ impl Daemon {
         self.stats.summary(Duration::ZERO).deleted
     }
 
+    /// The adaptive limit on delete calls in flight: `(now, highest so far)`.
+    pub fn delete_call_limit(&self) -> (u64, u64) {
+        self.stats
+            .summary(Duration::ZERO)
+            .sqs_call_limits
+            .get(sqs2pg::telemetry::RequestKind::Delete)
+    }
+
     /// Visibility extensions SQS confirmed so far.
     pub fn extensions_made(&self) -> u64 {
         self.stats.summary(Duration::ZERO).visibility_extended
