@@ -3,9 +3,15 @@
 //! 500 of 200 bytes).
 //!
 //! A poller reserves room before it receives, enough for as many messages as fit at the
-//! largest body seen so far (at least [`ASSUMED_BODY_BYTES`]), and asks SQS for no more than
+//! largest recent body (at first [`ASSUMED_BODY_BYTES`]), and asks SQS for no more than
 //! that many; once the answer is in, the reservation becomes one [`Charge`] per message,
-//! its body's size. A charge is released when its item is dropped (deleted, given up, or
+//! its body's size. A larger body raises the estimate at once; smaller ones bring it down
+//! by an eighth per receive, to [`MIN_ESTIMATE_BYTES`]. Held bodies are counted exactly;
+//! only the room for receives in flight is an estimate, so when bodies jump from small to
+//! large, the receives already in flight can bring more than it (at most the pollers' ten
+//! bodies each, once) before the next reservations are sized for them. Holding the
+//! estimate at 256 KiB for small bodies instead let 64 MiB cover only 8 receives in
+//! flight, whatever `--pollers` said. A charge is released when its item is dropped (deleted, given up, or
 //! left at shutdown), which is when the body's memory goes. Nothing here waits while
 //! holding: settling and resizing only add, so held bytes may pass the limit (a body larger
 //! than any seen before, a reject's sealed body being 4/3 of the raw one), and receiving
@@ -22,17 +28,33 @@ use crate::telemetry::Stats;
 /// The body size a reservation assumes until a larger one is seen: SQS's limit until 2025.
 pub const ASSUMED_BODY_BYTES: usize = 256 * 1024;
 
+/// The estimate never falls below this: a receive of ten small bodies still reserves
+/// ~120 KiB, so 64 MiB covers ~500 receives in flight.
+pub const MIN_ESTIMATE_BYTES: usize = 4 * 1024;
+
 /// While a receive is in flight its answer is in memory about this many times over: the
 /// HTTP body, the parsed response, and the bodies taken from it. A reservation covers all
 /// of them and settles to the bodies alone, so held bodies plus the receives in flight stay
 /// within the budget.
 const RECEIVE_COPIES: usize = 3;
 
-/// The bytes held, and the largest body seen.
+/// The bytes held, and the estimate of the largest body a receive may bring.
 #[derive(Debug)]
 struct State {
     used: usize,
     largest: usize,
+}
+
+impl State {
+    /// A receive brought bodies of at most `max` bytes: a larger one is the estimate at
+    /// once; smaller ones lower it by an eighth of the gap.
+    fn saw(&mut self, max: usize) {
+        self.largest = if max >= self.largest {
+            max
+        } else {
+            (self.largest - (self.largest - max) / 8).max(MIN_ESTIMATE_BYTES)
+        };
+    }
 }
 
 /// The budget shared by pollers (who reserve) and the items they produce (who hold charges).
@@ -147,8 +169,7 @@ impl Reservation {
         let total: usize = sizes.iter().sum();
         let budget = self.budget.clone();
         if let Some(&max) = sizes.iter().max() {
-            let mut s = budget.lock();
-            s.largest = s.largest.max(max);
+            budget.lock().saw(max);
         }
         budget.adjust(total, std::mem::take(&mut self.bytes));
         sizes
@@ -219,6 +240,35 @@ mod tests {
         );
         drop(big);
         assert_eq!(b.reserve().await.max_messages, 1);
+    }
+
+    #[tokio::test]
+    async fn small_bodies_bring_the_estimate_down_so_every_poller_can_receive() {
+        // Room for one receive of ten at the first estimate.
+        let b = budget(10 * RECEIVE_COPIES * ASSUMED_BODY_BYTES);
+        let first = b.reserve().await;
+        assert_eq!(first.max_messages, 10);
+        assert!(
+            b.try_reserve().is_none(),
+            "one receive takes all the room at first"
+        );
+        drop(first.settle([300; 10]));
+        for _ in 0..60 {
+            drop(b.reserve().await.settle([300; 10]));
+        }
+        let pollers: Vec<Reservation> = (0..32).filter_map(|_| b.try_reserve()).collect();
+        assert_eq!(
+            pollers.len(),
+            32,
+            "32 receives of ten fit once bodies are small"
+        );
+        assert!(pollers.iter().all(|r| r.max_messages == 10));
+        drop(pollers);
+        // One large body: the next reservations are sized for it again, at once.
+        drop(b.reserve().await.settle([ASSUMED_BODY_BYTES]));
+        let r = b.reserve().await;
+        assert_eq!(r.max_messages, 10);
+        assert!(b.try_reserve().is_none());
     }
 
     #[tokio::test]

@@ -145,7 +145,8 @@ impl Pipeline {
         };
         let source = Source::connect(&cfg.sqs)
             .await?
-            .counting_into(stats.sqs_requests());
+            .counting_into(stats.sqs_requests())
+            .deleting_for(p.pollers);
         let attempts = if p.until_empty {
             DRAIN_CONNECT_ATTEMPTS
         } else {

@@ -77,8 +77,10 @@ impl Source {
             .chunks(MAX_BATCH)
             .map(|c| self.delete_chunk(c))
             .collect();
+        // Every call may start: the limit's slots bound them.
+        let calls_len = calls.len().max(1);
         let reports: Vec<DeleteReport> = stream::iter(calls)
-            .buffer_unordered(super::DELETE_CALLS_MAX)
+            .buffer_unordered(calls_len)
             .collect()
             .await;
         let mut report = DeleteReport::default();

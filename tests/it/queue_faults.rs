@@ -133,11 +133,14 @@ async fn a_writer_commits_its_next_batch_while_the_last_ones_deletes_finish() {
 }
 
 /// Delete calls in flight adapt to SQS: behind 50 ms per call, more of them go out at once
-/// than the limit starts with (counted at the proxy, from outside); while every delete fails,
-/// the limit falls to its floor; when SQS recovers, everything is deleted.
+/// than the limit starts with, one per poller (counted at the proxy, from outside); while
+/// every delete fails, the limit falls back to that floor; when SQS recovers, everything is
+/// deleted.
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_calls_in_flight_grow_while_sqs_keeps_up_and_shrink_while_it_fails() {
     const DELETE: &str = "DeleteMessageBatch";
+    // One call per poller, the tests' 4.
+    const FLOOR: u64 = 4;
     let env = TestEnv::new().await;
     let proxy = Arc::new(SqsFaults::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await);
     proxy.delay(DELETE, Some(Duration::from_millis(50)));
@@ -163,16 +166,19 @@ async fn delete_calls_in_flight_grow_while_sqs_keeps_up_and_shrink_while_it_fail
     )
     .await;
     watch.abort();
-    let most_held = most_held.load(std::sync::atomic::Ordering::Relaxed) as usize;
-    let (_, peak) = daemon.delete_call_limit();
+    let most_held = most_held.load(std::sync::atomic::Ordering::Relaxed) as u64;
+    let (now, peak) = daemon.delete_call_limit();
     assert!(
-        most_held > sqs2pg::source::DELETE_CALLS_START,
-        "the limit grew past its start of {}: at most {most_held} delete calls were in flight (limit peak {peak})",
-        sqs2pg::source::DELETE_CALLS_START
+        most_held > FLOOR,
+        "the limit grew past its start of {FLOOR}: at most {most_held} delete calls were in flight (limit peak {peak})"
     );
     assert!(
-        most_held as u64 <= peak,
+        most_held <= peak,
         "never more in flight ({most_held}) than the limit ({peak})"
+    );
+    assert!(
+        now > FLOOR,
+        "still above the floor before the failures: {now}"
     );
 
     proxy.fail_next(DELETE, 100_000);
