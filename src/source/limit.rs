@@ -2,13 +2,13 @@
 //! endpoint, the way TCP finds a link's capacity (additive increase, multiplicative
 //! decrease; the same scheme as Vector's adaptive request concurrency).
 //!
-//! A fixed number is wrong somewhere: behind 15 ms of latency, 32 pollers need ~30 delete
-//! calls in flight to keep up, and that many overloads an emulator sharing the consumer's
-//! cores (its receives slow down with them). So the limit grows by one per window of calls
+//! A fixed number is wrong somewhere: the calls needed in flight grow with the endpoint's
+//! latency (32 pollers behind 15 ms need ~30 delete calls to keep up, behind 50 ms more),
+//! while an endpoint in trouble needs fewer. So the limit grows by one per window of calls
 //! while the calls are using all of it and their mean time stays near the best seen, and
 //! shrinks by a tenth when the mean time rises well above it (the endpoint is queueing) or by
-//! half when calls fail as a whole (timeouts, throttling, 5xx). Entries SQS refuses inside an
-//! answer are not overload and do not count.
+//! half when calls fail as a whole (timeouts, throttling, 5xx), within the bounds its owner
+//! sets. Entries SQS refuses inside an answer are not overload and do not count.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

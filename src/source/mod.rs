@@ -152,10 +152,9 @@ where
 /// The adaptive limit on delete calls for `pollers` concurrent receives. Its floor, and
 /// start, is one call per poller: a delete call takes the ten messages a receive brings,
 /// so when deletes answer as fast as receives that many keep pace (a fixed 4 capped a writer
-/// at ~2.7k msgs/s behind 15 ms). A loaded endpoint answers slower, but its receives slow
-/// down with its deletes, so it is never a reason to fall behind them: on LocalStack at 32
-/// pollers a limit that fell to 4 cut throughput to half of the SDK-only client's. Above
-/// the floor it grows while the calls keep up, up to [`DELETE_CALLS_PER_POLLER`] per poller.
+/// at ~2.7k msgs/s behind 15 ms). A loaded endpoint's deletes slow down together with its
+/// receives, so falling behind the receives would not relieve it. Above the floor the limit
+/// grows while the calls keep up, up to [`DELETE_CALLS_PER_POLLER`] per poller.
 pub fn delete_calls(pollers: usize) -> CallLimit {
     let floor = pollers.max(DELETE_CALLS_MIN);
     CallLimit::new(floor, floor, floor * DELETE_CALLS_PER_POLLER)
