@@ -10,6 +10,13 @@ use crate::faults::SqsFaults;
 use crate::helpers::{login, wait_until, RunOptions, TestEnv};
 use crate::reliability::{assert_invariants, workload};
 
+/// `n` valid logins from `ip`, their user ids `{prefix}0`, `{prefix}1`, …
+fn logins(prefix: &str, n: usize, ip: &str) -> Vec<String> {
+    (0..n)
+        .map(|i| login(&format!("{prefix}{i}"), ip, "d"))
+        .collect()
+}
+
 /// The SQS operation the heartbeat calls.
 const EXTEND: &str = "ChangeMessageVisibilityBatch";
 
@@ -93,12 +100,8 @@ async fn a_writer_commits_its_next_batch_while_the_last_ones_deletes_finish() {
     let env = TestEnv::new().await;
     let proxy = SqsFaults::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
     proxy.delay("DeleteMessageBatch", Some(Duration::from_millis(1500)));
-    let first: Vec<String> = (0..100)
-        .map(|i| login(&format!("a{i}"), "10.9.1.1", "d"))
-        .collect();
-    let second: Vec<String> = (0..100)
-        .map(|i| login(&format!("b{i}"), "10.9.1.2", "d"))
-        .collect();
+    let first = logins("a", 100, "10.9.1.1");
+    let second = logins("b", 100, "10.9.1.2");
     // One writer, and batches that close at their 100 messages, not on time.
     let mut daemon = env.spawn_daemon(
         RunOptions::default()
@@ -155,10 +158,7 @@ async fn delete_calls_in_flight_grow_while_sqs_keeps_up_and_shrink_while_it_fail
         })
     };
     let mut daemon = env.spawn_daemon(RunOptions::default().sqs_endpoint(&proxy.url()));
-    let first: Vec<String> = (0..3000)
-        .map(|i| login(&format!("a{i}"), "10.9.2.1", "d"))
-        .collect();
-    env.send(&first).await;
+    env.send(&logins("a", 3000, "10.9.2.1")).await;
     wait_until(
         "the first 3000 deleted",
         Duration::from_secs(120),
@@ -182,14 +182,11 @@ async fn delete_calls_in_flight_grow_while_sqs_keeps_up_and_shrink_while_it_fail
     );
 
     proxy.fail_next(DELETE, 100_000);
-    let second: Vec<String> = (0..300)
-        .map(|i| login(&format!("b{i}"), "10.9.2.2", "d"))
-        .collect();
-    env.send(&second).await;
+    env.send(&logins("b", 300, "10.9.2.2")).await;
     wait_until(
         "the limit at its floor",
         Duration::from_secs(60),
-        || async { daemon.delete_call_limit().0 == sqs2pg::source::DELETE_CALLS_MIN as u64 },
+        || async { daemon.delete_call_limit().0 == FLOOR },
     )
     .await;
     proxy.stop_failing(DELETE);
@@ -207,9 +204,7 @@ async fn a_stop_does_not_wait_for_receives_sqs_has_not_answered() {
     const RECEIVE: &str = "ReceiveMessage";
     let env = TestEnv::new().await;
     let proxy = SqsFaults::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
-    let bodies: Vec<String> = (0..20)
-        .map(|i| login(&format!("st{i}"), "10.9.2.1", "d"))
-        .collect();
+    let bodies = logins("st", 20, "10.9.2.1");
     let mut daemon = env.spawn_daemon(
         RunOptions::default()
             .wait_seconds(1)
