@@ -11,7 +11,9 @@
 //! large, the receives already in flight can bring more than it (at most the pollers' ten
 //! bodies each, once) before the next reservations are sized for them. Holding the
 //! estimate at 256 KiB for small bodies instead let 64 MiB cover only 8 receives in
-//! flight, whatever `--pollers` said. A charge is released when its item is dropped (deleted, given up, or
+//! flight, whatever `--pollers` said.
+//!
+//! A charge is released when its item is dropped (deleted, given up, or
 //! left at shutdown), which is when the body's memory goes. Nothing here waits while
 //! holding: settling and resizing only add, so held bytes may pass the limit (a body larger
 //! than any seen before, a reject's sealed body being 4/3 of the raw one), and receiving
