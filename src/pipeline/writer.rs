@@ -45,7 +45,9 @@ impl Writer {
                     // The bodies go now; the deletes need only the handles.
                     drop(items);
                     if deleting.len() >= DELETING_BATCHES {
-                        finish(deleting.pop_front()).await;
+                        if let Some(oldest) = deleting.pop_front() {
+                            finish(oldest).await;
+                        }
                     }
                     deleting.push_back(tokio::spawn(self.delete(committed)));
                 }
@@ -64,7 +66,7 @@ impl Writer {
             }
         }
         for batch in deleting {
-            finish(Some(batch)).await;
+            finish(batch).await;
         }
     }
 
@@ -114,8 +116,7 @@ impl Committed {
 
 /// Waits for a batch's deletes. They cannot fail (what SQS refused is counted and comes
 /// back as a duplicate); a panic in them is logged, and its messages reappear.
-async fn finish(deleting: Option<JoinHandle<()>>) {
-    let Some(deleting) = deleting else { return };
+async fn finish(deleting: JoinHandle<()>) {
     if let Err(e) = deleting.await {
         tracing::error!(error = %e, "a batch's deletes did not finish; its messages come back and are skipped as duplicates");
     }

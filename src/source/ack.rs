@@ -72,17 +72,9 @@ impl Source {
     /// time as the adaptive limit allows (shared by every writer: [`super::limit`]). Entries
     /// that fail are retried (up to seven calls), then counted and logged by message id.
     pub async fn delete(&self, handles: &[(&str, &str)]) -> DeleteReport {
-        use futures::stream::{self, StreamExt};
-        let calls: Vec<_> = handles
-            .chunks(MAX_BATCH)
-            .map(|c| self.delete_chunk(c))
-            .collect();
         // Every call may start: the limit's slots bound them.
-        let calls_len = calls.len().max(1);
-        let reports: Vec<DeleteReport> = stream::iter(calls)
-            .buffer_unordered(calls_len)
-            .collect()
-            .await;
+        let calls = handles.chunks(MAX_BATCH).map(|c| self.delete_chunk(c));
+        let reports = futures::future::join_all(calls).await;
         let mut report = DeleteReport::default();
         for r in reports {
             report.deleted += r.deleted;
