@@ -27,6 +27,7 @@
 //! | [`lambda`] | the SQS-event Lambda handler on the same transform and commit (`sqs2pg-lambda`) |
 //! | [`telemetry`] | logs, run counters and summary, SQS requests by kind ([`telemetry::requests`]), Prometheus text, `/metrics` `/healthz` `/readyz`, progress |
 //! | [`error`] | what a failed command prints and its exit code |
+//! | [`alloc`] | the binary's global allocator: mimalloc for small blocks, the system's for large ones |
 //! | [`aws`] | the AWS SDK configuration and error text shared by SQS and KMS; the region a queue URL names |
 //! | [`backoff`] | the jittered exponential pause every retry uses |
 //! | [`pii`] | [`pii::Pii`], a wrapper whose `Debug`/`Display` redact |
@@ -41,6 +42,7 @@
 //!     ─▶ source::ack delete (only now)
 //! ```
 
+pub mod alloc;
 pub mod aws;
 pub mod backoff;
 pub mod cli;

@@ -10,8 +10,8 @@
 //! only the room for receives in flight is an estimate, so when bodies jump from small to
 //! large, the receives already in flight can bring more than it (at most the pollers' ten
 //! bodies each, once) before the next reservations are sized for them. Holding the
-//! estimate at 256 KiB for small bodies instead let 64 MiB cover only 8 receives in
-//! flight, whatever `--pollers` said.
+//! estimate at its start (1 MiB) for small bodies instead would let 64 MiB cover only two
+//! receives of ten in flight, whatever `--pollers` said.
 //!
 //! A charge is released when its item is dropped (deleted, given up, or
 //! left at shutdown), which is when the body's memory goes. Nothing here waits while
@@ -27,8 +27,10 @@ use tokio::sync::Notify;
 use crate::source::MAX_BATCH;
 use crate::telemetry::Stats;
 
-/// The body size a reservation assumes until a larger one is seen: SQS's limit until 2025.
-pub const ASSUMED_BODY_BYTES: usize = 256 * 1024;
+/// The body size a reservation assumes until bodies are seen: the most SQS allows, so the
+/// first receives, all in flight at once, cannot bring more than they reserved. (At 256 KiB,
+/// eight pollers' first receives of 1 MiB bodies brought 80 MiB against a 64 MiB budget.)
+pub const ASSUMED_BODY_BYTES: usize = crate::source::MAX_MESSAGE_BYTES;
 
 /// The estimate never falls below this: a receive of ten small bodies still reserves
 /// ~120 KiB, so 64 MiB covers ~500 receives in flight.
@@ -233,15 +235,13 @@ mod tests {
         drop(charges);
         assert_eq!(b.used(), 0);
         // A 1 MiB body seen: reservations are sized for it from now on.
-        let one_mib = 4 * ASSUMED_BODY_BYTES;
+        let one_mib = ASSUMED_BODY_BYTES;
         let big = b.reserve().await.settle([one_mib]);
         assert_eq!(b.used(), one_mib, "settled to the body alone");
-        assert!(
-            b.try_reserve().is_none(),
-            "another 1 MiB answer needs 3 MiB of room"
-        );
+        let beside = b.try_reserve().map(|r| r.max_messages);
+        assert_eq!(beside, Some(3), "three more beside it, each 3 MiB of room");
         drop(big);
-        assert_eq!(b.reserve().await.max_messages, 1);
+        assert_eq!(b.reserve().await.max_messages, 4);
     }
 
     #[tokio::test]
