@@ -3,15 +3,16 @@
 //! 500 of 200 bytes).
 //!
 //! A poller reserves room before it receives, enough for as many messages as fit at the
-//! largest recent body (at first [`ASSUMED_BODY_BYTES`]), and asks SQS for no more than
+//! largest recent body (at first the queue's `MaximumMessageSize`), and asks SQS for no more than
 //! that many; once the answer is in, the reservation becomes one [`Charge`] per message,
 //! its body's size. A larger body raises the estimate at once; smaller ones bring it down
 //! by an eighth per receive, to [`MIN_ESTIMATE_BYTES`]. Held bodies are counted exactly;
 //! only the room for receives in flight is an estimate, so when bodies jump from small to
 //! large, the receives already in flight can bring more than it (at most the pollers' ten
 //! bodies each, once) before the next reservations are sized for them. Holding the
-//! estimate at its start (1 MiB) for small bodies instead would let 64 MiB cover only two
-//! receives of ten in flight, whatever `--pollers` said.
+//! estimate at its start (1 MiB on a queue that allows it) for small bodies instead would
+//! let 64 MiB cover only 21 messages in flight (two receives of ten, one of one), whatever
+//! `--pollers` said; until the first bodies are seen, that is all that goes.
 //!
 //! A charge is released when its item is dropped (deleted, given up, or
 //! left at shutdown), which is when the body's memory goes. Nothing here waits while
@@ -27,9 +28,10 @@ use tokio::sync::Notify;
 use crate::source::MAX_BATCH;
 use crate::telemetry::Stats;
 
-/// The body size a reservation assumes until bodies are seen: the most SQS allows, so the
-/// first receives, all in flight at once, cannot bring more than they reserved. (At 256 KiB,
-/// eight pollers' first receives of 1 MiB bodies brought 80 MiB against a 64 MiB budget.)
+/// The body size a reservation assumes until bodies are seen, when the queue does not say
+/// less (its `MaximumMessageSize`): the most SQS allows, so the first receives, all in
+/// flight at once, cannot bring more than they reserved. (At 256 KiB, eight pollers' first
+/// receives of 1 MiB bodies brought 80 MiB against a 64 MiB budget.)
 pub const ASSUMED_BODY_BYTES: usize = crate::source::MAX_MESSAGE_BYTES;
 
 /// The estimate never falls below this: a receive of ten small bodies still reserves
@@ -89,13 +91,15 @@ pub struct Charge {
 }
 
 impl Budget {
-    /// A budget of `limit` bytes (at least 1), reporting what it holds to `stats`.
-    pub fn new(limit: usize, stats: Arc<Stats>) -> Arc<Self> {
+    /// A budget of `limit` bytes (at least 1) for bodies of at most `largest_body` bytes
+    /// (the queue's `MaximumMessageSize`, or [`ASSUMED_BODY_BYTES`]), reporting what it holds
+    /// to `stats`.
+    pub fn new(limit: usize, largest_body: usize, stats: Arc<Stats>) -> Arc<Self> {
         Arc::new(Self {
             limit: limit.max(1),
             state: Mutex::new(State {
                 used: 0,
-                largest: ASSUMED_BODY_BYTES,
+                largest: largest_body.max(MIN_ESTIMATE_BYTES),
             }),
             freed: Notify::new(),
             stats,
@@ -222,7 +226,7 @@ mod tests {
     use super::*;
 
     fn budget(limit: usize) -> Arc<Budget> {
-        Budget::new(limit, Arc::new(Stats::default()))
+        Budget::new(limit, ASSUMED_BODY_BYTES, Arc::new(Stats::default()))
     }
 
     #[tokio::test]
@@ -271,6 +275,27 @@ mod tests {
         let r = b.reserve().await;
         assert_eq!(r.max_messages, 10);
         assert!(b.try_reserve().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_queues_message_size_limit_sizes_the_first_receives() {
+        let sixty_four_mib = 64 * 1024 * 1024;
+        let receives = |largest_body| {
+            let b = Budget::new(sixty_four_mib, largest_body, Arc::new(Stats::default()));
+            let taken: Vec<Reservation> = std::iter::from_fn(|| b.try_reserve()).collect();
+            taken.iter().map(|r| r.max_messages).collect::<Vec<_>>()
+        };
+        let at_256_kib = [10, 10, 10, 10, 10, 10, 10, 10, 5];
+        assert_eq!(
+            receives(256 * 1024),
+            at_256_kib,
+            "85 messages: eight pollers and more"
+        );
+        assert_eq!(
+            receives(1024 * 1024),
+            vec![10, 10, 1],
+            "21 messages at 1 MiB"
+        );
     }
 
     #[tokio::test]

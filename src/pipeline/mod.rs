@@ -159,8 +159,13 @@ impl Pipeline {
             let client = wait_for_db(&cfg.db, attempts, shutdown).await?;
             writers.push(BatchWriter::prepare(client, &shape, &cfg.db).await?);
         }
-        let tracker = Arc::new(Tracker::new(source.visibility_timeout().await?));
-        let budget = Budget::new(p.max_inflight_bytes, stats.clone());
+        let limits = source.limits().await?;
+        let tracker = Arc::new(Tracker::new(limits.visibility));
+        let budget = Budget::new(
+            p.max_inflight_bytes,
+            limits.max_message_bytes,
+            stats.clone(),
+        );
         Ok(Self {
             budget,
             cfg: p,

@@ -169,6 +169,16 @@ pub struct QueueDepth {
     pub in_flight: u64,
 }
 
+/// What a run needs to know of its queue before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// `VisibilityTimeout`, at least one second (30 s if the queue does not say).
+    pub visibility: Duration,
+    /// `MaximumMessageSize`: the largest body a receive can bring (SQS's limit if the queue
+    /// does not say).
+    pub max_message_bytes: usize,
+}
+
 /// A handle on one queue. Cheap to clone (the SDK client is reference-counted).
 #[derive(Clone, Debug)]
 pub struct Source {
@@ -284,16 +294,23 @@ impl Source {
         &self.client
     }
 
-    /// The queue's visibility timeout (`VisibilityTimeout`), at least one second.
-    pub async fn visibility_timeout(&self) -> Result<Duration, SourceError> {
+    /// The queue's visibility timeout and message size limit, in one call.
+    pub async fn limits(&self) -> Result<QueueLimits, SourceError> {
         let attrs = self
-            .attributes(&[QueueAttributeName::VisibilityTimeout])
+            .attributes(&[
+                QueueAttributeName::VisibilityTimeout,
+                QueueAttributeName::MaximumMessageSize,
+            ])
             .await?;
-        let secs: u64 = attrs
-            .get(&QueueAttributeName::VisibilityTimeout)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(30);
-        Ok(Duration::from_secs(secs.max(1)))
+        let get = |k: &QueueAttributeName| attrs.get(k).and_then(|v| v.parse::<u64>().ok());
+        let secs = get(&QueueAttributeName::VisibilityTimeout).unwrap_or(30);
+        let max_bytes = get(&QueueAttributeName::MaximumMessageSize)
+            .and_then(|b| usize::try_from(b).ok())
+            .unwrap_or(MAX_MESSAGE_BYTES);
+        Ok(QueueLimits {
+            visibility: Duration::from_secs(secs.max(1)),
+            max_message_bytes: max_bytes.clamp(1, MAX_MESSAGE_BYTES),
+        })
     }
 
     /// Approximate visible and in-flight counts.

@@ -134,3 +134,29 @@ async fn receiving_pauses_at_the_byte_budget() {
     assert_eq!((s.received, s.loaded), (SENT as u64, SENT as u64));
     assert_eq!(daemon.inflight_bytes(), 0, "every charge released");
 }
+
+/// The first receives are sized from the queue's own `MaximumMessageSize` (a queue made
+/// before 2025 allows 256 KiB), read in one call with its visibility timeout, on both SQS
+/// implementations.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_queues_message_size_limit_is_read_at_start() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use sqs2pg::source::QueueLimits;
+    for sqs in [Sqs::LocalStack, Sqs::Moto] {
+        let env = TestEnv::on(sqs).await;
+        env.source
+            .client()
+            .set_queue_attributes()
+            .queue_url(&env.queue_url)
+            .attributes(QueueAttributeName::MaximumMessageSize, "262144")
+            .send()
+            .await
+            .expect("set MaximumMessageSize");
+        let limits = env.source.limits().await.expect("queue limits");
+        let expected = QueueLimits {
+            visibility: Duration::from_secs(30),
+            max_message_bytes: 256 * 1024,
+        };
+        assert_eq!(limits, expected, "{sqs:?}");
+    }
+}
