@@ -43,7 +43,7 @@ mod drain;
 // The allocator sqs2pg ships with, so that the SDK-only floor and the transform figures are
 // measured on the same footing as the daemon.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: sqs2pg::alloc::Split = sqs2pg::alloc::Split;
 
 const KEYS: &str =
     "b1=KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKg==";
@@ -114,6 +114,7 @@ const SMOKE: Sizes = Sizes {
 };
 
 fn main() -> Result<()> {
+    ALLOC.tune();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -2,6 +2,12 @@
 //! `scripts/services up`, or run `make test`). Each test gets its own queue and database
 //! from [`helpers::TestEnv`].
 
+/// The pipelines these tests build in-process run on the binary's allocator, large bodies
+/// and all (untuned: `Split::tune` wants to run before any thread, and only memory, not
+/// correctness, depends on it).
+#[global_allocator]
+static ALLOC: sqs2pg::alloc::Split = sqs2pg::alloc::Split;
+
 mod big_messages;
 mod claims;
 mod cli;
