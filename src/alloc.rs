@@ -31,9 +31,10 @@ impl Split {
     ///
     /// mimalloc asks for transparent huge pages on its arenas, and a 2 MiB page stays
     /// resident while any 4 KiB of it is in use: 20k small messages peaked at 38–39 MB
-    /// instead of 25–27, 256 KiB rejects ~10 MB higher. The arena is reserved before `main`, too early
-    /// for mimalloc's option, but the kernel's per-process switch is checked at each page
-    /// fault, so it holds for all that follows (`MIMALLOC_ALLOW_THP` set by the user wins).
+    /// instead of 25–27, 256 KiB rejects ~10 MB higher. The arena is reserved before
+    /// `main`, too early for mimalloc's option, but the kernel's per-process switch is
+    /// checked at each page fault, so it holds for all that follows (`MIMALLOC_ALLOW_THP`
+    /// set by the user wins).
     pub fn tune(&self) {
         #[cfg(target_os = "linux")]
         if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {

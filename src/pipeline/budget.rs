@@ -3,9 +3,9 @@
 //! 500 of 200 bytes).
 //!
 //! A poller reserves room before it receives, enough for as many messages as fit at the
-//! largest recent body (at first the queue's `MaximumMessageSize`), and asks SQS for no more than
-//! that many; once the answer is in, the reservation becomes one [`Charge`] per message,
-//! its body's size. A larger body raises the estimate at once; smaller ones bring it down
+//! largest recent body (at first the queue's `MaximumMessageSize`), and asks SQS for no
+//! more than that many; once the answer is in, the reservation becomes one [`Charge`] per
+//! message, its body's size. A larger body raises the estimate at once; smaller ones bring it down
 //! by an eighth per receive, to [`MIN_ESTIMATE_BYTES`]. Held bodies are counted exactly;
 //! only the room for receives in flight is an estimate, so when bodies jump from small to
 //! large, the receives already in flight can bring more than it (at most the pollers' ten
