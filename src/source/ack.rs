@@ -8,7 +8,7 @@ use aws_sdk_sqs::types::{
 };
 
 use super::batch_call::{self, Policy, Refused, SenderFault};
-use super::limit::CallLimit;
+use super::limit::{CallLimit, Slot};
 use super::{call_err, short_timeouts, Source, SourceError, MAX_BATCH};
 use crate::telemetry::RequestKind;
 
@@ -68,6 +68,13 @@ pub struct DeleteReport {
 }
 
 impl Source {
+    /// A call within an adaptive limit ended: the limit adapts, and `/metrics` shows its new
+    /// value under `kind`.
+    fn call_done(&self, slot: Slot<'_>, kind: RequestKind, failed: bool) {
+        let limit = slot.done(failed);
+        self.requests.set_limit(kind, limit);
+    }
+
     /// Deletes `(message id, receipt handle)` pairs in batches of ten, as many calls at a
     /// time as the adaptive limit allows (shared by every writer: [`super::limit`]). Entries
     /// that fail are retried (up to seven calls), then counted and logged by message id.
@@ -107,8 +114,7 @@ impl Source {
                 .config_override(short_timeouts())
                 .send()
                 .await;
-            let limit = slot.done(out.is_err());
-            self.requests.set_limit(RequestKind::Delete, limit);
+            self.call_done(slot, RequestKind::Delete, out.is_err());
             let out = out.map_err(|e| call_err("DeleteMessageBatch", e))?;
             let refused = Refused::from_answer(&out.failed);
             for f in &refused {
@@ -240,9 +246,7 @@ impl Source {
                 .send()
                 .await;
             if let Some(slot) = slot {
-                let limit = slot.done(out.is_err());
-                self.requests
-                    .set_limit(RequestKind::ChangeVisibility, limit);
+                self.call_done(slot, RequestKind::ChangeVisibility, out.is_err());
             }
             let out = out.map_err(|e| call_err("ChangeMessageVisibilityBatch", e))?;
             for f in &out.failed {

@@ -135,7 +135,6 @@ pub struct Slot<'a> {
     permit: Option<SemaphorePermit<'a>>,
     started: Instant,
     in_flight: usize,
-    released: bool,
 }
 
 impl CallLimit {
@@ -173,7 +172,6 @@ impl CallLimit {
             permit,
             started: Instant::now(),
             in_flight,
-            released: false,
         }
     }
 }
@@ -185,8 +183,9 @@ impl Inner {
 }
 
 impl Slot<'_> {
-    /// The call ended; `failed` if it failed as a whole. Returns the limit now.
-    pub fn done(mut self, failed: bool) -> usize {
+    /// The call ended; `failed` if it failed as a whole. Returns the limit now (the slot
+    /// itself is given back as it drops, on return).
+    pub fn done(self, failed: bool) -> usize {
         let took = self.started.elapsed();
         let mut s = self.limit.state();
         let before = s.aimd.limit();
@@ -209,15 +208,16 @@ impl Slot<'_> {
                 "SQS calls in flight adapted"
             );
         }
+        // Unlocked before the slot drops, which locks again.
         drop(s);
-        self.release();
         after
     }
+}
 
-    fn release(&mut self) {
-        if std::mem::replace(&mut self.released, true) {
-            return;
-        }
+/// Gives the slot back: with [`Slot::done`] after the limit adapted, alone for a call that
+/// was not measured.
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
         let mut s = self.limit.state();
         s.in_flight = s.in_flight.saturating_sub(1);
         if let Some(permit) = self.permit.take() {
@@ -226,12 +226,6 @@ impl Slot<'_> {
                 permit.forget();
             }
         }
-    }
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.release();
     }
 }
 
