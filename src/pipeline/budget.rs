@@ -28,12 +28,6 @@ use tokio::sync::Notify;
 use crate::source::MAX_BATCH;
 use crate::telemetry::Stats;
 
-/// The body size a reservation assumes until bodies are seen, when the queue does not say
-/// less (its `MaximumMessageSize`): the most SQS allows, so the first receives, all in
-/// flight at once, cannot bring more than they reserved. (At 256 KiB, eight pollers' first
-/// receives of 1 MiB bodies brought 80 MiB against a 64 MiB budget.)
-pub const ASSUMED_BODY_BYTES: usize = crate::source::MAX_MESSAGE_BYTES;
-
 /// The estimate never falls below this: a receive of ten small bodies still reserves
 /// ~120 KiB, so 64 MiB covers ~500 receives in flight.
 pub const MIN_ESTIMATE_BYTES: usize = 4 * 1024;
@@ -92,8 +86,10 @@ pub struct Charge {
 
 impl Budget {
     /// A budget of `limit` bytes (at least 1) for bodies of at most `largest_body` bytes
-    /// (the queue's `MaximumMessageSize`, or [`ASSUMED_BODY_BYTES`]), reporting what it holds
-    /// to `stats`.
+    /// (the queue's `MaximumMessageSize`), reporting what it holds to `stats`. The estimate
+    /// starts there, so the first receives, all in flight at once, cannot bring more than
+    /// they reserved (starting at 256 KiB, eight pollers' first receives of 1 MiB bodies
+    /// brought 80 MiB against a 64 MiB budget).
     pub fn new(limit: usize, largest_body: usize, stats: Arc<Stats>) -> Arc<Self> {
         Arc::new(Self {
             limit: limit.max(1),
@@ -224,14 +220,15 @@ impl Drop for Charge {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::MAX_MESSAGE_BYTES;
 
     fn budget(limit: usize) -> Arc<Budget> {
-        Budget::new(limit, ASSUMED_BODY_BYTES, Arc::new(Stats::default()))
+        Budget::new(limit, MAX_MESSAGE_BYTES, Arc::new(Stats::default()))
     }
 
     #[tokio::test]
     async fn reservations_fit_the_largest_body_seen_and_its_copies() {
-        let b = budget(4 * RECEIVE_COPIES * ASSUMED_BODY_BYTES);
+        let b = budget(4 * RECEIVE_COPIES * MAX_MESSAGE_BYTES);
         let r = b.reserve().await;
         assert_eq!(r.max_messages, 4, "four bodies, each three times over");
         let charges = r.settle([100, 200]);
@@ -239,7 +236,7 @@ mod tests {
         drop(charges);
         assert_eq!(b.used(), 0);
         // A 1 MiB body seen: reservations are sized for it from now on.
-        let one_mib = ASSUMED_BODY_BYTES;
+        let one_mib = MAX_MESSAGE_BYTES;
         let big = b.reserve().await.settle([one_mib]);
         assert_eq!(b.used(), one_mib, "settled to the body alone");
         let beside = b.try_reserve().map(|r| r.max_messages);
@@ -251,7 +248,7 @@ mod tests {
     #[tokio::test]
     async fn small_bodies_bring_the_estimate_down_so_every_poller_can_receive() {
         // Room for one receive of ten at the first estimate.
-        let b = budget(10 * RECEIVE_COPIES * ASSUMED_BODY_BYTES);
+        let b = budget(10 * RECEIVE_COPIES * MAX_MESSAGE_BYTES);
         let first = b.reserve().await;
         assert_eq!(first.max_messages, 10);
         assert!(
@@ -271,7 +268,7 @@ mod tests {
         assert!(pollers.iter().all(|r| r.max_messages == 10));
         drop(pollers);
         // One large body: the next reservations are sized for it again, at once.
-        drop(b.reserve().await.settle([ASSUMED_BODY_BYTES]));
+        drop(b.reserve().await.settle([MAX_MESSAGE_BYTES]));
         let r = b.reserve().await;
         assert_eq!(r.max_messages, 10);
         assert!(b.try_reserve().is_none());
