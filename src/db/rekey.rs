@@ -1,5 +1,6 @@
-//! Rekey's queries: what is still under an older key, a page of it, the update that puts
-//! the re-encrypted values back, the longest token a new kid would make, and the walk's
+//! Rekey's queries: what is still under an older key, the relations `user_logins`'s rows are
+//! in, a page of one, the update that puts the re-encrypted values back where they are
+//! unchanged, the longest token a new kid would make, and the walk's
 //! progress kept in `sqs2pg_rekey_progress`. The walk itself is [`crate::ops::rekey`].
 
 use tokio_postgres::{Client, GenericClient};
@@ -119,10 +120,31 @@ pub async fn clear_progress(client: &impl GenericClient, table: &str) -> Result<
     Ok(())
 }
 
-/// A `user_logins` row's tokens, found by its physical address: the table has no key.
+/// The relations that hold `user_logins`'s rows, each by its name as SQL spells it: the
+/// table itself, or, when it is partitioned (or has inheritance children), every table in
+/// its tree that has storage. A ctid is unique only within one of them, so rekey walks each
+/// on its own.
+pub async fn leaves(client: &Client) -> Result<Vec<String>, DbError> {
+    let rows = client
+        .query(
+            "WITH RECURSIVE tree(oid) AS (
+               SELECT 'user_logins'::regclass::oid
+               UNION ALL
+               SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
+             SELECT c.oid::regclass::text FROM tree t JOIN pg_class c ON c.oid = t.oid
+              WHERE c.relkind = 'r'
+              ORDER BY 1",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// A `user_logins` row's tokens as read, found by its physical address in its relation: the
+/// table has no key.
 #[derive(Debug, Clone)]
 pub struct TokenRow {
-    /// `ctid` as text, the cursor of the walk.
+    /// `ctid` as text, the cursor of the walk within its relation.
     pub ctid: String,
     /// Token or NULL.
     pub masked_ip: Option<String>,
@@ -130,22 +152,37 @@ pub struct TokenRow {
     pub masked_device_id: Option<String>,
 }
 
-/// Up to `limit` rows after `after_ctid` with a token not under `prefix`.
+/// A row's tokens as read and as they are to be written.
+#[derive(Debug, Clone)]
+pub struct TokenChange {
+    /// The row as the page read it.
+    pub read: TokenRow,
+    /// Its `masked_ip` re-encrypted (or as read).
+    pub masked_ip: Option<String>,
+    /// Its `masked_device_id` re-encrypted (or as read).
+    pub masked_device_id: Option<String>,
+}
+
+/// Up to `limit` rows of the relation `leaf` (one of [`leaves`]) after `after_ctid` with a
+/// token not under `prefix`.
 ///
 /// Updated rows move to new ctids, possibly ahead of the cursor, and are then skipped because
 /// they carry the new prefix.
 pub async fn rows_page(
     tx: &impl GenericClient,
+    leaf: &str,
     prefix: &str,
     after_ctid: &str,
     limit: i64,
 ) -> Result<Vec<TokenRow>, DbError> {
     let rows = tx
         .query(
-            "SELECT ctid::text AS tid_text, masked_ip, masked_device_id FROM user_logins
-              WHERE ctid > $2::text::tid
-                AND (NOT starts_with(masked_ip, $1) OR NOT starts_with(masked_device_id, $1))
-              ORDER BY ctid LIMIT $3", // the column, not the text alias: text sorts (10,1) before (2,1)
+            &format!(
+                "SELECT ctid::text AS tid_text, masked_ip, masked_device_id FROM ONLY {leaf}
+                  WHERE ctid > $2::text::tid
+                    AND (NOT starts_with(masked_ip, $1) OR NOT starts_with(masked_device_id, $1))
+                  ORDER BY ctid LIMIT $3" // the column, not the text alias: text sorts (10,1) before (2,1)
+            ),
             &[&prefix, &after_ctid, &limit],
         )
         .await?;
@@ -159,17 +196,35 @@ pub async fn rows_page(
         .collect())
 }
 
-/// Writes rows' new tokens back by ctid; returns the rows updated.
-pub async fn update_rows(tx: &impl GenericClient, rows: &[TokenRow]) -> Result<u64, DbError> {
-    let ctids: Vec<&str> = rows.iter().map(|r| r.ctid.as_str()).collect();
-    let ips: Vec<Option<&str>> = rows.iter().map(|r| r.masked_ip.as_deref()).collect();
-    let devs: Vec<Option<&str>> = rows.iter().map(|r| r.masked_device_id.as_deref()).collect();
+/// Writes rows' new tokens back by ctid within `leaf`, each only if the row there still holds
+/// the tokens read: a row deleted meanwhile, and one inserted at its ctid after a vacuum,
+/// are left alone (an equal token is the same value, so rewriting it is right either way).
+/// Returns the rows updated.
+pub async fn update_rows(
+    tx: &impl GenericClient,
+    leaf: &str,
+    rows: &[TokenChange],
+) -> Result<u64, DbError> {
+    let ctids: Vec<&str> = rows.iter().map(|r| r.read.ctid.as_str()).collect();
+    let column = |f: fn(&TokenChange) -> &Option<String>| -> Vec<Option<&str>> {
+        rows.iter().map(|r| f(r).as_deref()).collect()
+    };
+    let (old_ips, old_devs) = (
+        column(|r| &r.read.masked_ip),
+        column(|r| &r.read.masked_device_id),
+    );
+    let (ips, devs) = (column(|r| &r.masked_ip), column(|r| &r.masked_device_id));
     Ok(tx
         .execute(
-            "UPDATE user_logins u SET masked_ip = m.ip, masked_device_id = m.dev
-               FROM unnest($1::text[], $2::text[], $3::text[]) AS m(t, ip, dev)
-              WHERE u.ctid = m.t::tid",
-            &[&ctids, &ips, &devs],
+            &format!(
+                "UPDATE ONLY {leaf} u SET masked_ip = m.ip, masked_device_id = m.dev
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                        AS m(t, old_ip, old_dev, ip, dev)
+                  WHERE u.ctid = m.t::tid
+                    AND u.masked_ip IS NOT DISTINCT FROM m.old_ip
+                    AND u.masked_device_id IS NOT DISTINCT FROM m.old_dev"
+            ),
+            &[&ctids, &old_ips, &old_devs, &ips, &devs],
         )
         .await?)
 }
@@ -207,16 +262,24 @@ pub async fn bodies_page(
         .collect())
 }
 
-/// Writes re-sealed bodies back; returns the rejects updated.
-pub async fn update_bodies(tx: &impl GenericClient, bodies: &[SealedBody]) -> Result<u64, DbError> {
-    let ids: Vec<&str> = bodies.iter().map(|b| b.message_id.as_str()).collect();
-    let sealed: Vec<&str> = bodies.iter().map(|b| b.body_ciphertext.as_str()).collect();
+/// Writes re-sealed bodies back, each only if the reject still holds the body read (one
+/// replayed, erased or rewritten meanwhile is left alone); returns the rejects updated.
+pub async fn update_bodies(
+    tx: &impl GenericClient,
+    bodies: &[(SealedBody, String)],
+) -> Result<u64, DbError> {
+    let ids: Vec<&str> = bodies.iter().map(|(b, _)| b.message_id.as_str()).collect();
+    let old: Vec<&str> = bodies
+        .iter()
+        .map(|(b, _)| b.body_ciphertext.as_str())
+        .collect();
+    let sealed: Vec<&str> = bodies.iter().map(|(_, new)| new.as_str()).collect();
     Ok(tx
         .execute(
             "UPDATE user_logins_rejects r SET body_ciphertext = m.body
-               FROM unnest($1::text[], $2::text[]) AS m(id, body)
-              WHERE r.message_id = m.id",
-            &[&ids, &sealed],
+               FROM unnest($1::text[], $2::text[], $3::text[]) AS m(id, old, body)
+              WHERE r.message_id = m.id AND r.body_ciphertext = m.old",
+            &[&ids, &old, &sealed],
         )
         .await?)
 }

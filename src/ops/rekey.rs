@@ -2,7 +2,10 @@
 //! reject body written under an older key to the keyring's writing key.
 //!
 //! Runs in batches, each its own short transaction, while `run` keeps loading (`run` only
-//! inserts, rekey only updates rows that are not yet under the writing key). It is
+//! inserts, rekey only updates rows that are not yet under the writing key). A partitioned
+//! `user_logins` is walked one partition at a time (a ctid names a row only within one), and
+//! a row or body is written back only if it still holds what the page read: one deleted or
+//! replaced meanwhile (an erasure while rekey runs) is left alone and counted. It is
 //! idempotent and resumable: each page's transaction also records how far the walk got in
 //! `sqs2pg_rekey_progress`, so a rerun towards the same key continues there, and tokens are
 //! deterministic, so a page done twice writes the same values. Values that are not tokens
@@ -19,7 +22,7 @@ use thiserror::Error;
 use tokio_postgres::Client;
 
 use crate::config::DbConfig;
-use crate::db::rekey::{self as queries, SealedBody, TokenRow};
+use crate::db::rekey::{self as queries, SealedBody, TokenChange, TokenRow};
 use crate::db::DbError;
 use crate::mask::{Column, Keyring, Masker};
 
@@ -82,6 +85,38 @@ fn rekey_token(
         },
         _ => false,
     }
+}
+
+/// The rows of a page whose tokens re-encrypt; the others are noted where they are.
+fn reencrypt(
+    masker: &mut Masker,
+    prefix: &str,
+    report: &mut RekeyReport,
+    rows: Vec<TokenRow>,
+    named: Option<&str>,
+) -> Vec<TokenChange> {
+    let mut changed = Vec::with_capacity(rows.len());
+    for read in rows {
+        let (mut ip, mut dev) = (read.masked_ip.clone(), read.masked_device_id.clone());
+        let a = rekey_token(masker, Column::Ip, prefix, &mut ip);
+        let b = rekey_token(masker, Column::DeviceId, prefix, &mut dev);
+        report.tokens += u64::from(a) + u64::from(b);
+        let left = is_left(prefix, ip.as_deref()) || is_left(prefix, dev.as_deref());
+        report
+            .left
+            .row_ctids
+            .note(&position(named, &read.ctid), left);
+        // A row left whole is not written: an update would move it, maybe ahead of the
+        // cursor, to be met again.
+        if a || b {
+            changed.push(TokenChange {
+                read,
+                masked_ip: ip,
+                masked_device_id: dev,
+            });
+        }
+    }
+    changed
 }
 
 /// Still not under the writing key after the walk touched it.
@@ -175,40 +210,77 @@ struct Walk<'a> {
 const ROWS: &str = "user_logins";
 const BODIES: &str = "user_logins_rejects";
 
+/// Before every row of a relation.
+const FIRST_CTID: &str = "(0,0)";
+
+/// A position of the walk over `user_logins`: the bare ctid when the table is one relation
+/// (the form older versions saved), else `<relation> <ctid>` (a ctid is unique only within
+/// one partition).
+fn position(named: Option<&str>, ctid: &str) -> String {
+    match named {
+        Some(leaf) => format!("{leaf} {ctid}"),
+        None => ctid.to_owned(),
+    }
+}
+
+/// Where a walk over `leaves` resumes from a saved [`position`]: the index of the relation
+/// and the ctid after which to go on. A position naming no relation there now (a partition
+/// dropped, the table partitioned since) starts the walk over, which is only slower.
+fn resume_point<'a>(leaves: &[String], saved: Option<&'a str>) -> (usize, &'a str) {
+    let Some(saved) = saved else {
+        return (0, FIRST_CTID);
+    };
+    let found = match saved.rsplit_once(' ') {
+        Some((leaf, ctid)) => leaves.iter().position(|l| l == leaf).map(|i| (i, ctid)),
+        None if leaves.len() == 1 => Some((0, saved)),
+        None => None,
+    };
+    found.unwrap_or((0, FIRST_CTID))
+}
+
 impl Walk<'_> {
+    /// Walks every relation holding `user_logins`'s rows (the table, or each partition), in
+    /// order, from where an interrupted walk stopped.
     async fn rows(&mut self) -> Result<(), RekeyError> {
         let kid = self.report.writing_kid.clone();
         let resumed = queries::progress(&self.client, ROWS, &kid).await?;
         self.report.resumed_after.clone_from(&resumed);
-        let mut cursor = resumed.unwrap_or_else(|| "(0,0)".to_string());
-        loop {
-            let tx = self.client.transaction().await?;
-            let mut rows: Vec<TokenRow> =
-                queries::rows_page(&tx, &self.prefix, &cursor, self.batch).await?;
-            let Some(last) = rows.last() else { break };
-            cursor = last.ctid.clone();
-            let mut changed = Vec::with_capacity(rows.len());
-            for mut r in rows.drain(..) {
-                let (m, p) = (&mut self.masker, self.prefix.as_str());
-                let a = rekey_token(m, Column::Ip, p, &mut r.masked_ip);
-                let b = rekey_token(m, Column::DeviceId, p, &mut r.masked_device_id);
-                self.report.tokens += u64::from(a) + u64::from(b);
-                let left =
-                    is_left(p, r.masked_ip.as_deref()) || is_left(p, r.masked_device_id.as_deref());
-                self.report.left.row_ctids.note(&r.ctid, left);
-                // A row left whole is not written: an update would move it, maybe ahead of
-                // the cursor, to be met again.
-                if a || b {
-                    changed.push(r);
-                }
-            }
-            let n = queries::update_rows(&tx, &changed).await?;
-            queries::save_progress(&tx, ROWS, &kid, &cursor).await?;
-            tx.commit().await?;
-            self.report.rows += n;
-            self.progress.inc(n);
+        let leaves = queries::leaves(&self.client).await?;
+        let (from, after) = resume_point(&leaves, resumed.as_deref());
+        for (i, leaf) in leaves.iter().enumerate().skip(from) {
+            let after = if i == from { after } else { FIRST_CTID };
+            let named = (leaves.len() > 1).then_some(leaf.as_str());
+            self.rows_of(leaf, named, after).await?;
         }
         queries::clear_progress(&self.client, ROWS).await?;
+        Ok(())
+    }
+
+    /// Walks one relation from after `after`; `named` is its name when positions must say
+    /// which relation they are in.
+    async fn rows_of(
+        &mut self,
+        leaf: &str,
+        named: Option<&str>,
+        after: &str,
+    ) -> Result<(), RekeyError> {
+        let kid = self.report.writing_kid.clone();
+        let mut cursor = after.to_owned();
+        loop {
+            let tx = self.client.transaction().await?;
+            let rows: Vec<TokenRow> =
+                queries::rows_page(&tx, leaf, &self.prefix, &cursor, self.batch).await?;
+            let Some(last) = rows.last() else { break };
+            cursor = last.ctid.clone();
+            let (m, p) = (&mut self.masker, self.prefix.as_str());
+            let changed = reencrypt(m, p, &mut self.report, rows, named);
+            let n = queries::update_rows(&tx, leaf, &changed).await?;
+            queries::save_progress(&tx, ROWS, &kid, &position(named, &cursor)).await?;
+            tx.commit().await?;
+            self.report.rows += n;
+            self.report.changed_meanwhile += (changed.len() as u64).saturating_sub(n);
+            self.progress.inc(n);
+        }
         Ok(())
     }
 
@@ -224,19 +296,19 @@ impl Walk<'_> {
             let Some(last) = bodies.last() else { break };
             cursor = last.message_id.clone();
             let mut changed = Vec::with_capacity(bodies.len());
-            for mut b in bodies {
-                let mut sealed = Some(std::mem::take(&mut b.body_ciphertext));
+            for b in bodies {
+                let mut sealed = Some(b.body_ciphertext.clone());
                 let done = rekey_token(&mut self.masker, Column::Body, &self.prefix, &mut sealed);
                 self.report.left.body_ids.note(&b.message_id, !done);
-                b.body_ciphertext = sealed.unwrap_or_default();
-                if done {
-                    changed.push(b);
+                if let (true, Some(sealed)) = (done, sealed) {
+                    changed.push((b, sealed));
                 }
             }
             let n = queries::update_bodies(&tx, &changed).await?;
             queries::save_progress(&tx, BODIES, &kid, &cursor).await?;
             tx.commit().await?;
             self.report.bodies += n;
+            self.report.changed_meanwhile += (changed.len() as u64).saturating_sub(n);
             self.progress.inc(n);
         }
         queries::clear_progress(&self.client, BODIES).await?;

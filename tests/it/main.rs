@@ -32,6 +32,7 @@ mod queue_faults;
 mod readme;
 mod region;
 mod rekey;
+mod rekey_partitions;
 mod reliability;
 mod reveal;
 mod roles;

@@ -7,9 +7,9 @@ use std::process::Output;
 use crate::helpers::{login, stderr, stdout_ok, summary_numbers, RunOptions, TestEnv};
 
 /// Two fixed keys: k1 (0x01 bytes) and k2 (0x02 bytes).
-const K1: &str =
+pub(crate) const K1: &str =
     "k1=AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ==";
-const K2: &str =
+pub(crate) const K2: &str =
     "k2=AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg==";
 
 /// The binary's `rekey` with the keyring `keys`.
@@ -59,7 +59,7 @@ async fn legacy_values(env: &TestEnv) -> Vec<(String, String)> {
         .collect()
 }
 
-const UNDER_K1: &str = "SELECT count(*) FROM user_logins
+pub(crate) const UNDER_K1: &str = "SELECT count(*) FROM user_logins
     WHERE masked_ip LIKE 'v1:k1:%' OR masked_device_id LIKE 'v1:k1:%'";
 
 /// 10 plain-text rows around 20 rows under k1: rekey to k2 re-encrypts the 20, leaves the

@@ -74,7 +74,8 @@ pub struct Left {
 pub struct RekeyReport {
     /// The key everything is now under.
     pub writing_kid: String,
-    /// The ctid an interrupted walk over `user_logins` was resumed after, if one was.
+    /// Where an interrupted walk over `user_logins` was resumed after, if one was: a ctid,
+    /// preceded by the partition's name when the table is partitioned.
     pub resumed_after: Option<String>,
     /// `user_logins` rows updated.
     pub rows: u64,
@@ -82,6 +83,9 @@ pub struct RekeyReport {
     pub tokens: u64,
     /// Reject bodies re-sealed.
     pub bodies: u64,
+    /// Rows and bodies read for re-encryption that had changed (or gone) by the write, left
+    /// as the other writer made them: counted afresh in `under_old_keys` if still old.
+    pub changed_meanwhile: u64,
     /// Values left as they were.
     pub left: Left,
     /// Rows and bodies still holding a token under another key, counted afresh at the end:
@@ -100,6 +104,7 @@ impl fmt::Display for RekeyReport {
         writeln!(f, "rows updated          {}", self.rows)?;
         writeln!(f, "tokens re-encrypted   {}", self.tokens)?;
         writeln!(f, "bodies re-sealed      {}", self.bodies)?;
+        writeln!(f, "changed meanwhile     {}", self.changed_meanwhile)?;
         writeln!(f, "still under old keys  {}", self.under_old_keys)?;
         writeln!(
             f,
