@@ -14,7 +14,7 @@
 //! primary keys make the second writer wait for the first and find its id.
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -41,6 +41,15 @@ pub const LEDGER_SKEW_TOLERANCE: Duration = Duration::from_secs(15 * 60);
 const GENERATION_OFFSET: i64 = 100_000;
 
 const GENERATION_SECS: u64 = LEDGER_GENERATION_DAYS * 86_400;
+
+/// How long a generation switch waits for its `TRUNCATE`'s lock before giving way. A long
+/// reader of the ledger (a `pg_dump`) holds a lock the `TRUNCATE` must wait for, and every
+/// writer's insert would queue behind that wait: the switch gives way instead, and batches
+/// go on without it (the table it would empty only holds ids past retention).
+pub const ROTATE_LOCK_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How long a connection waits, after its switch gave way to a lock, before trying again.
+const ROTATE_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Where a moment falls in the ledger's generations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,12 +96,14 @@ impl<T> Tables<T> {
     }
 }
 
-/// The ledger statements of one connection, and the generation it last wrote.
+/// The ledger statements of one connection, and the generation it last saw started.
 pub struct Ledger {
     copy: Tables<Stmt>,
     insert: Tables<Stmt>,
     lookup: Tables<Stmt>,
-    generation: i64,
+    started: i64,
+    /// After a switch gave way to a lock: not before then again.
+    retry_at: Option<Instant>,
 }
 
 impl Ledger {
@@ -126,8 +137,39 @@ impl Ledger {
                 ids,
             )
             .await?,
-            generation: -1,
+            started: -1,
+            retry_at: None,
         })
+    }
+
+    /// Starts `generation` unless this connection saw it started: in a transaction of its
+    /// own, before the batch's, under [`ROTATE_LOCK_TIMEOUT`]. A switch that times out on its
+    /// lock is logged and tried again [`ROTATE_RETRY_AFTER`] later; meanwhile batches go on
+    /// (the ids left in the table it would have emptied are past retention, so they only
+    /// take room).
+    pub async fn start(&mut self, client: &mut Client, generation: i64) -> Result<(), DbError> {
+        let waiting = self.retry_at.is_some_and(|at| Instant::now() < at);
+        if generation <= self.started || waiting {
+            return Ok(());
+        }
+        let tx = client.transaction().await?;
+        let ms = ROTATE_LOCK_TIMEOUT.as_millis();
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = {ms}"))
+            .await?;
+        match rotate(&tx, generation).await {
+            Ok(()) => {
+                tx.commit().await?;
+                (self.started, self.retry_at) = (generation, None);
+            }
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                tx.rollback().await?;
+                let retry_s = ROTATE_RETRY_AFTER.as_secs();
+                tracing::warn!(generation, lock_timeout_ms = ms, retry_s, "ledger generation switch gave way to a lock held by another session (a long reader of the ledger?); batches go on, the switch is tried again later");
+                self.retry_at = Some(Instant::now() + ROTATE_RETRY_AFTER);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
     }
 
     /// Records `ids` (distinct, sorted) in the current generation and returns those that
@@ -142,9 +184,6 @@ impl Ledger {
         mode: LedgerWrite,
     ) -> Result<Option<HashSet<&'a str>>, DbError> {
         let g = generation.number;
-        if g != self.generation {
-            rotate(tx, g).await?;
-        }
         // The other table: the previous generation's, and near a switch the next one's.
         let other = g + 1;
         if generation.near_switch {
@@ -209,22 +248,16 @@ impl Ledger {
             }
         }
     }
-
-    /// Notes that `generation` was written (after a commit), so the rotation check is skipped
-    /// until the next one.
-    pub fn committed(&mut self, generation: i64) {
-        self.generation = generation;
-    }
 }
 
 /// Starts `generation` if no writer has yet: truncates the table it reuses, unless the
 /// previous number is from before [`GENERATION_OFFSET`] (a fresh ledger, or the switch to
 /// 15-day generations, when either table may hold ids still in retention).
 ///
-/// Done by [`ROTATE_FUNCTION`] with its owner's rights, so the role that loads rows needs
+/// Done by [`rotate_function`] with its owner's rights, so the role that loads rows needs
 /// neither `UPDATE` on the state nor `TRUNCATE` on the ledger, either of which would let a
 /// leaked ingest credential switch de-duplication off.
-async fn rotate(tx: &Transaction<'_>, generation: i64) -> Result<(), DbError> {
+async fn rotate(tx: &Transaction<'_>, generation: i64) -> Result<(), tokio_postgres::Error> {
     let truncated: bool = tx
         .query_typed_one(
             "SELECT sqs2pg_ledger_rotate($1)",
@@ -243,20 +276,31 @@ async fn rotate(tx: &Transaction<'_>, generation: i64) -> Result<(), DbError> {
 /// as the migrating role; its `search_path` is pinned by `migrate` (to the schema the tables
 /// are in, then `pg_temp` last) so a caller cannot slip in tables of its own. True when it
 /// truncated the reused table.
+///
+/// It does not trust the generation it is asked for: an ingest login may call it with any
+/// number. The furthest it starts is the database clock's generation seen
+/// [`LEDGER_SKEW_TOLERANCE`] ahead (what a writer whose clock runs that far ahead asks for),
+/// so the state never moves past the clock, and the table it empties holds only ids at least
+/// a generation old less that tolerance, past SQS's retention. The state only moves forward,
+/// so an older number changes nothing.
 pub(super) fn rotate_function() -> String {
+    let tolerance_s = LEDGER_SKEW_TOLERANCE.as_secs();
     format!(
         "CREATE OR REPLACE FUNCTION sqs2pg_ledger_rotate(target bigint) RETURNS boolean
            LANGUAGE plpgsql SECURITY DEFINER AS $fn$
          DECLARE
            previous bigint;
+           latest constant bigint := floor(extract(epoch FROM now() + interval '{tolerance_s} seconds')
+                                           / {GENERATION_SECS})::bigint + {GENERATION_OFFSET};
+           goal constant bigint := least(target, latest);
          BEGIN
-           UPDATE sqs2pg_ledger_state s SET generation = target
+           UPDATE sqs2pg_ledger_state s SET generation = goal
              FROM (SELECT generation FROM sqs2pg_ledger_state WHERE id = 1 FOR UPDATE) before
-            WHERE s.id = 1 AND s.generation < target RETURNING before.generation INTO previous;
+            WHERE s.id = 1 AND s.generation < goal RETURNING before.generation INTO previous;
            IF previous IS NULL OR previous < {GENERATION_OFFSET} THEN
              RETURN false;
            END IF;
-           EXECUTE format('TRUNCATE %I', 'sqs2pg_ledger_' || ((target % 2) + 2) % 2);
+           EXECUTE format('TRUNCATE %I', 'sqs2pg_ledger_' || ((goal % 2) + 2) % 2);
            RETURN true;
          END
          $fn$;"

@@ -137,6 +137,9 @@ impl BatchWriter {
         now: SystemTime,
     ) -> Result<WriteReport, DbError> {
         let generation = ledger_generation(now);
+        self.ledger
+            .start(&mut self.client, generation.number)
+            .await?;
         // A message id repeated inside the batch is written once.
         let mut seen = HashSet::with_capacity(batch.len());
         let unique: Vec<&Record> = batch
@@ -158,7 +161,6 @@ impl BatchWriter {
         };
         report.duplicates += (batch.len() - unique.len()) as u64;
         report.fell_back = mode == LedgerWrite::Checked;
-        self.ledger.committed(generation.number);
         Ok(report)
     }
 

@@ -1,8 +1,10 @@
 //! The ingest role after `migrate --roles`: it loads rows and starts ledger generations, but
-//! cannot switch de-duplication off by emptying the ledger or rewinding its state.
+//! cannot switch de-duplication off by emptying the ledger, rewinding its state or moving it
+//! ahead of the clock.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sqs2pg::db::ledger::{ledger_generation, LEDGER_SKEW_TOLERANCE};
 use tokio_postgres::error::SqlState;
 
 use crate::helpers::{connect, login, stderr, stdout_ok, Db, TestEnv};
@@ -118,7 +120,8 @@ async fn ingest_login_loads_through_a_generation_switch() {
     let login_role = ingest_login(&env).await;
     let mut sink = env.sink_as(&login_role.url).await;
     let day = Duration::from_secs(86_400);
-    let t0: SystemTime = UNIX_EPOCH + 15 * day * 2000 + Duration::from_secs(3600);
+    // Years ago: the rotation function starts no generation ahead of the database's clock.
+    let t0: SystemTime = UNIX_EPOCH + 15 * day * 1300 + Duration::from_secs(3600);
     let body = |user: &str| login(user, "10.8.0.1", "d");
     let (a, b) = (sink.record("a", &body("ua")), sink.record("b", &body("ub")));
     assert_eq!(sink.write_at(&[&a, &b], t0).await.loaded, 2);
@@ -180,17 +183,65 @@ async fn the_rotation_function_ignores_a_callers_temporary_tables() {
         .await
         .unwrap();
     let rotated: bool = as_ingest
-        .scalar("SELECT sqs2pg_ledger_rotate(200000)")
+        .scalar("SELECT sqs2pg_ledger_rotate(100500)")
         .await;
     assert!(!rotated, "the first generation truncates nothing");
     let real: i64 = env
         .scalar("SELECT generation FROM sqs2pg_ledger_state")
         .await;
-    assert_eq!(real, 200_000);
+    assert_eq!(real, 100_500);
     let temp: i64 = as_ingest
         .scalar("SELECT generation FROM pg_temp.sqs2pg_ledger_state")
         .await;
     assert_eq!(temp, 7, "the caller's temporary table is untouched");
     drop(as_ingest);
+    drop_login(&env, login_role).await;
+}
+
+/// The ledger's generation state, as the owner reads it.
+async fn ledger_state(env: &TestEnv) -> i64 {
+    env.scalar("SELECT generation FROM sqs2pg_ledger_state")
+        .await
+}
+
+/// An ingest login that calls the rotation function itself, with the next generations and
+/// with the largest number there is, neither empties a ledger table still in retention nor
+/// moves the state past the database's clock: the ids committed now stay, a redelivery of
+/// them is still a duplicate, and the state is at most the clock's generation a skew
+/// tolerance ahead.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ingest_login_cannot_rotate_the_ledger_ahead_of_the_clock() {
+    let env = TestEnv::new().await;
+    let login_role = ingest_login(&env).await;
+    let mut sink = env.sink_as(&login_role.url).await;
+    let batch = [
+        sink.record("kept-1", &login("u1", "10.8.1.1", "d")),
+        sink.record("kept-2", &login("u2", "10.8.1.2", "d")),
+    ];
+    assert_eq!(sink.write(&batch).await.loaded, 2);
+    let now = ledger_state(&env).await;
+    let as_ingest = connect(&login_role.url).await;
+    for target in [now + 1, now + 2, now + 3, i64::MAX] {
+        let _: bool = as_ingest
+            .scalar_with("SELECT sqs2pg_ledger_rotate($1)", &[&target])
+            .await;
+    }
+    let latest = ledger_generation(SystemTime::now() + LEDGER_SKEW_TOLERANCE).number;
+    let state = ledger_state(&env).await;
+    assert!(
+        state <= latest,
+        "state {state} is past the clock's {latest}"
+    );
+    let mut ids: Vec<String> = env.column("SELECT message_id FROM sqs2pg_ledger").await;
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["kept-1", "kept-2"],
+        "no table in retention was emptied"
+    );
+    let again = sink.write(&batch).await;
+    assert_eq!((again.loaded, again.duplicates), (0, 2), "{again:?}");
+    assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 2);
+    drop((as_ingest, sink));
     drop_login(&env, login_role).await;
 }

@@ -148,8 +148,9 @@ async fn ledger_generations_dedup_and_prune() {
     let mut sink = env.sink().await;
     let rec = |s: &mut TestSink, id: &str, user: &str| s.record(id, &login(user, "10.7.0.1", "d"));
     let day = Duration::from_secs(86_400);
-    // An hour into a generation (away from the switch, where ids go into both tables).
-    let t0: SystemTime = UNIX_EPOCH + 15 * day * 2000 + Duration::from_secs(3600);
+    // An hour into a generation (away from the switch, where ids go into both tables), years
+    // ago: the rotation function starts no generation ahead of the database's clock.
+    let t0: SystemTime = UNIX_EPOCH + 15 * day * 1300 + Duration::from_secs(3600);
     let batch = [rec(&mut sink, "a", "ua"), rec(&mut sink, "b", "ub")];
     let both = [&batch[0], &batch[1]];
     assert_eq!(sink.write_at(&both, t0).await.loaded, 2);
@@ -184,7 +185,8 @@ async fn ledger_generations_dedup_and_prune() {
 async fn a_redelivery_straddling_a_generation_switch_is_one_row() {
     let env = TestEnv::new().await;
     let (mut before, mut after) = (env.sink().await, env.sink().await);
-    let switch: SystemTime = UNIX_EPOCH + Duration::from_secs(15 * 86_400 * 2001);
+    // A switch years ago: the rotation function starts no generation ahead of the clock.
+    let switch: SystemTime = UNIX_EPOCH + Duration::from_secs(15 * 86_400 * 1301);
     let skew = Duration::from_secs(5 * 60);
     // Each has written in its own generation already, so neither waits on the other's
     // rotation of the ledger state: only the ledger itself can keep them apart.
@@ -213,4 +215,50 @@ async fn a_redelivery_straddling_a_generation_switch_is_one_row() {
     assert_eq!(r1.duplicates + r2.duplicates, 1);
     let rows = "SELECT count(*) FROM user_logins WHERE user_id = 'straddler'";
     assert_eq!(env.count(rows).await, 1);
+}
+
+/// A long reader of the ledger (a `pg_dump`) holds the table a generation switch would empty:
+/// the switch gives way after its lock timeout and the batch commits while the reader still
+/// reads, instead of queueing every writer behind the `TRUNCATE`. Once the reader is done, a
+/// writer starts the generation.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_generation_switch_gives_way_to_a_long_reader_of_the_ledger() {
+    let env = TestEnv::new().await;
+    let mut sink = env.sink().await;
+    let day = Duration::from_secs(86_400);
+    // An hour into a generation years ago (the database's clock is past it).
+    let t0: SystemTime = UNIX_EPOCH + 15 * day * 1300 + Duration::from_secs(3600);
+    let a = rec(&mut sink, "a");
+    assert_eq!(sink.write_at(&[&a], t0).await.loaded, 1);
+    let started: i64 = env
+        .scalar("SELECT generation FROM sqs2pg_ledger_state")
+        .await;
+    // The next generation reuses, and would empty, the other table.
+    let reused = format!("sqs2pg_ledger_{}", (started + 1).rem_euclid(2));
+    let mut reader = env.db().await;
+    let dump = reader.transaction().await.unwrap();
+    dump.batch_execute(&format!("SELECT count(*) FROM {reused}"))
+        .await
+        .unwrap();
+
+    let b = rec(&mut sink, "b");
+    let next = t0 + 16 * day;
+    let written = tokio::time::timeout(Duration::from_secs(120), sink.write_at(&[&b], next))
+        .await
+        .expect("the batch waited for the reader");
+    assert_eq!(written.loaded, 1);
+    let during: i64 = env
+        .scalar("SELECT generation FROM sqs2pg_ledger_state")
+        .await;
+    assert_eq!(during, started, "the switch gave way");
+    dump.commit().await.unwrap();
+
+    let mut after = env.sink().await;
+    let c = rec(&mut after, "c");
+    assert_eq!(after.write_at(&[&c], next).await.loaded, 1);
+    let now: i64 = env
+        .scalar("SELECT generation FROM sqs2pg_ledger_state")
+        .await;
+    assert_eq!(now, started + 1);
+    assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 3);
 }
