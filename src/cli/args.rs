@@ -129,7 +129,7 @@ pub enum Command {
     /// Send message bodies to the queue: from a file (JSON array or JSONL, verbatim) or
     /// synthetic login events.
     #[command(
-        after_help = "Examples:\n  sqs2pg send --file ../shared/data/fetch-login-sample.json\n  sqs2pg send --file events.jsonl\n  sqs2pg send --synthetic 20000 --malformed-rate 0.01 --duplicate-rate 0.05 --seed 7"
+        after_help = "Examples:\n  sqs2pg send --file events.json\n  sqs2pg send --file events.jsonl\n  sqs2pg send --synthetic 20000 --malformed-rate 0.01 --duplicate-rate 0.05 --seed 7"
     )]
     Send(SendArgs),
     /// Print a new keyring entry `ID=BASE64` (64 random bytes). Keep it secret.
