@@ -21,6 +21,42 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// What a failed call says about what to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The credential chain found nothing: a setting to fix, however often it is retried.
+    NoCredentials,
+    /// The request never got an answer (refused, reset, timed out, DNS): an outage, which a
+    /// retry or a restart may get past.
+    Unreachable,
+    /// The service answered with an error, or anything else.
+    Other,
+}
+
+/// The [`FailureKind`] of `e`. A missing credential surfaces as a dispatch failure too, so
+/// it is looked for first, among the error's causes.
+pub fn failure_kind<E, R>(e: &SdkError<E, R>) -> FailureKind
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<aws_credential_types::provider::error::CredentialsError>() {
+            return FailureKind::NoCredentials;
+        }
+        cause = c.source();
+    }
+    match e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => FailureKind::Unreachable,
+        _ => FailureKind::Other,
+    }
+}
+
+/// What to say when [`FailureKind::NoCredentials`]: the chain's own account lists every
+/// provider it tried, one a line, which says less than this.
+pub const NO_CREDENTIALS: &str = "no AWS credentials found (tried the environment, the profile, web identity, ECS and instance metadata): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role (IRSA, an instance profile)";
+
 /// `Code: message (request id …)` for an error the service answered with; for one that never
 /// reached it (timeout, DNS, TLS), the chain of causes. Never the SDK's `Debug` dump, which
 /// holds the raw HTTP response.

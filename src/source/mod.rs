@@ -42,6 +42,17 @@ pub enum SourceError {
     /// The queue URL names another region than the configuration.
     #[error(transparent)]
     RegionConflict(#[from] crate::aws::RegionConflict),
+    /// The credential chain found no credentials.
+    #[error("{}", crate::aws::NO_CREDENTIALS)]
+    NoCredentials,
+    /// SQS did not answer: an outage (exit 1, so a service manager restarts), not a setting.
+    #[error("cannot reach SQS for {op} ({detail}): check the network, a proxy, or AWS_ENDPOINT_URL if set")]
+    Unreachable {
+        /// The operation.
+        op: &'static str,
+        /// The chain of causes.
+        detail: String,
+    },
     /// The queue name does not resolve.
     #[error("queue {name:?} not found at the configured endpoint ({detail}): create it, or set --queue-url / SQS2PG_QUEUE_URL")]
     QueueNotFound {
@@ -82,6 +93,7 @@ impl SourceError {
         matches!(
             self,
             Self::NoRegion
+                | Self::NoCredentials
                 | Self::RegionConflict(_)
                 | Self::QueueNotFound { .. }
                 | Self::QueueUrlNotFound { .. }
@@ -106,9 +118,11 @@ fn call_err<E>(
 where
     E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    SourceError::Call {
-        op,
-        detail: crate::aws::error_text(&e),
+    let detail = crate::aws::error_text(&e);
+    match crate::aws::failure_kind(&e) {
+        crate::aws::FailureKind::NoCredentials => SourceError::NoCredentials,
+        crate::aws::FailureKind::Unreachable => SourceError::Unreachable { op, detail },
+        crate::aws::FailureKind::Other => SourceError::Call { op, detail },
     }
 }
 
@@ -268,15 +282,12 @@ impl Source {
             .queue_name(name)
             .send()
             .await
-            .map_err(|e| {
-                let detail = match e.as_service_error() {
-                    Some(s) if s.is_queue_does_not_exist() => "it does not exist".to_string(),
-                    _ => crate::aws::error_text(&e),
-                };
-                SourceError::QueueNotFound {
+            .map_err(|e| match e.as_service_error() {
+                Some(s) if s.is_queue_does_not_exist() => SourceError::QueueNotFound {
                     name: name.into(),
-                    detail,
-                }
+                    detail: "it does not exist".into(),
+                },
+                _ => call_err("GetQueueUrl", e),
             })?;
         out.queue_url.ok_or_else(|| SourceError::QueueNotFound {
             name: name.into(),

@@ -7,7 +7,7 @@ use sqs2pg::db::DbError;
 use sqs2pg::pipeline::PipelineError;
 use sqs2pg::source::SourceError;
 
-use crate::helpers::{login, TestEnv};
+use crate::helpers::{login, stderr, TestEnv};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn build_refuses_a_database_without_tables_and_receives_nothing() {
@@ -90,4 +90,54 @@ async fn a_built_pipeline_runs_until_the_queue_is_empty() {
         (2, 2, 2)
     );
     assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 2);
+}
+
+/// An SQS endpoint that refuses connections is an outage, not a missing queue: `run` exits 1
+/// (a service manager restarts it; exit 2 would keep it down for good) and says it could not
+/// reach SQS, whether it was resolving the queue's name or reading a given URL's attributes.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_sqs_endpoint_exits_1_as_an_outage_not_a_missing_queue() {
+    let env = TestEnv::new().await;
+    let refused = "http://127.0.0.1:1";
+    let by_name = env
+        .cmd(&["run", "--until-empty"])
+        .env("AWS_ENDPOINT_URL", refused)
+        .env_remove("SQS2PG_QUEUE_URL")
+        .output()
+        .expect("spawn sqs2pg");
+    let by_url = env
+        .cmd(&["run", "--until-empty"])
+        .env("AWS_ENDPOINT_URL", refused)
+        .env("SQS2PG_QUEUE_URL", format!("{refused}/000000000000/q"))
+        .output()
+        .expect("spawn sqs2pg");
+    for (out, op) in [(by_name, "GetQueueUrl"), (by_url, "GetQueueAttributes")] {
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&format!("cannot reach SQS for {op}")), "{err}");
+        assert!(!err.contains("not found"), "{err}");
+    }
+}
+
+/// No credentials anywhere in the chain: exit 2 with one line that says what to set, not
+/// the chain's account of every provider it tried.
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_aws_credentials_exit_2_with_one_line_saying_what_to_set() {
+    let env = TestEnv::new().await;
+    let out = env
+        .cmd(&["run", "--until-empty"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_CONFIG_FILE")
+        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+        .env("HOME", "/nonexistent-home")
+        .output()
+        .expect("spawn sqs2pg");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("error: no AWS credentials found"), "{err}");
+    assert!(err.contains("AWS_ACCESS_KEY_ID"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
