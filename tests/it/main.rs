@@ -19,6 +19,7 @@ mod envelopes;
 mod faults;
 mod fifo;
 mod grafana;
+mod health_limits;
 mod helpers;
 mod lambda;
 mod lambda_runtime;
