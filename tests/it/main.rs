@@ -28,6 +28,7 @@ mod ops;
 mod partitions;
 mod pgbouncer;
 mod pii;
+mod pii_logs;
 mod prometheus;
 mod queue_faults;
 mod readme;
