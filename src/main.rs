@@ -11,6 +11,7 @@ static ALLOC: sqs2pg::alloc::Split = sqs2pg::alloc::Split;
 
 fn main() -> ExitCode {
     ALLOC.tune();
+    sqs2pg::telemetry::install_panic_hook();
     // clap exits 2 itself on a bad flag, naming it; a bad config file arrives here.
     let cli = match sqs2pg::cli::parse() {
         Ok(cli) => cli,

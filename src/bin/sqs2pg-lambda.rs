@@ -11,6 +11,7 @@ use sqs2pg::error::Failure;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    sqs2pg::telemetry::install_panic_hook();
     sqs2pg::telemetry::init_tracing(sqs2pg::telemetry::LogFormat::Json);
     // The local default would point a function at 127.0.0.1: demand the real one.
     if std::env::var_os("DATABASE_URL").is_none() {

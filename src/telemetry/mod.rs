@@ -31,44 +31,46 @@ pub enum LogFormat {
     Json,
 }
 
-/// Crates whose debug and trace output would print HTTP or protocol payloads, that is,
-/// message bodies. They are capped at `info`.
-const PAYLOAD_LOGGERS: [&str; 9] = [
-    "aws_smithy_runtime",
-    "aws_smithy_runtime_api",
-    "aws_smithy_http",
-    "aws_smithy_http_client",
-    "aws_sdk_sqs",
-    "hyper",
-    "hyper_util",
-    "h2",
-    "tokio_postgres",
-];
+/// The crates whose targets may log above `info`: sqs2pg's library (`sqs2pg`, `sqs2pg::…`)
+/// and the Lambda binary (`sqs2pg_lambda`). What they log is written to carry no PII; what
+/// other crates log at debug and trace is not (HTTP and protocol payloads, the Lambda
+/// invocation's JSON, signed canonical requests: message bodies), and a list of those
+/// cannot stay complete as dependencies change, so every other target is capped at `info`.
+const OWN_CRATES: [&str; 2] = ["sqs2pg", "sqs2pg_lambda"];
 
-/// True for a target inside one of [`PAYLOAD_LOGGERS`] (the crate itself or a module of it).
-fn is_payload_logger(target: &str) -> bool {
-    PAYLOAD_LOGGERS.iter().any(|crate_name| {
+/// True for a target of one of [`OWN_CRATES`] (the crate itself or a module of it).
+fn is_own_target(target: &str) -> bool {
+    OWN_CRATES.iter().any(|crate_name| {
         target
             .strip_prefix(crate_name)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
     })
 }
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default `info` level; events of
-/// [`PAYLOAD_LOGGERS`] above `info` are dropped whatever it says, by a filter of their own:
-/// a directive in `RUST_LOG` cannot lift it, however specific its target.
+/// The cap: an event or span passes if it is of [`OWN_CRATES`] or at most `info`. It is a
+/// filter of its own beside `RUST_LOG`'s, so no directive lifts it, however specific.
+fn foreign_cap<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber,
+{
+    tracing_subscriber::filter::filter_fn(|meta| {
+        is_own_target(meta.target()) || *meta.level() <= tracing::Level::INFO
+    })
+}
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default `info` level, but only
+/// within [`foreign_cap`]: other crates than sqs2pg's never log above `info`.
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let cap = tracing_subscriber::filter::filter_fn(|meta| {
-        !(is_payload_logger(meta.target()) && *meta.level() > tracing::Level::INFO)
-    });
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
-    let registry = tracing_subscriber::registry().with(cap).with(filter);
+    let registry = tracing_subscriber::registry()
+        .with(foreign_cap())
+        .with(filter);
     // A second init (tests) is harmless: the first subscriber stays.
     let _ = match format {
         LogFormat::Text => registry.with(layer).try_init(),
@@ -76,24 +78,134 @@ pub fn init_tracing(format: LogFormat) {
     };
 }
 
+/// Replaces the default panic output, which prints the panic's message: a message can
+/// quote a string of a message body (an `expect` on a parsed value, a formatted assert).
+/// This one prints where it happened and a fixed text, and the backtrace if `RUST_BACKTRACE`
+/// asks for one (code locations only). Installed by both binaries before anything runs.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map_or_else(
+            || "an unknown location".to_owned(),
+            |l| format!("{}:{}:{}", l.file(), l.line(), l.column()),
+        );
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        eprintln!(
+            "panic at {at} (thread {thread}): a bug, please report it with this line; \
+             its message is not shown, as it may quote message data"
+        );
+        let trace = std::backtrace::Backtrace::capture();
+        if trace.status() == std::backtrace::BacktraceStatus::Captured {
+            eprintln!("{trace}");
+        }
+    }));
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt;
+
     use super::*;
 
+    /// Everything a subscriber wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The lines [`init_tracing`]'s filters let through at `RUST_LOG=directives`, while
+    /// `emit` logs.
+    fn logged_at(directives: &str, emit: impl FnOnce()) -> String {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(foreign_cap())
+            .with(EnvFilter::new(directives))
+            .with(tracing_subscriber::fmt::layer().with_writer(move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, emit);
+        let bytes = out.0.lock().expect("captured log").clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Foreign targets at debug and trace (named in the directives or not, and crates no
+    /// list ever named) are dropped; sqs2pg's own targets keep every level; foreign `info`
+    /// and above stays.
     #[test]
-    fn payload_loggers_are_matched_by_crate_and_module() {
-        assert!(is_payload_logger("aws_smithy_runtime"));
-        assert!(is_payload_logger(
-            "aws_smithy_runtime::client::orchestrator"
-        ));
-        assert!(is_payload_logger("tokio_postgres::query"));
-        assert!(is_payload_logger(
-            "aws_smithy_runtime_api::client::orchestrator"
-        ));
+    fn only_own_targets_log_above_info_whatever_rust_log_says() {
+        for directives in [
+            "trace",
+            "lambda_runtime=trace,aws_sigv4=trace,hyper=trace,tokio_postgres=trace,trace",
+            "some_future_dependency::deep::module=trace,lambda_runtime=trace,sqs2pgx=trace",
+        ] {
+            let log = logged_at(directives, || {
+                tracing::trace!(target: "lambda_runtime", "dropped-1");
+                tracing::debug!(target: "aws_sigv4::http_request", "dropped-2");
+                tracing::trace!(target: "hyper::proto::h1", "dropped-3");
+                tracing::trace!(target: "some_future_dependency::deep::module", "dropped-4");
+                tracing::trace!(target: "sqs2pgx", "dropped-5");
+                tracing::info!(target: "some_future_dependency::deep::module", "kept-info");
+                tracing::warn!(target: "lambda_runtime", "kept-warn");
+            });
+            assert!(!log.contains("dropped"), "RUST_LOG={directives}:\n{log}");
+            assert!(
+                log.contains("kept-info") && log.contains("kept-warn"),
+                "{log}"
+            );
+        }
+        let log = logged_at("trace", || {
+            tracing::trace!(target: "sqs2pg", "own-1");
+            tracing::trace!(target: "sqs2pg::pipeline::commit", "own-2");
+            tracing::debug!(target: "sqs2pg_lambda", "own-3");
+        });
+        for own in ["own-1", "own-2", "own-3"] {
+            assert!(log.contains(own), "{own} missing:\n{log}");
+        }
+    }
+
+    /// Set in the child process of [`the_panic_hook_prints_the_location_not_the_message`].
+    const PANIC_CHILD: &str = "SQS2PG_TEST_PANIC_HOOK_CHILD";
+
+    /// A panic whose message quotes a value: the hook's output names the location and
+    /// withholds the message. The panic runs in a child process (this test binary again),
+    /// since a hook is process-wide.
+    #[test]
+    fn the_panic_hook_prints_the_location_not_the_message() {
+        let marker = "203.0.113.254 secret-device-in-a-panic";
+        if std::env::var_os(PANIC_CHILD).is_some() {
+            install_panic_hook();
+            panic!("could not parse {marker:?}");
+        }
+        let exe = std::env::current_exe().expect("the test binary");
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "telemetry::tests::the_panic_hook_prints_the_location_not_the_message",
+            ])
+            .args(["--nocapture", "--test-threads=1"])
+            .env(PANIC_CHILD, "1")
+            .output()
+            .expect("run the test binary");
+        let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            !is_payload_logger("aws_smithy_runtime_apix"),
-            "another crate"
+            !out.status.success(),
+            "the child should have panicked:\n{err}"
         );
-        assert!(!is_payload_logger("sqs2pg::pipeline"));
+        assert!(!err.contains(marker), "the message leaked:\n{err}");
+        assert!(err.contains("panic at src/telemetry/mod.rs:"), "{err}");
+        let all = format!("{err}{}", String::from_utf8_lossy(&out.stdout));
+        assert!(!all.contains("secret-device"), "{all}");
     }
 }

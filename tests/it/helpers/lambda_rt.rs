@@ -57,7 +57,15 @@ impl LambdaRuntime {
     /// Runs the `sqs2pg-lambda` binary against the Runtime API with `DATABASE_URL` set to
     /// `database_url` and the test key, as Lambda would start it at a cold start.
     pub fn start_function(&mut self, database_url: &str) {
+        self.start_function_with(database_url, &[]);
+    }
+
+    /// [`LambdaRuntime::start_function`] with `envs` added to the function's environment;
+    /// its stdout goes to a file of its own, read back with the log by
+    /// [`LambdaRuntime::function_output`].
+    pub fn start_function_with(&mut self, database_url: &str, envs: &[(&str, &str)]) {
         let log = std::fs::File::create(self.dir.join("function.log")).expect("function log");
+        let out = std::fs::File::create(self.dir.join("function.out")).expect("function out");
         let mut cmd = Command::new(lambda_binary());
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -72,9 +80,16 @@ impl LambdaRuntime {
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "it")
             .env("DATABASE_URL", database_url)
             .env("SQS2PG_KEYS", KEYS)
-            .stdout(Stdio::null())
+            .envs(envs.iter().copied())
+            .stdout(out)
             .stderr(log);
         self.function = Some(Proc::spawn(&mut cmd));
+    }
+
+    /// Everything the function wrote so far, stdout then stderr.
+    pub fn function_output(&self) -> String {
+        let out = std::fs::read_to_string(self.dir.join("function.out")).unwrap_or_default();
+        out + &self.function_log()
     }
 
     /// What the function logged so far (JSON lines), for failure messages.
