@@ -1,13 +1,14 @@
 //! Replay: quarantined bodies through decode and mask again, against the table as it is
 //! now (for example after an operator changed `app_version` to text). Each batch is one
 //! transaction that deletes the rejects that now load and inserts their rows, so an
-//! interrupted replay leaves every message exactly once, as a row or as a reject.
+//! interrupted replay leaves every message exactly once, as a row or as a reject. A row the
+//! database refuses stays a reject (`database_error:<SQLSTATE>`) and the replay goes on.
 
 use std::collections::BTreeMap;
 
 use crate::config::DbConfig;
 pub use crate::db::rejects::RejectFilter;
-use crate::db::rejects::{self, StoredReject};
+use crate::db::rejects::{self, ReplayReport, StoredReject};
 use crate::db::BatchWriter;
 use crate::decode::{Framing, RejectReason};
 use crate::mask::{Column, Keyring, Masker};
@@ -68,16 +69,60 @@ pub async fn replay(
         let Some(last) = page.last() else { break };
         cursor = last.message_id.clone();
         let (rows, still) = retransform(page, &shape.limits, framing, &mut masker, &mut summary)?;
-        let report = rejects::replay(&mut writer, &rows, &still).await?;
+        let report = match rejects::replay(&mut writer, &rows, &still).await {
+            Err(e) if e.is_data() => {
+                isolate_refused(&mut writer, rows, still, &mut summary).await?
+            }
+            other => other?,
+        };
         summary.loaded += report.loaded;
         summary.skipped += report.skipped;
         tracing::info!(
             loaded = report.loaded,
-            still_rejected = still.len(),
+            still_rejected = report.still_rejected,
             "replayed a batch"
         );
     }
     Ok(summary)
+}
+
+/// A page the database refused as a whole (one row outside every partition, an operator's
+/// CHECK): its rows go again in halves until each refused one is alone; those stay rejects,
+/// reason `database_error:<SQLSTATE>`, and the others load, so one row cannot hold back the
+/// rest of the quarantine.
+async fn isolate_refused(
+    writer: &mut BatchWriter,
+    rows: Vec<(String, Row)>,
+    mut still: Vec<(String, RejectReason)>,
+    summary: &mut ReplaySummary,
+) -> Result<ReplayReport, OpsError> {
+    let mut report = ReplayReport::default();
+    let mut parts = vec![rows];
+    while let Some(mut part) = parts.pop() {
+        match rejects::replay(writer, &part, &[]).await {
+            Ok(r) => {
+                report.loaded += r.loaded;
+                report.skipped += r.skipped;
+            }
+            Err(e) if e.is_data() && part.len() > 1 => {
+                let half = part.split_off(part.len() / 2);
+                parts.extend([half, part]);
+            }
+            Err(e) if e.is_data() => {
+                let (id, _) = part.remove(0);
+                let reason = RejectReason::Database(e.sqlstate().unwrap_or("unknown").to_owned());
+                tracing::warn!(message_id = %id, %reason, error = %e, "the database refused a replayed row; it stays a reject");
+                *summary
+                    .still_rejected
+                    .entry(reason.to_string())
+                    .or_default() += 1;
+                still.push((id, reason));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    report.still_rejected = rejects::replay(writer, &[], &still).await?.still_rejected;
+    Ok(report)
 }
 
 /// A page of rejects as rows that now load and rejects that still do not.
