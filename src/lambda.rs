@@ -108,6 +108,13 @@ impl Handler {
                 f.item_identifier = item.record.message_id.clone();
                 response.batch_item_failures.push(f);
             }
+        } else {
+            // A message whose reject the database refused has nothing committed.
+            for item in items.iter().filter(|i| i.refused.is_some()) {
+                let mut f = BatchItemFailure::default();
+                f.item_identifier = item.record.message_id.clone();
+                response.batch_item_failures.push(f);
+            }
         }
         response
     }

@@ -31,6 +31,9 @@ pub struct Item {
     pub charge: Charge,
     /// The raw body was dropped for the reject's sealed copy.
     sealed_only: bool,
+    /// The SQLSTATE with which the database refused even this message's reject: it cannot
+    /// be quarantined, so nothing of it is committed and it is left on the queue.
+    pub refused: Option<String>,
     /// The debug builds' panic hook ([`super::commit::TEST_PANIC_BODY`]), noted before the
     /// raw body may go.
     #[cfg(debug_assertions)]
@@ -57,6 +60,7 @@ impl Item {
             made_for: *limits,
             charge,
             sealed_only: false,
+            refused: None,
         };
         item.hold_once();
         (item, t.unknown_keys)

@@ -2,7 +2,8 @@
 //! connection that is gone, timed out or cannot write is replaced (and the table's shape
 //! read again); contention and operator errors are waited out with the messages still held;
 //! a data error splits the batch in halves until the culprit row is alone, which is then
-//! quarantined with its SQLSTATE. Shared by the writers and the Lambda handler.
+//! quarantined with its SQLSTATE (and a reject the database refuses too is left on the
+//! queue). Shared by the writers and the Lambda handler.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -43,6 +44,15 @@ pub enum CommitFailure {
 /// not swallowed. Release builds have no such hook, and the tests that use it are built
 /// for debug only.
 pub const TEST_PANIC_BODY: &str = r#"{"sqs2pg_test_hook":"panic"}"#;
+
+/// A reject the database refuses too (an operator's CHECK on `user_logins_rejects`) has no
+/// place to go: it is marked to be left on the queue, where the redrive policy moves it to
+/// the dead-letter queue, so that the rest of its batch can commit.
+fn leave_refused_reject(item: &mut Item, e: &DbError) {
+    let code = e.sqlstate().unwrap_or("unknown").to_owned();
+    tracing::error!(message_id = %item.record.message_id, sqlstate = %code, error = %e, "database refused a message's reject too; leaving the message on the queue (it reaches the dead-letter queue by the redrive policy)");
+    item.refused = Some(code);
+}
 
 /// Commits batches on one connection, reconnecting as needed.
 pub struct Committer {
@@ -86,7 +96,8 @@ impl Committer {
         }
     }
 
-    /// Commits a batch and records it in the stats. Each bisected part commits on its own.
+    /// Commits a batch and records it in the stats. Each bisected part commits on its own;
+    /// an item whose reject the database refuses is left out, marked [`Item::refused`].
     pub async fn commit(&mut self, items: &mut [Item]) -> Result<WriteReport, CommitFailure> {
         #[cfg(debug_assertions)]
         if items.iter().any(|i| i.test_panic) {
@@ -103,11 +114,13 @@ impl Committer {
                     stack.push((mid, hi));
                     stack.push((lo, mid));
                 }
-                Err(CommitFailure::Failed(e))
-                    if e.is_data() && matches!(items[lo].record.outcome, Outcome::Row(_)) =>
-                {
-                    self.quarantine_refused(&mut items[lo], &e);
-                    stack.push((lo, hi));
+                Err(CommitFailure::Failed(e)) if e.is_data() => {
+                    if matches!(items[lo].record.outcome, Outcome::Row(_)) {
+                        self.quarantine_refused(&mut items[lo], &e);
+                        stack.push((lo, hi));
+                    } else {
+                        leave_refused_reject(&mut items[lo], &e);
+                    }
                 }
                 Err(e) => return Err(e),
             }

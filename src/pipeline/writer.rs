@@ -41,6 +41,9 @@ impl Writer {
             let _in_flight = stats.in_flight(items.len());
             match self.committer.commit(&mut items).await {
                 Ok(_) => {
+                    let (refused, items): (Vec<Item>, Vec<Item>) =
+                        items.into_iter().partition(|i| i.refused.is_some());
+                    self.leave_on_queue(&refused);
                     let committed = Committed::of(&items);
                     // The bodies go now; the deletes need only the handles.
                     drop(items);
@@ -68,6 +71,17 @@ impl Writer {
         for batch in deleting {
             finish(batch).await;
         }
+    }
+
+    /// Messages whose outcome could not be committed at all (their reject refused): counted
+    /// as failed, as a batch given up is, and left invisible until their timeout, to come
+    /// back until the redrive policy dead-letters them.
+    fn leave_on_queue(&self, refused: &[Item]) {
+        for _ in refused {
+            self.committer.stats.add_batch_failed();
+        }
+        self.tracker
+            .forget(refused.iter().map(|i| i.msg.receipt_handle.as_str()));
     }
 
     /// Deletes a committed batch's messages.

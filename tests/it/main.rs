@@ -30,6 +30,7 @@ mod pgbouncer;
 mod pii;
 mod pii_logs;
 mod prometheus;
+mod quarantine;
 mod queue_faults;
 mod readme;
 mod region;

@@ -272,13 +272,20 @@ impl TestEnv {
 
     /// [`TestEnv::drain`] with some settings changed; panics if the run fails.
     pub async fn drain_with(&self, opts: RunOptions) -> Summary {
+        self.try_drain_with(opts).await.expect("drain run")
+    }
+
+    /// [`TestEnv::drain_with`] for a run that may fail: how it ended.
+    pub async fn try_drain_with(
+        &self,
+        opts: RunOptions,
+    ) -> Result<Summary, sqs2pg::pipeline::PipelineError> {
         sqs2pg::pipeline::run(
             self.run_config(&opts, true),
             CancellationToken::new(),
             Arc::new(Stats::default()),
         )
         .await
-        .expect("drain run")
     }
 
     /// Starts the consumer in-process as a daemon (`run` without `--until-empty`).
