@@ -5,9 +5,12 @@
 //! rejects and ledger in one transaction, with poison isolation), so malformed messages are
 //! quarantined, not failed. The response lists in `batchItemFailures` only the messages whose
 //! outcome could not be committed; Lambda returns just those to the queue. Enable
-//! `ReportBatchItemFailures` on the event source mapping.
+//! `ReportBatchItemFailures` on the event source mapping. Connects and retries stop
+//! [`DEADLINE_MARGIN`] before the invocation's deadline: a function's timeout is shorter than
+//! the write bound's retries, and what Lambda cuts off is neither answered nor rolled back.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::FutureExt;
@@ -16,7 +19,7 @@ use std::panic::AssertUnwindSafe;
 use crate::config::DbConfig;
 use crate::decode::Framing;
 use crate::mask::{Keyring, Masker};
-use crate::pipeline::batch::to_items;
+use crate::pipeline::batch::{to_items, Item};
 use crate::pipeline::budget::Charge;
 use crate::pipeline::commit::{CommitFailure, Committer};
 use crate::pipeline::PipelineError;
@@ -43,7 +46,7 @@ impl Handler {
         let writer = crate::db::BatchWriter::prepare(client, &shape, &db).await?;
         let stats = Arc::new(Stats::default());
         let shape = Arc::new(tokio::sync::watch::Sender::new(shape));
-        // Nothing stops a Lambda invocation but its own timeout.
+        // `stop` stays uncancelled: each invocation is bounded by its deadline instead.
         let mut committer = Committer::new(db, shape, writer, Masker::new(keyring), stats.clone());
         committer.attempts = ATTEMPTS;
         Ok(Self {
@@ -61,6 +64,21 @@ impl Handler {
 
     /// Commits one SQS event; returns the messages that must be retried.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        self.handle_within(event, None).await
+    }
+
+    /// [`Handler::handle`] for an invocation that ends at `deadline` (the Lambda context's):
+    /// connects and retries stop [`DEADLINE_MARGIN`] before it, and what has not committed
+    /// by then is answered as failed.
+    pub async fn handle_until(&self, event: SqsEvent, deadline: SystemTime) -> SqsBatchResponse {
+        self.handle_within(event, Some(deadline)).await
+    }
+
+    async fn handle_within(
+        &self,
+        event: SqsEvent,
+        deadline: Option<SystemTime>,
+    ) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
         let mut msgs = Vec::with_capacity(event.records.len());
         for r in event.records {
@@ -78,6 +96,7 @@ impl Handler {
         self.stats.add_received(msgs.len());
         let mut guard = self.committer.lock().await;
         let (committer, masker) = &mut *guard;
+        committer.deadline = deadline.and_then(cutoff);
         let limits = committer.shape.borrow().limits;
         let msgs = msgs.into_iter().map(|m| (m, Charge::default()));
         let mut items = to_items(msgs, &limits, masker, &self.stats);
@@ -89,39 +108,61 @@ impl Handler {
                 committer.writer = None;
                 Err(CommitFailure::Panicked)
             });
-        if let Err(e) = committed {
-            match e {
-                CommitFailure::Panicked => tracing::error!(
-                    messages = items.len(),
-                    "the commit panicked (a bug: please report it); returning every message to the queue"
-                ),
-                CommitFailure::Failed(e) => {
-                    tracing::error!(error = %e, messages = items.len(), "batch not committed; returning every message to the queue")
-                }
-                CommitFailure::Stopped => tracing::error!(
-                    messages = items.len(),
-                    "stopped before the batch committed; returning every message to the queue"
-                ),
-            }
-            for item in &items {
-                let mut f = BatchItemFailure::default();
-                f.item_identifier = item.record.message_id.clone();
-                response.batch_item_failures.push(f);
-            }
-        } else {
+        let failed: Vec<&Item> = match committed {
             // A message whose reject the database refused has nothing committed.
-            for item in items.iter().filter(|i| i.refused.is_some()) {
+            Ok(_) => items.iter().filter(|i| i.refused.is_some()).collect(),
+            Err(e) => {
+                log_uncommitted(&e, items.len());
+                items.iter().collect()
+            }
+        };
+        response
+            .batch_item_failures
+            .extend(failed.into_iter().map(|item| {
                 let mut f = BatchItemFailure::default();
                 f.item_identifier = item.record.message_id.clone();
-                response.batch_item_failures.push(f);
-            }
-        }
+                f
+            }));
         response
     }
 
     /// What this instance has done so far.
     pub fn summary(&self) -> Summary {
         self.stats.summary(std::time::Duration::ZERO)
+    }
+}
+
+/// Time kept back before the invocation's deadline: to drop the connection, log, and hand
+/// the answer to the Runtime API before Lambda ends the invocation (which would fail every
+/// record, and freeze the connection mid-transaction with the batch's ledger keys held).
+const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
+/// When an invocation ending at `deadline` stops retrying, on the runtime's clock.
+fn cutoff(deadline: SystemTime) -> Option<tokio::time::Instant> {
+    let Ok(left) = deadline.duration_since(SystemTime::now()) else {
+        // Lambda's deadline is always ahead when an invocation starts; one already past is a
+        // placeholder (cargo lambda's emulator sends 600000, in 1970), and bounding by it
+        // would fail every record.
+        tracing::warn!("the invocation's deadline has already passed: not a real one; retries are bounded by their count only");
+        return None;
+    };
+    Some(tokio::time::Instant::now() + left.saturating_sub(DEADLINE_MARGIN))
+}
+
+/// Why none of the batch's messages committed.
+fn log_uncommitted(e: &CommitFailure, messages: usize) {
+    match e {
+        CommitFailure::Panicked => tracing::error!(
+            messages,
+            "the commit panicked (a bug: please report it); returning every message to the queue"
+        ),
+        CommitFailure::Failed(e) => {
+            tracing::error!(error = %e, messages, "batch not committed; returning every message to the queue")
+        }
+        CommitFailure::Stopped => tracing::error!(
+            messages,
+            "the invocation's deadline is near and the batch has not committed; returning every message to the queue"
+        ),
     }
 }
 

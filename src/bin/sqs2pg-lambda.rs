@@ -37,7 +37,10 @@ async fn main() -> Result<(), Error> {
     let handler = std::sync::Arc::new(handler);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let handler = handler.clone();
-        async move { Ok::<SqsBatchResponse, Error>(handler.handle(event.payload).await) }
+        let deadline = event.context.deadline();
+        async move {
+            Ok::<SqsBatchResponse, Error>(handler.handle_until(event.payload, deadline).await)
+        }
     }))
     .await
 }

@@ -66,6 +66,8 @@ pub struct Committer {
     pub stats: Arc<Stats>,
     /// Cancelled to abandon retries (the shutdown deadline).
     pub stop: CancellationToken,
+    /// When to abandon retries whatever `stop` says (a Lambda invocation's deadline).
+    pub deadline: Option<tokio::time::Instant>,
     /// Attempts per batch on retryable errors.
     pub attempts: u32,
     /// When the shape was last read.
@@ -90,6 +92,7 @@ impl Committer {
             masker,
             stats,
             stop: CancellationToken::new(),
+            deadline: None,
             attempts: u32::MAX,
             inspected: Instant::now(),
             orphan: None,
@@ -147,16 +150,21 @@ impl Committer {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let stop = self.stop.clone();
-            let e = tokio::select! {
-                r = self.write_once(items) => match r {
-                    Ok(r) => {
-                        self.stats.set_writes_failing(false);
-                        return Ok(r);
-                    }
-                    Err(e) => e,
-                },
-                _ = stop.cancelled() => return Err(CommitFailure::Stopped),
+            let stopped = self.stopped();
+            let written = tokio::select! {
+                r = self.write_once(items) => Some(r),
+                _ = stopped => None,
+            };
+            let e = match written {
+                Some(Ok(r)) => {
+                    self.stats.set_writes_failing(false);
+                    return Ok(r);
+                }
+                Some(Err(e)) => e,
+                None => {
+                    self.abandon_connection();
+                    return Err(CommitFailure::Stopped);
+                }
             };
             // A refused value that a changed column explains is retried on the new shape.
             if e.suggests_changed_table() && self.refresh_shape().await {
@@ -178,8 +186,31 @@ impl Committer {
             self.on_retryable(&e, step, attempt);
             tokio::select! {
                 _ = tokio::time::sleep(backoff.next_pause()) => {}
-                _ = self.stop.cancelled() => return Err(CommitFailure::Stopped),
+                _ = self.stopped() => return Err(CommitFailure::Stopped),
             }
+        }
+    }
+
+    /// Resolves once retries are to be abandoned: `stop` cancelled or the deadline passed.
+    fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (stop, deadline) = (self.stop.clone(), self.deadline);
+        async move {
+            match deadline {
+                Some(at) => tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep_until(at) => {}
+                },
+                None => stop.cancelled().await,
+            }
+        }
+    }
+
+    /// Drops a connection left in the middle of a write (a connect, a transaction): what it
+    /// was doing is not to be finished, and its server session, which may hold the batch's
+    /// ledger keys, is terminated from the next connection.
+    fn abandon_connection(&mut self) {
+        if let Some(w) = self.writer.take() {
+            self.orphan = Some(w.backend_pid());
         }
     }
 

@@ -3,8 +3,10 @@
 //! is quarantined, what `batchItemFailures` asks Lambda to retry.
 
 use crate::faults::PrivatePg;
+use std::time::Duration;
+
 use crate::helpers::{
-    connect, failed_item_ids, sample_file, sqs_event_json, LambdaRuntime, SqsRecord,
+    connect, failed_item_ids, sample_file, sqs_event_json, LambdaRuntime, SqsRecord, TestEnv,
 };
 
 /// Three of the sample file's messages: two valid, and its one without a `user_id`.
@@ -146,6 +148,78 @@ async fn the_binary_under_the_runtime_api_commits_and_reports_failures() {
         db.count("SELECT count(*) FROM user_logins_rejects").await,
         1
     );
+}
+
+/// The function's timeout, as Lambda puts it in each invocation's deadline: shorter than
+/// one write's bound (30 s by default), let alone its three attempts.
+const FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An event of one valid login per id, user `rt-{user_prefix}-{n}`.
+fn logins_event(ids: &[String], user_prefix: &str) -> serde_json::Value {
+    let bodies: Vec<String> = (0..ids.len())
+        .map(|n| login_body(&format!("{user_prefix}-{n}")))
+        .collect();
+    let records: Vec<SqsRecord> = ids
+        .iter()
+        .zip(&bodies)
+        .map(|(id, body)| SqsRecord {
+            id: Some(id),
+            body,
+            receive_count: 1,
+        })
+        .collect();
+    sqs_event_json(&records)
+}
+
+/// With `user_logins` locked by another session, an invocation stops its connects and
+/// retries before its deadline and answers in time with every record a batch item failure,
+/// its half-done transaction abandoned; once the lock is gone, the same event again loads
+/// each record exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invocation_answers_before_its_deadline_while_the_table_is_locked() {
+    let env = TestEnv::new().await;
+    let mut rt = LambdaRuntime::start().await;
+    rt.start_function_with_timeout(&env.database_url, FUNCTION_TIMEOUT)
+        .await;
+    let warm = rt.invoke(&logins_event(&[id()], "warm")).await;
+    assert_eq!(failed_item_ids(&warm), Vec::<String>::new(), "{warm}");
+
+    let mut locker = env.db().await;
+    let lock = locker.lock_user_logins().await;
+    let mut ids = vec![id(), id(), id()];
+    ids.sort();
+    let event = logins_event(&ids, "held");
+    let answer = rt.invoke(&event).await;
+    let invocation = rt.last_invocation().expect("an invocation handed out");
+    let answered = invocation.answered.expect("the function answered");
+    assert!(
+        answered < invocation.deadline,
+        "answered {:?} after its deadline\n{}",
+        answered
+            .duration_since(invocation.deadline)
+            .unwrap_or_default(),
+        rt.function_log()
+    );
+    assert_eq!(failed_item_ids(&answer), ids, "{answer}");
+    lock.rollback().await.unwrap();
+
+    let again = rt.invoke(&event).await;
+    assert_eq!(failed_item_ids(&again), Vec::<String>::new(), "{again}");
+    let users: Vec<String> = env
+        .column("SELECT user_id FROM user_logins WHERE user_id LIKE 'rt-held-%' ORDER BY user_id")
+        .await;
+    assert_eq!(
+        users,
+        ["rt-held-0", "rt-held-1", "rt-held-2"],
+        "each exactly once"
+    );
+    let ledger: i64 = env
+        .scalar_with(
+            "SELECT count(*) FROM sqs2pg_ledger WHERE message_id = ANY($1)",
+            &[&ids],
+        )
+        .await;
+    assert_eq!(ledger, 3);
 }
 
 fn login_body(user: &str) -> String {

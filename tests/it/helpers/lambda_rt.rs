@@ -2,6 +2,7 @@
 //! `sqs2pg-lambda` binary polling it as Lambda's `provided.al2023` runtime would, and
 //! invocations sent with `cargo lambda invoke`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -17,6 +18,8 @@ pub struct LambdaRuntime {
     dir: PathBuf,
     _watch: Proc,
     function: Option<Proc>,
+    /// Between the function and the emulator when the test gives the function a timeout.
+    deadlines: Option<RuntimeDeadlines>,
 }
 
 impl LambdaRuntime {
@@ -40,6 +43,7 @@ impl LambdaRuntime {
             dir,
             _watch: watch,
             function: None,
+            deadlines: None,
         };
         let addr = format!("127.0.0.1:{port}");
         wait_until(
@@ -64,6 +68,24 @@ impl LambdaRuntime {
     /// its stdout goes to a file of its own, read back with the log by
     /// [`LambdaRuntime::function_output`].
     pub fn start_function_with(&mut self, database_url: &str, envs: &[(&str, &str)]) {
+        self.spawn_function(database_url, envs, self.port);
+    }
+
+    /// [`LambdaRuntime::start_function`] for a function whose timeout is `timeout`: each
+    /// invocation carries the deadline Lambda would give it (see [`RuntimeDeadlines`]).
+    pub async fn start_function_with_timeout(&mut self, database_url: &str, timeout: Duration) {
+        let upstream = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadlines = RuntimeDeadlines::start(upstream, timeout).await;
+        self.spawn_function(database_url, &[], deadlines.addr.port());
+        self.deadlines = Some(deadlines);
+    }
+
+    /// The latest invocation's deadline and answer, for a function started with a timeout.
+    pub fn last_invocation(&self) -> Option<Invocation> {
+        self.deadlines.as_ref().and_then(RuntimeDeadlines::last)
+    }
+
+    fn spawn_function(&mut self, database_url: &str, envs: &[(&str, &str)], runtime_api_port: u16) {
         let log = std::fs::File::create(self.dir.join("function.log")).expect("function log");
         let out = std::fs::File::create(self.dir.join("function.out")).expect("function out");
         let mut cmd = Command::new(lambda_binary());
@@ -71,7 +93,7 @@ impl LambdaRuntime {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env(
                 "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{}/.rt", self.port),
+                format!("http://127.0.0.1:{runtime_api_port}/.rt"),
             )
             .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
