@@ -39,3 +39,34 @@ async fn records_without_a_message_id_are_failed_not_acknowledged() {
     assert_eq!(c.count("SELECT count(*) FROM sqs2pg_ledger").await, 1);
     assert_eq!(handler.summary().duplicates, 0);
 }
+
+/// A reject the database refuses too (an operator's CHECK on `user_logins_rejects`) has no
+/// place to be committed: its record alone is a batch item failure, so Lambda returns it to
+/// the queue, while the rest of the event commits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reject_the_database_refuses_is_the_only_batch_item_failure() {
+    let env = TestEnv::new().await;
+    env.db()
+        .await
+        .batch_execute(
+            "ALTER TABLE user_logins_rejects ADD CONSTRAINT no_not_json CHECK (reason <> 'not_json')",
+        )
+        .await
+        .unwrap();
+    let handler = lambda_handler(&env).await;
+    let (a, b) = (
+        login("kept-a", "10.6.2.1", "d1"),
+        login("kept-b", "10.6.2.2", "d2"),
+    );
+    let event = sqs_event(&[("m-a", &a), ("m-refused", "not json"), ("m-b", &b)]);
+    let resp = handler.handle(event).await;
+    assert_eq!(failed_ids(&resp), ["m-refused"], "{resp:?}");
+    let c = env.db().await;
+    let users: Vec<String> = c.column("SELECT user_id FROM user_logins ORDER BY 1").await;
+    assert_eq!(users, ["kept-a", "kept-b"]);
+    assert_eq!(c.count("SELECT count(*) FROM user_logins_rejects").await, 0);
+    let ledger: Vec<String> = c
+        .column("SELECT message_id FROM sqs2pg_ledger ORDER BY 1")
+        .await;
+    assert_eq!(ledger, ["m-a", "m-b"], "the refused one is not marked done");
+}
