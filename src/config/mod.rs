@@ -284,7 +284,7 @@ mod tests {
         assert_eq!(db.redacted(), "postgres://app:<redacted>@db:5432/x");
         assert!(!format!("{db:?}").contains("s3cret"));
         let db = DbConfig::new("postgres://postgres@127.0.0.1/postgres", None).unwrap();
-        assert_eq!(db.redacted(), "postgres://postgres@127.0.0.1/postgres");
+        assert_eq!(db.redacted(), "postgres://postgres@127.0.0.1:5432/postgres");
         let e = DbConfig::new("postgres://h:notaport/x", None).unwrap_err();
         assert!(e.to_string().starts_with("--database-url / DATABASE_URL"));
     }
