@@ -91,6 +91,16 @@ pub enum ConfigError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The keys file belongs to another user, who could rewrite it or open it up.
+    #[error("--keys-file / SQS2PG_KEYS_FILE: {path} belongs to uid {owner}, not to this process's user (uid {euid}) or root; whoever owns it can change the keys: run `chown {euid} {path}` (or copy it as this user with `umask 077`)")]
+    KeysFileOwner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// The process's effective uid.
+        euid: u32,
+    },
     /// A KMS-wrapped key could not be unwrapped.
     #[error(transparent)]
     Kms(#[from] crate::mask::kms::KmsError),
