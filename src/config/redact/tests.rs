@@ -63,7 +63,7 @@ const CASES: &[(&str, Option<&str>, &str)] = &[
 ];
 
 #[test]
-fn passwords_are_redacted_however_the_driver_finds_them() {
+fn passwords_are_redacted_in_every_place_a_connection_string_holds_them() {
     for &(conn, password, shown) in CASES {
         let (_, read) = parsed(conn);
         assert_eq!(
