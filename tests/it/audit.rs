@@ -5,7 +5,7 @@
 use sqs2pg::db::audit::{self, AuditEntry};
 use tokio_postgres::error::SqlState;
 
-use crate::helpers::{connect, login, pipe_through, stdout_ok, Db, TestEnv};
+use crate::helpers::{connect, login, pipe_through, stderr, stdout_ok, Db, TestEnv};
 
 /// A login role of this test in `sqs2pg_revealer` (roles are cluster-wide, so it is named
 /// after the test's database), its URL and a connection as it.
@@ -232,5 +232,28 @@ async fn the_audit_is_written_in_the_schema_the_search_path_names() {
         env.count("SELECT count(*) FROM analytics.sqs2pg_reveal_audit WHERE reason = 'TICKET-13'")
             .await,
         1
+    );
+}
+
+/// Without the audit table, `reveal` opens nothing and says to migrate.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reveal_without_the_audit_table_says_to_migrate_and_prints_nothing() {
+    let env = TestEnv::new().await;
+    env.send(&[login("a", "172.16.9.2", "dev-a")]).await;
+    env.drain().await;
+    let token: String = env.scalar("SELECT masked_ip FROM user_logins").await;
+    env.db()
+        .await
+        .batch_execute("DROP TABLE sqs2pg_reveal_audit")
+        .await
+        .unwrap();
+    let mut reveal = env.cmd(&["reveal", "--column", "ip", "--reason", "TICKET-14"]);
+    let out = pipe_through(&mut reveal, &format!("{token}\n"));
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing revealed without the audit");
+    let e = stderr(&out);
+    assert!(
+        e.contains("table sqs2pg_reveal_audit does not exist: run `sqs2pg migrate`"),
+        "{e}"
     );
 }
