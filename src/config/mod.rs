@@ -208,7 +208,8 @@ impl DbConfig {
         self.tls.as_ref()
     }
 
-    /// The connection string with every password replaced, for display.
+    /// The connection string for display: rebuilt from the driver's parse, password
+    /// `<redacted>`.
     pub fn redacted(&self) -> String {
         redact::redact(self.url.expose_secret())
     }
