@@ -91,6 +91,16 @@ pub enum ConfigError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The keys file belongs to another user, who could rewrite it or open it up.
+    #[error("--keys-file / SQS2PG_KEYS_FILE: {path} belongs to uid {owner}, not to this process's user (uid {euid}) or root; whoever owns it can change the keys: run `chown {euid} {path}` (or copy it as this user with `umask 077`)")]
+    KeysFileOwner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// The process's effective uid.
+        euid: u32,
+    },
     /// A KMS-wrapped key could not be unwrapped.
     #[error(transparent)]
     Kms(#[from] crate::mask::kms::KmsError),
@@ -198,7 +208,8 @@ impl DbConfig {
         self.tls.as_ref()
     }
 
-    /// The connection string with every password replaced, for display.
+    /// The connection string for display: rebuilt from the driver's parse, password
+    /// `<redacted>`.
     pub fn redacted(&self) -> String {
         redact::redact(self.url.expose_secret())
     }
@@ -284,7 +295,7 @@ mod tests {
         assert_eq!(db.redacted(), "postgres://app:<redacted>@db:5432/x");
         assert!(!format!("{db:?}").contains("s3cret"));
         let db = DbConfig::new("postgres://postgres@127.0.0.1/postgres", None).unwrap();
-        assert_eq!(db.redacted(), "postgres://postgres@127.0.0.1/postgres");
+        assert_eq!(db.redacted(), "postgres://postgres@127.0.0.1:5432/postgres");
         let e = DbConfig::new("postgres://h:notaport/x", None).unwrap_err();
         assert!(e.to_string().starts_with("--database-url / DATABASE_URL"));
     }

@@ -35,15 +35,65 @@ pub fn fingerprint(text: &str) -> String {
         .collect()
 }
 
-/// Writes the audit row. Callers print nothing unless this succeeds.
+/// What makes an audit row tell the truth whoever inserts it, run by every `migrate` (so an
+/// older database is upgraded): `db_user` and `at` are set here from the session, whatever
+/// the INSERT says. `session_user` is the login that authenticated (a `SET ROLE` does not
+/// change it); `clock_timestamp()`, not `now()`, so holding a transaction open does not
+/// backdate a row. The function runs as the caller (no privilege to misuse) with a pinned
+/// `search_path`. Column grants (`migrate --roles`) keep the revealer from naming `id`,
+/// `at` or `db_user` at all.
+pub(super) const TRUTHFUL_ROWS: &str = "
+CREATE OR REPLACE FUNCTION sqs2pg_reveal_audit_stamp() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  NEW.db_user := session_user;
+  NEW.at := clock_timestamp();
+  RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION sqs2pg_reveal_audit_stamp() FROM PUBLIC;
+-- Created once: dropping it on every migrate would lock the audit against reveals.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgname = 'sqs2pg_reveal_audit_stamp'
+                    AND tgrelid = 'sqs2pg_reveal_audit'::regclass) THEN
+    CREATE TRIGGER sqs2pg_reveal_audit_stamp BEFORE INSERT ON sqs2pg_reveal_audit
+      FOR EACH ROW EXECUTE FUNCTION sqs2pg_reveal_audit_stamp();
+  END IF;
+END
+$$;
+";
+
+/// The audit table's schema, quoted, as the search path finds it but for a temporary table
+/// (which the session itself could have made to stand in for the real one).
+const AUDIT_SCHEMA: &str = "
+SELECT pg_catalog.quote_ident(n.nspname)
+  FROM unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS p(schema, position)
+  JOIN pg_catalog.pg_namespace n ON n.nspname = p.schema
+  JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid
+ WHERE c.relname = 'sqs2pg_reveal_audit' AND c.relpersistence <> 't'
+ ORDER BY p.position LIMIT 1";
+
+/// Writes the audit row into the table the catalog names (schema-qualified). Callers print
+/// nothing unless this succeeds.
 pub async fn record(client: &Client, entry: &AuditEntry<'_>) -> Result<(), DbError> {
+    let schema: String = client
+        .query_opt(AUDIT_SCHEMA, &[])
+        .await?
+        .ok_or(DbError::NotMigrated("sqs2pg_reveal_audit"))?
+        .try_get(0)?;
     let os_user = whoami::username().unwrap_or_else(|_| "unknown".into());
     let host = whoami::hostname().unwrap_or_else(|_| "unknown".into());
-    // No RETURNING: the revealer role may append to the audit but not read it.
+    // No RETURNING: the revealer role may append to the audit but not read it. Only the
+    // columns it is granted: who and when are the database's to say.
+    let insert = format!(
+        "INSERT INTO {schema}.sqs2pg_reveal_audit
+           (os_user, host, action, column_name, reason, values_count, fingerprints)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    );
     client
         .execute(
-            "INSERT INTO sqs2pg_reveal_audit(os_user, host, action, column_name, reason, values_count, fingerprints)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &insert,
             &[
                 &os_user,
                 &host,
@@ -56,9 +106,6 @@ pub async fn record(client: &Client, entry: &AuditEntry<'_>) -> Result<(), DbErr
         )
         .await
         .map_err(|e| match e.code() {
-            Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
-                DbError::NotMigrated("sqs2pg_reveal_audit")
-            }
             Some(&tokio_postgres::error::SqlState::UNDEFINED_COLUMN) => {
                 DbError::NotMigrated("sqs2pg_reveal_audit.fingerprints")
             }

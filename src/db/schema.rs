@@ -71,8 +71,8 @@ COMMENT ON TABLE sqs2pg_rekey_progress IS
 /// `sqs2pg_ingest` loads rows and rejects and may start a ledger generation only through
 /// `sqs2pg_ledger_rotate` (no `TRUNCATE` or `UPDATE` on the ledger), `sqs2pg_analyst` reads
 /// `user_logins` only,
-/// `sqs2pg_revealer` reads tokens and rejects and may append to the audit. Nobody but the
-/// owner may change or delete audit rows.
+/// `sqs2pg_revealer` reads tokens and rejects and may append to the audit, naming neither
+/// who nor when. Nobody but the owner may change or delete audit rows.
 const ROLES: &str = "
 DO $$
 BEGIN
@@ -93,7 +93,9 @@ REVOKE ALL ON FUNCTION sqs2pg_ledger_rotate(bigint) FROM sqs2pg_analyst, sqs2pg_
 GRANT EXECUTE ON FUNCTION sqs2pg_ledger_rotate(bigint) TO sqs2pg_ingest;
 GRANT SELECT ON user_logins TO sqs2pg_analyst;
 GRANT SELECT ON user_logins, user_logins_rejects TO sqs2pg_revealer;
-GRANT INSERT ON sqs2pg_reveal_audit TO sqs2pg_revealer;
+-- Not id, at or db_user: the audit says who and when, not the revealer.
+GRANT INSERT (os_user, host, action, column_name, reason, values_count, fingerprints)
+  ON sqs2pg_reveal_audit TO sqs2pg_revealer;
 GRANT USAGE ON SEQUENCE sqs2pg_reveal_audit_id_seq TO sqs2pg_revealer;
 ";
 
@@ -161,7 +163,8 @@ async fn missing_tables(
 }
 
 /// Creates what is missing; never alters an existing table, except to add the audit columns
-/// a newer version records (`sqs2pg_reveal_audit.fingerprints`). With `roles`, also creates the
+/// a newer version records (`sqs2pg_reveal_audit.fingerprints`) and the audit's trigger that
+/// sets who and when ([`super::audit::TRUTHFUL_ROWS`]). With `roles`, also creates the
 /// least-privilege roles and sets their grants (idempotent).
 pub async fn migrate(client: &mut Client, roles: bool) -> Result<MigrateReport, DbError> {
     let tx = client.transaction().await?;
@@ -172,6 +175,7 @@ pub async fn migrate(client: &mut Client, roles: bool) -> Result<MigrateReport, 
         .await?;
     let created = missing_tables(&tx, &TABLES).await?;
     tx.batch_execute(MIGRATION).await?;
+    tx.batch_execute(super::audit::TRUTHFUL_ROWS).await?;
     tx.batch_execute(&super::ledger::rotate_function()).await?;
     tx.batch_execute(ROTATE_FUNCTION_PRIVILEGES).await?;
     if roles {

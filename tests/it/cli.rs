@@ -200,6 +200,7 @@ fn no_arguments_print_where_to_start() {
 fn config_never_prints_a_password() {
     for url in [
         "postgres://app:s3cr3t-pw@db.internal:5432/logins",
+        "postgres://app:s3cr3t-pw/with?slash@db.internal:5432/logins",
         "postgres://app@db.internal:5432/logins?sslmode=require&password=s3cr3t-pw",
         "host=db.internal user=app password=s3cr3t-pw dbname=logins",
         "host=db.internal user=app password='s3cr3t-pw' dbname=logins",

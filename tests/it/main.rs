@@ -8,6 +8,7 @@
 #[global_allocator]
 static ALLOC: sqs2pg::alloc::Split = sqs2pg::alloc::Split;
 
+mod audit;
 mod big_messages;
 mod claims;
 mod cli;
