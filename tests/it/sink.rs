@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::db_faults::lock_waiters;
 use crate::helpers::{login, stdout_ok, wait_until, SinkRecord, TestEnv, TestSink};
 
 /// The record of a valid login whose user_id is its message id.
@@ -179,7 +180,8 @@ async fn ledger_generations_dedup_and_prune() {
 
 /// Two writers whose clocks put them on either side of a generation switch (minutes apart)
 /// commit the same redelivered message id at the same moment: one row, one duplicate. Both
-/// are held at the row insert by a lock until both have claimed the id in the ledger.
+/// are held by a lock on `user_logins` (the second, with the rule, behind the first's ledger
+/// key) until both have reached the ledger.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redelivery_straddling_a_generation_switch_is_one_row() {
     let env = TestEnv::new().await;
@@ -201,11 +203,13 @@ async fn a_redelivery_straddling_a_generation_switch_is_one_row() {
     let lock = locker.lock_user_logins().await;
     let first = tokio::spawn(async move { before.write_at(&[&a], switch - skew).await });
     let second = tokio::spawn(async move { after.write_at(&[&b], switch + skew).await });
-    wait_until("both writers blocked", Duration::from_secs(30), || async {
-        env.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            .await
-            >= 2
-    })
+    // Only this database's waits count: another test's would let the lock go before both
+    // writers claimed the id, and one committing before the other starts proves nothing.
+    wait_until(
+        "both writers blocked in this database",
+        Duration::from_secs(30),
+        || async { lock_waiters(&env).await >= 2 },
+    )
     .await;
     lock.rollback().await.unwrap();
     let (r1, r2) = (first.await.unwrap(), second.await.unwrap());
