@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::db_faults::lock_waiters;
-use crate::helpers::{login, stdout_ok, wait_until, SinkRecord, TestEnv, TestSink};
+use crate::helpers::{
+    login, stdout_ok, wait_until, SinkRecord, TestEnv, TestSink, LEDGER_GENERATION_DAYS,
+};
 
 /// The record of a valid login whose user_id is its message id.
 fn rec(sink: &mut TestSink, id: &str) -> SinkRecord {
@@ -217,4 +219,21 @@ async fn a_redelivery_straddling_a_generation_switch_is_one_row() {
     assert_eq!(r1.duplicates + r2.duplicates, 1);
     let rows = "SELECT count(*) FROM user_logins WHERE user_id = 'straddler'";
     assert_eq!(env.count(rows).await, 1);
+}
+
+/// The ledger's generation length is stated where an operator reads it (the view's COMMENT
+/// in the database, the README's "Tables") as the code has it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ledgers_generation_length_is_stated_as_the_code_has_it() {
+    let days = LEDGER_GENERATION_DAYS;
+    let env = TestEnv::new().await;
+    let comment: String = env
+        .scalar("SELECT obj_description('sqs2pg_ledger'::regclass, 'pg_class')")
+        .await;
+    let stated = format!("two {days}-day generations");
+    assert!(comment.contains(&stated), "{comment:?} lacks {stated:?}");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let stated = format!("each one {days}-day generation");
+    assert!(readme.contains(&stated), "the README lacks {stated:?}");
 }
