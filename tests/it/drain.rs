@@ -2,6 +2,8 @@
 //! (it is drained once its lease runs out, so nothing is missed), and what it cost in SQS
 //! requests, by kind.
 
+use std::time::Duration;
+
 use sqs2pg::telemetry::RequestKind;
 
 use crate::helpers::*;
@@ -57,5 +59,61 @@ async fn a_drain_counts_its_sqs_requests_by_kind() {
     assert_eq!(
         r.total(),
         RequestKind::ALL.iter().map(|k| r.get(*k)).sum::<u64>()
+    );
+}
+
+/// A trigger that counts every insert attempt into `user_logins` (a sequence: its steps are
+/// never rolled back) and then refuses it with an error the consumer cannot classify (P0001,
+/// so the batch is backed off and retried, never rejected).
+const REFUSE_EVERY_ROW: &str = "
+CREATE SEQUENCE write_attempts;
+CREATE FUNCTION refuse_every_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM nextval('write_attempts');
+  RAISE EXCEPTION 'refused by the test';
+END $$;
+CREATE TRIGGER refuse_every_row BEFORE INSERT ON user_logins
+  FOR EACH ROW EXECUTE FUNCTION refuse_every_row();";
+
+/// A drain run whose one batch the database refuses every time tries it 10 times, gives it
+/// up, leaves its message on the queue (not deleted, nothing committed) and exits 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drain_gives_a_batch_up_after_10_attempts_and_exits_1() {
+    let env = TestEnv::new().await;
+    env.db()
+        .await
+        .batch_execute(REFUSE_EVERY_ROW)
+        .await
+        .expect("install the trigger");
+    env.send(&logins(1)).await;
+    let log_file = std::env::temp_dir().join(format!("{}-gives-up.log", env.queue_name));
+    let args = ["run", "--until-empty", "--wait-seconds", "1"];
+    let mut run = env.spawn_reporting(&args, &[], &log_file);
+
+    // Ten attempts, each backed off (0.2 s doubling to 10 s, jittered): under a minute.
+    let code = run.wait_exit(Duration::from_secs(180)).await;
+
+    let log = std::fs::read_to_string(&log_file).expect("the run's log");
+    let _ = std::fs::remove_file(&log_file);
+    assert_eq!(code, Some(1), "a drain that gave a batch up fails:\n{log}");
+    let attempts: i64 = env
+        .scalar("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM write_attempts")
+        .await;
+    assert_eq!(attempts, 10, "insert attempts the database saw:\n{log}");
+    assert!(
+        log.contains("could not be committed after retries"),
+        "{log}"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 0);
+    assert_eq!(
+        env.count("SELECT count(*) FROM user_logins_rejects").await,
+        0
+    );
+    assert_eq!(env.count("SELECT count(*) FROM sqs2pg_ledger").await, 0);
+    let d = env.depth().await;
+    assert_eq!(
+        d.visible + d.in_flight,
+        1,
+        "the message stays on the queue: {d:?}"
     );
 }
