@@ -37,7 +37,7 @@ CREATE OR REPLACE VIEW sqs2pg_ledger AS
   SELECT message_id, committed_at FROM sqs2pg_ledger_0
   UNION ALL SELECT message_id, committed_at FROM sqs2pg_ledger_1;
 COMMENT ON VIEW sqs2pg_ledger IS
-  'sqs2pg: SQS message ids whose row or reject is committed (two 14-day generations); makes redelivery a no-op';
+  'sqs2pg: SQS message ids whose row or reject is committed (two 15-day generations); makes redelivery a no-op';
 CREATE TABLE IF NOT EXISTS sqs2pg_reveal_audit(
   id bigserial PRIMARY KEY,
   at timestamptz NOT NULL DEFAULT now(),

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::db_faults::lock_waiters;
+use crate::faults::PrivatePg;
 use crate::helpers::*;
 
 /// SQS's limit for one message (LocalStack 4.10's default `MaximumMessageSize` too).
@@ -158,5 +159,113 @@ async fn the_queues_message_size_limit_is_read_at_start() {
             max_message_bytes: 256 * 1024,
         };
         assert_eq!(limits, expected, "{sqs:?}");
+    }
+}
+
+/// Memory stays bounded while Postgres is down: the writers held by a lock until the byte
+/// budget is full, then Postgres stopped under them for 25 s while the queue holds many
+/// budgets more. The process's resident memory, sampled throughout (and until everything is
+/// loaded), stays within what it used once warmed up plus the budget plus a fixed allowance
+/// (runtime, buffers, the allocator's slack); once Postgres is back every message loads
+/// exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_stays_bounded_while_postgres_is_down() {
+    const BODY: usize = 256 * 1024;
+    const SENT: i64 = 240;
+    const BUDGET: usize = 4 * ONE_MIB;
+    let env = TestEnv::new().await;
+    let pg = PrivatePg::start_migrated().await;
+    let db = connect(&pg.url).await;
+    let rows = "SELECT count(*) FROM user_logins";
+    let log = std::env::temp_dir().join(format!("{}-outage.log", env.queue_name));
+    let budget = BUDGET.to_string();
+    let args = [
+        "run",
+        "--wait-seconds",
+        "1",
+        "--max-inflight-bytes",
+        &budget,
+    ];
+    let mut run = env.spawn_reporting(&args, &[("DATABASE_URL", pg.url.clone())], &log);
+    env.send(&[padded_login("warm-up", BODY)]).await;
+    let warm = || async { db.count(rows).await == 1 };
+    wait_until("the warm-up message loaded", Duration::from_secs(60), warm).await;
+    let memory = Memory::from(resident_bytes(run.pid()).expect("running"), BUDGET);
+    let rss = PeakRss::sample(run.pid());
+
+    let mut locker = connect(&pg.url).await;
+    let lock = locker.lock_user_logins().await;
+    let bodies: Vec<String> = (0..SENT)
+        .map(|i| padded_login(&format!("u{i}"), BODY))
+        .collect();
+    env.send(&bodies).await;
+    let blocked = || async { cluster_lock_waiters(&db).await >= 1 };
+    wait_until(
+        "a writer blocked on the lock",
+        Duration::from_secs(60),
+        blocked,
+    )
+    .await;
+    drop((lock, db));
+    let pg = outage(pg, Duration::from_secs(25)).await;
+    memory.assert_within("while Postgres was down", rss.peak());
+
+    let db = connect(&pg.url).await;
+    let loaded = || async { db.count(rows).await == SENT + 1 };
+    wait_until("every message loaded", Duration::from_secs(180), loaded).await;
+    env.wait_drained(Duration::from_secs(60)).await;
+    memory.assert_within("until everything was loaded", rss.stop());
+    let once = "SELECT count(DISTINCT user_id) FROM user_logins";
+    assert_eq!(db.count(once).await, SENT + 1, "each message once");
+    run.sigterm();
+    assert_eq!(run.wait_exit(Duration::from_secs(60)).await, Some(0));
+    let _ = std::fs::remove_file(&log);
+}
+
+/// Sessions of a private cluster waiting on a lock (the cluster is the test's own).
+async fn cluster_lock_waiters(db: &Db) -> i64 {
+    db.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        .await
+}
+
+/// Stops `pg` for `length`, then starts it again.
+async fn outage(pg: PrivatePg, length: Duration) -> PrivatePg {
+    tokio::task::spawn_blocking(move || {
+        pg.stop();
+        std::thread::sleep(length);
+        pg.start_again();
+        pg
+    })
+    .await
+    .expect("the outage")
+}
+
+/// The bound on a consumer's resident memory: what it used once warmed up, plus its byte
+/// budget, plus a fixed allowance (runtime, buffers, the allocator's slack).
+struct Memory {
+    warmed: u64,
+    budget: u64,
+}
+
+impl Memory {
+    const ALLOWANCE: u64 = 16 * ONE_MIB as u64;
+
+    fn from(warmed: u64, budget: usize) -> Self {
+        Self {
+            warmed,
+            budget: budget as u64,
+        }
+    }
+
+    fn assert_within(&self, when: &str, peak: u64) {
+        let mib = |b: u64| b as f64 / ONE_MIB as f64;
+        assert!(
+            peak <= self.warmed + self.budget + Self::ALLOWANCE,
+            "resident memory {when} peaked at {:.1} MiB: over {:.1} MiB warmed + {:.1} MiB budget + {:.1} MiB allowance",
+            mib(peak),
+            mib(self.warmed),
+            mib(self.budget),
+            mib(Self::ALLOWANCE)
+        );
     }
 }

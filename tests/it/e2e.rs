@@ -189,3 +189,95 @@ async fn text_app_version_column_is_used_as_is() {
     let reason: String = env.scalar("SELECT reason FROM user_logins_rejects").await;
     assert_eq!(reason, "too_long:app_version");
 }
+
+/// A body for [`error_texts_never_hold_an_ip_or_device_id_in_the_clear`]: a login with `ip`
+/// and `device_id` as raw JSON (any type, any spelling).
+fn login_with_raw(user_id: &str, ip_json: &str, device_json: &str) -> String {
+    format!(
+        r#"{{"user_id":"{user_id}","app_version":"1.2.3","device_type":"ios","ip":{ip_json},"locale":"US","device_id":{device_json}}}"#
+    )
+}
+
+/// Every error path a value can reach (a bad address, a value of the wrong type, one too
+/// long for its column, a body that is not JSON or breaks off, a lone surrogate, a row the
+/// database refuses with a message quoting the failing row, at debug level): the ips and
+/// device ids sent appear in no log line, no summary and no reject's reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn error_texts_never_hold_an_ip_or_device_id_in_the_clear() {
+    let env = TestEnv::new().await;
+    let check = "ALTER TABLE user_logins ADD CONSTRAINT no_refused CHECK (user_id <> 'refused')";
+    env.db()
+        .await
+        .batch_execute(check)
+        .await
+        .expect("add a CHECK");
+    let long_device = format!("long-device-{}", "q".repeat(300));
+    let bodies = [
+        login_with_raw("bad-ip", r#""203.0.113.300""#, r#""dev-badip-7781""#),
+        login_with_raw("ip-number", "3405803969", r#""dev-ipnum-5512""#),
+        login_with_raw("device-number", r#""203.0.113.41""#, "987654321987"),
+        login_with_raw("device-list", r#""203.0.113.42""#, r#"["dev-list-5531"]"#),
+        login_with_raw("too-long", r#""203.0.113.43""#, &format!("{long_device:?}")),
+        login_with_raw("surrogate", r#""203.0.113.44""#, r#""dev-sur-\ud800-9931""#),
+        login("refused", "203.0.113.45", "dev-refused-4410"),
+        "not json 203.0.113.46 dev-notjson-6620".to_owned(),
+        r#"{"user_id":"cut","ip":"203.0.113.47","device_id":"dev-cut-3370"#.to_owned(),
+    ];
+    let secrets = [
+        "203.0.113.300",
+        "dev-badip-7781",
+        "3405803969",
+        "dev-ipnum-5512",
+        "203.0.113.41",
+        "987654321987",
+        "203.0.113.42",
+        "dev-list-5531",
+        "203.0.113.43",
+        &long_device[..40],
+        "203.0.113.44",
+        "dev-sur-",
+        "203.0.113.45",
+        "dev-refused-4410",
+        "203.0.113.46",
+        "dev-notjson-6620",
+        "203.0.113.47",
+        "dev-cut-3370",
+    ];
+    env.send(&bodies).await;
+
+    let out = env
+        .cmd(&["run", "--until-empty", "--wait-seconds", "1"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("run");
+
+    let summary = stdout_ok(&out);
+    let log = String::from_utf8_lossy(&out.stderr);
+    let reasons: Vec<String> = env
+        .column("SELECT reason FROM user_logins_rejects ORDER BY reason")
+        .await;
+    let expected = [
+        "database_error:23514",
+        "invalid_ip",
+        "not_json",
+        "not_json",
+        "not_json",
+        "too_long:device_id",
+        "wrong_type:device_id",
+        "wrong_type:device_id",
+        "wrong_type:ip",
+    ];
+    assert_eq!(reasons, expected, "each error path taken:\n{log}");
+    for secret in secrets {
+        for (what, text) in [
+            ("log", &*log),
+            ("summary", &summary),
+            ("reasons", &reasons.join("\n")),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{secret} in the {what} in the clear:\n{text}"
+            );
+        }
+    }
+}

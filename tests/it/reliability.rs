@@ -384,25 +384,48 @@ async fn three_instances_share_a_queue() {
     assert_invariants(&env, &w).await;
 }
 
-/// SIGTERM under load: exit 0 within the deadline; the next run finishes the rest.
+/// SIGTERM under load: exit 0; what the run received it committed and deleted, none of it
+/// released (its summary and the ledger agree, and the queue holds exactly the rest, none
+/// in flight); the next run finishes the rest.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_under_load() {
     let env = TestEnv::new().await;
     let w = fill_queue(&env, 20_000, 17).await;
+    let sent = w.bodies.len() as u64;
     let mut args = DAEMON.to_vec();
     args.extend(["--shutdown-timeout", "5"]);
-    let mut child = env.spawn(&args, &[]);
+    let log = log_path(&env, "sigterm");
+    let mut child = env.spawn_reporting(&args, &[], &log);
     // Stopped at a random moment mid-load.
     jitter_sleep(1000, 1500).await;
     // Held to its deadline is the stalled-writer test's proof (a lock that never lifts);
     // here the bound only keeps a hang from stalling the suite.
     stop_cleanly(&mut child, Duration::from_secs(60)).await;
+    let first = summary_numbers(&String::from_utf8_lossy(&child.wait_with_output().stdout));
+    let field = |name: &str| first.get(name).copied().unwrap_or(0);
+    let received = field("received");
+    assert!(received > 0, "stopped mid-load, not before it: {first:?}");
+    assert_eq!(field("released"), 0, "nothing released: {first:?}");
+    assert_eq!(
+        field("deleted"),
+        received,
+        "every message received deleted: {first:?}"
+    );
+    let outcomes_counted = field("loaded") + field("rejected") + field("duplicates skipped");
+    assert_eq!(outcomes_counted, received, "every one committed: {first:?}");
+    let committed = outcomes(&env.db().await).await as u64;
+    assert_eq!(
+        committed, received,
+        "the ledger holds what the run received: {first:?}"
+    );
     let d = env.depth().await;
     assert!(d.visible > 0, "the first run was stopped before the end");
     assert_eq!(
-        d.in_flight, 0,
-        "nothing left held: committed and deleted, or released"
+        (d.visible, d.in_flight),
+        (sent - received, 0),
+        "the queue holds the rest, untouched: {first:?}"
     );
+    let _ = std::fs::remove_file(&log);
     stdout_ok(&env.run_cmd(&["run", "--until-empty", "--wait-seconds", "1"]));
     assert_invariants(&env, &w).await;
 }

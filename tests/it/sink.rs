@@ -5,7 +5,10 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::helpers::{login, stdout_ok, wait_until, SinkRecord, TestEnv, TestSink};
+use crate::db_faults::lock_waiters;
+use crate::helpers::{
+    login, stdout_ok, wait_until, SinkRecord, TestEnv, TestSink, LEDGER_GENERATION_DAYS,
+};
 
 /// The record of a valid login whose user_id is its message id.
 fn rec(sink: &mut TestSink, id: &str) -> SinkRecord {
@@ -180,7 +183,8 @@ async fn ledger_generations_dedup_and_prune() {
 
 /// Two writers whose clocks put them on either side of a generation switch (minutes apart)
 /// commit the same redelivered message id at the same moment: one row, one duplicate. Both
-/// are held at the row insert by a lock until both have claimed the id in the ledger.
+/// are held by a lock on `user_logins` (the second, with the rule, behind the first's ledger
+/// key) until both have reached the ledger.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redelivery_straddling_a_generation_switch_is_one_row() {
     let env = TestEnv::new().await;
@@ -203,11 +207,13 @@ async fn a_redelivery_straddling_a_generation_switch_is_one_row() {
     let lock = locker.lock_user_logins().await;
     let first = tokio::spawn(async move { before.write_at(&[&a], switch - skew).await });
     let second = tokio::spawn(async move { after.write_at(&[&b], switch + skew).await });
-    wait_until("both writers blocked", Duration::from_secs(30), || async {
-        env.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            .await
-            >= 2
-    })
+    // Only this database's waits count: another test's would let the lock go before both
+    // writers claimed the id, and one committing before the other starts proves nothing.
+    wait_until(
+        "both writers blocked in this database",
+        Duration::from_secs(30),
+        || async { lock_waiters(&env).await >= 2 },
+    )
     .await;
     lock.rollback().await.unwrap();
     let (r1, r2) = (first.await.unwrap(), second.await.unwrap());
@@ -261,4 +267,21 @@ async fn a_generation_switch_gives_way_to_a_long_reader_of_the_ledger() {
         .await;
     assert_eq!(now, started + 1);
     assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 3);
+}
+
+/// The ledger's generation length is stated where an operator reads it (the view's COMMENT
+/// in the database, the README's "Tables") as the code has it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ledgers_generation_length_is_stated_as_the_code_has_it() {
+    let days = LEDGER_GENERATION_DAYS;
+    let env = TestEnv::new().await;
+    let comment: String = env
+        .scalar("SELECT obj_description('sqs2pg_ledger'::regclass, 'pg_class')")
+        .await;
+    let stated = format!("two {days}-day generations");
+    assert!(comment.contains(&stated), "{comment:?} lacks {stated:?}");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let stated = format!("each one {days}-day generation");
+    assert!(readme.contains(&stated), "the README lacks {stated:?}");
 }

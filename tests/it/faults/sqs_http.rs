@@ -32,6 +32,8 @@ struct Faults {
     delay: Mutex<HashMap<String, Duration>>,
     held: Mutex<HashMap<String, u32>>,
     injected: AtomicU64,
+    /// Every request that reached the proxy, by operation (failed ones included).
+    seen: Mutex<HashMap<String, u64>>,
 }
 
 impl Faults {
@@ -148,6 +150,18 @@ impl SqsFaults {
         self.faults.injected.load(Ordering::Relaxed)
     }
 
+    /// Requests of `operation` (`DeleteMessageBatch`) that reached the proxy so far, each
+    /// attempt counted: an independent count of what the consumer sent.
+    pub fn requests(&self, operation: &str) -> u64 {
+        let seen = self.faults.seen.lock().unwrap();
+        seen.get(operation).copied().unwrap_or(0)
+    }
+
+    /// Requests of every operation that reached the proxy so far.
+    pub fn all_requests(&self) -> u64 {
+        self.faults.seen.lock().unwrap().values().sum()
+    }
+
     /// Planned failures of `operation` not yet given.
     pub fn pending(&self, operation: &str) -> u32 {
         self.faults
@@ -180,6 +194,12 @@ async fn answer(
         .and_then(|v| v.strip_prefix("AmazonSQS."))
         .unwrap_or("")
         .to_owned();
+    *faults
+        .seen
+        .lock()
+        .unwrap()
+        .entry(operation.clone())
+        .or_default() += 1;
     if faults.take(&operation) {
         return Ok(internal_failure());
     }

@@ -23,6 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqs2pg::config::{DbConfig, PipelineConfig, RunConfig, SqsConfig};
+/// Days per ledger generation, as the code has them (the docs must say the same).
+pub use sqs2pg::db::ledger::LEDGER_GENERATION_DAYS;
 use sqs2pg::db::BatchWriter;
 use sqs2pg::mask::Keyring;
 use sqs2pg::source::{QueueDepth, Received, Source};

@@ -59,6 +59,11 @@ impl Proc {
         c.wait_with_output().expect("wait")
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().expect("process already collected").id()
+    }
+
     /// Its exit code once it has exited (a death by signal reads as -1), `None` while it runs.
     pub fn try_exit_code(&mut self) -> Option<i32> {
         let status = self.child().try_wait().expect("try_wait");
@@ -94,6 +99,48 @@ impl Drop for Proc {
                 let _ = c.wait();
             }
         }
+    }
+}
+
+/// A process's resident memory (`VmRSS` in `/proc/<pid>/status`) in bytes; `None` once it
+/// is gone.
+pub fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The highest resident memory of a process, sampled every 50 ms from its start until
+/// [`PeakRss::stop`].
+pub struct PeakRss {
+    peak: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeakRss {
+    /// Starts sampling `pid`.
+    pub fn sample(pid: u32) -> Self {
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = peak.clone();
+        let task = tokio::spawn(async move {
+            while let Some(rss) = resident_bytes(pid) {
+                seen.fetch_max(rss, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Self { peak, task }
+    }
+
+    /// The highest sample so far.
+    pub fn peak(&self) -> u64 {
+        self.peak.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops sampling; returns the highest sample.
+    pub fn stop(self) -> u64 {
+        self.task.abort();
+        self.peak()
     }
 }
 
