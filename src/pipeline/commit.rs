@@ -230,7 +230,11 @@ impl Committer {
                 self.writer = None;
             }
             // Retrying cannot hurt and rejecting would lose data: someone must act.
-            tracing::error!(error = %e, sqlstate, attempt, "the database refuses the write; the batch is held and retried until it is fixed (readiness is 503 meanwhile)");
+            let until = match self.attempts {
+                u32::MAX => "until it is fixed".to_owned(),
+                n => format!("up to {n} attempts, then left on the queue"),
+            };
+            tracing::error!(error = %e, sqlstate, attempt, "the database refuses the write; the batch is held and retried {until} (readiness is 503 meanwhile)");
         }
         if self.writer.as_ref().is_some_and(BatchWriter::is_closed) {
             self.writer = None;
