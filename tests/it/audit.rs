@@ -5,37 +5,13 @@
 use sqs2pg::db::audit::{self, AuditEntry};
 use tokio_postgres::error::SqlState;
 
-use crate::helpers::{connect, login, pipe_through, stderr, stdout_ok, Db, TestEnv};
-
-/// A login role of this test in `sqs2pg_revealer` (roles are cluster-wide, so it is named
-/// after the test's database), its URL and a connection as it.
-struct RevealerLogin {
-    name: String,
-    url: String,
-}
+use crate::helpers::{
+    connect, login, pipe_through, role_login, stderr, stdout_ok, Db, RoleLogin, TestEnv,
+};
 
 /// `migrate --roles`, then a login role granted `sqs2pg_revealer`.
-async fn revealer_login(env: &TestEnv) -> RevealerLogin {
-    stdout_ok(&env.run_cmd(&["migrate", "--roles"]));
-    let name = format!("{}_revealer", env.db_name());
-    env.db()
-        .await
-        .batch_execute(&format!("CREATE ROLE {name} LOGIN IN ROLE sqs2pg_revealer"))
-        .await
-        .unwrap();
-    let url = env
-        .database_url
-        .replacen("postgres@", &format!("{name}@"), 1);
-    RevealerLogin { name, url }
-}
-
-async fn drop_login(env: &TestEnv, login: RevealerLogin) {
-    let name = login.name;
-    env.db()
-        .await
-        .batch_execute(&format!("DROP OWNED BY {name}; DROP ROLE {name}"))
-        .await
-        .unwrap();
+async fn revealer_login(env: &TestEnv) -> RoleLogin {
+    role_login(env, "sqs2pg_revealer").await
 }
 
 /// An audit row that names someone else and a date long past, as a forger would write it.
@@ -112,7 +88,7 @@ async fn a_revealer_cannot_name_who_or_when_in_the_audit() {
         2
     );
     drop(as_revealer);
-    drop_login(&env, login).await;
+    login.drop_in(&env).await;
 }
 
 /// A database from before (no trigger, and the revealer granted INSERT on every column, as an
@@ -151,7 +127,7 @@ async fn migrate_makes_an_older_audit_truthful() {
     as_revealer.batch_execute(HONEST_INSERT).await.unwrap();
     assert_eq!(who_and_whether_now(&env, "HONEST").await, truth);
     drop(as_revealer);
-    drop_login(&env, login).await;
+    login.drop_in(&env).await;
 }
 
 /// `reveal` run with a revealer login's URL reveals, and its audit row names that login.
@@ -170,7 +146,7 @@ async fn a_reveal_by_a_revealer_login_is_audited_under_that_login() {
         who_and_whether_now(&env, "TICKET-11").await,
         (revealer.name.clone(), true)
     );
-    drop_login(&env, revealer).await;
+    revealer.drop_in(&env).await;
 }
 
 /// The audit row goes to the table the catalog names, schema and all: a temporary table of
@@ -205,7 +181,7 @@ async fn the_audit_row_is_written_to_the_real_table_not_a_temporary_stand_in() {
         .await;
     assert_eq!(stand_in, 0);
     drop(as_revealer);
-    drop_login(&env, login).await;
+    login.drop_in(&env).await;
 }
 
 /// Tables in schema `analytics`, reached through the URL's `search_path`: `mask` audits into

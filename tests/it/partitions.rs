@@ -35,19 +35,21 @@ fn monthly_partitions() -> String {
         .collect()
 }
 
+/// A database whose `user_logins` an operator laid out with `ddl` before `migrate`.
+pub(crate) async fn migrated_with(ddl: &str) -> TestEnv {
+    let env = TestEnv::unmigrated().await;
+    env.db().await.batch_execute(ddl).await.unwrap();
+    stdout_ok(&env.run_cmd(&["migrate"]));
+    env
+}
+
 /// Messages of today land in this month's partition; `migrate` leaves the table as it is.
 /// One dated outside every partition (SQS's SentTimestamp of 2024-11-24, through the commit
 /// path `run` and the Lambda handler share) is isolated and rejected `database_error:23514`,
 /// the rest of its batch loads.
 #[tokio::test(flavor = "multi_thread")]
 async fn partitioned_table_loads_and_isolates_a_row_outside_the_partitions() {
-    let env = TestEnv::unmigrated().await;
-    env.db()
-        .await
-        .batch_execute(&format!("{PARTITIONED}; {}", monthly_partitions()))
-        .await
-        .unwrap();
-    stdout_ok(&env.run_cmd(&["migrate"]));
+    let env = migrated_with(&format!("{PARTITIONED}; {}", monthly_partitions())).await;
     let bodies: Vec<String> = (0..30)
         .map(|i| login(&format!("part-{i}"), "10.7.0.1", "dev"))
         .collect();
@@ -143,13 +145,7 @@ async fn quarantine_betas_one_outside_the_partitions(env: &TestEnv) {
 /// and every other row of that page and of the pages after it loads; exit 0.
 #[tokio::test(flavor = "multi_thread")]
 async fn replay_keeps_a_row_the_partitions_refuse_as_a_reject_and_loads_the_rest() {
-    let env = TestEnv::unmigrated().await;
-    env.db()
-        .await
-        .batch_execute(&format!("{PARTITIONED}; {}", monthly_partitions()))
-        .await
-        .unwrap();
-    stdout_ok(&env.run_cmd(&["migrate"]));
+    let env = migrated_with(&format!("{PARTITIONED}; {}", monthly_partitions())).await;
     quarantine_betas_one_outside_the_partitions(&env).await;
     env.db()
         .await

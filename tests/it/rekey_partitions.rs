@@ -9,6 +9,7 @@ use sqs2pg::db::rekey::{rows_page, update_rows, TokenChange};
 use sqs2pg::mask::{Column, Keyring, Masker};
 
 use crate::helpers::{stdout_ok, summary_numbers, TestEnv};
+use crate::partitions::migrated_with;
 use crate::rekey::{K1, K2, UNDER_K1};
 
 /// The spec's columns, for the partitioned layouts.
@@ -39,14 +40,6 @@ fn range_partitioned() -> String {
          CREATE TABLE user_logins_today PARTITION OF user_logins
            FOR VALUES FROM (current_date) TO (MAXVALUE);"
     )
-}
-
-/// A database whose `user_logins` is laid out by `ddl`, then migrated.
-async fn env_with(ddl: &str) -> TestEnv {
-    let env = TestEnv::unmigrated().await;
-    env.db().await.batch_execute(ddl).await.unwrap();
-    stdout_ok(&env.run_cmd(&["migrate"]));
-    env
 }
 
 /// The address and device id user `i` sent.
@@ -121,7 +114,7 @@ fn rekey_to_k2(env: &TestEnv) -> std::collections::BTreeMap<String, u64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn rekey_on_hash_and_range_partitions_keeps_each_users_tokens() {
     for ddl in [hash_partitioned(), range_partitioned()] {
-        let env = env_with(&ddl).await;
+        let env = migrated_with(&ddl).await;
         insert_users(&env, K1, 0..60).await;
         let partitions: i64 = env
             .scalar("SELECT count(DISTINCT tableoid) FROM user_logins")
@@ -152,7 +145,7 @@ fn spawn_rekey(env: &TestEnv) -> Child {
 /// them: afterwards every row reveals what its own user sent and nothing is under k1.
 #[tokio::test(flavor = "multi_thread")]
 async fn rekey_racing_erasures_and_loads_never_gives_a_row_another_users_token() {
-    let env = env_with(&hash_partitioned()).await;
+    let env = migrated_with(&hash_partitioned()).await;
     insert_users(&env, K1, 0..2000).await;
     let mut rekey = spawn_rekey(&env);
     let db = env.db().await;

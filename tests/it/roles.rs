@@ -7,38 +7,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqs2pg::db::ledger::{ledger_generation, LEDGER_SKEW_TOLERANCE};
 use tokio_postgres::error::SqlState;
 
-use crate::helpers::{connect, login, stderr, stdout_ok, Db, TestEnv};
-
-/// A login role of this test in `sqs2pg_ingest` (roles are cluster-wide, so it is named
-/// after the test's database), and its URL.
-struct IngestLogin {
-    name: String,
-    url: String,
-}
+use crate::helpers::{connect, login, role_login, stderr, stdout_ok, Db, RoleLogin, TestEnv};
 
 /// `migrate --roles`, then a login role granted `sqs2pg_ingest`.
-async fn ingest_login(env: &TestEnv) -> IngestLogin {
-    stdout_ok(&env.run_cmd(&["migrate", "--roles"]));
-    let name = format!("{}_ingest", env.db_name());
-    env.db()
-        .await
-        .batch_execute(&format!("CREATE ROLE {name} LOGIN IN ROLE sqs2pg_ingest"))
-        .await
-        .unwrap();
-    let url = env
-        .database_url
-        .replacen("postgres@", &format!("{name}@"), 1);
-    IngestLogin { name, url }
-}
-
-/// Drops the login role and what it was granted in the test's database.
-async fn drop_login(env: &TestEnv, login: IngestLogin) {
-    let name = login.name;
-    env.db()
-        .await
-        .batch_execute(&format!("DROP OWNED BY {name}; DROP ROLE {name}"))
-        .await
-        .unwrap();
+async fn ingest_login(env: &TestEnv) -> RoleLogin {
+    role_login(env, "sqs2pg_ingest").await
 }
 
 /// `has_table_privilege(role, table, privilege)` on the test database.
@@ -108,7 +81,7 @@ async fn ingest_cannot_truncate_the_ledger_or_rewrite_its_state() {
         assert!(refused(&as_ingest, sql).await, "{sql}");
     }
     drop(as_ingest);
-    drop_login(&env, login).await;
+    login.drop_in(&env).await;
 }
 
 /// A writer connected as an ingest login role loads through two generation switches with
@@ -139,7 +112,7 @@ async fn ingest_login_loads_through_a_generation_switch() {
         .await;
     assert!(generation > 100_000, "{generation}");
     drop(sink);
-    drop_login(&env, login_role).await;
+    login_role.drop_in(&env).await;
 }
 
 /// A database migrated by a version without the rotation function: `run` refuses to start
@@ -195,7 +168,7 @@ async fn the_rotation_function_ignores_a_callers_temporary_tables() {
         .await;
     assert_eq!(temp, 7, "the caller's temporary table is untouched");
     drop(as_ingest);
-    drop_login(&env, login_role).await;
+    login_role.drop_in(&env).await;
 }
 
 /// The ledger's generation state, as the owner reads it.
@@ -243,5 +216,5 @@ async fn an_ingest_login_cannot_rotate_the_ledger_ahead_of_the_clock() {
     assert_eq!((again.loaded, again.duplicates), (0, 2), "{again:?}");
     assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 2);
     drop((as_ingest, sink));
-    drop_login(&env, login_role).await;
+    login_role.drop_in(&env).await;
 }
