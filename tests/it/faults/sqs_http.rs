@@ -12,17 +12,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+use crate::helpers::{forward, Upstream};
+
 /// The header the SDK's JSON protocol names the operation in (`AmazonSQS.<Operation>`).
 const TARGET_HEADER: &str = "x-amz-target";
-
-type Upstream = Client<HttpConnector, Full<Bytes>>;
 
 /// What the proxy should do itself: operation name → calls left to fail, or how long to
 /// hold each call.
@@ -224,21 +224,4 @@ fn internal_failure() -> Response<Full<Bytes>> {
             br#"{"__type":"com.amazonaws.sqs#InternalFailure","message":"injected by the test's fault proxy"}"#,
         )))
         .unwrap()
-}
-
-async fn forward(
-    req: Request<Incoming>,
-    client: &Upstream,
-    upstream: &str,
-) -> Result<Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
-    let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = format!("{upstream}{path}").parse()?;
-    let body = body.collect().await?.to_bytes();
-    let resp = client
-        .request(Request::from_parts(parts, Full::new(body)))
-        .await?;
-    let (parts, body) = resp.into_parts();
-    let body = body.collect().await?.to_bytes();
-    Ok(Response::from_parts(parts, Full::new(body)))
 }

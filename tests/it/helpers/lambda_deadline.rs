@@ -11,17 +11,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+use super::forward::{forward, Upstream};
+
 const DEADLINE_HEADER: &str = "lambda-runtime-deadline-ms";
 const REQUEST_ID_HEADER: &str = "lambda-runtime-aws-request-id";
-
-type Upstream = Client<HttpConnector, Full<Bytes>>;
 
 /// One invocation as the function saw it: its deadline, and when it answered.
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +97,7 @@ async fn relay(
             inv.answered = Some(SystemTime::now());
         }
     }
-    let mut resp = match forward(req, &client, upstream).await {
+    let mut resp = match forward(req, &client, &format!("http://{upstream}")).await {
         Ok(resp) => resp,
         Err(e) => {
             return Ok(Response::builder()
@@ -131,21 +131,4 @@ fn answered_request_id(path: &str) -> Option<&str> {
     let rest = path.split("/invocation/").nth(1)?;
     let (id, what) = rest.split_once('/')?;
     matches!(what, "response" | "error").then_some(id)
-}
-
-async fn forward(
-    req: Request<Incoming>,
-    client: &Upstream,
-    upstream: SocketAddr,
-) -> Result<Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
-    let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = format!("http://{upstream}{path}").parse()?;
-    let body = body.collect().await?.to_bytes();
-    let resp = client
-        .request(Request::from_parts(parts, Full::new(body)))
-        .await?;
-    let (parts, body) = resp.into_parts();
-    let body = body.collect().await?.to_bytes();
-    Ok(Response::from_parts(parts, Full::new(body)))
 }

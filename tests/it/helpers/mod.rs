@@ -7,6 +7,7 @@
 mod db;
 mod dlq;
 mod envelopes;
+mod forward;
 mod lambda_deadline;
 mod lambda_rt;
 mod library;
@@ -37,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::db::*;
 pub use self::dlq::DeadLetters;
 pub use self::envelopes::*;
+pub use self::forward::*;
 pub use self::lambda_deadline::*;
 pub use self::lambda_rt::*;
 pub use self::library::*;
