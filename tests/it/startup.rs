@@ -7,6 +7,7 @@ use sqs2pg::db::DbError;
 use sqs2pg::pipeline::PipelineError;
 use sqs2pg::source::SourceError;
 
+use crate::faults::SqsFaults;
 use crate::helpers::{login, stderr, TestEnv};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -140,4 +141,41 @@ async fn missing_aws_credentials_exit_2_with_one_line_saying_what_to_set() {
     assert!(err.contains("error: no AWS credentials found"), "{err}");
     assert!(err.contains("AWS_ACCESS_KEY_ID"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+/// A call the IAM policy does not allow is a grant to add, not an outage and not a missing
+/// queue: `run` exits 2 with one line naming the IAM action to grant (the batch-free name
+/// IAM uses) and the service's own code, whether it was resolving the queue's name or
+/// reading a given URL's attributes.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sqs_call_iam_refuses_exits_2_naming_the_action_to_grant() {
+    let env = TestEnv::new().await;
+    let iam = SqsFaults::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
+    iam.deny("GetQueueUrl");
+    iam.deny("GetQueueAttributes");
+    let by_name = env
+        .cmd(&["run", "--until-empty"])
+        .env("AWS_ENDPOINT_URL", iam.url())
+        .env_remove("SQS2PG_QUEUE_URL")
+        .output()
+        .expect("spawn sqs2pg");
+    let by_url = env
+        .cmd(&["run", "--until-empty"])
+        .env("AWS_ENDPOINT_URL", iam.url())
+        .output()
+        .expect("spawn sqs2pg");
+    for (out, action) in [
+        (by_name, "sqs:GetQueueUrl"),
+        (by_url, "sqs:GetQueueAttributes"),
+    ] {
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!("not allowed to call {action} (AccessDenied: ")),
+            "{err}"
+        );
+        assert!(err.contains("grant it in the IAM policy"), "{err}");
+        assert!(!err.contains("not found"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
 }
