@@ -7,7 +7,7 @@ use sqs2pg::db::DbError;
 use sqs2pg::pipeline::PipelineError;
 use sqs2pg::source::SourceError;
 
-use crate::faults::SqsFaults;
+use crate::faults::{Forbidden, SqsFaults};
 use crate::helpers::{login, stderr, TestEnv};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -178,4 +178,33 @@ async fn an_sqs_call_iam_refuses_exits_2_naming_the_action_to_grant() {
         assert!(!err.contains("not found"), "{err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
+}
+
+/// No region anywhere and an instance metadata service that answers 403 (an EKS pod with a
+/// hop limit of 1): the SDK's warning, which dumps the raw HTTP response, never shows; the
+/// user reads one line saying what to set, and the run exits 2.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_region_with_imds_answering_403_is_one_line_saying_what_to_set() {
+    let env = TestEnv::new().await;
+    let imds = Forbidden::start().await;
+    let out = env
+        .cmd(&["run", "--until-empty"])
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_EC2_METADATA_DISABLED")
+        .env_remove("AWS_CONFIG_FILE")
+        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+        .env("HOME", "/nonexistent-home")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url())
+        .output()
+        .expect("spawn sqs2pg");
+    let err = stderr(&out);
+    assert!(imds.requests() > 0, "IMDS was asked for the region");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: no AWS region configured: set AWS_REGION"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
