@@ -1,14 +1,16 @@
 //! `Pipeline::build` does everything that can fail before the first message, and fails
 //! without receiving anything: a message on the queue stays there, visible.
 
+use std::process::Stdio;
 use std::time::Duration;
 
 use sqs2pg::db::DbError;
 use sqs2pg::pipeline::PipelineError;
 use sqs2pg::source::SourceError;
 
-use crate::faults::{Forbidden, SqsFaults};
-use crate::helpers::{login, stderr, TestEnv};
+use crate::faults::{Forbidden, Proxy, SqsFaults};
+use crate::helpers::{http_get, login, stderr, wait_until, Proc, TestEnv};
+use crate::ops::{free_addr, sample, wait_status};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn build_refuses_a_database_without_tables_and_receives_nothing() {
@@ -178,6 +180,57 @@ async fn an_sqs_call_iam_refuses_exits_2_naming_the_action_to_grant() {
         assert!(!err.contains("not found"), "{err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
+}
+
+/// A daemon started while SQS refuses connections waits for it, as it does for Postgres:
+/// it stays up, trying again with backoff, `/readyz` answers 503 naming the queue
+/// meanwhile, and once SQS answers it loads what is sent. (A drain run reports the outage at
+/// once: see [`an_unreachable_sqs_endpoint_exits_1_as_an_outage_not_a_missing_queue`].)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_started_while_sqs_is_unreachable_waits_for_it_then_loads() {
+    let env = TestEnv::new().await;
+    let sqs = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let target = sqs
+        .trim_start_matches("http://")
+        .parse()
+        .expect("host:port");
+    let proxy = Proxy::start(target).await;
+    proxy.refuse(true);
+    let addr = free_addr();
+    let mut daemon = Proc::spawn(
+        env.cmd(&["run", "--wait-seconds", "1", "--metrics-addr", &addr])
+            .env("AWS_ENDPOINT_URL", format!("http://{}", proxy.addr))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_status(&addr, "/readyz", 503, Duration::from_secs(30)).await;
+    let why = http_get(&addr, "/readyz").expect("readyz").1;
+    assert!(why.contains("queue unreachable"), "{why}");
+    let tries = r#"sqs2pg_sqs_requests_total{kind="get_attributes"}"#;
+    wait_until("a second try at SQS", Duration::from_secs(60), || async {
+        let metrics = http_get(&addr, "/metrics")
+            .map(|(_, m)| m)
+            .unwrap_or_default();
+        match sample(&metrics, tries) {
+            Some(n) if n >= 2.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(daemon.try_exit_code(), None, "the daemon is still up");
+
+    proxy.refuse(false);
+    env.send(&[login("u1", "10.0.0.1", "d1")]).await;
+    wait_until("the message is loaded", Duration::from_secs(60), || async {
+        match env.count("SELECT count(*) FROM user_logins").await {
+            1 => Ok(()),
+            n => Err(n),
+        }
+    })
+    .await;
+    wait_status(&addr, "/readyz", 200, Duration::from_secs(30)).await;
+    daemon.sigterm();
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)).await, Some(0));
 }
 
 /// No region anywhere and an instance metadata service that answers 403 (an EKS pod with a
