@@ -261,3 +261,26 @@ async fn no_region_with_imds_answering_403_is_one_line_saying_what_to_set() {
     );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+/// KMS refusing to unwrap a key by policy names the IAM action to grant, exit 2, one line:
+/// the same classification as SQS's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kms_decrypt_iam_refuses_exits_2_naming_kms_decrypt() {
+    let env = TestEnv::new().await;
+    let kms = Forbidden::kms_access_denied().await;
+    let out = env
+        .cmd(&["run", "--until-empty"])
+        .env("SQS2PG_KEYS", "k1=kms:AAAAAAAAAAAAAAAAAAAAAA==")
+        .env("AWS_ENDPOINT_URL_KMS", kms.url())
+        .output()
+        .expect("spawn sqs2pg");
+    let err = stderr(&out);
+    assert!(kms.requests() > 0, "KMS was asked");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("not allowed to call kms:Decrypt (AccessDeniedException: "),
+        "{err}"
+    );
+    assert!(err.contains("grant it in the IAM policy"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
