@@ -28,7 +28,7 @@ demo: services build
 	psql "$$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $(DEMO_DB) WITH (FORCE)" -c "CREATE DATABASE $(DEMO_DB)"; \
 	export DATABASE_URL="$${DATABASE_URL%/*}/$(DEMO_DB)"; \
 	export SQS2PG_KEYS_FILE=$(DEMO_KEYS); \
-	if [ ! -s $(DEMO_KEYS) ]; then (umask 077; $(BIN) keygen --kid demo > $(DEMO_KEYS)) 2>/dev/null; echo "made demo key in $(DEMO_KEYS) (gitignored)"; fi; \
+	if [ ! -s $(DEMO_KEYS) ]; then rm -f $(DEMO_KEYS); $(BIN) keygen --kid demo --out $(DEMO_KEYS) 2>/dev/null; echo "made demo key in $(DEMO_KEYS) (gitignored)"; fi; \
 	echo "== a fresh database $(DEMO_DB)"; $(BIN) migrate; \
 	$(BIN) send --synthetic 100 --malformed-rate 0.01 --duplicate-rate 0.03 --seed 7; \
 	echo; echo "== draining the queue"; \

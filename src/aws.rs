@@ -26,6 +26,8 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 pub enum FailureKind {
     /// The credential chain found nothing: a setting to fix, however often it is retried.
     NoCredentials,
+    /// The service refused these credentials the call (IAM): a policy to fix, not an outage.
+    AccessDenied,
     /// The request never got an answer (refused, reset, timed out, DNS): an outage, which a
     /// retry or a restart may get past.
     Unreachable,
@@ -33,12 +35,28 @@ pub enum FailureKind {
     Other,
 }
 
+/// The codes AWS services answer a call the caller's policy does not allow with: SQS's
+/// query-compatible code and the JSON protocols' (KMS, SQS's own `__type`).
+const ACCESS_DENIED_CODES: [&str; 2] = ["AccessDenied", "AccessDeniedException"];
+
+/// 403 codes that are about the credentials themselves (a wrong or expired key, a bad
+/// signature), not about what the policy allows: naming an IAM action for them would send
+/// the user to the wrong fix.
+const CREDENTIAL_403_CODES: [&str; 7] = [
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "InvalidSignatureException",
+    "IncompleteSignature",
+    "ExpiredToken",
+    "ExpiredTokenException",
+];
+
 /// The [`FailureKind`] of `e`. A missing credential surfaces as a dispatch failure too, so
 /// it is looked for first, among the error's causes.
-pub fn failure_kind<E, R>(e: &SdkError<E, R>) -> FailureKind
+pub fn failure_kind<E>(e: &SdkError<E, HttpResponse>) -> FailureKind
 where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
@@ -49,8 +67,37 @@ where
     }
     match e {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => FailureKind::Unreachable,
+        SdkError::ServiceError(s) if is_access_denied(e.code(), s.raw().status().as_u16()) => {
+            FailureKind::AccessDenied
+        }
         _ => FailureKind::Other,
     }
+}
+
+/// An answer refusing the call by policy: one of [`ACCESS_DENIED_CODES`], or any other 403
+/// but those about the credentials themselves.
+fn is_access_denied(code: Option<&str>, status: u16) -> bool {
+    match code {
+        Some(c) if ACCESS_DENIED_CODES.contains(&c) => true,
+        Some(c) if CREDENTIAL_403_CODES.contains(&c) => false,
+        _ => status == 403,
+    }
+}
+
+/// The IAM action that allows `operation` of `service` (`sqs`, `kms`): the operation's
+/// name, but for SQS's batch calls, which IAM authorises as their single form
+/// (`DeleteMessageBatch` needs `sqs:DeleteMessage`).
+pub fn iam_action(service: &str, operation: &str) -> String {
+    let action = match (service, operation.strip_suffix("Batch")) {
+        ("sqs", Some(single)) => single,
+        _ => operation,
+    };
+    format!("{service}:{action}")
+}
+
+/// What to say when [`FailureKind::AccessDenied`]: who is refused what, and where to fix it.
+pub fn access_denied_text(action: &str, detail: &str) -> String {
+    format!("these AWS credentials are not allowed to call {action} ({detail}): grant it in the IAM policy of the user or role sqs2pg runs as")
 }
 
 /// What to say when [`FailureKind::NoCredentials`]: the chain's own account lists every
@@ -203,6 +250,41 @@ mod tests {
         ] {
             assert_eq!(queue_url_region(url), want, "{url}");
         }
+    }
+
+    #[test]
+    fn batch_calls_need_the_iam_action_of_their_single_form() {
+        for (service, op, want) in [
+            ("sqs", "GetQueueUrl", "sqs:GetQueueUrl"),
+            ("sqs", "ReceiveMessage", "sqs:ReceiveMessage"),
+            ("sqs", "DeleteMessageBatch", "sqs:DeleteMessage"),
+            (
+                "sqs",
+                "ChangeMessageVisibilityBatch",
+                "sqs:ChangeMessageVisibility",
+            ),
+            ("sqs", "SendMessageBatch", "sqs:SendMessage"),
+            ("sqs", "GetQueueAttributes", "sqs:GetQueueAttributes"),
+            ("kms", "Decrypt", "kms:Decrypt"),
+            (
+                "kms",
+                "GenerateDataKeyWithoutPlaintext",
+                "kms:GenerateDataKeyWithoutPlaintext",
+            ),
+        ] {
+            assert_eq!(iam_action(service, op), want);
+        }
+    }
+
+    #[test]
+    fn a_403_is_access_denied_unless_it_is_about_the_credentials() {
+        assert!(is_access_denied(Some("AccessDenied"), 400));
+        assert!(is_access_denied(Some("AccessDeniedException"), 400));
+        assert!(is_access_denied(Some("KMS.AccessDenied"), 403));
+        assert!(is_access_denied(None, 403));
+        assert!(!is_access_denied(Some("InvalidClientTokenId"), 403));
+        assert!(!is_access_denied(Some("SignatureDoesNotMatch"), 403));
+        assert!(!is_access_denied(Some("QueueDoesNotExist"), 400));
     }
 
     #[test]

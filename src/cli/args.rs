@@ -17,7 +17,7 @@ pub use super::run_args::{ProgressMode, RunArgs, SendArgs};
 const EXAMPLES: &str = "\
 Examples:
   eval \"$(scripts/services env)\"          # point at local LocalStack + Postgres
-  sqs2pg keygen --kid k1 > keys && chmod 600 keys
+  sqs2pg keygen --kid k1 --out keys               # a new file, mode 600
   sqs2pg migrate
   sqs2pg send --synthetic 1000 --malformed-rate 0.01
   sqs2pg run --keys-file keys --until-empty
@@ -132,12 +132,13 @@ pub enum Command {
         after_help = "Examples:\n  sqs2pg send --file events.json\n  sqs2pg send --file events.jsonl\n  sqs2pg send --synthetic 20000 --malformed-rate 0.01 --duplicate-rate 0.05 --seed 7"
     )]
     Send(SendArgs),
-    /// Print a new keyring entry `ID=BASE64` (64 random bytes). Keep it secret.
+    /// Make a new keyring entry `ID=BASE64` (64 random bytes): printed, or with --out written
+    /// to a new file of mode 600. Keep it secret.
     ///
     /// With --kms-key-id, KMS makes the key (GenerateDataKeyWithoutPlaintext) and the entry is
     /// `ID=kms:BASE64BLOB`: the key wrapped by that KMS key, unwrapped by sqs2pg at start-up.
     #[command(
-        after_help = "Examples:\n  sqs2pg keygen --kid k1 > keys && chmod 600 keys\n  sqs2pg keygen --kid k2 --kms-key-id alias/sqs2pg   # KMS-wrapped: k2=kms:..."
+        after_help = "Examples:\n  sqs2pg keygen --kid k1 --out keys                          # a new file, mode 600\n  sqs2pg keygen --kid k2 --kms-key-id alias/sqs2pg --out k2  # KMS-wrapped: k2=kms:...\n  sqs2pg keygen --kid k3 --out keys.new && cat keys >> keys.new && mv keys.new keys  # a new writing key first"
     )]
     Keygen {
         /// Key id written into every token (1-32 of [A-Za-z0-9_-]).
@@ -146,6 +147,10 @@ pub enum Command {
         /// Wrap the new key with this KMS key (id, ARN or alias/NAME).
         #[arg(long)]
         kms_key_id: Option<String>,
+        /// Write the entry to this new file (mode 600, from its creation) instead of stdout.
+        /// An existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
     },
     /// Read tokens on stdin, one a line; write the originals on stdout, one a line.
     ///

@@ -43,7 +43,7 @@ sqs2pg streams login events from an SQS queue into Postgres, masking ip and devi
   make demo      local Postgres + LocalStack, 100 synthetic events, drained, masked, revealed
   make test      every test, against the same local services
 
-  sqs2pg keygen --kid k1 > keys && chmod 600 keys
+  sqs2pg keygen --kid k1 --out keys
   sqs2pg migrate
   sqs2pg run --keys-file keys --until-empty
 
@@ -118,7 +118,11 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
         Command::Migrate { roles } => migrate::migrate(g, *roles).await,
         Command::Run(args) => run::run(g, args).await,
         Command::Send(args) => send::send(g, args).await,
-        Command::Keygen { kid, kms_key_id } => keygen::keygen(kid, kms_key_id.as_deref()).await,
+        Command::Keygen {
+            kid,
+            kms_key_id,
+            out,
+        } => keygen::keygen(kid, kms_key_id.as_deref(), out.as_deref()).await,
         Command::Reveal {
             column,
             reason,

@@ -16,7 +16,7 @@ pub const KEY_LEN: usize = 64;
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum KeyError {
     /// Nothing configured, or only blank entries.
-    #[error("the keyring is empty: make a key with `sqs2pg keygen --kid k1 > keys && chmod 600 keys`, then pass --keys-file keys (or put the line in SQS2PG_KEYS)")]
+    #[error("the keyring is empty: make a key with `sqs2pg keygen --kid k1 --out keys`, then pass --keys-file keys (or put the line in SQS2PG_KEYS)")]
     Empty,
     /// An entry without `=`.
     #[error(

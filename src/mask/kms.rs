@@ -8,13 +8,15 @@
 //! purpose and its key id: a blob relabelled under another kid does not unwrap, and KMS's
 //! audit trail (CloudTrail) records which key was unwrapped for what.
 
+use aws_sdk_kms::config::http::HttpResponse;
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use crate::aws::error_text;
+use crate::aws::{error_text, failure_kind, iam_action, FailureKind};
 
 use super::keyring::{KeyEntry, KeyError, KeyMaterial, Keyring, KEY_LEN, KMS_PREFIX};
 
@@ -30,6 +32,14 @@ pub enum KmsError {
         /// Whose key.
         kid: String,
         /// KMS's error.
+        detail: String,
+    },
+    /// KMS refused the call by policy: a grant to add, named by its IAM action.
+    #[error("{}", crate::aws::access_denied_text(action, detail))]
+    AccessDenied {
+        /// The IAM action refused (`kms:Decrypt`).
+        action: String,
+        /// KMS's code and message.
         detail: String,
     },
     /// KMS could not be reached.
@@ -58,7 +68,7 @@ impl KmsError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            Self::Refused { .. } | Self::Generate { .. } | Self::Key(_)
+            Self::Refused { .. } | Self::AccessDenied { .. } | Self::Generate { .. } | Self::Key(_)
         )
     }
 }
@@ -83,7 +93,12 @@ pub async fn resolve(
                     .await
                     .map_err(|e| {
                         let detail = error_text(&e);
-                        if e.as_service_error().is_some() {
+                        if failure_kind(&e) == FailureKind::AccessDenied {
+                            KmsError::AccessDenied {
+                                action: iam_action("kms", "Decrypt"),
+                                detail,
+                            }
+                        } else if e.as_service_error().is_some() {
                             KmsError::Refused {
                                 kid: kid.clone(),
                                 detail,
@@ -125,7 +140,7 @@ pub async fn generate_entry(
         .encryption_context("kid", kid)
         .send()
         .await
-        .map_err(|e| generate_failed(key_id, "GenerateDataKeyWithoutPlaintext", error_text(&e)))?;
+        .map_err(|e| generate_err(key_id, "GenerateDataKeyWithoutPlaintext", &e))?;
     let mut blob = out.ciphertext_blob.ok_or_else(|| {
         generate_failed(
             key_id,
@@ -169,7 +184,7 @@ async fn wrap_random_key(
         .number_of_bytes(KEY_LEN as i32)
         .send()
         .await
-        .map_err(|e| generate_failed(key_id, "GenerateRandom", error_text(&e)))?;
+        .map_err(|e| generate_err(key_id, "GenerateRandom", &e))?;
     let key = Zeroizing::new(random.plaintext.map(Blob::into_inner).unwrap_or_default());
     if key.len() != KEY_LEN {
         return Err(generate_failed(
@@ -186,9 +201,25 @@ async fn wrap_random_key(
         .encryption_context("kid", kid)
         .send()
         .await
-        .map_err(|e| generate_failed(key_id, "Encrypt", error_text(&e)))?
+        .map_err(|e| generate_err(key_id, "Encrypt", &e))?
         .ciphertext_blob
         .ok_or_else(|| generate_failed(key_id, "Encrypt", "no ciphertext in the answer".into()))
+}
+
+/// [`generate_failed`] for an SDK error, unless KMS refused the call by policy: then the IAM
+/// action to grant is what the user needs to read.
+fn generate_err<E>(key_id: &str, op: &str, e: &SdkError<E, HttpResponse>) -> KmsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let detail = error_text(e);
+    if failure_kind(e) == FailureKind::AccessDenied {
+        return KmsError::AccessDenied {
+            action: iam_action("kms", op),
+            detail,
+        };
+    }
+    generate_failed(key_id, op, detail)
 }
 
 fn generate_failed(key_id: &str, op: &str, detail: String) -> KmsError {

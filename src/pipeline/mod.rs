@@ -22,17 +22,17 @@ pub mod health;
 pub mod lease;
 pub mod poll;
 pub mod shutdown;
+mod wait;
 pub mod writer;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use thiserror::Error;
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
-use crate::backoff::Backoff;
 use crate::config::{DbConfig, PipelineConfig, RunConfig};
 use crate::db::{BatchWriter, DbError};
 use crate::mask::{Keyring, Masker};
@@ -124,8 +124,8 @@ pub async fn run(
 
 impl Pipeline {
     /// Everything that can fail before the first message. The metrics server comes up first,
-    /// so liveness answers while the database is awaited (a daemon waits out an outage until
-    /// `shutdown`; a drain run tries a few times).
+    /// so liveness answers while SQS and the database are awaited (a daemon waits out an
+    /// outage of either until `shutdown`; a drain run tries the database a few times, SQS once).
     pub async fn build(
         cfg: RunConfig,
         stats: Arc<Stats>,
@@ -143,23 +143,23 @@ impl Pipeline {
             }
             None => None,
         };
-        let source = Source::connect(&cfg.sqs)
-            .await?
-            .counting_into(stats.sqs_requests())
-            .deleting_for(p.pollers);
+        // A daemon waits out an SQS outage (readiness says so meanwhile); a drain run, which
+        // a scheduler reruns, reports it at once.
+        let sqs_attempts = if p.until_empty { 1 } else { u32::MAX };
+        let (source, limits) =
+            wait::for_sqs(&cfg.sqs, &stats, p.pollers, sqs_attempts, shutdown).await?;
         let attempts = if p.until_empty {
             DRAIN_CONNECT_ATTEMPTS
         } else {
             u32::MAX
         };
-        let first = wait_for_db(&cfg.db, attempts, shutdown).await?;
+        let first = wait::for_db(&cfg.db, attempts, shutdown).await?;
         let shape = crate::db::schema::inspect(&first).await?;
         let mut writers = vec![BatchWriter::prepare(first, &shape, &cfg.db).await?];
         for _ in 1..p.writers.max(1) {
-            let client = wait_for_db(&cfg.db, attempts, shutdown).await?;
+            let client = wait::for_db(&cfg.db, attempts, shutdown).await?;
             writers.push(BatchWriter::prepare(client, &shape, &cfg.db).await?);
         }
-        let limits = source.limits().await?;
         let tracker = Arc::new(Tracker::new(limits.visibility));
         let budget = Budget::new(
             p.max_inflight_bytes,
@@ -350,26 +350,5 @@ impl Pipeline {
             }
         }
         Ok(summary)
-    }
-}
-
-/// Connects, waiting for a database that is not reachable yet: up to `attempts` tries, or
-/// until `shutdown`. A missing table or a refused login fails at once.
-async fn wait_for_db(
-    db: &DbConfig,
-    attempts: u32,
-    shutdown: &CancellationToken,
-) -> Result<tokio_postgres::Client, DbError> {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match crate::db::connect(db).await {
-            Err(e) if e.is_transient() && attempt < attempts && !shutdown.is_cancelled() => {
-                tracing::warn!(error = %e, attempt, "database not reachable yet; retrying");
-                tokio::time::sleep(backoff.next_pause()).await;
-            }
-            other => return other,
-        }
     }
 }

@@ -45,6 +45,14 @@ pub enum SourceError {
     /// The credential chain found no credentials.
     #[error("{}", crate::aws::NO_CREDENTIALS)]
     NoCredentials,
+    /// SQS refused the call by policy: a grant to add (exit 2), named by its IAM action.
+    #[error("{}", crate::aws::access_denied_text(action, detail))]
+    AccessDenied {
+        /// The IAM action refused (`sqs:ReceiveMessage`).
+        action: String,
+        /// The service's code and message.
+        detail: String,
+    },
     /// SQS did not answer: an outage (exit 1, so a service manager restarts), not a setting.
     #[error("cannot reach SQS for {op} ({detail}): check the network, a proxy, or AWS_ENDPOINT_URL if set")]
     Unreachable {
@@ -94,6 +102,7 @@ impl SourceError {
             self,
             Self::NoRegion
                 | Self::NoCredentials
+                | Self::AccessDenied { .. }
                 | Self::RegionConflict(_)
                 | Self::QueueNotFound { .. }
                 | Self::QueueUrlNotFound { .. }
@@ -121,6 +130,10 @@ where
     let detail = crate::aws::error_text(&e);
     match crate::aws::failure_kind(&e) {
         crate::aws::FailureKind::NoCredentials => SourceError::NoCredentials,
+        crate::aws::FailureKind::AccessDenied => SourceError::AccessDenied {
+            action: crate::aws::iam_action("sqs", op),
+            detail,
+        },
         crate::aws::FailureKind::Unreachable => SourceError::Unreachable { op, detail },
         crate::aws::FailureKind::Other => SourceError::Call { op, detail },
     }

@@ -38,23 +38,44 @@ pub enum LogFormat {
 /// cannot stay complete as dependencies change, so every other target is capped at `info`.
 const OWN_CRATES: [&str; 2] = ["sqs2pg", "sqs2pg_lambda"];
 
-/// True for a target of one of [`OWN_CRATES`] (the crate itself or a module of it).
-fn is_own_target(target: &str) -> bool {
-    OWN_CRATES.iter().any(|crate_name| {
-        target
-            .strip_prefix(crate_name)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
-    })
+/// Targets capped at `error`: aws_config's instance-metadata (IMDS) providers. Where IMDS
+/// refuses (a 403 for the token, as in EKS pods with a hop limit of 1) or is absent, they
+/// warn with the SDK's `Debug` of the raw HTTP response (`FailedToLoadToken(… raw: Response
+/// { status: StatusCode(403), headers: …`), once per lookup. The region provider is only
+/// asked when neither the environment nor the profile names a region, and the credentials
+/// provider only when nothing earlier in the chain had credentials; either way sqs2pg then
+/// stops with its own one line that says what to set ("no AWS region configured",
+/// "no AWS credentials found"), so the warning adds nothing a user can act on. Capping the
+/// target rather than disabling IMDS keeps instance roles and IMDS regions working.
+const IMDS_TARGETS: [&str; 1] = ["aws_config::imds"];
+
+/// True for `target` being `prefix` or a module under it.
+fn is_under(target: &str, prefix: &str) -> bool {
+    target
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
 }
 
-/// The cap: an event or span passes if it is of [`OWN_CRATES`] or at most `info`. It is a
-/// filter of its own beside `RUST_LOG`'s, so no directive lifts it, however specific.
+/// True for a target of one of [`OWN_CRATES`] (the crate itself or a module of it).
+fn is_own_target(target: &str) -> bool {
+    OWN_CRATES
+        .iter()
+        .any(|crate_name| is_under(target, crate_name))
+}
+
+/// The cap: an event or span passes if it is of [`OWN_CRATES`] or at most `info`, and at
+/// most `error` for [`IMDS_TARGETS`]. It is a filter of its own beside `RUST_LOG`'s, so no
+/// directive lifts it, however specific.
 fn foreign_cap<S>() -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber,
 {
     tracing_subscriber::filter::filter_fn(|meta| {
-        is_own_target(meta.target()) || *meta.level() <= tracing::Level::INFO
+        let target = meta.target();
+        if IMDS_TARGETS.iter().any(|t| is_under(target, t)) {
+            return *meta.level() <= tracing::Level::ERROR;
+        }
+        is_own_target(target) || *meta.level() <= tracing::Level::INFO
     })
 }
 
@@ -172,6 +193,23 @@ mod tests {
         });
         for own in ["own-1", "own-2", "own-3"] {
             assert!(log.contains(own), "{own} missing:\n{log}");
+        }
+    }
+
+    /// aws_config's IMDS warnings (the raw HTTP response of a refused token) never pass,
+    /// whatever `RUST_LOG` says; its errors, and other crates' warnings, still do.
+    #[test]
+    fn imds_warnings_are_dropped_and_its_errors_kept() {
+        let log = logged_at("aws_config=trace,info", || {
+            tracing::warn!(target: "aws_config::imds::region", "dropped-region");
+            tracing::warn!(target: "aws_config::imds::credentials", "dropped-credentials");
+            tracing::error!(target: "aws_config::imds::client", "kept-error");
+            tracing::warn!(target: "aws_config::imdsx", "kept-other-module");
+            tracing::warn!(target: "aws_config::profile", "kept-profile");
+        });
+        assert!(!log.contains("dropped"), "{log}");
+        for kept in ["kept-error", "kept-other-module", "kept-profile"] {
+            assert!(log.contains(kept), "{kept} missing:\n{log}");
         }
     }
 

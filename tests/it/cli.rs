@@ -114,6 +114,48 @@ fn keygen_makes_a_usable_64_byte_key() {
     );
 }
 
+/// `keygen --out FILE` makes a keyring only its owner can read, holding one loadable entry,
+/// and prints nothing on stdout; a second `--out` to the same file exits 2 naming it and
+/// saying how to combine keyrings (the new entry first), and leaves it unchanged.
+#[test]
+#[cfg(unix)]
+fn keygen_out_writes_a_new_mode_600_keyring_and_never_overwrites_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("sqs2pg-it-keygen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys = dir.join("keys");
+    let keygen = |kid: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sqs2pg"))
+            .args(["keygen", "--kid", kid, "--out"])
+            .arg(&keys)
+            .output()
+            .unwrap()
+    };
+    let first = keygen("k1");
+    assert_eq!(stdout_ok(&first), "", "the key goes to the file only");
+    let mode = std::fs::metadata(&keys).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let written = std::fs::read_to_string(&keys).unwrap();
+    let ring = sqs2pg::mask::Keyring::parse(&written).expect("a loadable keyring");
+    assert_eq!(ring.writing_kid(), "k1");
+
+    let second = keygen("k2");
+    let err = stderr(&second);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    assert!(err.contains(&keys.display().to_string()), "{err}");
+    assert!(
+        err.contains("keygen --kid k2 --out") && err.contains("cat "),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&keys).unwrap(),
+        written,
+        "unchanged"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn reveal_reports_bad_tokens_by_line_and_keeps_alignment() {
     let env = TestEnv::new().await;

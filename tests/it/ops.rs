@@ -10,7 +10,7 @@ use crate::helpers::{
 };
 
 /// Waits until `path` answers `status`.
-async fn wait_status(addr: &str, path: &str, status: u16, limit: Duration) {
+pub(crate) async fn wait_status(addr: &str, path: &str, status: u16, limit: Duration) {
     wait_until(&format!("{path} answers {status}"), limit, || async {
         match http_get(addr, path) {
             Some((s, _)) if s == status => Ok(()),
@@ -21,7 +21,7 @@ async fn wait_status(addr: &str, path: &str, status: u16, limit: Duration) {
 }
 
 /// The value of one sample line (`name{labels} value`) of Prometheus text.
-fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
     metrics
         .lines()
         .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
@@ -30,7 +30,7 @@ fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
 }
 
 /// An address on loopback nothing listens on yet.
-fn free_addr() -> String {
+pub(crate) fn free_addr() -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -1,8 +1,9 @@
 //! Fault-injection harness: a TCP proxy that cuts, blackholes or freezes connections,
 //! private Postgres clusters (alone, or a primary with a synchronous standby) a test may
-//! crash, restart or fail over without disturbing the others, a real PgBouncer, and an HTTP
-//! proxy that fails chosen SQS operations.
+//! crash, restart or fail over without disturbing the others, a real PgBouncer, an HTTP
+//! proxy that fails chosen SQS operations, and a server that answers everything 403.
 
+mod forbidden;
 mod pg;
 mod pgbouncer;
 mod proxy;
@@ -13,6 +14,7 @@ mod tls;
 
 use std::time::Duration;
 
+pub use self::forbidden::Forbidden;
 pub use self::pg::PrivatePg;
 pub use self::pgbouncer::Pgbouncer;
 pub use self::proxy::Proxy;

@@ -1,10 +1,10 @@
 //! An HTTP proxy in front of an SQS server that answers chosen calls itself, with the 500
-//! SQS gives for an internal error, or holds them a while before forwarding (a slow API),
+//! SQS gives for an internal error or the 403 it gives a call IAM does not allow, or holds them a while before forwarding (a slow API),
 //! and forwards every other one unchanged. The TCP
 //! [`super::Proxy`] breaks a whole path; this breaks one operation while the rest of the
 //! queue keeps working, as an SQS hiccup on one API does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +32,8 @@ struct Faults {
     delay: Mutex<HashMap<String, Duration>>,
     held: Mutex<HashMap<String, u32>>,
     injected: AtomicU64,
+    /// Operations refused as IAM refuses them, every call.
+    denied: Mutex<HashSet<String>>,
     /// Every request that reached the proxy, by operation (failed ones included).
     seen: Mutex<HashMap<String, u64>>,
 }
@@ -125,6 +127,16 @@ impl SqsFaults {
             .or_default() += n;
     }
 
+    /// Every call of `operation` gets the 403 `AccessDenied` SQS answers when the caller's
+    /// IAM policy does not allow it, without reaching the server.
+    pub fn deny(&self, operation: &str) {
+        self.faults
+            .denied
+            .lock()
+            .unwrap()
+            .insert(operation.to_owned());
+    }
+
     /// The failures planned for `operation` and not yet given are called off.
     pub fn stop_failing(&self, operation: &str) {
         self.faults.fail_next.lock().unwrap().remove(operation);
@@ -200,6 +212,9 @@ async fn answer(
         .unwrap()
         .entry(operation.clone())
         .or_default() += 1;
+    if faults.denied.lock().unwrap().contains(&operation) {
+        return Ok(access_denied(&operation));
+    }
     if faults.take(&operation) {
         return Ok(internal_failure());
     }
@@ -225,3 +240,19 @@ fn internal_failure() -> Response<Full<Bytes>> {
         )))
         .unwrap()
 }
+
+/// What SQS's JSON protocol answers for a call the caller's IAM policy does not allow (the
+/// query-compatible code in the header is the one the SDK reports).
+fn access_denied(operation: &str) -> Response<Full<Bytes>> {
+    let action = operation.to_lowercase();
+    let body = format!(
+        r#"{{"__type":"com.amazon.coral.service#AccessDeniedException","message":"User: arn:aws:iam::000000000000:user/test is not authorized to perform: sqs:{action} on resource: arn:aws:sqs:us-east-1:000000000000:login-queue because no identity-based policy allows the sqs:{action} action"}}"#
+    );
+    Response::builder()
+        .status(StatusCode::FORBIDDEN)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amzn-query-error", "AccessDenied;Sender")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
