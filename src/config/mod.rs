@@ -73,7 +73,7 @@ pub enum ConfigError {
         problem: String,
     },
     /// No keyring configured.
-    #[error("no masking key configured: make one with `sqs2pg keygen --kid k1 > keys && chmod 600 keys`, then pass --keys-file keys (or SQS2PG_KEYS_FILE), or put the line in SQS2PG_KEYS")]
+    #[error("no masking key configured: make one with `sqs2pg keygen --kid k1 --out keys`, then pass --keys-file keys (or SQS2PG_KEYS_FILE), or put the line in SQS2PG_KEYS")]
     NoKey,
     /// The keys file could not be read.
     #[error("--keys-file / SQS2PG_KEYS_FILE: cannot read {path}: {source}")]

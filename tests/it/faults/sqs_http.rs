@@ -255,4 +255,3 @@ fn access_denied(operation: &str) -> Response<Full<Bytes>> {
         .body(Full::new(Bytes::from(body)))
         .unwrap()
 }
-
