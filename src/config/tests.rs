@@ -60,6 +60,12 @@ fn the_password_comes_from_the_url_then_pgpassword_then_the_password_file() {
     assert_eq!(db.pg.get_password(), Some(&b"from-file:1"[..]));
     let db = DbConfig::with_env("host=h user=other dbname=x", None, &env).unwrap();
     assert_eq!(db.pg.get_password(), None);
+    let db = DbConfig::with_env("host=h,second user=u dbname=x", None, &env).unwrap();
+    assert_eq!(
+        db.pg.get_password(),
+        Some(&b"from-file:1"[..]),
+        "the first host's line"
+    );
     std::fs::remove_file(&file).unwrap();
 }
 
@@ -74,6 +80,18 @@ fn libpq_settings_are_shown_and_the_refusals_name_the_parameter() {
         "postgres://u:<redacted>@h:5432/x?sslmode=verify-full&sslrootcert=system"
     );
     assert!(has_password(conn));
+    for (mode, driver_mode) in [
+        ("disable", tokio_postgres::config::SslMode::Disable),
+        ("prefer", tokio_postgres::config::SslMode::Prefer),
+        ("require", tokio_postgres::config::SslMode::Require),
+        ("verify-ca", tokio_postgres::config::SslMode::Require),
+        ("verify-full", tokio_postgres::config::SslMode::Require),
+    ] {
+        let conn = format!("host=h sslmode={mode}");
+        let db = DbConfig::with_env(&conn, None, &libpq::Env::default()).unwrap();
+        assert_eq!(db.pg.get_ssl_mode(), driver_mode, "{mode}");
+        assert_eq!(db.tls().is_none(), mode == "disable", "{mode}");
+    }
     let err = DbConfig::new("postgres://h/x?sslcert=c.pem", None).unwrap_err();
     assert!(
         err.to_string().contains("`sslcert` is not supported"),
@@ -97,6 +115,11 @@ fn the_roots_come_from_sslrootcert_then_the_ca_file_then_pgsslrootcert() {
     assert!(chosen(None, None, &env).contains("PGSSLROOTCERT"));
     assert_eq!(chosen(Some("system"), Some("/flag.pem"), &env), "System");
     assert_eq!(chosen(None, None, &libpq::Env::default()), "System");
+    let system = libpq::Env {
+        sslrootcert: Some("system".into()),
+        ..Default::default()
+    };
+    assert_eq!(chosen(None, None, &system), "System");
     let err = DbConfig::with_env("postgres://h/x?sslrootcert=/none.pem", None, &env).unwrap_err();
     assert!(
         err.to_string().starts_with("sslrootcert in --database-url"),

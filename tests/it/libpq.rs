@@ -57,14 +57,16 @@ async fn verify_full_checks_the_chain_and_the_host_name_verify_ca_the_chain_only
     let full = format!("{}?sslmode=verify-full&sslrootcert={ca}", pg.url);
     stdout_ok(&migrate(&full, &[]));
 
-    let err = refused(&migrate(
-        &misnamed(&pg, &format!("sslmode=verify-full&sslrootcert={ca}")),
-        &[],
-    ));
-    assert!(
-        err.contains("not valid for name") && err.contains("db.invalid"),
-        "{err}"
-    );
+    for mode in ["verify-full", "require", "prefer"] {
+        let err = refused(&migrate(
+            &misnamed(&pg, &format!("sslmode={mode}&sslrootcert={ca}")),
+            &[],
+        ));
+        assert!(
+            err.contains("not valid for name") && err.contains("db.invalid"),
+            "{mode}: {err}"
+        );
+    }
 
     stdout_ok(&migrate(
         &misnamed(&pg, &format!("sslmode=verify-ca&sslrootcert={ca}")),
