@@ -52,7 +52,6 @@ impl SslMode {
 }
 
 /// A connection string split into the driver's part and the parameters handled here.
-#[derive(Debug)]
 pub struct Split {
     /// The string without `sslmode` and `sslrootcert`; may hold a password.
     pub driver: String,
@@ -60,6 +59,16 @@ pub struct Split {
     pub sslmode: SslMode,
     /// `sslrootcert`, decoded.
     pub sslrootcert: Option<String>,
+}
+
+/// Without the driver's part, which may hold a password.
+impl std::fmt::Debug for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Split")
+            .field("sslmode", &self.sslmode)
+            .field("sslrootcert", &self.sslrootcert)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Splits `conn`, refusing a libpq parameter sqs2pg does not support by name.
@@ -141,8 +150,8 @@ fn invalid(problem: String) -> ConfigError {
     }
 }
 
-/// One `key=value` as written, with its key and value decoded.
-#[derive(Debug)]
+/// One `key=value` as written, with its key and value decoded (no `Debug`: it may be the
+/// password).
 struct Param<'a> {
     key: String,
     value: String,
