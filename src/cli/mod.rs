@@ -85,10 +85,7 @@ pub fn parse_from(args: Vec<OsString>) -> Result<Cli, ConfigError> {
 
 /// Secrets never come from flags: they would show in `ps` and the shell's history.
 fn refuse_password_in_flag(database_url: &str) -> Result<(), ConfigError> {
-    let has_password = database_url
-        .parse::<tokio_postgres::Config>()
-        .is_ok_and(|c| c.get_password().is_some());
-    if has_password {
+    if crate::config::has_password(database_url) {
         return Err(ConfigError::Invalid {
             name: "--database-url",
             problem: "holds a password, which would show in `ps` and the shell's history: give this connection string through DATABASE_URL instead".into(),

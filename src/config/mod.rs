@@ -9,8 +9,12 @@
 
 pub mod file;
 pub mod keys;
+mod libpq;
+mod pgpass;
 mod redact;
 mod tls;
+
+pub use libpq::SslMode;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -150,11 +154,18 @@ pub enum DbStatements {
 /// Where the rows go.
 #[derive(Clone, Debug)]
 pub struct DbConfig {
-    /// May hold a password.
+    /// As given; may hold a password.
     pub url: SecretString,
-    /// Parsed form of `url`.
+    /// Parsed form of `url`, with the password from `PGPASSWORD` or the password file when
+    /// `url` has none.
     pub pg: tokio_postgres::Config,
-    /// The roots server certificates are checked against; `None` when `sslmode=disable`.
+    /// `url` without the parameters [`libpq`] handles, for display.
+    driver_url: SecretString,
+    /// `sslmode` as given.
+    pub sslmode: SslMode,
+    /// `sslrootcert` as given, for display.
+    sslrootcert: Option<String>,
+    /// The TLS configuration; `None` when `sslmode=disable`.
     tls: Option<Arc<rustls::ClientConfig>>,
     /// `--db-write-timeout-secs`: the longest one batch's transaction may take.
     pub write_timeout: Duration,
@@ -163,24 +174,56 @@ pub struct DbConfig {
 }
 
 impl DbConfig {
-    /// Parses and checks a connection string (URL or key=value form) and loads the roots
-    /// its TLS will check: the PEM bundle `ca_file` (`SQS2PG_DB_CA_FILE`), else the system's.
+    /// Parses and checks a connection string (URL or key=value form, libpq's `sslmode` and
+    /// `sslrootcert` included) with this process's libpq variables (`PGSSLROOTCERT`,
+    /// `PGPASSWORD`, `PGPASSFILE`), and loads the roots its TLS will check.
     pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut pg = tokio_postgres::Config::from_str(url).map_err(|e| ConfigError::Invalid {
-            name: "--database-url / DATABASE_URL",
-            problem: format!(
-                "not a valid Postgres connection string ({e}); expected e.g. postgres://user@host:5432/db"
-            ),
+        Self::with_env(url, ca_file, &libpq::Env::from_process())
+    }
+
+    /// [`DbConfig::new`] with the libpq variables given. The roots are, first found:
+    /// `sslrootcert` in `url`, `ca_file` (`--db-ca-file`), `PGSSLROOTCERT`, the system's;
+    /// `system` for either libpq setting means the system's, as in libpq 16. The password
+    /// is, first found: `url`'s, `PGPASSWORD`, the password file's first matching line.
+    fn with_env(url: &str, ca_file: Option<&Path>, env: &libpq::Env) -> Result<Self, ConfigError> {
+        let split = libpq::split(url)?;
+        let mut pg = tokio_postgres::Config::from_str(&split.driver).map_err(|e| {
+            let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
+            ConfigError::Invalid {
+                name: "--database-url / DATABASE_URL",
+                problem: format!(
+                    "not a valid Postgres connection string ({why}); expected e.g. postgres://user@host:5432/db"
+                ),
+            }
         })?;
-        let tls = match pg.get_ssl_mode() {
-            tokio_postgres::config::SslMode::Disable => None,
-            _ => Some(tls::client_config(ca_file)?),
+        pg.ssl_mode(match split.sslmode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
+        let tls = match split.sslmode {
+            SslMode::Disable => None,
+            // `require` and `prefer` check the name too, as they always have here (libpq
+            // checks nothing under `require` without a root file, and only the chain with
+            // one): adding `sslrootcert` never weakens a check; `verify-ca` is the way out.
+            mode => {
+                let roots = roots(split.sslrootcert.as_deref(), ca_file, env);
+                Some(tls::client_config(roots, mode != SslMode::VerifyCa)?)
+            }
         };
+        if pg.get_password().is_none() {
+            if let Some(password) = password(&pg, env) {
+                pg.password(password.expose_secret());
+            }
+        }
         let write_timeout = Duration::from_secs(DEFAULT_DB_WRITE_TIMEOUT_SECS);
         bound_network_waits(&mut pg, write_timeout);
         Ok(Self {
             url: SecretString::from(url.to_owned()),
             pg,
+            driver_url: SecretString::from(split.driver),
+            sslmode: split.sslmode,
+            sslrootcert: split.sslrootcert,
             tls,
             write_timeout,
             statements: DEFAULT_DB_STATEMENTS,
@@ -211,8 +254,71 @@ impl DbConfig {
     /// The connection string for display: rebuilt from the driver's parse, password
     /// `<redacted>`.
     pub fn redacted(&self) -> String {
-        redact::redact(self.url.expose_secret())
+        let mut libpq = Vec::new();
+        if self.sslmode != SslMode::Prefer {
+            libpq.push(("sslmode", self.sslmode.as_str().to_owned()));
+        }
+        if let Some(root) = &self.sslrootcert {
+            libpq.push(("sslrootcert", root.clone()));
+        }
+        redact::redact_with(self.driver_url.expose_secret(), libpq)
     }
+}
+
+/// Whether a connection string holds a password (libpq parameters and all).
+pub fn has_password(url: &str) -> bool {
+    libpq::split(url)
+        .ok()
+        .and_then(|split| tokio_postgres::Config::from_str(&split.driver).ok())
+        .is_some_and(|pg| pg.get_password().is_some())
+}
+
+/// The roots, by the precedence [`DbConfig::with_env`] documents.
+fn roots<'a>(
+    sslrootcert: Option<&'a str>,
+    ca_file: Option<&'a Path>,
+    env: &'a libpq::Env,
+) -> tls::Roots<'a> {
+    let libpq_root = |path: &'a Path, name| match path.to_str() {
+        Some("system") => tls::Roots::System,
+        _ => tls::Roots::File(path, name),
+    };
+    if let Some(root) = sslrootcert {
+        libpq_root(
+            Path::new(root),
+            "sslrootcert in --database-url / DATABASE_URL",
+        )
+    } else if let Some(file) = ca_file {
+        tls::Roots::File(file, "--db-ca-file / SQS2PG_DB_CA_FILE")
+    } else if let Some(root) = &env.sslrootcert {
+        libpq_root(root, "PGSSLROOTCERT")
+    } else {
+        tls::Roots::System
+    }
+}
+
+/// `PGPASSWORD`, else the password file's line for the first host, port, database and user.
+fn password(pg: &tokio_postgres::Config, env: &libpq::Env) -> Option<SecretString> {
+    if let Some(password) = &env.password {
+        return Some(password.clone());
+    }
+    let host = match (pg.get_hosts().first(), pg.get_hostaddrs().first()) {
+        (Some(tokio_postgres::config::Host::Tcp(h)), _) => h.clone(),
+        (None, Some(addr)) => addr.to_string(),
+        // A Unix socket, or no host (the driver's default socket): libpq's `localhost`.
+        _ => "localhost".to_owned(),
+    };
+    let user = match pg.get_user() {
+        Some(user) => user.to_owned(),
+        None => whoami::username().ok()?,
+    };
+    let target = pgpass::Target {
+        host: &host,
+        port: pg.get_ports().first().copied().unwrap_or(5432),
+        dbname: pg.get_dbname().unwrap_or(&user),
+        user: &user,
+    };
+    pgpass::lookup(env.passfile.as_deref()?, &target)
 }
 
 /// The network waits libpq leaves unbounded by default, bounded unless the connection
@@ -286,38 +392,4 @@ pub struct RunConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn database_url_redacts_password() {
-        let db = DbConfig::new("postgres://app:s3cret@db:5432/x", None).unwrap();
-        assert_eq!(db.redacted(), "postgres://app:<redacted>@db:5432/x");
-        assert!(!format!("{db:?}").contains("s3cret"));
-        let db = DbConfig::new("postgres://postgres@127.0.0.1/postgres", None).unwrap();
-        assert_eq!(db.redacted(), "postgres://postgres@127.0.0.1:5432/postgres");
-        let e = DbConfig::new("postgres://h:notaport/x", None).unwrap_err();
-        assert!(e.to_string().starts_with("--database-url / DATABASE_URL"));
-    }
-
-    #[test]
-    fn network_waits_are_bounded_unless_the_url_says_otherwise() {
-        let db = DbConfig::new("postgres://u@h/x", None).unwrap();
-        assert_eq!(db.pg.get_connect_timeout(), Some(&Duration::from_secs(10)));
-        assert_eq!(db.pg.get_keepalives_idle(), Duration::from_secs(10));
-        assert_eq!(db.pg.get_tcp_user_timeout(), Some(&Duration::from_secs(30)));
-        let db = db.with_write_timeout(Duration::from_secs(12));
-        assert_eq!(db.pg.get_tcp_user_timeout(), Some(&Duration::from_secs(12)));
-        let db = DbConfig::new(
-            "postgres://u@h/x?connect_timeout=3&keepalives_idle=60&tcp_user_timeout=7",
-            None,
-        )
-        .unwrap()
-        .with_write_timeout(Duration::from_secs(12));
-        assert_eq!(db.pg.get_connect_timeout(), Some(&Duration::from_secs(3)));
-        assert_eq!(db.pg.get_keepalives_idle(), Duration::from_secs(60));
-        assert_eq!(db.pg.get_tcp_user_timeout(), Some(&Duration::from_secs(7)));
-        let e = DbConfig::new("postgres://h:notaport/x", None).unwrap_err();
-        assert!(e.to_string().starts_with("--database-url / DATABASE_URL"));
-    }
-}
+mod tests;

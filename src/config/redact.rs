@@ -16,7 +16,14 @@ const REDACTED: &str = "<redacted>";
 
 /// `conn` as the driver reads it, with `<redacted>` for its password; settings left at the
 /// driver's defaults are left out, a port is always shown.
+#[cfg(test)]
 pub fn redact(conn: &str) -> String {
+    redact_with(conn, Vec::new())
+}
+
+/// [`redact`], with `libpq` (parameters taken out before the driver parsed `conn`, none of
+/// them secret) shown after the driver's settings.
+pub fn redact_with(conn: &str, libpq: Vec<(&'static str, String)>) -> String {
     let Ok(pg) = Config::from_str(conn) else {
         // Callers have already parsed it; nothing of the text is shown if it does not.
         return "<not a valid connection string>".to_owned();
@@ -25,8 +32,8 @@ pub fn redact(conn: &str) -> String {
         .into_iter()
         .find(|scheme| conn.starts_with(scheme))
     {
-        Some(scheme) => url(scheme, &pg),
-        None => key_value(&pg),
+        Some(scheme) => url(scheme, &pg, libpq),
+        None => key_value(&pg, libpq),
     }
 }
 
@@ -37,9 +44,10 @@ const UNRESERVED: &str = "-._~";
 const QUERY_VALUE: &str = "-._~,:/<>";
 
 /// `scheme` + `user:<redacted>@host:port,…/dbname?setting=value&…`.
-fn url(scheme: &str, pg: &Config) -> String {
+fn url(scheme: &str, pg: &Config, libpq: Vec<(&'static str, String)>) -> String {
     let mut out = scheme.to_owned();
     let mut query = settings(pg);
+    query.extend(libpq);
     match pg.get_user() {
         Some(user) => {
             out += &encode(user.as_bytes(), UNRESERVED);
@@ -96,7 +104,7 @@ fn url_host(host: &Host) -> String {
 }
 
 /// `host=… port=… user=… password=<redacted> dbname=… setting=…`.
-fn key_value(pg: &Config) -> String {
+fn key_value(pg: &Config, libpq: Vec<(&'static str, String)>) -> String {
     let mut pairs: Vec<(&str, String)> = Vec::new();
     let hosts: Vec<String> = pg.get_hosts().iter().map(host_text).collect();
     if !hosts.is_empty() {
@@ -115,6 +123,7 @@ fn key_value(pg: &Config) -> String {
         pairs.push(("dbname", dbname.to_owned()));
     }
     pairs.extend(settings(pg));
+    pairs.extend(libpq);
     pairs
         .iter()
         .map(|(k, v)| format!("{k}={}", quote(v)))

@@ -1,37 +1,52 @@
-//! The rustls client configuration for the database: the system's roots, or the PEM bundle
-//! named by `--db-ca-file` / `SQS2PG_DB_CA_FILE` (for example RDS's `global-bundle.pem`).
+//! The rustls client configuration for the database: the roots server certificates are
+//! checked against (the system's, or a PEM bundle such as RDS's `global-bundle.pem`), and
+//! whether the host name is checked too (`sslmode=verify-ca` leaves it out).
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use rustls::pki_types::{pem::PemObject, CertificateDer};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::ConfigError;
 
-const CA_FILE: &str = "--db-ca-file / SQS2PG_DB_CA_FILE";
+/// Where the roots come from.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Roots<'a> {
+    /// The operating system's store.
+    System,
+    /// A PEM bundle, and the setting that named it (for errors).
+    File(&'a Path, &'static str),
+}
 
-/// Builds the configuration once per CA choice; the system roots are read once per process.
+/// A configuration checking the chain against `roots`, and the host name when `check_name`.
 pub(super) fn client_config(
-    ca_file: Option<&Path>,
+    roots: Roots<'_>,
+    check_name: bool,
 ) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
-    static SYSTEM: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    let invalid = |problem: String| ConfigError::Invalid {
-        name: CA_FILE,
-        problem,
+    static SYSTEM: OnceLock<rustls::RootCertStore> = OnceLock::new();
+    let (store, name) = match roots {
+        Roots::File(path, name) => (
+            roots_from_file(path).map_err(|problem| ConfigError::Invalid { name, problem })?,
+            name,
+        ),
+        // Read once per process: the store does not change while it runs.
+        Roots::System => (
+            SYSTEM
+                .get_or_init(|| {
+                    let mut roots = rustls::RootCertStore::empty();
+                    for cert in rustls_native_certs::load_native_certs().certs {
+                        let _ = roots.add(cert);
+                    }
+                    roots
+                })
+                .clone(),
+            "--database-url / DATABASE_URL",
+        ),
     };
-    match ca_file {
-        Some(path) => build(roots_from_file(path).map_err(invalid)?).map_err(invalid),
-        None => SYSTEM
-            .get_or_init(|| {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in rustls_native_certs::load_native_certs().certs {
-                    let _ = roots.add(cert);
-                }
-                build(roots)
-            })
-            .clone()
-            .map_err(invalid),
-    }
+    build(store, check_name).map_err(|problem| ConfigError::Invalid { name, problem })
 }
 
 fn roots_from_file(path: &Path) -> Result<rustls::RootCertStore, String> {
@@ -54,20 +69,88 @@ fn roots_from_file(path: &Path) -> Result<rustls::RootCertStore, String> {
     Ok(roots)
 }
 
-fn build(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, String> {
+fn build(
+    roots: rustls::RootCertStore,
+    check_name: bool,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    ))
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let config = if check_name {
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        let verifier = ChainOnly {
+            roots,
+            algorithms: provider.signature_verification_algorithms,
+        };
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth()
+    };
+    Ok(Arc::new(config))
+}
+
+/// `sslmode=verify-ca`: the chain must lead to one of the roots; the name the server is
+/// reached by is not compared with the certificate's. Each step is rustls's own public
+/// function (the chain check webpki's verifier makes, the handshake signature checks), so
+/// this only leaves out the name comparison: wrapping `WebPkiServerVerifier` and forgiving
+/// its name error instead would depend on the order of its checks.
+#[derive(Debug)]
+struct ChainOnly {
+    roots: rustls::RootCertStore,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.algorithms.all,
+        )?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CA_FILE: &str = "--db-ca-file / SQS2PG_DB_CA_FILE";
 
     /// A self-signed P-256 CA certificate (CN=sqs2pg-test-ca, valid until 2126).
     const CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBiTCCAS+gAwIBAgIUJ0+UMMXaq7STBBWYad7+g/TKmvkwCgYIKoZIzj0EAwIw\nGTEXMBUGA1UEAwwOc3FzMnBnLXRlc3QtY2EwIBcNMjYxMjAyMDE0MTE3WhgPMjEy\nNjExMDgwMTQxMTdaMBkxFzAVBgNVBAMMDnNxczJwZy10ZXN0LWNhMFkwEwYHKoZI\nzj0CAQYIKoZIzj0DAQcDQgAE0fYewIkuQ4dxwpCbu42JkEQu/bi99w0uLpI6qwms\nXpfmqnkFn/CJuufgzfknfGQgtAcGGRRPoTCCCDqQ3AnhOaNTMFEwHQYDVR0OBBYE\nFC8avvyaXavVmvacOgp68hUNZC1mMB8GA1UdIwQYMBaAFC8avvyaXavVmvacOgp6\n8hUNZC1mMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIgCOiKEK3a\n6tVODROYMekSvQkOQB4xrNDr8sKT8zEQ3lYCIQD71QfUmnxcmUu0VQ9kipn7uBRw\nRD+7690Pqm4miJIUvQ==\n-----END CERTIFICATE-----";
@@ -92,7 +175,9 @@ mod tests {
             "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
         let bundle = format!("{CA_PEM}\n{key}{CA_PEM}\n");
         assert_eq!(roots_of("bundle", &bundle).unwrap().len(), 2);
-        assert!(client_config(Some(&file_with("cfg", CA_PEM))).is_ok());
+        let file = file_with("cfg", CA_PEM);
+        assert!(client_config(Roots::File(&file, CA_FILE), true).is_ok());
+        assert!(client_config(Roots::File(&file, CA_FILE), false).is_ok());
     }
 
     #[test]
@@ -112,7 +197,8 @@ mod tests {
 
     #[test]
     fn a_missing_file_is_refused_naming_the_setting() {
-        let err = client_config(Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
+        let missing = Roots::File(Path::new("/nonexistent/ca.pem"), CA_FILE);
+        let err = client_config(missing, true).unwrap_err();
         assert!(err.to_string().contains("SQS2PG_DB_CA_FILE"), "{err}");
     }
 }

@@ -9,8 +9,9 @@ use crate::config::DbConfig;
 /// Opens a connection and drives it on a background task.
 ///
 /// TLS follows `sslmode` in the connection string as libpq does: `disable` never, `prefer`
-/// (the default) when the server offers it, `require` always. The server certificate is
-/// verified against the roots [`DbConfig`] was built with: the system's, or the CA file's.
+/// (the default) when the server offers it, `require`, `verify-ca` and `verify-full` always.
+/// The server certificate is verified against the roots [`DbConfig`] was built with, its
+/// host name too but under `verify-ca` (see [`DbConfig::new`]).
 pub async fn connect(db: &DbConfig) -> Result<Client, DbError> {
     let connect_err = |cause| DbError::Connect {
         target: describe(&db.pg),

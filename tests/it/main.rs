@@ -24,6 +24,7 @@ mod health_limits;
 mod helpers;
 mod lambda;
 mod lambda_runtime;
+mod libpq;
 mod manifests;
 mod ops;
 mod partitions;

@@ -34,6 +34,21 @@ impl PrivatePg {
         self.install_certs();
     }
 
+    /// A superuser `role` that must give `password` (SCRAM) on TLS from 127.0.0.1; other
+    /// roles keep trust. The cluster restarts (`pg_ctl -w`), so the rule holds on return.
+    pub fn add_password_role(&self, role: &str, password: &str) {
+        let sql = format!("CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{password}'");
+        run(
+            Command::new("psql").args([self.url.as_str(), "-v", "ON_ERROR_STOP=1", "-c", &sql]),
+            "create role",
+        );
+        let hba = PathBuf::from(self.data()).join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        let first = format!("hostssl all {role} 127.0.0.1/32 scram-sha-256\n");
+        std::fs::write(&hba, first + &rules).expect("pg_hba.conf");
+        self.ctl(&["restart", "-m", "fast"]);
+    }
+
     fn install_certs(&self) {
         let (d, data) = (&self.dir, PathBuf::from(self.data()));
         for f in ["server.pem", "server.key"] {
