@@ -26,6 +26,7 @@ mod lambda;
 mod lambda_runtime;
 mod manifests;
 mod ops;
+mod output;
 mod partitions;
 mod pgbouncer;
 mod pii;
