@@ -1,11 +1,12 @@
 //! `--output json`: what `run`, `rejects list` and `migrate` print for scripts, each shape
-//! parsed and checked against what happened.
+//! parsed and checked against what happened; and a fatal error under `--log-format json` as
+//! one JSON line on stderr, shaped like the log lines.
 
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{login, stdout_ok, TestEnv};
+use crate::helpers::{login, stderr, stdout_ok, TestEnv};
 
 const VALID: usize = 7;
 const MALFORMED: usize = 3;
@@ -133,4 +134,43 @@ async fn rejects_list_and_migrate_answer_in_json() {
         .collect();
     assert_eq!(listed, ids, "{list}");
     assert!(!list.to_string().contains("not json"), "no body: {list}");
+}
+
+/// A fatal error under `--log-format json` (no key) is one stderr line, parsed as JSON like
+/// the log lines (`timestamp`, `level`, `fields.message`) with the exit code among the
+/// fields, and no plain-text `error:` line; likewise an error before the settings exist
+/// (a config file that cannot be read).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fatal_error_under_json_logs_is_one_json_line() {
+    let env = TestEnv::new().await;
+    let no_key = env
+        .cmd(&["--log-format", "json", "run", "--until-empty"])
+        .env_remove("SQS2PG_KEYS")
+        .output()
+        .expect("spawn");
+    let no_file = env
+        .cmd(&[
+            "--log-format=json",
+            "--config",
+            "/nonexistent/sqs2pg.toml",
+            "migrate",
+        ])
+        .output()
+        .expect("spawn");
+
+    for (out, says) in [
+        (no_key, "sqs2pg keygen"),
+        (no_file, "/nonexistent/sqs2pg.toml"),
+    ] {
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let text = stderr(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "exactly one line: {text}");
+        let line: Value = serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!(line["level"], "ERROR", "{line}");
+        assert_eq!(line["fields"]["exit_code"], 2, "{line}");
+        assert!(line["timestamp"].is_string(), "{line}");
+        let message = line["fields"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{line}");
+    }
 }
