@@ -36,6 +36,19 @@ impl Failure {
             usage: true,
         }
     }
+
+    /// The failure as the one stderr line `--log-format json` prints: the shape of the
+    /// tracing JSON lines before it (`timestamp`, `level`, `fields.message`), so a log
+    /// shipper parses one shape, with the exit code among the fields.
+    pub fn json_line(&self) -> String {
+        serde_json::json!({
+            "timestamp": chrono::Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "level": "ERROR",
+            "fields": { "message": self.message, "exit_code": self.exit_code() },
+        })
+        .to_string()
+    }
 }
 
 impl fmt::Display for Failure {

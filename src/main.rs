@@ -2,9 +2,13 @@
 //! code.
 //!
 //! Exit codes: 0 success; 2 usage or configuration error (the message names the flag or
-//! variable); 1 anything else. Every error message says what to do next.
+//! variable); 1 anything else. Every error message says what to do next: one `error: …` line
+//! on stderr, or under `--log-format json` one JSON line shaped like the logs.
 
 use std::process::ExitCode;
+
+use sqs2pg::error::Failure;
+use sqs2pg::telemetry::LogFormat;
 
 #[global_allocator]
 static ALLOC: sqs2pg::alloc::Split = sqs2pg::alloc::Split;
@@ -15,27 +19,55 @@ fn main() -> ExitCode {
     // clap exits 2 itself on a bad flag, naming it; a bad config file arrives here.
     let cli = match sqs2pg::cli::parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            eprintln!("error: {}", sqs2pg::error::Failure::from(e));
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(Failure::from(e), log_format_before_parsing()),
     };
-    sqs2pg::telemetry::init_tracing(cli.global.log_format);
+    let log_format = cli.global.log_format;
+    sqs2pg::telemetry::init_tracing(log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            let e = anyhow::Error::from(e).context("cannot start the async runtime");
+            return fail(Failure::from(e), log_format);
         }
     };
     match runtime.block_on(sqs2pg::cli::execute(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            eprintln!("error: {failure}");
-            ExitCode::from(failure.exit_code())
-        }
+        Err(failure) => fail(failure, log_format),
+    }
+}
+
+/// Prints `failure` in the log format (its only line on stderr) and returns its exit code.
+fn fail(failure: Failure, log_format: LogFormat) -> ExitCode {
+    match log_format {
+        LogFormat::Text => eprintln!("error: {failure}"),
+        LogFormat::Json => eprintln!("{}", failure.json_line()),
+    }
+    ExitCode::from(failure.exit_code())
+}
+
+/// The log format asked for, when parsing failed and no settings exist: the flag, else the
+/// variable (a config file that failed to load cannot say).
+fn log_format_before_parsing() -> LogFormat {
+    // args_os: a non-UTF-8 argument must not panic here (`std::env::args` would).
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let flag = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--log-format=") {
+            Some(v) => Some(v.to_owned()),
+            None if a == "--log-format" => args.get(i + 1).cloned(),
+            None => None,
+        });
+    match flag
+        .or_else(|| std::env::var("SQS2PG_LOG_FORMAT").ok())
+        .as_deref()
+    {
+        Some("json") => LogFormat::Json,
+        _ => LogFormat::Text,
     }
 }

@@ -12,6 +12,7 @@ use crate::decode::{CreateDateFrom, Envelope, Framing};
 use crate::mask::Column;
 use crate::telemetry::LogFormat;
 
+pub use super::output::OutputFormat;
 pub use super::run_args::{ProgressMode, RunArgs, SendArgs};
 
 const EXAMPLES: &str = "\
@@ -105,6 +106,16 @@ pub struct GlobalArgs {
         global = true
     )]
     pub log_format: LogFormat,
+    /// How `run`, `rejects list` and `migrate` print their result on stdout: text, or one
+    /// JSON object with every field present (logs stay on stderr).
+    #[arg(
+        long,
+        env = "SQS2PG_OUTPUT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub output: OutputFormat,
 }
 
 /// The commands.

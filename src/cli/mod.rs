@@ -11,6 +11,7 @@ mod config;
 mod docs;
 mod keygen;
 mod migrate;
+mod output;
 mod rejects;
 mod rekey;
 mod reveal;

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::args::{GlobalArgs, RunArgs};
+use super::args::{GlobalArgs, OutputFormat, RunArgs};
+use super::output::print_json;
 use crate::config::RunConfig;
 use crate::error::Failure;
 use crate::pipeline::Pipeline;
@@ -21,7 +22,10 @@ pub(super) async fn run(g: &GlobalArgs, args: &RunArgs) -> Result<(), Failure> {
     tokio::spawn(watch_signals(shutdown.clone()));
     let pipeline = Pipeline::build(cfg, Arc::new(Stats::default()), &shutdown).await?;
     let summary = pipeline.run_until_stopped(shutdown).await?;
-    println!("{summary}");
+    match g.output {
+        OutputFormat::Text => println!("{summary}"),
+        OutputFormat::Json => print_json(&summary.to_json())?,
+    }
     Ok(())
 }
 

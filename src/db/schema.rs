@@ -122,6 +122,16 @@ pub struct MigrateReport {
     pub created: Vec<&'static str>,
 }
 
+impl MigrateReport {
+    /// The tables that existed before (every one of [`TABLES`] not created now).
+    pub fn already_there(&self) -> Vec<&'static str> {
+        TABLES
+            .into_iter()
+            .filter(|t| !self.created.contains(t))
+            .collect()
+    }
+}
+
 /// Every table the tool uses.
 pub const TABLES: [&str; 7] = [
     "user_logins",

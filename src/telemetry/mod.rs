@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod progress;
 pub mod requests;
 pub mod stats;
+pub mod summary_json;
 
 use std::io::IsTerminal;
 

@@ -27,6 +27,7 @@ mod lambda_runtime;
 mod libpq;
 mod manifests;
 mod ops;
+mod output;
 mod partitions;
 mod pgbouncer;
 mod pii;
