@@ -15,20 +15,20 @@
 //!
 //! | module | concern |
 //! |---|---|
-//! | [`cli`] | clap types ([`cli::args`]), the config-file layer, one file per command |
-//! | [`config`] | validated settings and their defaults; the TOML layer; keyring loading; database TLS roots |
+//! | [`cli`] | clap types ([`cli::args`]), the config-file layer, text or JSON output (`cli::output`), one file per command |
+//! | [`config`] | validated settings and their defaults; the TOML layer; keyring loading (one open handle, mode and owner checked); the connection string as libpq reads it (`sslmode`, `sslrootcert`, `PGPASSWORD`, the password file), redacted from its parse; database TLS roots |
 //! | [`source`] | SQS: long-poll receive, delete and visibility on one batch-call helper, send, queue attributes; FIFO group, deduplication and receive-attempt ids ([`source::fifo`]); the adaptive limit on delete and visibility calls in flight ([`source::limit`]) |
 //! | [`decode`] | pure: body bytes → [`decode::Login`] or a [`decode::RejectReason`]; the event inside an SNS or EventBridge envelope ([`decode::envelope`]) |
 //! | [`mask`] | pure: AES-256-SIV tokens; the keyring; KMS-wrapped keys |
 //! | [`transform`] | pure: decode + mask → [`transform::Row`] or [`transform::Reject`], panics contained |
 //! | [`db`] | Postgres: connect, schema and table shape, ledger, encoders, the batch write, rejects, audit, rekey queries; statements prepared or unnamed for poolers (`db::statement`) |
-//! | [`pipeline`] | `Pipeline::build` / `run_until_stopped`: pollers → batcher → writers → delete; the byte budget ([`pipeline::budget`]); when a drain ends ([`pipeline::drain`]); lease; shutdown; health probes |
+//! | [`pipeline`] | `Pipeline::build` / `run_until_stopped`: pollers → batcher → writers → delete; the byte budget ([`pipeline::budget`]); when a drain ends ([`pipeline::drain`]); waiting for the database and SQS at start (`pipeline::wait`); lease; shutdown; health probes |
 //! | [`ops`] | replay, rekey, reveal and mask, migrate, rejects list, send, keygen |
 //! | [`lambda`] | the SQS-event Lambda handler on the same transform and commit (`sqs2pg-lambda`) |
-//! | [`telemetry`] | logs, run counters and summary, SQS requests by kind ([`telemetry::requests`]), Prometheus text, `/metrics` `/healthz` `/readyz`, progress |
+//! | [`telemetry`] | logs (sqs2pg's own targets alone above `info`) and the panic hook, run counters and summary (as JSON: [`telemetry::summary_json`]), SQS requests by kind ([`telemetry::requests`]), Prometheus text, `/metrics` `/healthz` `/readyz` on a bounded server, progress |
 //! | [`error`] | what a failed command prints and its exit code |
 //! | [`alloc`] | the binary's global allocator: mimalloc for small blocks, the system's for large ones |
-//! | [`aws`] | the AWS SDK configuration and error text shared by SQS and KMS; the region a queue URL names |
+//! | [`aws`] | the AWS SDK configuration, error text and failure classes (no credentials, unreachable, access denied with its IAM action) shared by SQS and KMS; the region a queue URL names |
 //! | [`backoff`] | the jittered exponential pause every retry uses |
 //! | [`pii`] | [`pii::Pii`], a wrapper whose `Debug`/`Display` redact |
 //! | [`synth`] | synthetic login events for demos and load |
