@@ -45,7 +45,9 @@ impl OpsError {
             Self::Db(e) => e.is_usage(),
             Self::Source(e) => e.is_usage(),
             Self::Kms(e) => e.is_refusal(),
-            Self::Unopenable(..) | Self::NoSuchReject(_) | Self::Input(_) => false,
+            // A file that cannot be read is the user's to fix, as a bad flag is.
+            Self::Input(_) => true,
+            Self::Unopenable(..) | Self::NoSuchReject(_) => false,
         }
     }
 }

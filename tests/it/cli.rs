@@ -313,3 +313,20 @@ fn a_password_in_the_database_url_flag_is_refused() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// A `--file` that cannot be read is a usage error (exit 2) naming the file, as the README's
+/// exit codes promise, not an outage (exit 1) that a scheduler would retry.
+#[tokio::test(flavor = "multi_thread")]
+async fn send_with_a_file_that_cannot_be_read_exits_2_naming_it() {
+    let env = TestEnv::new().await;
+    let out = env
+        .cmd(&["send", "--file", "/nonexistent/events.json"])
+        .output()
+        .expect("spawn sqs2pg");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--file: cannot read /nonexistent/events.json"),
+        "{err}"
+    );
+}
