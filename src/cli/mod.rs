@@ -63,16 +63,7 @@ pub fn parse_from(args: Vec<OsString>) -> Result<Cli, ConfigError> {
     if let Some(path) = config_path(&args) {
         let file = FileConfig::load(&path)?;
         // A file value becomes its flag's default: flags and variables still win.
-        for s in file.global_settings() {
-            command = command.mut_arg(s.key, |a| a.default_value(s.value));
-        }
-        for s in file.run_settings() {
-            for sub in ["run", "config"] {
-                let value = s.value.clone();
-                command =
-                    command.mut_subcommand(sub, |c| c.mut_arg(s.key, |a| a.default_value(value)));
-            }
-        }
+        command = config::layer_file(command, &file)?;
     }
     let matches = command
         .try_get_matches_from(args)
