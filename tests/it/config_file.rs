@@ -1,7 +1,8 @@
-//! A configuration file that cannot be used is refused (exit 2) naming the file, the line
-//! and column, and the key.
+//! `sqs2pg config` prints a TOML document that `--config` reads back, each value followed by
+//! where it came from; a configuration file that cannot be used is refused (exit 2) naming
+//! the file, the line and column, and the key.
 
-use crate::helpers::stderr;
+use crate::helpers::{stderr, stdout_ok, KEYS};
 
 /// A directory of this test's own, removed when dropped.
 struct Dir(std::path::PathBuf);
@@ -35,6 +36,99 @@ fn sqs2pg(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// The settings of a printed configuration: its lines that are not comments, without the
+/// comment saying where each value came from.
+fn settings(document: &str) -> Vec<String> {
+    document
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.split("  # ").next().unwrap_or(l).trim_end().to_owned())
+        .collect()
+}
+
+/// The comment after `key = …` in a printed configuration.
+fn origin_of<'a>(document: &'a str, key: &str) -> &'a str {
+    let line = document
+        .lines()
+        .find(|l| l.starts_with(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no {key} in {document}"));
+    line.split("  # ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no origin: {line}"))
+}
+
+/// Settings from a flag, a variable, a file and the defaults, printed, read back with
+/// `--config` and nothing else: the same settings, now all from that file. A value with a
+/// quote and a backslash survives; a password-holding URL is printed commented out, so the
+/// document never sets `<redacted>` as a password.
+#[test]
+fn config_prints_toml_that_reads_back_the_same_settings() {
+    let dir = Dir::new("config-round-trip");
+    let file = dir.file(
+        "layers.toml",
+        "queue_url = \"http://127.0.0.1:4566/000000000000/q\\\"\\\\x\"\nenvelope = \"sns\"\n[run]\nbatch_size = 100\n",
+    );
+    let keys = dir.file("keys", &format!("{KEYS}\n"));
+    // A keys file others can read is refused.
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let printed = stdout_ok(&sqs2pg(
+        &[
+            "--config",
+            &file,
+            "config",
+            "--pollers",
+            "7",
+            "--queue-name",
+            "from-flag",
+        ],
+        &[
+            ("SQS2PG_WRITERS", "5"),
+            ("SQS2PG_KEYS_FILE", &keys),
+            (
+                "DATABASE_URL",
+                "postgres://app@db.internal:6432/logins?sslmode=require",
+            ),
+        ],
+    ));
+    assert_eq!(origin_of(&printed, "pollers"), "from --pollers");
+    assert_eq!(origin_of(&printed, "writers"), "from SQS2PG_WRITERS");
+    assert_eq!(origin_of(&printed, "batch_size"), format!("from {file}"));
+    assert_eq!(origin_of(&printed, "wait_seconds"), "default");
+    assert!(
+        printed.contains("# keyring: ") && printed.contains("key ids t1"),
+        "{printed}"
+    );
+
+    let document = dir.file("printed.toml", &printed);
+    let reread = stdout_ok(&sqs2pg(&["--config", &document, "config"], &[]));
+    assert_eq!(
+        settings(&reread),
+        settings(&printed),
+        "{printed}\n---\n{reread}"
+    );
+    assert_eq!(origin_of(&reread, "pollers"), format!("from {document}"));
+    assert!(
+        settings(&printed).contains(&"pollers = 7".to_owned()),
+        "{printed}"
+    );
+
+    let with_password = stdout_ok(&sqs2pg(
+        &["config"],
+        &[(
+            "DATABASE_URL",
+            "postgres://app:s3cr3t-pw@db.internal:5432/logins",
+        )],
+    ));
+    assert!(!with_password.contains("s3cr3t-pw"), "{with_password}");
+    assert!(
+        with_password
+            .contains("# database_url = \"postgres://app:<redacted>@db.internal:5432/logins\""),
+        "{with_password}"
+    );
+    let document = dir.file("with-password.toml", &with_password);
+    stdout_ok(&sqs2pg(&["--config", &document, "config"], &[]));
 }
 
 /// What `sqs2pg --config FILE config` says about FILE holding `text`: exit 2 and one line
