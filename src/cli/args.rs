@@ -34,6 +34,9 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// What `config` prints: each setting's value and origin, recorded while parsing.
+    #[arg(skip)]
+    pub(crate) effective: super::config::Effective,
 }
 
 /// Settings shared by every command; each may also come from its environment variable.

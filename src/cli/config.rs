@@ -1,57 +1,237 @@
 //! `sqs2pg config`: the configuration a run would use, after every layer and every check,
-//! as TOML-like text. Secrets are never printed: the database URL loses its password, keys
-//! show as their ids only (nothing is unwrapped).
+//! as a TOML document `--config` reads back, each value followed by where it came from.
+//! Secrets are never printed: the database URL loses its password (and, having lost it, is
+//! printed commented out, so the document never sets `<redacted>` as a password); keys show
+//! as their ids only (nothing is unwrapped), in a comment, since keys never go in the file.
+//!
+//! It also layers the file under the flags ([`layer_file`]), because what `config` prints
+//! about each value's origin is only known while parsing ([`Effective::record`]).
 
-use super::args::{GlobalArgs, RunArgs};
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Command};
+
+use super::args::GlobalArgs;
+use crate::config::file::{self, FileConfig, FileSetting, GLOBAL_KEYS, RUN_KEYS};
+use crate::config::{ConfigError, DbConfig};
 use crate::error::Failure;
 
-pub(super) fn print(g: &GlobalArgs, r: &RunArgs) -> Result<(), Failure> {
-    print!("{}", render(g, r));
+/// Where a setting's value came from, as `config` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Origin {
+    Default,
+    File(PathBuf),
+    Env(String),
+    Flag(String),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Default => f.write_str("default"),
+            Self::File(path) => write!(f, "from {}", path.display()),
+            Self::Env(name) | Self::Flag(name) => write!(f, "from {name}"),
+        }
+    }
+}
+
+/// Each file-layer setting with the text its flag parsed (`None` when unset) and its origin,
+/// global settings first, then the `[run]` table.
+#[derive(Debug, Default)]
+pub struct Effective {
+    global: Vec<(&'static str, Option<String>, Origin)>,
+    run: Vec<(&'static str, Option<String>, Origin)>,
+}
+
+/// Makes each value of the configuration file `file` the default of its flag, after checking
+/// it with that flag's own parser: a value clap would refuse later, naming only the flag, is
+/// refused here naming the file, line, column and key.
+pub(super) fn layer_file(mut command: Command, file: &FileConfig) -> Result<Command, ConfigError> {
+    for s in file.global_settings() {
+        check(&command, &s)?;
+        command = command.mut_arg(s.key, |a| a.default_value(s.value));
+    }
+    for s in file.run_settings() {
+        if let Some(run) = command.find_subcommand("run") {
+            check(run, &s)?;
+        }
+        for sub in ["run", "config"] {
+            let value = s.value.clone();
+            command = command.mut_subcommand(sub, |c| c.mut_arg(s.key, |a| a.default_value(value)));
+        }
+    }
+    Ok(command)
+}
+
+fn check(command: &Command, s: &FileSetting) -> Result<(), ConfigError> {
+    let Some(arg) = command.get_arguments().find(|a| a.get_id() == s.key) else {
+        return Ok(());
+    };
+    let long = arg.get_long().unwrap_or(s.key);
+    // A command of this one flag, given the value as a flag: clap's own parser and checks.
+    let probe = Command::new("sqs2pg")
+        .no_binary_name(true)
+        .arg(arg.clone().global(false));
+    match probe.try_get_matches_from([format!("--{long}={}", s.value)]) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(ConfigError::Invalid {
+            name: "--config / SQS2PG_CONFIG",
+            problem: format!(
+                "{}: {} = {} is refused: {}",
+                s.at,
+                s.key,
+                toml_value(s.key, &s.value),
+                reason(&e)
+            ),
+        }),
+    }
+}
+
+/// clap's message on one line, without its `error:` prefix and its pointer to `--help`.
+fn reason(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .collect();
+    let joined = lines.join(" ");
+    joined.strip_prefix("error: ").unwrap_or(&joined).to_owned()
+}
+
+impl Effective {
+    /// What clap parsed for each file-layer setting and where it came from. The database
+    /// URL's text is not kept (it may hold a password): [`render`] redacts it from `g`.
+    pub(super) fn record(
+        command: &Command,
+        matches: &ArgMatches,
+        file: Option<&FileConfig>,
+    ) -> Self {
+        let path = file.map(|f| f.path().to_owned());
+        let from_file: Vec<&str> = file
+            .map(|f| f.global_settings().into_iter().chain(f.run_settings()))
+            .into_iter()
+            .flatten()
+            .map(|s| s.key)
+            .collect();
+        let setting = |command: &Command, matches: &ArgMatches, key: &'static str| {
+            let arg = command.get_arguments().find(|a| a.get_id() == key)?;
+            let raw = matches
+                .try_get_raw(key)
+                .ok()
+                .flatten()
+                .and_then(|mut v| v.next());
+            let raw = raw.map(|v| v.to_string_lossy().into_owned());
+            let origin = match matches.value_source(key) {
+                Some(ValueSource::CommandLine) => {
+                    Origin::Flag(format!("--{}", arg.get_long().unwrap_or(key)))
+                }
+                Some(ValueSource::EnvVariable) => Origin::Env(
+                    arg.get_env()
+                        .map_or(key.into(), |e| e.to_string_lossy().into_owned()),
+                ),
+                _ => match &path {
+                    Some(p) if raw.is_some() && from_file.contains(&key) => Origin::File(p.clone()),
+                    _ => Origin::Default,
+                },
+            };
+            let raw = if key == "database_url" { None } else { raw };
+            Some((key, raw, origin))
+        };
+        let global = GLOBAL_KEYS
+            .into_iter()
+            .filter_map(|k| setting(command, matches, k))
+            .collect();
+        let run = match matches.subcommand() {
+            Some((name, sub)) => command.find_subcommand(name).map_or(vec![], |c| {
+                RUN_KEYS
+                    .into_iter()
+                    .filter_map(|k| setting(c, sub, k))
+                    .collect()
+            }),
+            None => vec![],
+        };
+        Self { global, run }
+    }
+}
+
+pub(super) fn print(g: &GlobalArgs, effective: &Effective) -> Result<(), Failure> {
+    print!("{}", render(g, effective));
     Ok(())
 }
 
-fn render(g: &GlobalArgs, r: &RunArgs) -> String {
-    let db = g
-        .db()
-        .map(|d| d.redacted())
-        .unwrap_or_else(|e| format!("<invalid: {e}>"));
+fn render(g: &GlobalArgs, effective: &Effective) -> String {
     let (key_source, kids) = g.keys().describe();
-    let p = r.pipeline(g.metrics_addr);
-    let opt = |v: Option<String>| v.map_or("# unset".to_string(), |v| format!("{v:?}"));
-    format!(
-        "# effective sqs2pg configuration (flags > environment > config file > defaults)\n\
-         # config file: {}\n\
-         queue_url = {}\n\
-         queue_name = {:?}\n\
-         envelope = \"{}\"\n\
-         create_date_from = \"{}\"\n\
-         database_url = {:?}\n\
-         db_ca_file = {}\n\
-         db_write_timeout_secs = {}\n\
-         db_statements = {:?}\n\
-         keys = {:?}  # source: {key_source}; key ids only, writing key first\n\
-         log_format = {:?}\n\
-         metrics_addr = {}\n\
-         \n[run]\n\
-         pollers = {}\nwriters = {}\nbatch_size = {}\nbatch_wait_ms = {}\nmax_inflight_bytes = {}\nwait_seconds = {}\nshutdown_timeout_secs = {}\n",
-        g.config.as_ref().map_or("none".into(), |p| p.display().to_string()),
-        opt(g.queue_url.clone()),
-        g.queue_name,
-        g.envelope,
-        g.create_date_from,
-        db,
-        opt(g.db_ca_file.as_ref().map(|p| p.display().to_string())),
-        g.db_write_timeout_secs,
-        format!("{:?}", g.db_statements).to_lowercase(),
-        kids,
-        format!("{:?}", g.log_format).to_lowercase(),
-        opt(p.metrics_addr.map(|a| a.to_string())),
-        p.pollers,
-        p.writers,
-        p.batch_size,
-        p.batch_wait.as_millis(),
-        p.max_inflight_bytes,
-        p.wait_seconds,
-        p.shutdown_timeout.as_secs(),
-    )
+    let file = g
+        .config
+        .as_ref()
+        .map_or("none".into(), |p| p.display().to_string());
+    let mut out = format!(
+        "# effective sqs2pg configuration (flags > environment > config file > defaults),\n\
+         # each value followed by where it came from; `sqs2pg --config FILE` reads it back.\n\
+         # config file: {file}\n\
+         # keyring: {key_source}; key ids {kids} (writing key first; keys never go in this file)\n"
+    );
+    for (key, raw, origin) in &effective.global {
+        out.push_str(&match *key {
+            "database_url" => database_url_line(&g.database_url, origin),
+            _ => setting_line(key, raw.as_deref(), origin),
+        });
+    }
+    out.push_str("\n[run]\n");
+    for (key, raw, origin) in &effective.run {
+        out.push_str(&setting_line(key, raw.as_deref(), origin));
+    }
+    out
+}
+
+/// `key = value  # origin`, or the key commented out when it has no value.
+fn setting_line(key: &str, raw: Option<&str>, origin: &Origin) -> String {
+    match raw {
+        Some(raw) => format!(
+            "{:<40}  # {origin}\n",
+            format!("{key} = {}", toml_value(key, raw))
+        ),
+        None => format!("# {key} = \"…\"  (unset)\n"),
+    }
+}
+
+/// The connection string redacted; commented out when redacting took its password (a
+/// `<redacted>` password would be sent as is) or when it does not parse.
+fn database_url_line(url: &str, origin: &Origin) -> String {
+    match DbConfig::new(url, None) {
+        Ok(db) if db.redacted().contains("<redacted>") => format!(
+            "# database_url = {}  # {origin}; its password is never printed and never goes in a config file: give this URL through DATABASE_URL\n",
+            toml_string(&db.redacted())
+        ),
+        Ok(db) => setting_line("database_url", Some(&db.redacted()), origin),
+        Err(_) => format!(
+            "# database_url: not a valid connection string ({origin}); `sqs2pg migrate` says why\n"
+        ),
+    }
+}
+
+/// The flag's text `raw` as the file holds it: an integer, else a string.
+fn toml_value(key: &str, raw: &str) -> String {
+    match raw.parse::<u64>() {
+        Ok(n) if file::is_integer(key) => n.to_string(),
+        _ => toml_string(raw),
+    }
+}
+
+/// `s` as a TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

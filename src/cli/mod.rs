@@ -60,24 +60,18 @@ pub fn parse_from(args: Vec<OsString>) -> Result<Cli, ConfigError> {
         std::process::exit(2);
     }
     let mut command = Cli::command();
-    if let Some(path) = config_path(&args) {
-        let file = FileConfig::load(&path)?;
-        // A file value becomes its flag's default: flags and variables still win.
-        for (id, value) in file.global_settings() {
-            command = command.mut_arg(id, |a| a.default_value(value));
-        }
-        for (id, value) in file.run_settings() {
-            for sub in ["run", "config"] {
-                let value = value.clone();
-                command =
-                    command.mut_subcommand(sub, |s| s.mut_arg(id, |a| a.default_value(value)));
-            }
-        }
+    let file = match config_path(&args) {
+        Some(path) => Some(FileConfig::load(&path)?),
+        None => None,
+    };
+    if let Some(file) = &file {
+        command = config::layer_file(command, file)?;
     }
     let matches = command
-        .try_get_matches_from(args)
+        .try_get_matches_from_mut(args)
         .unwrap_or_else(|e| e.exit());
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.effective = config::Effective::record(&command, &matches, file.as_ref());
     if matches.value_source("database_url") == Some(clap::parser::ValueSource::CommandLine) {
         refuse_password_in_flag(&cli.global.database_url)?;
     }
@@ -137,7 +131,7 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             value,
         } => reveal::mask(g, (*column).into(), reason, value).await,
         Command::Rekey { batch_size } => rekey::rekey(g, *batch_size).await,
-        Command::Config(args) => config::print(g, args),
+        Command::Config(_) => config::print(g, &cli.effective),
         Command::Completions { shell } => docs::completions(*shell),
         Command::Man => docs::man(),
         Command::Rejects(RejectsCommand::List { reason, ids }) => {

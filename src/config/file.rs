@@ -4,111 +4,196 @@
 //!
 //! Its values become the defaults of the matching flags before clap parses (see
 //! [`crate::cli`]), so flags and variables still win and the process environment is never
-//! touched.
+//! touched. Each value keeps where it stands in the file, so an error about it can say
+//! `file:line:col`, as compilers do.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
 
 use super::ConfigError;
+
+/// The top-level keys, in the order `sqs2pg config` prints them; each is also the clap id of
+/// its flag in [`crate::cli::args::GlobalArgs`].
+pub const GLOBAL_KEYS: [&str; 11] = [
+    "queue_url",
+    "queue_name",
+    "envelope",
+    "create_date_from",
+    "database_url",
+    "db_ca_file",
+    "db_write_timeout_secs",
+    "db_statements",
+    "keys_file",
+    "log_format",
+    "metrics_addr",
+];
+
+/// The keys of the `[run]` table; each is also the clap id of its `run` flag.
+pub const RUN_KEYS: [&str; 7] = [
+    "pollers",
+    "writers",
+    "batch_size",
+    "batch_wait_ms",
+    "max_inflight_bytes",
+    "wait_seconds",
+    "shutdown_timeout_secs",
+];
+
+/// Whether the file holds `key` as a TOML integer (else as a string).
+pub fn is_integer(key: &str) -> bool {
+    key == "db_write_timeout_secs" || RUN_KEYS.contains(&key)
+}
 
 /// The file's top level: the global settings.
 #[derive(Debug, Default, serde::Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    pub queue_url: Option<String>,
-    pub queue_name: Option<String>,
-    pub envelope: Option<String>,
-    pub create_date_from: Option<String>,
-    pub database_url: Option<String>,
-    pub db_ca_file: Option<String>,
-    pub db_write_timeout_secs: Option<u64>,
-    pub db_statements: Option<String>,
-    pub keys_file: Option<String>,
-    pub log_format: Option<String>,
-    pub metrics_addr: Option<String>,
+    pub queue_url: Option<Spanned<String>>,
+    pub queue_name: Option<Spanned<String>>,
+    pub envelope: Option<Spanned<String>>,
+    pub create_date_from: Option<Spanned<String>>,
+    pub database_url: Option<Spanned<String>>,
+    pub db_ca_file: Option<Spanned<String>>,
+    pub db_write_timeout_secs: Option<Spanned<u64>>,
+    pub db_statements: Option<Spanned<String>>,
+    pub keys_file: Option<Spanned<String>>,
+    pub log_format: Option<Spanned<String>>,
+    pub metrics_addr: Option<Spanned<String>>,
     /// The `[run]` table.
     #[serde(default)]
     pub run: FileRunConfig,
+    /// The file's path and text, to turn a value's byte span into `file:line:col`.
+    #[serde(skip)]
+    origin: Origin,
 }
 
 /// The `[run]` table: the settings of `sqs2pg run`.
 #[derive(Debug, Default, serde::Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FileRunConfig {
-    pub pollers: Option<u64>,
-    pub writers: Option<u64>,
-    pub batch_size: Option<u64>,
-    pub batch_wait_ms: Option<u64>,
-    pub max_inflight_bytes: Option<u64>,
-    pub wait_seconds: Option<u64>,
-    pub shutdown_timeout_secs: Option<u64>,
+    pub pollers: Option<Spanned<u64>>,
+    pub writers: Option<Spanned<u64>>,
+    pub batch_size: Option<Spanned<u64>>,
+    pub batch_wait_ms: Option<Spanned<u64>>,
+    pub max_inflight_bytes: Option<Spanned<u64>>,
+    pub wait_seconds: Option<Spanned<u64>>,
+    pub shutdown_timeout_secs: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Origin {
+    path: PathBuf,
+    text: String,
+}
+
+/// One value the file sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSetting {
+    /// Its key, also the clap id of its flag.
+    pub key: &'static str,
+    /// The value as the flag would take it.
+    pub value: String,
+    /// Where it stands: `path:line:col`.
+    pub at: String,
+}
+
+/// `path:line:col` (both from 1, the column in characters) of byte `offset` in `text`.
+fn position(path: &Path, text: &str, offset: usize) -> String {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!("{}:{line}:{col}", path.display())
 }
 
 impl FileConfig {
-    /// Reads and checks a configuration file.
+    /// Reads and checks a configuration file; an error names it and, for what the TOML
+    /// parser refused (syntax, a wrong type, an unknown key), the line and column.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let invalid = |problem: String| ConfigError::Invalid {
-            name: "--config / SQS2PG_CONFIG",
-            problem,
-        };
         let text = std::fs::read_to_string(path)
             .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| {
-            let mut problem = format!(
-                "{} is not a valid sqs2pg configuration: {}",
-                path.display(),
-                e.message()
-            );
-            if text.lines().any(|l| l.trim_start().starts_with("keys"))
-                && e.message().contains("unknown field")
-            {
+        let mut config: Self = toml::from_str(&text).map_err(|e| {
+            let at = match e.span() {
+                Some(span) => position(path, &text, span.start),
+                None => path.display().to_string(),
+            };
+            // The message may end with a newline; the error stays one line.
+            let mut problem = format!("{at}: {}", e.message().trim_end());
+            if e.message().contains("unknown field `keys`") {
                 problem.push_str(
                     " (keys never go in the config file: use --keys-file or SQS2PG_KEYS)",
                 );
             }
             invalid(problem)
-        })
+        })?;
+        config.origin = Origin {
+            path: path.to_owned(),
+            text,
+        };
+        Ok(config)
     }
 
-    /// The global settings it sets, as `(clap argument id, value)`; the ids are the field
-    /// names of [`crate::cli::args::GlobalArgs`].
-    pub fn global_settings(&self) -> Vec<(&'static str, String)> {
-        [
-            ("queue_url", self.queue_url.clone()),
-            ("queue_name", self.queue_name.clone()),
-            ("envelope", self.envelope.clone()),
-            ("create_date_from", self.create_date_from.clone()),
-            ("database_url", self.database_url.clone()),
-            ("db_ca_file", self.db_ca_file.clone()),
-            (
-                "db_write_timeout_secs",
-                self.db_write_timeout_secs.map(|s| s.to_string()),
-            ),
-            ("db_statements", self.db_statements.clone()),
-            ("keys_file", self.keys_file.clone()),
-            ("log_format", self.log_format.clone()),
-            ("metrics_addr", self.metrics_addr.clone()),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect()
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.origin.path
     }
 
-    /// The `[run]` settings it sets, as `(clap argument id, value)` of
-    /// [`crate::cli::args::RunArgs`].
-    pub fn run_settings(&self) -> Vec<(&'static str, String)> {
+    /// The global settings it sets, in [`GLOBAL_KEYS`] order.
+    pub fn global_settings(&self) -> Vec<FileSetting> {
+        let text =
+            |v: &Option<Spanned<String>>| v.as_ref().map(|s| (s.get_ref().clone(), s.span()));
+        let int =
+            |v: &Option<Spanned<u64>>| v.as_ref().map(|s| (s.get_ref().to_string(), s.span()));
+        let values = [
+            text(&self.queue_url),
+            text(&self.queue_name),
+            text(&self.envelope),
+            text(&self.create_date_from),
+            text(&self.database_url),
+            text(&self.db_ca_file),
+            int(&self.db_write_timeout_secs),
+            text(&self.db_statements),
+            text(&self.keys_file),
+            text(&self.log_format),
+            text(&self.metrics_addr),
+        ];
+        self.settings(GLOBAL_KEYS.into_iter().zip(values))
+    }
+
+    /// The `[run]` settings it sets, in [`RUN_KEYS`] order.
+    pub fn run_settings(&self) -> Vec<FileSetting> {
         let r = &self.run;
-        [
-            ("pollers", r.pollers),
-            ("writers", r.writers),
-            ("batch_size", r.batch_size),
-            ("batch_wait_ms", r.batch_wait_ms),
-            ("max_inflight_bytes", r.max_inflight_bytes),
-            ("wait_seconds", r.wait_seconds),
-            ("shutdown_timeout_secs", r.shutdown_timeout_secs),
+        let values = [
+            &r.pollers,
+            &r.writers,
+            &r.batch_size,
+            &r.batch_wait_ms,
+            &r.max_inflight_bytes,
+            &r.wait_seconds,
+            &r.shutdown_timeout_secs,
         ]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v.to_string())))
-        .collect()
+        .map(|v| v.as_ref().map(|s| (s.get_ref().to_string(), s.span())));
+        self.settings(RUN_KEYS.into_iter().zip(values))
+    }
+
+    fn settings(
+        &self,
+        values: impl Iterator<Item = (&'static str, Option<(String, std::ops::Range<usize>)>)>,
+    ) -> Vec<FileSetting> {
+        values
+            .filter_map(|(key, v)| {
+                let (value, span) = v?;
+                let at = position(&self.origin.path, &self.origin.text, span.start);
+                Some(FileSetting { key, value, at })
+            })
+            .collect()
+    }
+}
+
+fn invalid(problem: String) -> ConfigError {
+    ConfigError::Invalid {
+        name: "--config / SQS2PG_CONFIG",
+        problem,
     }
 }
 
@@ -116,38 +201,65 @@ impl FileConfig {
 mod tests {
     use super::*;
 
-    #[test]
-    fn config_file_settings_name_their_flags() {
+    /// A file `name` holding `text` in a directory of this test process's own.
+    fn config_file(name: &str, text: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("sqs2pg-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("c.toml");
-        std::fs::write(
-            &path,
-            "queue_name = \"q\"\nenvelope = \"sns\"\nmetrics_addr = \"127.0.0.1:9\"\n[run]\npollers = 3\n",
-        )
-        .unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The error loading `text` gives, after the `--config` prefix; `file` stands for the
+    /// path.
+    fn load_error(name: &str, text: &str) -> String {
+        let path = config_file(name, text);
+        let e = FileConfig::load(&path).unwrap_err().to_string();
+        let rest = e.strip_prefix("--config / SQS2PG_CONFIG: ").unwrap_or(&e);
+        rest.replace(&path.display().to_string(), "file")
+    }
+
+    #[test]
+    fn config_file_settings_name_their_flags_and_positions() {
+        let path = config_file(
+            "ok.toml",
+            "queue_name = \"q\"\nenvelope = \"sns\"\nmetrics_addr = \"127.0.0.1:9\"\n[run]\n  pollers = 3\n",
+        );
         let c = FileConfig::load(&path).unwrap();
+        let at = |pos: &str| format!("{}:{pos}", path.display());
+        let setting = |key, value: &str, pos| FileSetting {
+            key,
+            value: value.to_string(),
+            at: at(pos),
+        };
         assert_eq!(
             c.global_settings(),
             [
-                ("queue_name", "q".to_string()),
-                ("envelope", "sns".to_string()),
-                ("metrics_addr", "127.0.0.1:9".to_string()),
+                setting("queue_name", "q", "1:14"),
+                setting("envelope", "sns", "2:12"),
+                setting("metrics_addr", "127.0.0.1:9", "3:16"),
             ]
         );
-        assert_eq!(c.run_settings(), [("pollers", "3".to_string())]);
-        std::fs::write(&path, "keys = \"k1=AAAA\"\n").unwrap();
-        let e = FileConfig::load(&path).unwrap_err().to_string();
+        assert_eq!(c.run_settings(), [setting("pollers", "3", "5:13")]);
+    }
+
+    #[test]
+    fn config_file_errors_give_file_line_and_column() {
+        let e = load_error("keys.toml", "keys = \"k1=AAAA\"\n");
         assert!(
-            e.contains("--config") && e.contains("never go in the config file"),
+            e.starts_with("file:1:1: ") && e.contains("never go in the config file"),
             "{e}"
         );
         assert!(!e.contains("AAAA"), "{e}");
-        std::fs::write(&path, "[run]\npolers = 3\n").unwrap();
-        assert!(FileConfig::load(&path)
-            .unwrap_err()
-            .to_string()
-            .contains("polers"));
-        std::fs::remove_dir_all(&dir).unwrap();
+        let e = load_error("unknown.toml", "queue_name = \"q\"\n[run]\npolers = 3\n");
+        assert!(e.starts_with("file:3:1: ") && e.contains("polers"), "{e}");
+        let e = load_error("type.toml", "[run]\npollers = \"three\"\n");
+        assert!(
+            e.starts_with("file:2:11: ") && e.contains("expected u64"),
+            "{e}"
+        );
+        let e = load_error("syntax.toml", "queue_name = \"q\nenvelope = \"sns\"\n");
+        assert!(e.starts_with("file:1:"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
     }
 }

@@ -12,6 +12,7 @@ mod audit;
 mod big_messages;
 mod claims;
 mod cli;
+mod config_file;
 mod db_faults;
 mod drain;
 mod e2e;

@@ -156,7 +156,7 @@ fn configmap_keys_and_mount_paths_are_ones_sqs2pg_reads() {
         top,
         set(&["log_format", "metrics_addr", "queue_url", "run"])
     );
-    assert_eq!(parsed.run.writers, Some(2));
+    assert_eq!(parsed.run.writers.map(|w| w.into_inner()), Some(2));
 
     let container = the_container(find(&docs, "Deployment"));
     let env_value = |name: &str| {
