@@ -118,7 +118,7 @@ impl DbError {
             Self::NotMigrated(_) | Self::Incompatible(_) => NextStep::Fix,
             Self::Connect { cause, .. } => match cause.code().map(|c| c.code()) {
                 Some(c) if c == "3D000" || c.starts_with("28") => NextStep::Fix,
-                _ if is_certificate_failure(cause) => NextStep::Fix,
+                _ if is_certificate_failure(cause) || is_missing_password(cause) => NextStep::Fix,
                 _ => NextStep::Reconnect,
             },
             Self::Timeout(..) => NextStep::Reconnect,
@@ -181,10 +181,19 @@ fn connect_hint(e: &tokio_postgres::Error) -> &'static str {
             "; check the user and password in DATABASE_URL, and the server's pg_hba.conf"
         }
         _ if is_certificate_failure(e) => {
-            "; check --db-ca-file / SQS2PG_DB_CA_FILE and the host name in DATABASE_URL"
+            "; check the root certificate (sslrootcert in DATABASE_URL, --db-ca-file / SQS2PG_DB_CA_FILE, or PGSSLROOTCERT) and the host name in DATABASE_URL (sslmode=verify-ca checks the chain only)"
+        }
+        _ if is_missing_password(e) => {
+            "; the server asks for a password and none was found: give it in DATABASE_URL, PGPASSWORD or a password file (PGPASSFILE, ~/.pgpass)"
         }
         _ => "; is it running and reachable? (local: scripts/services up)",
     }
+}
+
+/// The server asked for a password and the connection string, `PGPASSWORD` and the password
+/// file had none: a setting to fix, not an outage (the driver says only "password missing").
+fn is_missing_password(e: &tokio_postgres::Error) -> bool {
+    crate::error::causes(e).contains("password missing")
 }
 
 /// A TLS handshake that failed on the server's certificate (unknown issuer, wrong name,

@@ -120,7 +120,13 @@ async fn pgpassword_and_the_password_file_authenticate_a_password_role() {
         pg.ca_file().display()
     );
     let out = migrate(&url, &[]);
-    assert!(!out.status.success(), "no password, no session");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no password is a setting to fix: {err}"
+    );
+    assert!(err.contains("PGPASSWORD or a password file"), "{err}");
 
     let err = refused(&migrate(&url, &[("PGPASSWORD", "wrong-secret")]));
     assert!(
