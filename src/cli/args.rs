@@ -22,7 +22,7 @@ Examples:
   sqs2pg migrate
   sqs2pg send --synthetic 1000 --malformed-rate 0.01
   sqs2pg run --keys-file keys --until-empty
-  psql -Atc 'select masked_ip from user_logins limit 3' | sqs2pg reveal --keys-file keys --column ip";
+  psql \"$DATABASE_URL\" -Atc 'select masked_ip from user_logins limit 3' | sqs2pg reveal --keys-file keys --column ip --reason 'TICKET-123'";
 
 /// Streams login events from SQS into Postgres, masking ip and device_id with AES-256-SIV.
 #[derive(Debug, Parser)]
@@ -172,7 +172,7 @@ pub enum Command {
     /// database user, OS user, host, --reason, how many values and the SHA-256 of each token
     /// (of the message id with --reject).
     #[command(
-        after_help = "Examples:\n  psql -Atc \"select masked_ip from user_logins where user_id='u1'\" | sqs2pg reveal --column ip --reason 'TICKET-123 fraud review'\n  sqs2pg reveal --reject 5f0c... --reason 'TICKET-124 why rejected'"
+        after_help = "Examples:\n  psql \"$DATABASE_URL\" -Atc \"select masked_ip from user_logins where user_id='u1'\" | sqs2pg reveal --column ip --reason 'TICKET-123 fraud review'\n  sqs2pg reveal --reject 5f0c... --reason 'TICKET-124 why rejected'"
     )]
     Reveal {
         /// The column the tokens come from; without it each column is tried.
