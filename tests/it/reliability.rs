@@ -180,7 +180,9 @@ async fn kill_dash_nine_loop() {
     assert_invariants(&env, &w).await;
 }
 
-/// Postgres crashes (`pg_ctl restart -m immediate`) mid-run; the consumer recovers alone.
+/// Postgres crashes (`pg_ctl restart -m immediate`) mid-run, with writers inside their
+/// transactions (held there by a lock, so the crash cannot fall between batches); the
+/// consumer recovers alone.
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_restart_mid_run() {
     let env = TestEnv::new().await;
@@ -190,6 +192,20 @@ async fn postgres_restart_mid_run() {
     wait_until("500 rows loaded", Duration::from_secs(60), || async {
         daemon.loaded() >= 500
     })
+    .await;
+    let mut locker = connect(&pg.url).await;
+    let _lock = locker.lock_user_logins().await;
+    let observer = connect(&pg.url).await;
+    wait_until(
+        "a writer waits inside its transaction",
+        Duration::from_secs(60),
+        || async {
+            let waiting: i64 = observer
+                .scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                .await;
+            waiting > 0
+        },
+    )
     .await;
     let pg = tokio::task::spawn_blocking(move || {
         pg.restart_immediate();
