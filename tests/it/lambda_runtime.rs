@@ -6,7 +6,8 @@ use crate::faults::PrivatePg;
 use std::time::Duration;
 
 use crate::helpers::{
-    connect, failed_item_ids, sample_file, sqs_event_json, LambdaRuntime, SqsRecord, TestEnv,
+    connect, event_of, failed_item_ids, sample_file, sqs_event_json, LambdaRuntime, SqsRecord,
+    TestEnv,
 };
 
 /// Three of the sample file's messages: two valid, and its one without a `user_id`.
@@ -159,16 +160,7 @@ fn logins_event(ids: &[String], user_prefix: &str) -> serde_json::Value {
     let bodies: Vec<String> = (0..ids.len())
         .map(|n| login_body(&format!("{user_prefix}-{n}")))
         .collect();
-    let records: Vec<SqsRecord> = ids
-        .iter()
-        .zip(&bodies)
-        .map(|(id, body)| SqsRecord {
-            id: Some(id),
-            body,
-            receive_count: 1,
-        })
-        .collect();
-    sqs_event_json(&records)
+    event_of(ids, &bodies)
 }
 
 /// With `user_logins` locked by another session, an invocation stops its connects and

@@ -6,9 +6,7 @@
 
 use std::process::Output;
 
-use crate::helpers::{
-    login, pipe_through, sqs_event_json, stderr, stdout_ok, LambdaRuntime, SqsRecord, TestEnv,
-};
+use crate::helpers::{event_of, login, pipe_through, stderr, stdout_ok, LambdaRuntime, TestEnv};
 
 /// The crates that log HTTP and protocol payloads (message bodies), each named at its most
 /// specific: no directive may lift the cap on other crates than sqs2pg's.
@@ -142,16 +140,7 @@ async fn no_pii_in_the_lambda_output_under_the_runtime_api() {
         let ids: Vec<String> = (0..bodies.len())
             .map(|_| uuid::Uuid::new_v4().to_string())
             .collect();
-        let records: Vec<SqsRecord> = ids
-            .iter()
-            .zip(&bodies)
-            .map(|(id, body)| SqsRecord {
-                id: Some(id),
-                body,
-                receive_count: 1,
-            })
-            .collect();
-        let answer = rt.invoke(&sqs_event_json(&records)).await;
+        let answer = rt.invoke(&event_of(&ids, &bodies)).await;
         assert_eq!(
             answer["batchItemFailures"],
             serde_json::json!([]),

@@ -174,6 +174,20 @@ pub struct SqsRecord<'a> {
     pub receive_count: u32,
 }
 
+/// An event of one record per `(id, body)` pair, each received once.
+pub fn event_of(ids: &[String], bodies: &[String]) -> serde_json::Value {
+    let records: Vec<SqsRecord> = ids
+        .iter()
+        .zip(bodies)
+        .map(|(id, body)| SqsRecord {
+            id: Some(id),
+            body,
+            receive_count: 1,
+        })
+        .collect();
+    sqs_event_json(&records)
+}
+
 /// An SQS event as Lambda's event source mapping delivers it (`SentTimestamp` a second ago).
 pub fn sqs_event_json(records: &[SqsRecord]) -> serde_json::Value {
     let sent_ms = chrono::Utc::now().timestamp_millis() - 1000;
