@@ -55,7 +55,7 @@ demo: services build
 ## small smoke run of the bench harness so it keeps working
 test: services tools
 	$(CARGO) build --locked --features lambda --bin sqs2pg-lambda
-	@$(SERVICES_ENV); eval "$$(scripts/tools env)"; $(CARGO) test --locked --all-targets
+	@$(SERVICES_ENV); eval "$$(scripts/tools env)"; $(CARGO) test --locked --all-targets --features failpoints
 	$(CARGO) build --locked --example bench
 	@$(SERVICES_ENV); target/debug/examples/bench --smoke --out target/bench-smoke > /dev/null
 
@@ -97,6 +97,7 @@ lambda-zip:
 
 lint:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets --features failpoints -- -D warnings
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) clippy --locked --features lambda --bin sqs2pg-lambda -- -D warnings
 

@@ -27,6 +27,7 @@
 //! | [`lambda`] | the SQS-event Lambda handler on the same transform and commit (`sqs2pg-lambda`) |
 //! | [`telemetry`] | logs (sqs2pg's own targets alone above `info`) and the panic hook, run counters and summary (as JSON: [`telemetry::summary_json`]), SQS requests by kind ([`telemetry::requests`]), Prometheus text, `/metrics` `/healthz` `/readyz` on a bounded server, progress |
 //! | [`error`] | what a failed command prints and its exit code |
+//! | [`failpoint`] | where the tests make sqs2pg panic on purpose (feature `failpoints` only) |
 //! | [`alloc`] | the binary's global allocator: mimalloc for small blocks, the system's for large ones |
 //! | [`aws`] | the AWS SDK configuration, error text and failure classes (no credentials, unreachable, access denied with its IAM action) shared by SQS and KMS; the region a queue URL names |
 //! | [`backoff`] | the jittered exponential pause every retry uses |
@@ -50,6 +51,7 @@ pub mod config;
 pub mod db;
 pub mod decode;
 pub mod error;
+pub mod failpoint;
 pub mod lambda;
 pub mod mask;
 pub mod ops;

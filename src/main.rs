@@ -15,6 +15,8 @@ static ALLOC: sqs2pg::alloc::Split = sqs2pg::alloc::Split;
 
 fn main() -> ExitCode {
     ALLOC.tune();
+    #[cfg(feature = "failpoints")]
+    let _failpoints = sqs2pg::failpoint::from_env();
     sqs2pg::telemetry::install_panic_hook();
     // clap exits 2 itself on a bad flag, naming it; a bad config file arrives here.
     let cli = match sqs2pg::cli::parse() {

@@ -70,19 +70,11 @@ pub struct Transformed {
     pub unknown_keys: usize,
 }
 
-/// A body that makes a debug build's `transform` panic, so a test can show the panic is
-/// contained: the message becomes an `internal_error` reject and the run goes on. Release
-/// builds have no such hook.
-pub const TEST_PANIC_BODY: &str = r#"{"sqs2pg_test_hook":"panic while decoding"}"#;
-
 /// Decodes and masks one message into its outcome, checking values against `limits` (the
 /// live table's). Never panics.
 pub fn transform(msg: &Received, limits: &Limits, masker: &mut Masker) -> Transformed {
     let result = contain(|| {
-        #[cfg(debug_assertions)]
-        if msg.body.expose() == TEST_PANIC_BODY {
-            panic!("test hook: a panic while decoding");
-        }
+        crate::failpoint::panic_if_marked(crate::failpoint::TRANSFORM, msg.body.expose());
         decode::decode_message(msg.body.expose().as_bytes(), msg.framing, limits).and_then(
             |(login, dated)| {
                 let unknown = login.unknown_keys;

@@ -34,10 +34,6 @@ pub struct Item {
     /// The SQLSTATE with which the database refused even this message's reject: it cannot
     /// be quarantined, so nothing of it is committed and it is left on the queue.
     pub refused: Option<String>,
-    /// The debug builds' panic hook ([`super::commit::TEST_PANIC_BODY`]), noted before the
-    /// raw body may go.
-    #[cfg(debug_assertions)]
-    pub test_panic: bool,
 }
 
 impl Item {
@@ -50,8 +46,6 @@ impl Item {
     ) -> (Self, usize) {
         let t = transform(&msg, limits, masker);
         let mut item = Item {
-            #[cfg(debug_assertions)]
-            test_panic: msg.body.expose() == super::commit::TEST_PANIC_BODY,
             record: Record {
                 message_id: msg.message_id.clone(),
                 outcome: t.outcome,

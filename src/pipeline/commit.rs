@@ -40,11 +40,6 @@ pub enum CommitFailure {
     Panicked,
 }
 
-/// A body that makes a debug build's committer panic, so the tests can prove a panic is
-/// not swallowed. Release builds have no such hook, and the tests that use it are built
-/// for debug only.
-pub const TEST_PANIC_BODY: &str = r#"{"sqs2pg_test_hook":"panic"}"#;
-
 /// A reject the database refuses too (an operator's CHECK on `user_logins_rejects`) has no
 /// place to go: it is marked to be left on the queue, where the redrive policy moves it to
 /// the dead-letter queue, so that the rest of its batch can commit.
@@ -102,9 +97,8 @@ impl Committer {
     /// Commits a batch and records it in the stats. Each bisected part commits on its own;
     /// an item whose reject the database refuses is left out, marked [`Item::refused`].
     pub async fn commit(&mut self, items: &mut [Item]) -> Result<WriteReport, CommitFailure> {
-        #[cfg(debug_assertions)]
-        if items.iter().any(|i| i.test_panic) {
-            panic!("test hook: a committer panics");
+        for item in items.iter() {
+            crate::failpoint::panic_if_marked(crate::failpoint::COMMIT, item.msg.body.expose());
         }
         let started = Instant::now();
         let mut total = WriteReport::default();

@@ -179,58 +179,6 @@ async fn a_column_type_changed_mid_run_takes_the_new_values() {
     );
 }
 
-/// A writer panics (a debug build's test hook): the process exits non-zero, and the messages
-/// it held are released to the queue at once rather than after their visibility timeout.
-#[cfg(debug_assertions)]
-#[tokio::test(flavor = "multi_thread")]
-async fn a_panicking_writer_exits_non_zero_and_releases_its_messages() {
-    let env = TestEnv::with_visibility(300).await;
-    let mut bodies: Vec<String> = workload(20, 0.0, 0.0, 32).bodies;
-    bodies.push(sqs2pg::pipeline::commit::TEST_PANIC_BODY.to_owned());
-    env.send(&bodies).await;
-    let out = env
-        .cmd(&["run", "--batch-wait-ms", "2000", "--wait-seconds", "1"])
-        .output()
-        .expect("spawn sqs2pg");
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("the writer task panicked"),
-        "{}",
-        stderr(&out)
-    );
-    let d = env.depth().await;
-    assert_eq!(d.in_flight, 0, "nothing left held: {d:?}");
-    assert!(
-        d.visible >= 1,
-        "the panicking batch is back on the queue: {d:?}"
-    );
-}
-
-/// The Lambda handler's commit panics: every message of the batch comes back as a
-/// `batchItemFailure` (none is lost to a swallowed panic), and the warm instance goes on
-/// committing the next event.
-#[cfg(debug_assertions)]
-#[tokio::test(flavor = "multi_thread")]
-async fn a_panicking_lambda_commit_fails_every_message_of_its_batch() {
-    let env = TestEnv::new().await;
-    let handler = crate::helpers::lambda_handler(&env).await;
-    let good = login("lambda-p", "10.6.0.9", "d");
-    let panics = sqs2pg::pipeline::commit::TEST_PANIC_BODY;
-    let resp = handler
-        .handle(crate::helpers::sqs_event(&[
-            ("p-1", &good),
-            ("p-2", panics),
-        ]))
-        .await;
-    assert_eq!(crate::helpers::failed_ids(&resp), ["p-1", "p-2"]);
-    assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 0);
-    let resp = handler
-        .handle(crate::helpers::sqs_event(&[("p-1", &good)]))
-        .await;
-    assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
-    assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 1);
-}
-
 /// Backends of this test's database waiting on a lock.
 pub(crate) async fn lock_waiters(env: &TestEnv) -> i64 {
     env.count(

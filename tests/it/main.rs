@@ -29,6 +29,8 @@ mod libpq;
 mod manifests;
 mod ops;
 mod output;
+#[cfg(feature = "failpoints")]
+mod panics;
 mod partitions;
 mod pgbouncer;
 mod pii;

@@ -517,31 +517,6 @@ async fn a_daemon_started_during_a_database_outage_waits_and_then_drains() {
     assert_invariants_at(&env, &connect(&pg.url).await, &w).await;
 }
 
-/// A panic while decoding one message (a debug build's test hook) is contained: that
-/// message is quarantined as `internal_error`, the rest load, and the run ends normally.
-#[cfg(debug_assertions)]
-#[tokio::test(flavor = "multi_thread")]
-async fn a_panic_while_decoding_becomes_a_reject_and_the_run_goes_on() {
-    let env = TestEnv::new().await;
-    let w = workload(30, 0.0, 0.0, 19);
-    let mut bodies = w.bodies.clone();
-    bodies.insert(10, sqs2pg::transform::TEST_PANIC_BODY.to_owned());
-    env.send(&bodies).await;
-    stdout_ok(&env.run_cmd(&["run", "--until-empty", "--wait-seconds", "1"]));
-    assert_eq!(
-        env.count("SELECT count(*) FROM user_logins").await,
-        30,
-        "every other message loaded"
-    );
-    assert_eq!(
-        env.revealed_rejects().await,
-        vec![(
-            sqs2pg::transform::TEST_PANIC_BODY.to_owned(),
-            "internal_error".to_owned()
-        )]
-    );
-}
-
 /// Hostile bodies with the reason each must be rejected for (`None`: it loads).
 fn hostile_cases() -> Vec<(String, Option<&'static str>)> {
     let ok = |user: &str, extra: &str| {
