@@ -140,9 +140,9 @@ pub struct Source {
     extend_calls: CallLimit,
 }
 
-impl SourceError {
+impl crate::error::Classified for SourceError {
     /// A configuration the user must fix (exit 2), not an outage.
-    pub fn is_usage(&self) -> bool {
+    fn is_usage(&self) -> bool {
         matches!(
             self,
             Self::NoRegion
@@ -152,6 +152,14 @@ impl SourceError {
                 | Self::QueueNotFound { .. }
                 | Self::QueueUrlNotFound { .. }
         )
+    }
+}
+
+impl SourceError {
+    /// [`Classified::is_usage`](crate::error::Classified::is_usage), callable without the
+    /// trait in scope: `PipelineError` still asks this way until it implements the trait.
+    pub fn is_usage(&self) -> bool {
+        crate::error::Classified::is_usage(self)
     }
 }
 
