@@ -1,8 +1,9 @@
 //! How a failed command reaches the user: one line that says each cause once, and the exit
 //! code its kind calls for (2 when the user must change a setting, 1 otherwise).
 //!
-//! Every error type of the crate answers [`Classified::is_usage`] itself; the binary only
-//! asks the [`Failure`] built from it.
+//! Every error type of the crate implements [`Classified`] next to its definition, so exit
+//! codes are decided the same way everywhere; the binary only asks the [`Failure`] built
+//! from it.
 
 use std::fmt;
 
@@ -92,24 +93,12 @@ pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-macro_rules! classified {
-    ($($t:ty),* $(,)?) => {
-        $(impl Classified for $t {
-            fn is_usage(&self) -> bool {
-                <$t>::is_usage(self)
-            }
-        })*
-    };
+/// The one error type still classified by an inherent method (`src/pipeline` is next).
+impl Classified for crate::pipeline::PipelineError {
+    fn is_usage(&self) -> bool {
+        crate::pipeline::PipelineError::is_usage(self)
+    }
 }
-
-classified!(
-    crate::config::ConfigError,
-    crate::db::DbError,
-    crate::source::SourceError,
-    crate::pipeline::PipelineError,
-    crate::ops::OpsError,
-    crate::ops::rekey::RekeyError,
-);
 
 #[cfg(test)]
 mod tests {

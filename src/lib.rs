@@ -42,6 +42,10 @@
 //!     ─▶ db::write: BEGIN; ledger ids; user_logins rows; rejects; COMMIT
 //!     ─▶ source::ack delete (only now)
 //! ```
+//!
+//! Every loop that adapts to what it measures along the way (the delete and visibility call
+//! limits, the heartbeat's pace, the byte budget's estimate, when a drain ends, the brake on
+//! receiving while writes fail, backoff) is listed with its constants in `docs/TUNING.md`.
 
 pub mod alloc;
 pub mod aws;
@@ -61,3 +65,6 @@ pub mod source;
 pub mod synth;
 pub mod telemetry;
 pub mod transform;
+
+#[cfg(test)]
+mod tuning_doc;

@@ -118,9 +118,9 @@ pub enum ConfigError {
     },
 }
 
-impl ConfigError {
+impl crate::error::Classified for ConfigError {
     /// The user must change a setting (exit 2); only an unreachable KMS is an outage.
-    pub fn is_usage(&self) -> bool {
+    fn is_usage(&self) -> bool {
         !matches!(self, Self::Kms(k) if !k.is_refusal())
     }
 }

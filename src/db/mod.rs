@@ -88,11 +88,19 @@ const RECONNECT_CODES: [&str; 5] = ["25006", "57P01", "57P02", "57P03", "08P01"]
 /// or binary-format error on `COPY`, a NUL byte in text, a datatype mismatch.
 const SHAPE_CODES: [&str; 4] = ["08P01", "22P03", "22021", "42804"];
 
-impl DbError {
+impl crate::error::Classified for DbError {
     /// The database is there but not ready for sqs2pg, or the settings point at the wrong
     /// place: the user must act (exit 2).
-    pub fn is_usage(&self) -> bool {
+    fn is_usage(&self) -> bool {
         self.next_step() == NextStep::Fix
+    }
+}
+
+impl DbError {
+    /// [`Classified::is_usage`](crate::error::Classified::is_usage), callable without the
+    /// trait in scope: `PipelineError` still asks this way until it implements the trait.
+    pub fn is_usage(&self) -> bool {
+        crate::error::Classified::is_usage(self)
     }
 
     /// A failure caused by the data of some row: retrying the same batch cannot help,

@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use crate::config::ConfigError;
 use crate::db::DbError;
+use crate::error::Classified;
 use crate::mask::kms::KmsError;
 use crate::mask::RevealError;
 use crate::source::SourceError;
@@ -37,9 +38,9 @@ pub enum OpsError {
     Input(String),
 }
 
-impl OpsError {
+impl Classified for OpsError {
     /// A setting or input the user must fix (exit 2).
-    pub fn is_usage(&self) -> bool {
+    fn is_usage(&self) -> bool {
         match self {
             Self::Config(e) => e.is_usage(),
             Self::Db(e) => e.is_usage(),

@@ -24,6 +24,7 @@ use tokio_postgres::Client;
 use crate::config::DbConfig;
 use crate::db::rekey::{self as queries, SealedBody, TokenChange, TokenRow};
 use crate::db::DbError;
+use crate::error::Classified;
 use crate::mask::{Column, Keyring, Masker};
 
 mod report;
@@ -50,10 +51,10 @@ pub enum RekeyError {
     },
 }
 
-impl RekeyError {
+impl Classified for RekeyError {
     /// A missing table or a kid too long for a column are the user's to fix (exit 2, as for
     /// every database that is not ready); an outage is not.
-    pub fn is_usage(&self) -> bool {
+    fn is_usage(&self) -> bool {
         match self {
             Self::Db(e) => e.is_usage(),
             Self::KidTooLong { .. } => true,

@@ -33,6 +33,17 @@ pub const MAX_BATCH: usize = 10;
 /// August 2025 (256 KiB before; a queue whose `MaximumMessageSize` is lower refuses more).
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
+/// The fewest delete calls in flight, for a run of fewer pollers than this.
+pub const DELETE_CALLS_MIN: usize = 4;
+/// The most delete calls in flight, per poller above the floor.
+pub const DELETE_CALLS_PER_POLLER: usize = 4;
+
+/// The heartbeat's visibility calls start, and stay at least, at this many in flight: with
+/// thousands of messages held, one call after another could land after the first expired.
+pub const EXTEND_CALLS_MIN: usize = 8;
+/// At most this many.
+pub const EXTEND_CALLS_MAX: usize = 64;
+
 /// An SQS call that failed. The text names the call and what to check.
 #[derive(Debug, Error)]
 pub enum SourceError {
@@ -95,104 +106,6 @@ pub enum SourceError {
     },
 }
 
-impl SourceError {
-    /// A configuration the user must fix (exit 2), not an outage.
-    pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            Self::NoRegion
-                | Self::NoCredentials
-                | Self::AccessDenied { .. }
-                | Self::RegionConflict(_)
-                | Self::QueueNotFound { .. }
-                | Self::QueueUrlNotFound { .. }
-        )
-    }
-}
-
-/// Deletes and visibility changes answer in milliseconds; a hung one is retried sooner
-/// than the long-poll timeout would allow.
-fn short_timeouts() -> aws_sdk_sqs::config::Builder {
-    aws_sdk_sqs::config::Builder::default().timeout_config(
-        aws_config::timeout::TimeoutConfig::builder()
-            .operation_attempt_timeout(Duration::from_secs(10))
-            .build(),
-    )
-}
-
-fn call_err<E>(
-    op: &'static str,
-    e: aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
-) -> SourceError
-where
-    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let detail = crate::aws::error_text(&e);
-    match crate::aws::failure_kind(&e) {
-        crate::aws::FailureKind::NoCredentials => SourceError::NoCredentials,
-        crate::aws::FailureKind::AccessDenied => SourceError::AccessDenied {
-            action: crate::aws::iam_action("sqs", op),
-            detail,
-        },
-        crate::aws::FailureKind::Unreachable => SourceError::Unreachable { op, detail },
-        crate::aws::FailureKind::Other => SourceError::Call { op, detail },
-    }
-}
-
-impl Source {
-    /// [`call_err`] for a call on the configured queue: a queue that does not exist is a
-    /// setting to fix, named as such (exit 2), not an outage.
-    fn queue_call_err<E>(
-        &self,
-        op: &'static str,
-        e: aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
-    ) -> SourceError
-    where
-        E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        if is_missing_queue(&e) {
-            SourceError::QueueUrlNotFound {
-                url: self.queue_url.clone(),
-                detail: crate::aws::error_text(&e),
-            }
-        } else {
-            call_err(op, e)
-        }
-    }
-}
-
-/// SQS's answer for a queue that does not exist: `QueueDoesNotExist` in the JSON protocol,
-/// `AWS.SimpleQueueService.NonExistentQueue` in the query protocol (and some emulators).
-fn is_missing_queue<E>(
-    e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
-) -> bool
-where
-    E: aws_sdk_sqs::error::ProvideErrorMetadata,
-{
-    use aws_sdk_sqs::error::ProvideErrorMetadata;
-    matches!(
-        e.code(),
-        Some("QueueDoesNotExist" | "AWS.SimpleQueueService.NonExistentQueue")
-    )
-}
-
-/// The adaptive limit on delete calls for `pollers` concurrent receives. Its floor, and
-/// start, is one call per poller: a delete call takes the ten messages a receive brings,
-/// so when deletes answer as fast as receives that many keep pace (a fixed 4 capped a writer
-/// at ~2.7k msgs/s behind 15 ms). A loaded endpoint's deletes slow down together with its
-/// receives, so falling behind the receives would not relieve it. Above the floor the limit
-/// grows while the calls keep up, up to [`DELETE_CALLS_PER_POLLER`] per poller.
-pub fn delete_calls(pollers: usize) -> CallLimit {
-    let floor = pollers.max(DELETE_CALLS_MIN);
-    CallLimit::new(floor, floor, floor * DELETE_CALLS_PER_POLLER)
-}
-
-/// The adaptive limit on the heartbeat's visibility calls: from [`EXTEND_CALLS_MIN`], never
-/// below it, growing while the calls keep up, up to [`EXTEND_CALLS_MAX`].
-pub fn extend_calls() -> CallLimit {
-    CallLimit::new(EXTEND_CALLS_MIN, EXTEND_CALLS_MIN, EXTEND_CALLS_MAX)
-}
-
 /// Approximate queue depth.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct QueueDepth {
@@ -227,16 +140,89 @@ pub struct Source {
     extend_calls: CallLimit,
 }
 
-/// The fewest delete calls in flight, for a run of fewer pollers than this.
-pub const DELETE_CALLS_MIN: usize = 4;
-/// The most delete calls in flight, per poller above the floor.
-pub const DELETE_CALLS_PER_POLLER: usize = 4;
+impl crate::error::Classified for SourceError {
+    /// A configuration the user must fix (exit 2), not an outage.
+    fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Self::NoRegion
+                | Self::NoCredentials
+                | Self::AccessDenied { .. }
+                | Self::RegionConflict(_)
+                | Self::QueueNotFound { .. }
+                | Self::QueueUrlNotFound { .. }
+        )
+    }
+}
 
-/// The heartbeat's visibility calls start, and stay at least, at this many in flight: with
-/// thousands of messages held, one call after another could land after the first expired.
-pub const EXTEND_CALLS_MIN: usize = 8;
-/// At most this many.
-pub const EXTEND_CALLS_MAX: usize = 64;
+impl SourceError {
+    /// [`Classified::is_usage`](crate::error::Classified::is_usage), callable without the
+    /// trait in scope: `PipelineError` still asks this way until it implements the trait.
+    pub fn is_usage(&self) -> bool {
+        crate::error::Classified::is_usage(self)
+    }
+}
+
+/// The adaptive limit on delete calls for `pollers` concurrent receives. Its floor, and
+/// start, is one call per poller: a delete call takes the ten messages a receive brings,
+/// so when deletes answer as fast as receives that many keep pace (a fixed 4 capped a writer
+/// at ~2.7k msgs/s behind 15 ms). A loaded endpoint's deletes slow down together with its
+/// receives, so falling behind the receives would not relieve it. Above the floor the limit
+/// grows while the calls keep up, up to [`DELETE_CALLS_PER_POLLER`] per poller.
+pub fn delete_calls(pollers: usize) -> CallLimit {
+    let floor = pollers.max(DELETE_CALLS_MIN);
+    CallLimit::new(floor, floor, floor * DELETE_CALLS_PER_POLLER)
+}
+
+/// The adaptive limit on the heartbeat's visibility calls: from [`EXTEND_CALLS_MIN`], never
+/// below it, growing while the calls keep up, up to [`EXTEND_CALLS_MAX`].
+pub fn extend_calls() -> CallLimit {
+    CallLimit::new(EXTEND_CALLS_MIN, EXTEND_CALLS_MIN, EXTEND_CALLS_MAX)
+}
+
+/// Deletes and visibility changes answer in milliseconds; a hung one is retried sooner
+/// than the long-poll timeout would allow.
+fn short_timeouts() -> aws_sdk_sqs::config::Builder {
+    aws_sdk_sqs::config::Builder::default().timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(Duration::from_secs(10))
+            .build(),
+    )
+}
+
+fn call_err<E>(
+    op: &'static str,
+    e: aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+) -> SourceError
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let detail = crate::aws::error_text(&e);
+    match crate::aws::failure_kind(&e) {
+        crate::aws::FailureKind::NoCredentials => SourceError::NoCredentials,
+        crate::aws::FailureKind::AccessDenied => SourceError::AccessDenied {
+            action: crate::aws::iam_action("sqs", op),
+            detail,
+        },
+        crate::aws::FailureKind::Unreachable => SourceError::Unreachable { op, detail },
+        crate::aws::FailureKind::Other => SourceError::Call { op, detail },
+    }
+}
+
+/// SQS's answer for a queue that does not exist: `QueueDoesNotExist` in the JSON protocol,
+/// `AWS.SimpleQueueService.NonExistentQueue` in the query protocol (and some emulators).
+fn is_missing_queue<E>(
+    e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+) -> bool
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata,
+{
+    use aws_sdk_sqs::error::ProvideErrorMetadata;
+    matches!(
+        e.code(),
+        Some("QueueDoesNotExist" | "AWS.SimpleQueueService.NonExistentQueue")
+    )
+}
 
 impl Source {
     /// Loads the AWS configuration and resolves the queue URL. A real AWS queue URL sets
@@ -356,6 +342,26 @@ impl Source {
             visible: get(&QueueAttributeName::ApproximateNumberOfMessages),
             in_flight: get(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
         })
+    }
+
+    /// [`call_err`] for a call on the configured queue: a queue that does not exist is a
+    /// setting to fix, named as such (exit 2), not an outage.
+    fn queue_call_err<E>(
+        &self,
+        op: &'static str,
+        e: aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+    ) -> SourceError
+    where
+        E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        if is_missing_queue(&e) {
+            SourceError::QueueUrlNotFound {
+                url: self.queue_url.clone(),
+                detail: crate::aws::error_text(&e),
+            }
+        } else {
+            call_err(op, e)
+        }
     }
 
     async fn attributes(

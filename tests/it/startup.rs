@@ -53,7 +53,7 @@ async fn build_refuses_a_queue_that_does_not_exist() {
         "{err}"
     );
     assert!(
-        err.is_usage(),
+        sqs2pg::error::Classified::is_usage(&err),
         "a missing queue is the user's to fix: {err}"
     );
 }
