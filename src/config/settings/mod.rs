@@ -2,9 +2,10 @@
 //! field and its `#[arg]`), and, for one the configuration file may set (`=> KIND`), its TOML
 //! key (the field's name; in `[run]` for the second table) and how the file holds it and
 //! `sqs2pg config` shows it ([`Kind`]). The clap structs ([`GlobalArgs`], [`RunArgs`]), the
-//! file's structs and the order `config` prints in all come from these two tables. The tables are in `--help`'s order;
-//! `before KEY` lists a file key ahead of the one before it, where `config` has always
-//! printed them in another order than `--help`.
+//! file's structs and the order `config` prints in all come from these two tables, and a
+//! test ([`readme`]) checks the README's settings table against them. The tables are in
+//! `--help`'s order; `before KEY` lists a file key ahead of the one before it, where `config`
+//! has always printed them in another order than `--help`.
 //!
 //! A new setting is an entry here (its default in [`defaults`]) and its use where its
 //! validated form is built: `GlobalArgs::sqs` and `GlobalArgs::db` in [`super`] (the
@@ -13,6 +14,8 @@
 
 #[macro_use]
 mod macros;
+#[cfg(test)]
+mod readme;
 
 use std::path::PathBuf;
 
