@@ -1,9 +1,9 @@
 //! Validated configuration: what every command reads, built once before any work starts.
 //!
-//! [`crate::cli::args`] parses flags, environment and the configuration file ([`file`]) with
-//! clap (flag, then environment, then file, then the defaults below); this module turns them
-//! into typed settings and refuses bad ones with a [`ConfigError`] that names the flag or
-//! variable and says what to do. Each setting is defined once, in [`settings`]. Secrets (the
+//! [`crate::cli::args`] parses flags, environment and the configuration file
+//! ([`file`](mod@file)) with clap (flag, then environment, then file, then
+//! [`settings::defaults`]); this module turns them into typed settings and refuses bad ones
+//! with a [`ConfigError`] that names the flag or variable and says what to do. Each setting is defined once, in [`settings`]. Secrets (the
 //! keyring, a database URL that may carry a password) are held in `secrecy` types and never
 //! printed.
 

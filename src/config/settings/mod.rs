@@ -3,14 +3,14 @@
 //! key (the field's name; in `[run]` for the second table) and how the file holds it and
 //! `sqs2pg config` shows it ([`Kind`]). The clap structs ([`GlobalArgs`], [`RunArgs`]), the
 //! file's structs and the order `config` prints in all come from these two tables, and a
-//! test ([`readme`]) checks the README's settings table against them. The tables are in
+//! test (`readme.rs`) checks the README's settings table against them. The tables are in
 //! `--help`'s order; `before KEY` lists a file key ahead of the one before it, where `config`
 //! has always printed them in another order than `--help`.
 //!
 //! A new setting is an entry here (its default in [`defaults`]) and its use where its
 //! validated form is built: `GlobalArgs::sqs` and `GlobalArgs::db` in [`super`] (the
 //! keyring's `GlobalArgs::keys` in [`super::keys`]), `RunArgs::pipeline` in
-//! [`super::pipeline`].
+//! `config/pipeline.rs`.
 
 #[macro_use]
 mod macros;
