@@ -1,19 +1,14 @@
-//! The command line as clap sees it: every flag and variable, documented once here (this is
-//! what `--help` and the man page show), then turned into [`crate::config`] types by the
-//! methods at the end.
+//! The command line as clap sees it: the commands and their own flags, documented once here
+//! (this is what `--help` and the man page show). The settings shared by every command and
+//! those of `run` are defined in [`crate::config::settings`].
 
-use std::path::PathBuf;
+use clap::{Parser, Subcommand, ValueEnum};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use crate::config::keys::KeySource;
-use crate::config::{self, ConfigError, DbConfig, SqsConfig};
-use crate::decode::{CreateDateFrom, Envelope, Framing};
 use crate::mask::Column;
-use crate::telemetry::LogFormat;
 
 pub use super::output::OutputFormat;
-pub use super::run_args::{ProgressMode, RunArgs, SendArgs};
+pub use super::run_args::{ProgressMode, SendArgs};
+pub use crate::config::settings::{GlobalArgs, RunArgs};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -37,88 +32,6 @@ pub struct Cli {
     /// What `config` prints: each setting's value and origin, recorded while parsing.
     #[arg(skip)]
     pub(crate) effective: super::config::Effective,
-}
-
-/// Settings shared by every command; each may also come from its environment variable.
-#[derive(Debug, Args)]
-pub struct GlobalArgs {
-    /// Queue URL; skips the name lookup.
-    #[arg(long, env = "SQS2PG_QUEUE_URL", global = true)]
-    pub queue_url: Option<String>,
-    /// Queue name, resolved with GetQueueUrl when no URL is given.
-    #[arg(long, env = "SQS2PG_QUEUE_NAME", default_value = config::DEFAULT_QUEUE_NAME, global = true, value_parser = parse_queue_name)]
-    pub queue_name: String,
-    /// The envelope around each event, one of none, sns, eventbridge, auto. `auto` opens an
-    /// SNS notification (keys Type, TopicArn, Message: the event is the Message string) or an
-    /// EventBridge event (keys detail-type, source, detail: the event is the detail object)
-    /// and takes any other body as the event; `sns` or `eventbridge` expect every body in that
-    /// envelope; `none` takes every body as the event. A broken envelope is rejected
-    /// `bad_envelope`; the quarantined body is always the whole SQS body.
-    #[arg(long, env = "SQS2PG_ENVELOPE", global = true, default_value_t = Envelope::Auto)]
-    pub envelope: Envelope,
-    /// Where a row's create_date comes from, one of sqs (the SQS SentTimestamp), envelope (an
-    /// envelope's own time: SNS Timestamp, EventBridge time; a bare body keeps its
-    /// SentTimestamp, an envelope without a readable time is rejected `bad_envelope`).
-    #[arg(long, env = "SQS2PG_CREATE_DATE_FROM", global = true, default_value_t = CreateDateFrom::Sqs)]
-    pub create_date_from: CreateDateFrom,
-    /// Postgres connection string.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = config::DEFAULT_DATABASE_URL,
-        global = true,
-        hide_env_values = true
-    )]
-    pub database_url: String,
-    /// PEM bundle that signs the database's certificate (e.g. RDS's global-bundle.pem);
-    /// without it, the system's roots.
-    #[arg(long, env = "SQS2PG_DB_CA_FILE", global = true)]
-    pub db_ca_file: Option<PathBuf>,
-    /// How long one batch's transaction (BEGIN to COMMIT) may take before the connection is
-    /// taken for dead (a half-open TCP path, a COMMIT waiting on a lost synchronous standby):
-    /// readiness turns 503, the backend is terminated and the batch retried on a fresh
-    /// connection. Connect and keepalive bounds are libpq parameters of DATABASE_URL
-    /// (`connect_timeout`, `keepalives_idle`, `tcp_user_timeout`); see docs/DEPLOYMENT.md.
-    #[arg(long, env = "SQS2PG_DB_WRITE_TIMEOUT_SECS", global = true,
-          default_value_t = config::DEFAULT_DB_WRITE_TIMEOUT_SECS,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub db_write_timeout_secs: u64,
-    /// How writers send their statements: `unnamed` (each use parsed in its own transaction;
-    /// works behind PgBouncer's transaction pooling and other poolers like it) or `prepared`
-    /// (once per connection; fewer round trips per batch, only on a direct or session-pooled
-    /// connection). See docs/DEPLOYMENT.md.
-    #[arg(long, env = "SQS2PG_DB_STATEMENTS", global = true, value_enum,
-          default_value_t = config::DEFAULT_DB_STATEMENTS)]
-    pub db_statements: config::DbStatements,
-    /// File holding the keyring (`kid=BASE64KEY` lines; first entry writes). Without it,
-    /// the keyring is read from SQS2PG_KEYS.
-    #[arg(long, env = "SQS2PG_KEYS_FILE", global = true)]
-    pub keys_file: Option<PathBuf>,
-    /// Serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9898).
-    #[arg(long, env = "SQS2PG_METRICS_ADDR", global = true)]
-    pub metrics_addr: Option<std::net::SocketAddr>,
-    /// TOML file with any non-secret setting (flags > environment > file > defaults).
-    #[arg(long, env = "SQS2PG_CONFIG", global = true)]
-    pub config: Option<PathBuf>,
-    /// Log format (logs go to stderr; RUST_LOG sets the level).
-    #[arg(
-        long,
-        env = "SQS2PG_LOG_FORMAT",
-        value_enum,
-        default_value = "text",
-        global = true
-    )]
-    pub log_format: LogFormat,
-    /// How `run`, `rejects list` and `migrate` print their result on stdout: text, or one
-    /// JSON object with every field present (logs stay on stderr).
-    #[arg(
-        long,
-        env = "SQS2PG_OUTPUT",
-        value_enum,
-        default_value = "text",
-        global = true
-    )]
-    pub output: OutputFormat,
 }
 
 /// The commands.
@@ -335,56 +248,6 @@ fn parse_reason(s: &str) -> Result<String, String> {
         Err("give a reason (e.g. a ticket number); it is recorded in the audit".into())
     } else {
         Ok(s.to_owned())
-    }
-}
-
-fn parse_queue_name(s: &str) -> Result<String, String> {
-    let base = s.strip_suffix(".fifo").unwrap_or(s);
-    if (1..=80).contains(&s.len())
-        && base
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        Ok(s.to_owned())
-    } else {
-        Err(format!(
-            "{s:?} is not an SQS queue name (1-80 of [A-Za-z0-9_-], optional .fifo)"
-        ))
-    }
-}
-
-impl GlobalArgs {
-    /// The queue to read or fill.
-    pub fn sqs(&self) -> SqsConfig {
-        SqsConfig {
-            queue_url: self.queue_url.clone(),
-            queue_name: self.queue_name.clone(),
-            framing: self.framing(),
-            endpoint_url: None,
-        }
-    }
-
-    /// How bodies are read: by `run` (through [`GlobalArgs::sqs`]), `rejects replay` and
-    /// the Lambda handler alike.
-    pub fn framing(&self) -> Framing {
-        Framing {
-            envelope: self.envelope,
-            create_date_from: self.create_date_from,
-        }
-    }
-
-    /// The database, checked, with its TLS roots loaded.
-    pub fn db(&self) -> Result<DbConfig, ConfigError> {
-        Ok(
-            DbConfig::new(&self.database_url, self.db_ca_file.as_deref())?
-                .with_write_timeout(std::time::Duration::from_secs(self.db_write_timeout_secs))
-                .with_statements(self.db_statements),
-        )
-    }
-
-    /// Where the keyring comes from; nothing is read yet.
-    pub fn keys(&self) -> KeySource {
-        KeySource::choose(self.keys_file.as_deref())
     }
 }
 

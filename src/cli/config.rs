@@ -13,7 +13,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Command};
 
 use super::args::GlobalArgs;
-use crate::config::file::{self, FileConfig, FileSetting, GLOBAL_KEYS, RUN_KEYS};
+use crate::config::file::{FileConfig, FileSetting};
+use crate::config::settings::{Kind, Setting, GLOBAL_SETTINGS, RUN_SETTINGS};
 use crate::config::{ConfigError, DbConfig};
 use crate::error::Failure;
 
@@ -40,8 +41,8 @@ impl std::fmt::Display for Origin {
 /// global settings first, then the `[run]` table.
 #[derive(Debug, Default)]
 pub struct Effective {
-    global: Vec<(&'static str, Option<String>, Origin)>,
-    run: Vec<(&'static str, Option<String>, Origin)>,
+    global: Vec<(Setting, Option<String>, Origin)>,
+    run: Vec<(Setting, Option<String>, Origin)>,
 }
 
 /// Makes each value of the configuration file `file` the default of its flag, after checking
@@ -81,7 +82,10 @@ fn check(command: &Command, s: &FileSetting) -> Result<(), ConfigError> {
                 "{}: {} = {} is refused: {}",
                 s.at,
                 s.key,
-                toml_value(s.key, &s.value),
+                toml_value(
+                    Setting::named(s.key).map_or(Kind::Text, |k| k.kind),
+                    &s.value
+                ),
                 reason(&e)
             ),
         }),
@@ -115,7 +119,8 @@ impl Effective {
             .flatten()
             .map(|s| s.key)
             .collect();
-        let setting = |command: &Command, matches: &ArgMatches, key: &'static str| {
+        let setting = |command: &Command, matches: &ArgMatches, setting: Setting| {
+            let key = setting.key;
             let arg = command.get_arguments().find(|a| a.get_id() == key)?;
             let raw = matches
                 .try_get_raw(key)
@@ -136,18 +141,18 @@ impl Effective {
                     _ => Origin::Default,
                 },
             };
-            let raw = if key == "database_url" { None } else { raw };
-            Some((key, raw, origin))
+            let raw = if setting.kind == Kind::Url { None } else { raw };
+            Some((setting, raw, origin))
         };
-        let global = GLOBAL_KEYS
-            .into_iter()
-            .filter_map(|k| setting(command, matches, k))
+        let global = GLOBAL_SETTINGS
+            .iter()
+            .filter_map(|s| setting(command, matches, *s))
             .collect();
         let run = match matches.subcommand() {
             Some((name, sub)) => command.find_subcommand(name).map_or(vec![], |c| {
-                RUN_KEYS
-                    .into_iter()
-                    .filter_map(|k| setting(c, sub, k))
+                RUN_SETTINGS
+                    .iter()
+                    .filter_map(|s| setting(c, sub, *s))
                     .collect()
             }),
             None => vec![],
@@ -173,25 +178,26 @@ fn render(g: &GlobalArgs, effective: &Effective) -> String {
          # config file: {file}\n\
          # keyring: {key_source}; key ids {kids} (writing key first; keys never go in this file)\n"
     );
-    for (key, raw, origin) in &effective.global {
-        out.push_str(&match *key {
-            "database_url" => database_url_line(&g.database_url, origin),
-            _ => setting_line(key, raw.as_deref(), origin),
+    for (setting, raw, origin) in &effective.global {
+        out.push_str(&match setting.kind {
+            Kind::Url => database_url_line(*setting, &g.database_url, origin),
+            _ => setting_line(*setting, raw.as_deref(), origin),
         });
     }
     out.push_str("\n[run]\n");
-    for (key, raw, origin) in &effective.run {
-        out.push_str(&setting_line(key, raw.as_deref(), origin));
+    for (setting, raw, origin) in &effective.run {
+        out.push_str(&setting_line(*setting, raw.as_deref(), origin));
     }
     out
 }
 
 /// `key = value  # origin`, or the key commented out when it has no value.
-fn setting_line(key: &str, raw: Option<&str>, origin: &Origin) -> String {
+fn setting_line(setting: Setting, raw: Option<&str>, origin: &Origin) -> String {
+    let key = setting.key;
     match raw {
         Some(raw) => format!(
             "{:<40}  # {origin}\n",
-            format!("{key} = {}", toml_value(key, raw))
+            format!("{key} = {}", toml_value(setting.kind, raw))
         ),
         None => format!("# {key} = \"…\"  (unset)\n"),
     }
@@ -199,23 +205,24 @@ fn setting_line(key: &str, raw: Option<&str>, origin: &Origin) -> String {
 
 /// The connection string redacted; commented out when redacting took its password (a
 /// `<redacted>` password would be sent as is) or when it does not parse.
-fn database_url_line(url: &str, origin: &Origin) -> String {
+fn database_url_line(setting: Setting, url: &str, origin: &Origin) -> String {
+    let key = setting.key;
     match DbConfig::new(url, None) {
         Ok(db) if db.redacted().contains("<redacted>") => format!(
-            "# database_url = {}  # {origin}; its password is never printed and never goes in a config file: give this URL through DATABASE_URL\n",
+            "# {key} = {}  # {origin}; its password is never printed and never goes in a config file: give this URL through DATABASE_URL\n",
             toml_string(&db.redacted())
         ),
-        Ok(db) => setting_line("database_url", Some(&db.redacted()), origin),
+        Ok(db) => setting_line(setting, Some(&db.redacted()), origin),
         Err(_) => format!(
-            "# database_url: not a valid connection string ({origin}); `sqs2pg migrate` says why\n"
+            "# {key}: not a valid connection string ({origin}); `sqs2pg migrate` says why\n"
         ),
     }
 }
 
-/// The flag's text `raw` as the file holds it: an integer, else a string.
-fn toml_value(key: &str, raw: &str) -> String {
+/// The flag's text `raw` as the file holds a setting of `kind`: an integer, else a string.
+fn toml_value(kind: Kind, raw: &str) -> String {
     match raw.parse::<u64>() {
-        Ok(n) if file::is_integer(key) => n.to_string(),
+        Ok(n) if kind == Kind::Integer => n.to_string(),
         _ => toml_string(raw),
     }
 }

@@ -5,84 +5,20 @@
 //! Its values become the defaults of the matching flags before clap parses (see
 //! [`crate::cli`]), so flags and variables still win and the process environment is never
 //! touched. Each value keeps where it stands in the file, so an error about it can say
-//! `file:line:col`, as compilers do.
+//! `file:line:col`, as compilers do. Which keys there are, and their types, comes from
+//! [`super::settings`].
 
 use std::path::{Path, PathBuf};
 
-use toml::Spanned;
+pub use super::settings::{FileConfig, FileRunConfig};
 
+use super::settings::FileEntry;
 use super::ConfigError;
 
-/// The top-level keys, in the order `sqs2pg config` prints them; each is also the clap id of
-/// its flag in [`crate::cli::args::GlobalArgs`].
-pub const GLOBAL_KEYS: [&str; 11] = [
-    "queue_url",
-    "queue_name",
-    "envelope",
-    "create_date_from",
-    "database_url",
-    "db_ca_file",
-    "db_write_timeout_secs",
-    "db_statements",
-    "keys_file",
-    "log_format",
-    "metrics_addr",
-];
-
-/// The keys of the `[run]` table; each is also the clap id of its `run` flag.
-pub const RUN_KEYS: [&str; 7] = [
-    "pollers",
-    "writers",
-    "batch_size",
-    "batch_wait_ms",
-    "max_inflight_bytes",
-    "wait_seconds",
-    "shutdown_timeout_secs",
-];
-
-/// Whether the file holds `key` as a TOML integer (else as a string).
-pub fn is_integer(key: &str) -> bool {
-    key == "db_write_timeout_secs" || RUN_KEYS.contains(&key)
-}
-
-/// The file's top level: the global settings.
-#[derive(Debug, Default, serde::Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub queue_url: Option<Spanned<String>>,
-    pub queue_name: Option<Spanned<String>>,
-    pub envelope: Option<Spanned<String>>,
-    pub create_date_from: Option<Spanned<String>>,
-    pub database_url: Option<Spanned<String>>,
-    pub db_ca_file: Option<Spanned<String>>,
-    pub db_write_timeout_secs: Option<Spanned<u64>>,
-    pub db_statements: Option<Spanned<String>>,
-    pub keys_file: Option<Spanned<String>>,
-    pub log_format: Option<Spanned<String>>,
-    pub metrics_addr: Option<Spanned<String>>,
-    /// The `[run]` table.
-    #[serde(default)]
-    pub run: FileRunConfig,
-    /// The file's path and text, to turn a value's byte span into `file:line:col`.
-    #[serde(skip)]
-    origin: Origin,
-}
-
-/// The `[run]` table: the settings of `sqs2pg run`.
-#[derive(Debug, Default, serde::Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct FileRunConfig {
-    pub pollers: Option<Spanned<u64>>,
-    pub writers: Option<Spanned<u64>>,
-    pub batch_size: Option<Spanned<u64>>,
-    pub batch_wait_ms: Option<Spanned<u64>>,
-    pub max_inflight_bytes: Option<Spanned<u64>>,
-    pub wait_seconds: Option<Spanned<u64>>,
-    pub shutdown_timeout_secs: Option<Spanned<u64>>,
-}
-
+/// Where a configuration file is and what it says, to turn a value's byte span into
+/// `file:line:col`.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Origin {
+pub(super) struct Origin {
     path: PathBuf,
     text: String,
 }
@@ -138,53 +74,27 @@ impl FileConfig {
         &self.origin.path
     }
 
-    /// The global settings it sets, in [`GLOBAL_KEYS`] order.
+    /// The global settings it sets, in the order of the settings table.
     pub fn global_settings(&self) -> Vec<FileSetting> {
-        let text =
-            |v: &Option<Spanned<String>>| v.as_ref().map(|s| (s.get_ref().clone(), s.span()));
-        let int =
-            |v: &Option<Spanned<u64>>| v.as_ref().map(|s| (s.get_ref().to_string(), s.span()));
-        let values = [
-            text(&self.queue_url),
-            text(&self.queue_name),
-            text(&self.envelope),
-            text(&self.create_date_from),
-            text(&self.database_url),
-            text(&self.db_ca_file),
-            int(&self.db_write_timeout_secs),
-            text(&self.db_statements),
-            text(&self.keys_file),
-            text(&self.log_format),
-            text(&self.metrics_addr),
-        ];
-        self.settings(GLOBAL_KEYS.into_iter().zip(values))
+        self.settings(self.entries())
     }
 
-    /// The `[run]` settings it sets, in [`RUN_KEYS`] order.
+    /// The `[run]` settings it sets, in the order of the settings table.
     pub fn run_settings(&self) -> Vec<FileSetting> {
-        let r = &self.run;
-        let values = [
-            &r.pollers,
-            &r.writers,
-            &r.batch_size,
-            &r.batch_wait_ms,
-            &r.max_inflight_bytes,
-            &r.wait_seconds,
-            &r.shutdown_timeout_secs,
-        ]
-        .map(|v| v.as_ref().map(|s| (s.get_ref().to_string(), s.span())));
-        self.settings(RUN_KEYS.into_iter().zip(values))
+        self.settings(self.run.entries())
     }
 
-    fn settings(
-        &self,
-        values: impl Iterator<Item = (&'static str, Option<(String, std::ops::Range<usize>)>)>,
-    ) -> Vec<FileSetting> {
-        values
-            .filter_map(|(key, v)| {
+    fn settings(&self, entries: Vec<FileEntry>) -> Vec<FileSetting> {
+        entries
+            .into_iter()
+            .filter_map(|(setting, v)| {
                 let (value, span) = v?;
                 let at = position(&self.origin.path, &self.origin.text, span.start);
-                Some(FileSetting { key, value, at })
+                Some(FileSetting {
+                    key: setting.key,
+                    value,
+                    at,
+                })
             })
             .collect()
     }

@@ -97,6 +97,13 @@ impl KeySource {
     }
 }
 
+impl super::settings::GlobalArgs {
+    /// Where the keyring comes from; nothing is read yet.
+    pub fn keys(&self) -> KeySource {
+        KeySource::choose(self.keys_file.as_deref())
+    }
+}
+
 fn read_keys_file(path: &Path) -> Result<SecretString, ConfigError> {
     // Symbolic links are followed, as before (a Kubernetes Secret volume is made of them);
     // what is checked is the file they lead to, through the handle.

@@ -1,9 +1,9 @@
 //! Validated configuration: what every command reads, built once before any work starts.
 //!
-//! [`crate::cli::args`] parses flags, environment and the configuration file ([`file`]) with
-//! clap (flag, then environment, then file, then the defaults below); this module turns them
-//! into typed settings and refuses bad ones with a [`ConfigError`] that names the flag or
-//! variable and says what to do. Each setting is documented once, on its flag. Secrets (the
+//! [`crate::cli::args`] parses flags, environment and the configuration file
+//! ([`file`](mod@file)) with clap (flag, then environment, then file, then
+//! [`settings::defaults`]); this module turns them into typed settings and refuses bad ones
+//! with a [`ConfigError`] that names the flag or variable and says what to do. Each setting is defined once, in [`settings`]. Secrets (the
 //! keyring, a database URL that may carry a password) are held in `secrecy` types and never
 //! printed.
 
@@ -11,10 +11,14 @@ pub mod file;
 pub mod keys;
 mod libpq;
 mod pgpass;
+mod pipeline;
 mod redact;
+pub mod settings;
 mod tls;
 
 pub use libpq::SslMode;
+pub use pipeline::PipelineConfig;
+pub use settings::defaults::*;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -26,32 +30,6 @@ use thiserror::Error;
 
 use crate::mask::Keyring;
 
-/// `--queue-name`'s default.
-pub const DEFAULT_QUEUE_NAME: &str = "login-queue";
-/// `--database-url`'s default: the local cluster `scripts/services up` starts.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-/// `run --pollers`' default.
-pub const DEFAULT_POLLERS: u16 = 8;
-/// `run --writers`' default.
-pub const DEFAULT_WRITERS: u16 = 2;
-/// `run --batch-size`'s default.
-pub const DEFAULT_BATCH_SIZE: u32 = 500;
-/// `run --batch-wait-ms`' default.
-pub const DEFAULT_BATCH_WAIT_MS: u64 = 200;
-/// `run --max-inflight-bytes`' default: 64 MiB of bodies held from receive to delete.
-pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 64 * 1024 * 1024;
-/// `run --max-inflight-bytes`' smallest accepted value (64 KiB).
-pub const MIN_MAX_INFLIGHT_BYTES: u64 = 64 * 1024;
-/// `run --max-inflight-bytes`' largest accepted value (64 GiB).
-pub const MAX_MAX_INFLIGHT_BYTES: u64 = 64 * 1024 * 1024 * 1024;
-/// `run --wait-seconds`' default: SQS's longest long poll.
-pub const DEFAULT_WAIT_SECONDS: i32 = 20;
-/// `--db-write-timeout-secs`' default.
-pub const DEFAULT_DB_WRITE_TIMEOUT_SECS: u64 = 30;
-/// `--db-statements`' default: correct behind a transaction-pooling proxy as well as on a
-/// direct connection; `make bench` reports what it costs against `prepared` (the sink row
-/// "--db-statements unnamed (default) vs prepared").
-pub const DEFAULT_DB_STATEMENTS: DbStatements = DbStatements::Unnamed;
 /// libpq's `connect_timeout` when the connection string has none, in seconds.
 pub const DEFAULT_DB_CONNECT_TIMEOUT_SECS: u64 = 10;
 /// TCP keepalive idle time when the connection string sets no `keepalives_idle`; with
@@ -62,8 +40,6 @@ pub const DEFAULT_DB_KEEPALIVES_IDLE_SECS: u64 = 10;
 pub const DEFAULT_DB_KEEPALIVES_INTERVAL_SECS: u64 = 5;
 /// TCP keepalive probes when the connection string sets none.
 pub const DEFAULT_DB_KEEPALIVES_RETRIES: u32 = 3;
-/// `run --shutdown-timeout`'s default, in seconds.
-pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 
 /// A setting that cannot be used. The binary exits 2 on these, but for an unreachable KMS.
 #[derive(Debug, Error)]
@@ -138,6 +114,36 @@ pub struct SqsConfig {
     /// suite runs LocalStack and moto side by side); `None`, as the CLI always has it, leaves
     /// it to the SDK's chain (`AWS_ENDPOINT_URL`, else AWS).
     pub endpoint_url: Option<String>,
+}
+
+impl settings::GlobalArgs {
+    /// The queue to read or fill.
+    pub fn sqs(&self) -> SqsConfig {
+        SqsConfig {
+            queue_url: self.queue_url.clone(),
+            queue_name: self.queue_name.clone(),
+            framing: self.framing(),
+            endpoint_url: None,
+        }
+    }
+
+    /// How bodies are read: by `run` (through [`settings::GlobalArgs::sqs`]), `rejects replay`
+    /// and the Lambda handler alike.
+    pub fn framing(&self) -> crate::decode::Framing {
+        crate::decode::Framing {
+            envelope: self.envelope,
+            create_date_from: self.create_date_from,
+        }
+    }
+
+    /// The database, checked, with its TLS roots loaded.
+    pub fn db(&self) -> Result<DbConfig, ConfigError> {
+        Ok(
+            DbConfig::new(&self.database_url, self.db_ca_file.as_deref())?
+                .with_write_timeout(Duration::from_secs(self.db_write_timeout_secs))
+                .with_statements(self.db_statements),
+        )
+    }
 }
 
 /// How the writers send their statements (`--db-statements`).
@@ -342,43 +348,6 @@ fn bound_network_waits(pg: &mut tokio_postgres::Config, write_timeout: Duration)
     }
     if pg.get_tcp_user_timeout().is_none() {
         pg.tcp_user_timeout(write_timeout);
-    }
-}
-
-/// How `run` consumes; each field is the validated form of the `run` flag of the same name
-/// (see `sqs2pg run --help`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PipelineConfig {
-    pub pollers: usize,
-    pub writers: usize,
-    pub batch_size: usize,
-    pub batch_wait: Duration,
-    /// Body bytes held from receive to delete before receiving pauses; a batch also
-    /// closes at an eighth of it.
-    pub max_inflight_bytes: usize,
-    pub wait_seconds: i32,
-    pub until_empty: bool,
-    /// A progress bar (else periodic log lines); only shown on a terminal.
-    pub progress: bool,
-    pub shutdown_timeout: Duration,
-    /// `--metrics-addr`: serve `/metrics`, `/healthz` and `/readyz` here.
-    pub metrics_addr: Option<std::net::SocketAddr>,
-}
-
-impl Default for PipelineConfig {
-    fn default() -> Self {
-        Self {
-            pollers: DEFAULT_POLLERS.into(),
-            writers: DEFAULT_WRITERS.into(),
-            batch_size: DEFAULT_BATCH_SIZE as usize,
-            batch_wait: Duration::from_millis(DEFAULT_BATCH_WAIT_MS),
-            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES as usize,
-            wait_seconds: DEFAULT_WAIT_SECONDS,
-            until_empty: false,
-            progress: false,
-            shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
-            metrics_addr: None,
-        }
     }
 }
 
