@@ -10,137 +10,114 @@ fn nest(depth: usize) -> String {
 
 /// Bodies that are not one well-formed login object, or are one with extras around it.
 pub fn shapes(out: &mut Vec<Event>) {
-    let good = Obj::good().json();
-    let mut unknown_100 = Obj::good();
-    for i in 0..100 {
-        unknown_100 = unknown_100.push(&q(&format!("extra_{i}")), &i.to_string());
+    let cases = [objects(), nesting(), not_one_object()].concat();
+    for (label, body) in cases {
+        out.push(Event::wrapped(format!("body/{label}"), body));
     }
-    let all_null = [
-        "user_id",
-        "app_version",
-        "device_type",
-        "ip",
-        "locale",
-        "device_id",
-    ]
-    .iter()
-    .fold(Obj::good(), |o, k| o.set(k, "null"))
-    .set("user_id", r#""nulls""#);
-    let mut reversed = good.clone();
-    reversed = {
-        let inner = &reversed[1..reversed.len() - 1];
-        let mut parts: Vec<&str> = inner.split(',').collect();
-        parts.reverse();
-        format!("{{{}}}", parts.join(","))
-    };
-    let cases: Vec<(&str, String)> = vec![
+}
+
+/// Unknown keys added to `GOOD`, as `(label, raw key, raw value)`.
+const EXTRAS: [(&str, &str, &str); 9] = [
+    ("unknown-1", r#""extra""#, "1"),
+    ("unknown-nested", r#""extra""#, r#"{"a":[1,{"b":null}]}"#),
+    ("unknown-empty-key", r#""""#, "1"),
+    ("unknown-huge-number", r#""n""#, "1e400"),
+    ("unknown-bignum", r#""n""#, "123456789012345678901234567890"),
+    ("unknown-lone-surrogate", r#""s""#, r#""\ud800""#),
+    ("unknown-nul", r#""s""#, r#""\u0000""#),
+    ("nan-value", r#""n""#, "NaN"),
+    ("unknown-key-of-envelope", r#""Message""#, r#""{}""#),
+];
+
+/// Login objects: reordered, pretty, all null, with unknown keys.
+fn objects() -> Vec<(&'static str, String)> {
+    let good = Obj::good().json();
+    let unknown_100 = (0..100).fold(Obj::good(), |o, i| {
+        o.push(&q(&format!("extra_{i}")), &i.to_string())
+    });
+    let fields = ["app_version", "device_type", "ip", "locale", "device_id"];
+    let all_null = fields.iter().fold(Obj::good(), |o, k| o.set(k, "null"));
+    let mut parts: Vec<&str> = good[1..good.len() - 1].split(',').collect();
+    parts.reverse();
+    let value: serde_json::Value = serde_json::from_str(&good).expect("GOOD is JSON");
+    let mut cases = vec![
         ("good", good.clone()),
-        ("keys-reversed", reversed),
+        ("keys-reversed", format!("{{{}}}", parts.join(","))),
         (
             "pretty",
-            serde_json::to_string_pretty(
-                &serde_json::from_str::<serde_json::Value>(&good).unwrap(),
-            )
-            .unwrap(),
+            serde_json::to_string_pretty(&value).expect("JSON"),
         ),
         ("all-null-but-user", all_null.json()),
-        ("unknown-1", Obj::good().push(r#""extra""#, "1").json()),
-        (
-            "unknown-nested",
-            Obj::good()
-                .push(r#""extra""#, r#"{"a":[1,{"b":null}]}"#)
-                .json(),
-        ),
-        ("unknown-empty-key", Obj::good().push(r#""""#, "1").json()),
+        ("unknown-100", unknown_100.json()),
         (
             "unknown-duplicate",
             Obj::good().push(r#""x""#, "1").push(r#""x""#, "2").json(),
         ),
-        ("unknown-100", unknown_100.json()),
-        (
-            "unknown-huge-number",
-            Obj::good().push(r#""n""#, "1e400").json(),
-        ),
-        (
-            "unknown-bignum",
-            Obj::good()
-                .push(r#""n""#, "123456789012345678901234567890")
-                .json(),
-        ),
-        (
-            "unknown-lone-surrogate",
-            Obj::good().push(r#""s""#, r#""\ud800""#).json(),
-        ),
-        (
-            "unknown-nul",
-            Obj::good().push(r#""s""#, r#""\u0000""#).json(),
-        ),
-        (
-            "unknown-deep-127",
-            Obj::good().push(r#""deep""#, &nest(127)).json(),
-        ),
-        (
-            "unknown-deep-128",
-            Obj::good().push(r#""deep""#, &nest(128)).json(),
-        ),
-        (
-            "unknown-deep-5000",
-            Obj::good().push(r#""deep""#, &nest(5000)).json(),
-        ),
-        (
-            "user_id-deep-126",
-            Obj::good().set("user_id", &nest(126)).json(),
-        ),
-        (
-            "user_id-deep-127",
-            Obj::good().set("user_id", &nest(127)).json(),
-        ),
-        (
-            "user_id-deep-128",
-            Obj::good().set("user_id", &nest(128)).json(),
-        ),
+    ];
+    for (label, key, raw) in EXTRAS {
+        cases.push((label, Obj::good().push(key, raw).json()));
+    }
+    cases
+}
+
+/// Nesting around serde_json's recursion limit, in an unknown key, in user_id, at the top.
+fn nesting() -> Vec<(&'static str, String)> {
+    let unknown = |n| Obj::good().push(r#""deep""#, &nest(n)).json();
+    let user_id = |n| Obj::good().set("user_id", &nest(n)).json();
+    vec![
+        ("unknown-deep-127", unknown(127)),
+        ("unknown-deep-128", unknown(128)),
+        ("unknown-deep-5000", unknown(5000)),
+        ("user_id-deep-126", user_id(126)),
+        ("user_id-deep-127", user_id(127)),
+        ("user_id-deep-128", user_id(128)),
         ("top-array-deep-127", nest(127)),
         ("top-array-deep-1000", nest(1000)),
-        ("null", "null".into()),
-        ("true", "true".into()),
-        ("number", "1".into()),
-        ("negative", "-1".into()),
-        ("huge-number", "1e400".into()),
-        ("string", r#""a string""#.into()),
+    ]
+}
+
+/// Not one JSON object: other JSON values, nothing, blanks, garbage around `GOOD`, NUL.
+fn not_one_object() -> Vec<(&'static str, String)> {
+    let good = Obj::good().json();
+    let open = &good[..good.len() - 1];
+    let locale = |raw: &str| Obj::good().set("locale", raw).json();
+    let mut cases: Vec<(&str, String)> = [
+        ("null", "null"),
+        ("true", "true"),
+        ("number", "1"),
+        ("negative", "-1"),
+        ("huge-number", "1e400"),
+        ("string", r#""a string""#),
+        ("array-empty", "[]"),
+        ("object-empty", "{}"),
+        ("empty", ""),
+        ("space", " "),
+        ("whitespace", "\n\t\r "),
+    ]
+    .iter()
+    .map(|(label, body)| (*label, (*body).to_owned()))
+    .collect();
+    cases.extend([
         ("string-of-good", q(&good)),
-        ("array-empty", "[]".into()),
         ("array-of-good", format!("[{good}]")),
-        ("object-empty", "{}".into()),
-        ("empty", String::new()),
-        ("space", " ".into()),
-        ("whitespace", "\n\t\r ".into()),
         ("leading-whitespace", format!(" \n{good}")),
         ("trailing-whitespace", format!("{good}\n\t ")),
         ("trailing-garbage", format!("{good} x")),
         ("two-objects", format!("{good}{good}")),
-        ("trailing-comma", format!("{},}}", &good[..good.len() - 1])),
+        ("trailing-comma", format!("{open},}}")),
         ("comment", format!("/* c */{good}")),
         ("single-quotes", good.replace('"', "'")),
-        ("nan-value", Obj::good().push(r#""n""#, "NaN").json()),
         ("bom", format!("\u{feff}{good}")),
         ("nul-after", format!("{good}\u{0}")),
         ("nul-before", format!("\u{0}{good}")),
-        (
-            "raw-nul-in-string",
-            Obj::good().set("locale", "\"R\u{0}U\"").json(),
-        ),
-        (
-            "raw-newline-in-string",
-            Obj::good().set("locale", "\"R\nU\"").json(),
-        ),
-        ("truncated", good[..good.len() - 1].to_owned()),
+        ("raw-nul-in-string", locale("\"R\u{0}U\"")),
+        ("raw-newline-in-string", locale("\"R\nU\"")),
+        ("truncated", open.to_owned()),
         ("truncated-mid-string", good[..20].to_owned()),
         ("unbalanced-close", format!("{good}}}")),
         ("keys-unquoted", good.replace("\"user_id\"", "user_id")),
-    ];
-    for (label, body) in cases {
-        out.push(Event::wrapped(format!("body/{label}"), body));
-    }
+    ]);
+    cases
 }
 
 /// Bytes that are not UTF-8: only the decoder can be handed them.

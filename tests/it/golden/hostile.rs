@@ -25,6 +25,7 @@ fn push(out: &mut Vec<Event>, source: &str, bodies: Vec<String>) {
 pub fn all(out: &mut Vec<Event>) {
     decode_unit(out);
     envelope_unit(out);
+    unit(out);
     integration(out);
     reliability(out);
     big_messages(out);
@@ -96,14 +97,8 @@ fn envelope_unit(out: &mut Vec<Event>) {
     }
 }
 
-/// Single bodies of the other unit and integration tests.
-fn integration(out: &mut Vec<Event>) {
-    let login_with_raw = |user_id: &str, ip_json: &str, device_json: &str| {
-        format!(
-            r#"{{"user_id":"{user_id}","app_version":"1.2.3","device_type":"ios","ip":{ip_json},"locale":"US","device_id":{device_json}}}"#
-        )
-    };
-    let long_device = format!("long-device-{}", "q".repeat(300));
+/// Single bodies of the other unit tests.
+fn unit(out: &mut Vec<Event>) {
     let bodies = vec![
         // src/synth.rs MALFORMED (and src/source/fifo.rs tests).
         "this is not json".into(),
@@ -126,6 +121,19 @@ fn integration(out: &mut Vec<Event>) {
         // src/cli/reveal.rs and src/mask/mod.rs tests.
         "{\"ip\":\"1.2.3.4\"}\u{1b}]0;pwned\u{7}\r\n\tx".into(),
         "{\"ip\":\"1.2.3.4\"}".into(),
+    ];
+    push(out, "unit-tests", bodies);
+}
+
+/// Single bodies of the integration tests.
+fn integration(out: &mut Vec<Event>) {
+    let login_with_raw = |user_id: &str, ip_json: &str, device_json: &str| {
+        format!(
+            r#"{{"user_id":"{user_id}","app_version":"1.2.3","device_type":"ios","ip":{ip_json},"locale":"US","device_id":{device_json}}}"#
+        )
+    };
+    let long_device = format!("long-device-{}", "q".repeat(300));
+    let bodies = vec![
         // tests/it/e2e.rs `one_body_per_reject_rule` and `every_reject_rule_end_to_end`.
         "{not json".into(),
         "[1,2,3]".into(),
@@ -158,7 +166,7 @@ fn integration(out: &mut Vec<Event>) {
         // tests/it/fifo.rs `no_user`.
         r#"{"foo":"oops_wrong_msg_type"}"#.into(),
     ];
-    push(out, "tests", bodies);
+    push(out, "it-tests", bodies);
 }
 
 /// tests/it/reliability.rs `hostile_cases` (its `TEST_PANIC_BODY` case is left out: that
