@@ -36,9 +36,10 @@ mod hostile;
 mod mutations;
 mod record;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
+use serde_json::{Map, Value};
 use sqs2pg::synth::{generate, SynthOptions};
 
 use self::cases::{Event, Wrap, ALL_FRAMINGS, SENT};
@@ -49,6 +50,17 @@ const SYNTH_SEED: u64 = 20_261_206;
 const SYNTH_COUNT: usize = 10_000;
 /// Every this many synthetic events, one is also wrapped and run under every framing.
 const SYNTH_WRAP_EVERY: usize = 100;
+/// A row's columns, in the order a line holds them.
+const ROW: [&str; 8] = [
+    "user_id",
+    "app_version",
+    "device_type",
+    "masked_ip",
+    "masked_device_id",
+    "locale",
+    "create_date",
+    "unknown_keys",
+];
 /// How many differing cases a failure shows in full.
 const SHOWN: usize = 5;
 
@@ -105,7 +117,7 @@ fn sample() -> Vec<Event> {
 fn header(events: usize, lines: usize) -> String {
     let about = serde_json::json!({
         "about": "sqs2pg's login transform before the mapping rewrite; the mapping must reproduce every line (tests/it/golden/mod.rs)",
-        "row": ["user_id", "app_version", "device_type", "masked_ip", "masked_device_id", "locale", "create_date", "unknown_keys"],
+        "row": ROW,
         "reject": "the reason as stored in user_logins_rejects; sealed: sha256(body_ciphertext)[..6], hex",
         "body": "sha256(the body on the queue)[..6], hex",
         "key": "tests/it/helpers KEYS (kid t1)",
@@ -170,12 +182,41 @@ fn golden_login_transform() {
 }
 
 fn line_id(line: &str) -> String {
-    field(line, "id").as_str().expect("an id").to_owned()
+    let v: Value = serde_json::from_str(line).expect("a JSON line");
+    v["id"].as_str().expect("an id").to_owned()
 }
 
-fn field(line: &str, key: &str) -> serde_json::Value {
-    let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
-    v[key].clone()
+/// What differs between two lines of one case: its body (the corpus changed), or per
+/// outcome key (framings), the row's columns or the outcome as a whole.
+fn what_differs(want: &str, got: &str) -> String {
+    let parse = |l: &str| -> Map<String, Value> { serde_json::from_str(l).expect("a JSON line") };
+    let (want, got) = (parse(want), parse(got));
+    if want.get("body") != got.get("body") {
+        return "its body changed: the corpus, not only the outcome".to_owned();
+    }
+    let keys: BTreeSet<&String> = want.keys().chain(got.keys()).collect();
+    let mut parts = Vec::new();
+    for key in keys {
+        match (want.get(key), got.get(key)) {
+            (a, b) if a == b => {}
+            (Some(a), Some(b)) => parts.push(format!("{key}: {}", columns(a, b))),
+            _ => parts.push(format!("{key}: framings grouped otherwise")),
+        }
+    }
+    format!("differs in {}", parts.join("; "))
+}
+
+fn columns(want: &Value, got: &Value) -> String {
+    match (want["row"].as_array(), got["row"].as_array()) {
+        (Some(w), Some(g)) => ROW
+            .iter()
+            .zip(w.iter().zip(g))
+            .filter(|(_, (a, b))| a != b)
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => "the outcome".to_owned(),
+    }
 }
 
 /// The differing cases: a count, and the first [`SHOWN`] with expected and actual.
@@ -189,15 +230,12 @@ fn diff(expected: &BTreeMap<String, &str>, actual: &[(String, String)]) -> Strin
         }
         differing += 1;
         if shown.len() < SHOWN {
-            let note = match want {
-                Some(w) if field(w, "body") != field(line, "body") => {
-                    " (its body changed: the corpus, not only the outcome)"
-                }
-                _ => "",
+            let (note, want) = match want {
+                Some(w) => (what_differs(w, line), w),
+                None => ("new".to_owned(), "(no such case in the file)"),
             };
-            let want = want.unwrap_or("(no such case in the file)");
             shown.push(format!(
-                "case {id}{note}\n  expected: {want}\n  actual:   {line}"
+                "case {id} ({note})\n  expected: {want}\n  actual:   {line}"
             ));
         }
     }
