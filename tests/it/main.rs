@@ -1,6 +1,7 @@
 //! Integration tests: one binary, real LocalStack SQS and real Postgres (start them with
 //! `scripts/services up`, or run `make test`). Each test gets its own queue and database
-//! from [`helpers::TestEnv`].
+//! from [`helpers::TestEnv`]. [`golden`] needs neither: it checks today's login transform
+//! against `tests/golden/login-transform.jsonl`, which the mapping rewrite must reproduce.
 
 /// The pipelines these tests build in-process run on the binary's allocator, large bodies
 /// and all (untuned: `Split::tune` wants to run before any thread, and only memory, not
@@ -20,6 +21,7 @@ mod e2e_core;
 mod envelopes;
 mod faults;
 mod fifo;
+mod golden;
 mod grafana;
 mod health_limits;
 mod helpers;
