@@ -94,12 +94,6 @@ pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The one error type still classified by an inherent method (`src/pipeline` is next).
-impl Classified for crate::pipeline::PipelineError {
-    fn is_usage(&self) -> bool {
-        crate::pipeline::PipelineError::is_usage(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,12 +97,6 @@ impl crate::error::Classified for DbError {
 }
 
 impl DbError {
-    /// [`Classified::is_usage`](crate::error::Classified::is_usage), callable without the
-    /// trait in scope: `PipelineError` still asks this way until it implements the trait.
-    pub fn is_usage(&self) -> bool {
-        crate::error::Classified::is_usage(self)
-    }
-
     /// A failure caused by the data of some row: retrying the same batch cannot help,
     /// isolating the row can.
     pub fn is_data(&self) -> bool {

@@ -35,6 +35,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{DbConfig, PipelineConfig, RunConfig};
 use crate::db::{BatchWriter, DbError};
+use crate::error::Classified;
 use crate::mask::{Keyring, Masker};
 use crate::source::{Received, Source, SourceError};
 use crate::telemetry::{Progress, Stats, Summary};
@@ -70,9 +71,8 @@ pub enum PipelineError {
     QueueUnreachable(SourceError),
 }
 
-impl PipelineError {
-    /// A setting the user must fix (exit 2).
-    pub fn is_usage(&self) -> bool {
+impl Classified for PipelineError {
+    fn is_usage(&self) -> bool {
         match self {
             Self::Source(e) => e.is_usage(),
             Self::Db(e) => e.is_usage(),

@@ -155,14 +155,6 @@ impl crate::error::Classified for SourceError {
     }
 }
 
-impl SourceError {
-    /// [`Classified::is_usage`](crate::error::Classified::is_usage), callable without the
-    /// trait in scope: `PipelineError` still asks this way until it implements the trait.
-    pub fn is_usage(&self) -> bool {
-        crate::error::Classified::is_usage(self)
-    }
-}
-
 /// The adaptive limit on delete calls for `pollers` concurrent receives. Its floor, and
 /// start, is one call per poller: a delete call takes the ten messages a receive brings,
 /// so when deletes answer as fast as receives that many keep pace (a fixed 4 capped a writer
