@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use sqs2pg::config::{DbConfig, SqsConfig};
-use sqs2pg::db::BatchWriter;
+use sqs2pg::db::Sink;
 use sqs2pg::decode::Limits;
 use sqs2pg::mask::{Keyring, Masker};
 use sqs2pg::pii::Pii;
@@ -544,7 +544,7 @@ trait Loader {
     fn load(&mut self, batch: &[Record]) -> impl std::future::Future<Output = Result<()>> + Send;
 }
 
-impl Loader for BatchWriter {
+impl Loader for Sink {
     async fn load(&mut self, batch: &[Record]) -> Result<()> {
         let refs: Vec<&Record> = batch.iter().collect();
         self.write(&refs).await?;
@@ -609,7 +609,7 @@ async fn sink_rate(url: &str, recs: &[Record], writers: usize) -> Result<f64> {
     let db = DbConfig::new(url, None)?;
     let shape = sqs2pg::db::schema::inspect(&sqs2pg::db::connect(&db).await?).await?;
     concurrent_rate(recs, writers, || async {
-        Ok(BatchWriter::connect(&db, &shape).await?)
+        Ok(Sink::connect(&db, &shape).await?)
     })
     .await
 }
@@ -700,10 +700,9 @@ async fn bench_statements(env: &Env, sizes: Sizes) -> Result<Line> {
                 .await?;
             let db = DbConfig::new(&url, None)?.with_statements(mode);
             let shape = sqs2pg::db::schema::inspect(&sqs2pg::db::connect(&db).await?).await?;
-            let rate = concurrent_rate(&recs, 1, || async {
-                Ok(BatchWriter::connect(&db, &shape).await?)
-            })
-            .await?;
+            let rate =
+                concurrent_rate(&recs, 1, || async { Ok(Sink::connect(&db, &shape).await?) })
+                    .await?;
             *best = best.max(rate);
         }
     }

@@ -16,13 +16,11 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 
+use crate::commit::{to_items, CommitFailure, Committer, Item, Parts, WriteSignal};
 use crate::config::DbConfig;
+use crate::db::DbError;
 use crate::decode::Framing;
 use crate::mask::{Keyring, Masker};
-use crate::pipeline::batch::{to_items, Item};
-use crate::pipeline::budget::Charge;
-use crate::pipeline::commit::{CommitFailure, Committer};
-use crate::pipeline::PipelineError;
 use crate::source::Received;
 use crate::telemetry::{Stats, Summary};
 
@@ -40,15 +38,21 @@ pub struct Handler {
 
 impl Handler {
     /// Connects and reads the table's shape (at cold start).
-    pub async fn new(db: DbConfig, keyring: &Keyring) -> Result<Self, PipelineError> {
+    pub async fn new(db: DbConfig, keyring: &Keyring) -> Result<Self, DbError> {
         let client = crate::db::connect(&db).await?;
         let shape = crate::db::schema::inspect(&client).await?;
-        let writer = crate::db::BatchWriter::prepare(client, &shape, &db).await?;
+        let sink = crate::db::Sink::prepare(client, &shape, &db).await?;
         let stats = Arc::new(Stats::default());
-        let shape = Arc::new(tokio::sync::watch::Sender::new(shape));
-        // `stop` stays uncancelled: each invocation is bounded by its deadline instead.
-        let mut committer = Committer::new(db, shape, writer, Masker::new(keyring), stats.clone());
-        committer.attempts = ATTEMPTS;
+        // Never stopped: each invocation is bounded by its deadline instead.
+        let committer = Committer::new(Parts {
+            db,
+            shape: Arc::new(tokio::sync::watch::Sender::new(shape)),
+            sink,
+            masker: Masker::new(keyring),
+            stats: stats.clone(),
+            health: WriteSignal::new(stats.clone()),
+        })
+        .attempts(ATTEMPTS);
         Ok(Self {
             committer: tokio::sync::Mutex::new((committer, Masker::new(keyring))),
             stats,
@@ -96,16 +100,12 @@ impl Handler {
         self.stats.add_received(msgs.len());
         let mut guard = self.committer.lock().await;
         let (committer, masker) = &mut *guard;
-        committer.deadline = deadline.and_then(cutoff);
-        let limits = committer.shape.borrow().limits;
-        let msgs = msgs.into_iter().map(|m| (m, Charge::default()));
-        let mut items = to_items(msgs, &limits, masker, &self.stats);
-        let committed = AssertUnwindSafe(committer.commit(&mut items))
+        let mut items = to_items(msgs, &committer.limits(), masker, &self.stats);
+        let committed = AssertUnwindSafe(committer.commit(&mut items, deadline.and_then(cutoff)))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| {
-                // Whatever the connection was doing is not to be trusted.
-                committer.writer = None;
+                committer.drop_connection();
                 Err(CommitFailure::Panicked)
             });
         let failed: Vec<&Item> = match committed {

@@ -51,6 +51,7 @@ pub mod alloc;
 pub mod aws;
 pub mod backoff;
 pub mod cli;
+pub mod commit;
 pub mod config;
 pub mod db;
 pub mod decode;

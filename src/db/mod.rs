@@ -18,7 +18,7 @@ use thiserror::Error;
 
 pub use connect::connect;
 pub use schema::TableShape;
-pub use write::{BatchWriter, WriteReport};
+pub use write::{Sink, WriteReport};
 
 /// A database failure. [`DbError::next_step`] is the one place that decides what it means.
 #[derive(Debug, Error)]

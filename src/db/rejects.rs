@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
-use super::{BatchWriter, DbError};
+use super::{DbError, Sink};
 use crate::decode::RejectReason;
 use crate::transform::Row;
 
@@ -122,7 +122,7 @@ pub struct ReplayReport {
 /// inserts its row (only for the ids this transaction actually deleted, so two concurrent
 /// replays cannot both load one message), and updates the reason of `still`.
 pub async fn replay(
-    writer: &mut BatchWriter,
+    writer: &mut Sink,
     rows: &[(String, Row)],
     still: &[(String, RejectReason)],
 ) -> Result<ReplayReport, DbError> {

@@ -1,7 +1,7 @@
 //! One batch, one transaction: the message ids into the [`ledger`](super::ledger), then only
 //! for the ids that were new their row in `user_logins` or their entry in
 //! `user_logins_rejects`. The caller deletes from the queue only after
-//! [`BatchWriter::write`] returns `Ok`.
+//! [`Sink::write`] returns `Ok`.
 //!
 //! Redeliveries are rare, so a batch first takes the fast path: the ids and the rows go in by
 //! binary `COPY`, the ledger's primary key doing the duplicate check. Only when that `COPY`
@@ -45,8 +45,9 @@ impl WriteReport {
     }
 }
 
-/// A writer on its own connection, with statements prepared for the live table's shape.
-pub struct BatchWriter {
+/// The sink: one connection with statements prepared for the live table's shape, writing one
+/// batch per transaction (ledger ids, rows, rejects).
+pub struct Sink {
     client: Client,
     /// The server process behind the connection, so that one abandoned on a timeout can be
     /// terminated from the next: its transaction would otherwise keep the ledger locks the
@@ -62,7 +63,7 @@ pub struct BatchWriter {
     limits_sql: String,
 }
 
-impl BatchWriter {
+impl Sink {
     /// Connects and prepares the statements for `shape` (read once by
     /// [`super::schema::inspect`]).
     pub async fn connect(db: &DbConfig, shape: &TableShape) -> Result<Self, DbError> {
@@ -130,7 +131,7 @@ impl BatchWriter {
         self.write_at(batch, SystemTime::now()).await
     }
 
-    /// [`BatchWriter::write`] with the clock given, so generation changes can be tested.
+    /// [`Sink::write`] with the clock given, so generation changes can be tested.
     pub async fn write_at(
         &mut self,
         batch: &[&Record],

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::config::DbConfig;
 pub use crate::db::rejects::RejectFilter;
 use crate::db::rejects::{self, ReplayReport, StoredReject};
-use crate::db::BatchWriter;
+use crate::db::Sink;
 use crate::decode::{Framing, RejectReason};
 use crate::mask::{Column, Keyring, Masker};
 use crate::source::Received;
@@ -60,7 +60,7 @@ pub async fn replay(
 ) -> Result<ReplaySummary, OpsError> {
     let reader = crate::db::connect(db).await?;
     let shape = crate::db::schema::inspect(&reader).await?;
-    let mut writer = BatchWriter::connect(db, &shape).await?;
+    let mut writer = Sink::connect(db, &shape).await?;
     let mut masker = Masker::new(keyring);
     let mut summary = ReplaySummary::default();
     let mut cursor = String::new();
@@ -91,7 +91,7 @@ pub async fn replay(
 /// reason `database_error:<SQLSTATE>`, and the others load, so one row cannot hold back the
 /// rest of the quarantine.
 async fn isolate_refused(
-    writer: &mut BatchWriter,
+    writer: &mut Sink,
     rows: Vec<(String, Row)>,
     mut still: Vec<(String, RejectReason)>,
     summary: &mut ReplaySummary,

@@ -9,117 +9,16 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::budget::Charge;
-use super::commit::SharedShape;
-use crate::decode::{Limits, RejectReason};
-use crate::mask::{Column, Masker};
-use crate::pii::Pii;
+use crate::commit::{Item, SharedShape};
+use crate::mask::Masker;
 use crate::source::Received;
 use crate::telemetry::Stats;
-use crate::transform::{quarantine, transform, Outcome, Record};
 
-/// A received message and what it becomes. The message stays for its receipt handle (the
-/// delete) and its body: a row the database refuses is quarantined from the original body.
-/// A body is held once: a reject keeps only its sealed copy (4/3 of the raw size), opened
-/// again in the rare case the record must be made anew.
-pub struct Item {
-    pub msg: Received,
-    pub record: Record,
-    /// The limits `record` was made for: a committer that learns of a changed table makes
-    /// the record again.
-    pub made_for: Limits,
-    /// The body's bytes in the byte budget, released when the item is dropped.
-    pub charge: Charge,
-    /// The raw body was dropped for the reject's sealed copy.
-    sealed_only: bool,
-    /// The SQLSTATE with which the database refused even this message's reject: it cannot
-    /// be quarantined, so nothing of it is committed and it is left on the queue.
-    pub refused: Option<String>,
-}
-
-impl Item {
-    /// Transforms one message for `limits`.
-    pub fn new(
-        msg: Received,
-        charge: Charge,
-        limits: &Limits,
-        masker: &mut Masker,
-    ) -> (Self, usize) {
-        let t = transform(&msg, limits, masker);
-        let mut item = Item {
-            record: Record {
-                message_id: msg.message_id.clone(),
-                outcome: t.outcome,
-            },
-            msg,
-            made_for: *limits,
-            charge,
-            sealed_only: false,
-            refused: None,
-        };
-        item.hold_once();
-        (item, t.unknown_keys)
-    }
-
-    /// Makes the record again for `limits` (the table changed), from the raw body, opened
-    /// from the sealed one where only that is held.
-    pub fn remake(&mut self, limits: &Limits, masker: &mut Masker) {
-        if self.sealed_only {
-            let Outcome::Reject(r) = &self.record.outcome else {
-                return;
-            };
-            // The writing key sealed it, so it opens; if not, the reject stays as it is.
-            let Ok(body) = masker.reveal(Column::Body, &r.body_ciphertext) else {
-                return;
-            };
-            self.msg.body = Pii::new(body);
-            self.sealed_only = false;
-        }
-        self.record.outcome = transform(&self.msg, limits, masker).outcome;
-        self.made_for = *limits;
-        self.hold_once();
-    }
-
-    /// Whether the record is a reject that the table's limits decided (a column since widened,
-    /// or altered to text, would take it).
-    pub fn rejected_for_limits(&self) -> bool {
-        matches!(
-            &self.record.outcome,
-            Outcome::Reject(r) if matches!(r.reason, RejectReason::BadAppVersion | RejectReason::TooLong(_))
-        )
-    }
-
-    /// Quarantines a row the database refused.
-    pub fn quarantine(&mut self, reason: RejectReason, masker: &mut Masker) {
-        if !self.sealed_only {
-            self.record.outcome = Outcome::Reject(quarantine(&self.msg, reason, masker));
-            self.hold_once();
-        }
-    }
-
-    /// A reject drops its raw body; the charge follows what is held.
-    fn hold_once(&mut self) {
-        if let Outcome::Reject(r) = &self.record.outcome {
-            self.msg.body = Pii::new(String::new());
-            self.sealed_only = true;
-            self.charge.resize(r.body_ciphertext.len());
-        }
-    }
-}
-
-/// Transforms received messages into batch items, counting unknown keys.
-pub fn to_items(
-    msgs: impl IntoIterator<Item = (Received, Charge)>,
-    limits: &Limits,
-    masker: &mut Masker,
-    stats: &Stats,
-) -> Vec<Item> {
-    msgs.into_iter()
-        .map(|(msg, charge)| {
-            let (item, unknown_keys) = Item::new(msg, charge, limits, masker);
-            stats.add_unknown_keys(unknown_keys);
-            item
-        })
-        .collect()
+/// A batch for a writer: its items, and their bodies' bytes in the byte budget (released
+/// when the batch is dropped, after its commit).
+pub struct Batch {
+    pub items: Vec<Item>,
+    pub charges: Vec<Charge>,
 }
 
 /// A batch being gathered: it is full at `max_len` things or `max_bytes` of them, whichever
@@ -181,7 +80,7 @@ impl TransformAndBatch {
     pub async fn run(
         mut self,
         mut rx: mpsc::Receiver<Vec<(Received, Charge)>>,
-        tx: mpsc::Sender<Vec<Item>>,
+        tx: mpsc::Sender<Batch>,
     ) {
         let mut batch = Gather::new(self.batch_size, self.batch_bytes);
         let mut window: Option<tokio::time::Instant> = None;
@@ -199,10 +98,14 @@ impl TransformAndBatch {
             };
             let Some(msgs) = next else { break };
             let limits = self.shape.borrow().limits;
-            for item in to_items(msgs, &limits, &mut self.masker, &self.stats) {
-                let bytes = item.charge.bytes();
+            for (msg, mut charge) in msgs {
+                let (item, unknown_keys) = Item::new(msg, &limits, &mut self.masker);
+                self.stats.add_unknown_keys(unknown_keys);
+                // A reject holds its sealed copy instead of the raw body.
+                charge.resize(item.held_bytes());
+                let bytes = charge.bytes();
                 window.get_or_insert_with(|| tokio::time::Instant::now() + self.batch_wait);
-                if let Some(full) = batch.push(item, bytes) {
+                if let Some(full) = batch.push((item, charge), bytes) {
                     window = None;
                     if !self.hand_on(full, &tx).await {
                         return;
@@ -216,9 +119,10 @@ impl TransformAndBatch {
     }
 
     /// Sends a batch to the writers; false when the run is ending.
-    async fn hand_on(&self, items: Vec<Item>, tx: &mpsc::Sender<Vec<Item>>) -> bool {
+    async fn hand_on(&self, gathered: Vec<(Item, Charge)>, tx: &mpsc::Sender<Batch>) -> bool {
+        let (items, charges) = gathered.into_iter().unzip();
         tokio::select! {
-            r = tx.send(items) => r.is_ok(),
+            r = tx.send(Batch { items, charges }) => r.is_ok(),
             _ = self.deadline.cancelled() => false,
         }
     }
@@ -247,21 +151,5 @@ mod tests {
         );
         assert_eq!(g.push(10, 1), None);
         assert_eq!(g.take(), vec![10]);
-    }
-
-    #[test]
-    fn a_reject_holds_its_sealed_body_only_and_opens_it_to_be_made_again() {
-        let mut m = Masker::fixed_for_tests();
-        let body = format!("not json {}", "x".repeat(3000));
-        let msg = Received::new("m".into(), "r".into(), body.clone(), None, None);
-        let (mut item, _) = Item::new(msg, Charge::default(), &Limits::default(), &mut m);
-        assert!(item.msg.body.expose().is_empty(), "raw body dropped");
-        assert!(matches!(item.record.outcome, Outcome::Reject(_)));
-        item.remake(&Limits::default(), &mut m);
-        let Outcome::Reject(r) = &item.record.outcome else {
-            panic!("still a reject")
-        };
-        assert_eq!(m.reveal(Column::Body, &r.body_ciphertext).unwrap(), body);
-        assert!(item.msg.body.expose().is_empty(), "held once again");
     }
 }

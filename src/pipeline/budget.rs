@@ -76,8 +76,7 @@ pub struct Reservation {
     pub max_messages: usize,
 }
 
-/// One held body's bytes, released when dropped. The default charges nothing (the Lambda
-/// handler, whose runtime bounds its batches itself).
+/// One held body's bytes, released when dropped. The default charges nothing.
 #[derive(Debug, Default)]
 pub struct Charge {
     budget: Option<Arc<Budget>>,

@@ -11,9 +11,15 @@
 //!
 //! Receives of a drain are short long polls ([`DRAIN_WAIT_SECONDS`]) and a poller whose
 //! receive came back empty parks instead of polling on, so the run ends within about a
-//! second of its last commit instead of a 20-second long poll later.
+//! second of its last commit instead of a 20-second long poll later. A parked poller sleeps
+//! until something it waits for changes: the shared [`Drain`] (another poller parked, left,
+//! or checked the depth), the messages held (the last one deleted), the writers' health (a
+//! batch given up), or the next depth check falling due.
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{futures::Notified, Notify};
 
 use crate::source::QueueDepth;
 
@@ -24,11 +30,7 @@ use crate::source::QueueDepth;
 pub const DRAIN_WAIT_SECONDS: i32 = 1;
 
 /// Queue-depth checks are at most this often (each is a `GetQueueAttributes` request).
-/// Parked pollers look again every [`PARKED_RECHECK`].
 pub const DEPTH_RECHECK: Duration = Duration::from_secs(1);
-
-/// How often a parked poller asks [`DrainWatch::poll`] again (a lock and a look, no call).
-pub const PARKED_RECHECK: Duration = Duration::from_millis(20);
 
 /// Past the queue's visibility timeout, how long messages in flight elsewhere are waited
 /// for: enough for one that another consumer let go to be received again.
@@ -44,7 +46,7 @@ pub enum Next {
     Receive,
     /// Ask the queue its depth, then report it with [`DrainWatch::checked`].
     CheckDepth,
-    /// Stay parked: ask [`DrainWatch::poll`] again shortly.
+    /// Stay parked: ask [`DrainWatch::poll`] again once something changed.
     Wait,
     /// The drain is over: stop.
     Stop,
@@ -145,6 +147,11 @@ impl DrainWatch {
         }
     }
 
+    /// When the next depth check falls due, if one was made.
+    pub fn check_due_at(&self) -> Option<Instant> {
+        self.last_check.map(|at| at + DEPTH_RECHECK)
+    }
+
     /// The answer to a [`Next::CheckDepth`]: the depth, or `None` if the call failed (which
     /// counts as messages still in flight).
     pub fn checked(&mut self, depth: Option<QueueDepth>, now: Instant) -> Next {
@@ -181,6 +188,41 @@ impl DrainWatch {
     /// Ends the drain at once, for `why`.
     pub fn end(&mut self, why: Ended) {
         self.ended.get_or_insert(why);
+    }
+}
+
+/// A [`DrainWatch`] shared by the pollers, waking the parked ones at each change.
+#[derive(Debug)]
+pub struct Drain {
+    watch: Mutex<DrainWatch>,
+    changed: Notify,
+}
+
+impl Drain {
+    /// Shares `watch`.
+    pub fn new(watch: DrainWatch) -> Self {
+        Self {
+            watch: Mutex::new(watch),
+            changed: Notify::new(),
+        }
+    }
+
+    /// The watch, to ask it ([`DrainWatch::poll`] changes nothing another poller waits on).
+    pub fn lock(&self) -> MutexGuard<'_, DrainWatch> {
+        self.watch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes the watch and wakes every parked poller to look again.
+    pub fn update<R>(&self, change: impl FnOnce(&mut DrainWatch) -> R) -> R {
+        let r = change(&mut self.lock());
+        self.changed.notify_waiters();
+        r
+    }
+
+    /// Resolves at the next [`Drain::update`]; create it before looking, so that a change
+    /// between the look and the wait is not missed.
+    pub fn changed(&self) -> Notified<'_> {
+        self.changed.notified()
     }
 }
 
@@ -290,5 +332,27 @@ mod tests {
         assert_eq!(w.poll(0, false, t0), Next::Stop);
         let visibility = Duration::from_secs(12 * 60 * 60);
         assert_eq!(DrainWatch::new(1, visibility).settle, SETTLE_MAX);
+    }
+
+    #[test]
+    fn a_parked_poller_is_woken_by_a_change_made_after_it_looked() {
+        use futures::FutureExt;
+        let drain = Drain::new(DrainWatch::new(2, Duration::from_secs(30)));
+        let t0 = Instant::now();
+        drain.update(|w| w.received(0, 0));
+        let mut changed = Box::pin(drain.changed());
+        assert_eq!(
+            drain.lock().poll(0, true, t0),
+            Next::Wait,
+            "poller 1 still receiving"
+        );
+        assert!(
+            changed.as_mut().now_or_never().is_none(),
+            "a look wakes nobody"
+        );
+        drain.update(|w| w.received(1, 0));
+        assert!(changed.now_or_never().is_some(), "the other poller parked");
+        assert_eq!(drain.lock().poll(0, true, t0), Next::CheckDepth);
+        assert_eq!(drain.lock().check_due_at(), Some(t0 + DEPTH_RECHECK));
     }
 }

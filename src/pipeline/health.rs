@@ -14,6 +14,7 @@ use crate::telemetry::Stats;
 pub async fn monitor(source: Source, db: DbConfig, finished: CancellationToken, stats: Arc<Stats>) {
     let mut client: Option<tokio_postgres::Client> = None;
     loop {
+        crate::failpoint::hit(crate::failpoint::HEALTH);
         let probe = async {
             stats.set_db_ok(probe_db(&db, &mut client).await);
             match source.depth().await {

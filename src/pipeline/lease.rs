@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
@@ -93,6 +95,8 @@ struct Lease {
 pub struct Tracker {
     visibility: Duration,
     held: Mutex<HashMap<String, Lease>>,
+    /// Woken when the last held message is let go (a drain waits for it).
+    emptied: Notify,
 }
 
 /// What the heartbeat has to do.
@@ -110,6 +114,7 @@ impl Tracker {
         Self {
             visibility,
             held: Default::default(),
+            emptied: Notify::new(),
         }
     }
 
@@ -146,6 +151,19 @@ impl Tracker {
         for h in handles {
             held.remove(h);
         }
+        self.wake_if_empty(&held);
+    }
+
+    /// Resolves once the tracker next becomes empty; create it before looking at
+    /// [`Tracker::is_empty`], so that a change between the look and the wait is not missed.
+    pub fn emptied(&self) -> Notified<'_> {
+        self.emptied.notified()
+    }
+
+    fn wake_if_empty(&self, held: &HashMap<String, Lease>) {
+        if held.is_empty() {
+            self.emptied.notify_waiters();
+        }
     }
 
     /// Handles held.
@@ -169,6 +187,9 @@ impl Tracker {
         }
         for h in &due.expiring {
             held.remove(h);
+        }
+        if !due.expiring.is_empty() {
+            self.wake_if_empty(&held);
         }
         extend.sort_unstable();
         due.extend = extend.into_iter().map(|(_, h)| h).collect();
@@ -212,6 +233,7 @@ pub async fn heartbeat(
             _ = finished.cancelled() => break,
             _ = tokio::time::sleep(pause) => {}
         }
+        crate::failpoint::hit(crate::failpoint::HEARTBEAT);
         let failed = beat(&source, &tracker, &mut pace, &stats).await;
         pause = if failed == 0 {
             retry = Backoff::new(RETRY_FIRST_PAUSE, pace.every);
@@ -291,6 +313,21 @@ mod tests {
             t.lock().insert((*h).into(), lease);
         }
         (t, now)
+    }
+
+    #[test]
+    fn a_waiter_is_woken_when_the_last_held_message_is_let_go() {
+        use futures::FutureExt;
+        let (t, _) = tracker_with(&[("a", S(20), S(1)), ("b", S(20), S(1))]);
+        let mut emptied = Box::pin(t.emptied());
+        t.forget(["a"]);
+        assert!(emptied.as_mut().now_or_never().is_none(), "one still held");
+        t.forget(["b"]);
+        assert!(emptied.now_or_never().is_some(), "woken by the last forget");
+        let (t, now_b) = tracker_with(&[("old", S(20), S(12 * 60 * 60))]);
+        let emptied = t.emptied();
+        assert_eq!(t.due(now_b, S(15), S(30)).expiring, ["old"]);
+        assert!(emptied.now_or_never().is_some(), "woken by an expiry");
     }
 
     #[test]

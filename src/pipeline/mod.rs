@@ -2,10 +2,12 @@
 //!
 //! ```text
 //!  SQS ──receive──▶ pollers (N) ──bounded channel──▶ batcher ──bounded channel──▶ writers (M)
-//!                  poll.rs                          batch.rs:               writer.rs, commit.rs:
-//!                  lease.rs holds + extends         transform, size/time    BEGIN; ledger; rows;
-//!                                                   window                  rejects; COMMIT
+//!                  poll.rs                          batch.rs:               writer.rs, through
+//!                  lease.rs holds + extends         transform, size/time    crate::commit: BEGIN;
+//!                                                   window                  ledger; rows; rejects;
+//!                                                                           COMMIT
 //!  SQS ◀──────────────────────── DeleteMessageBatch (after COMMIT only) ◀───────────┘
+//!        pollers ◀── WriteSignal (retrying, given up) ── writers
 //! ```
 //!
 //! [`Pipeline::build`] does everything that can fail before the first message (bind the
@@ -16,7 +18,6 @@
 
 pub mod batch;
 pub mod budget;
-pub mod commit;
 pub mod drain;
 pub mod health;
 pub mod lease;
@@ -25,7 +26,7 @@ pub mod shutdown;
 mod wait;
 pub mod writer;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use thiserror::Error;
@@ -33,16 +34,16 @@ use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
+use crate::commit::{Committer, Parts, SharedShape, WriteSignal};
 use crate::config::{DbConfig, PipelineConfig, RunConfig};
-use crate::db::{BatchWriter, DbError};
+use crate::db::{DbError, Sink};
 use crate::error::Classified;
 use crate::mask::{Keyring, Masker};
 use crate::source::{Received, Source, SourceError};
 use crate::telemetry::{Progress, Stats, Summary};
 
-use self::batch::{Item, TransformAndBatch};
+use self::batch::{Batch, TransformAndBatch};
 use self::budget::{Budget, Charge};
-use self::commit::{Committer, SharedShape};
 use self::lease::Tracker;
 use self::poll::Poller;
 use self::shutdown::Shutdown;
@@ -100,10 +101,13 @@ pub struct Pipeline {
     db: DbConfig,
     keyring: Arc<Keyring>,
     shape: SharedShape,
-    writers: Vec<BatchWriter>,
+    /// One sink per writer, handed to the writers when the run starts.
+    writers: Vec<Sink>,
     tracker: Arc<Tracker>,
     budget: Arc<Budget>,
     stats: Arc<Stats>,
+    /// The writers' health, which the pollers steer by.
+    health: WriteSignal,
     /// Stops the metrics server when the pipeline is dropped, run or not.
     _metrics: Option<DropGuard>,
     started: Instant,
@@ -155,10 +159,10 @@ impl Pipeline {
         };
         let first = wait::for_db(&cfg.db, attempts, shutdown).await?;
         let shape = crate::db::schema::inspect(&first).await?;
-        let mut writers = vec![BatchWriter::prepare(first, &shape, &cfg.db).await?];
+        let mut writers = vec![Sink::prepare(first, &shape, &cfg.db).await?];
         for _ in 1..p.writers.max(1) {
             let client = wait::for_db(&cfg.db, attempts, shutdown).await?;
-            writers.push(BatchWriter::prepare(client, &shape, &cfg.db).await?);
+            writers.push(Sink::prepare(client, &shape, &cfg.db).await?);
         }
         let tracker = Arc::new(Tracker::new(limits.visibility));
         let budget = Budget::new(
@@ -175,6 +179,7 @@ impl Pipeline {
             shape: Arc::new(tokio::sync::watch::Sender::new(shape)),
             writers,
             tracker,
+            health: WriteSignal::new(stats.clone()),
             stats,
             _metrics: metrics,
             started,
@@ -195,34 +200,45 @@ impl Pipeline {
         let shutdown = Shutdown::new(shutdown, self.cfg.shutdown_timeout, move || {
             stats.set_consuming(false)
         });
-        let poll_error: Arc<Mutex<Option<SourceError>>> = Arc::default();
+        let poll_error: Arc<OnceLock<SourceError>> = Arc::default();
         let tasks = TaskTracker::new();
         let received = self.spawn_pollers(&tasks, &shutdown, &poll_error);
         let batches = self.spawn_batcher(&tasks, &shutdown, received);
         self.spawn_writers(&tasks, &shutdown, batches);
         tasks.close();
-        let beat = tokio::spawn(lease::heartbeat(
+        let background = self.spawn_background(&shutdown);
+        let progress = self.start_progress().await;
+        tasks.wait().await;
+        shutdown.finished.cancel();
+        background.wait().await;
+        progress.finish().await;
+        lease::release(&self.source, &self.tracker, &self.stats).await;
+        self.stats.set_consuming(false);
+        self.outcome(poll_error, &shutdown).await
+    }
+
+    /// The tasks that run until every stage has returned: the heartbeat, and the health
+    /// probes when metrics are served. Supervised like the stages: a panic ends the run.
+    fn spawn_background(&self, shutdown: &Shutdown) -> TaskTracker {
+        let background = TaskTracker::new();
+        let beat = lease::heartbeat(
             self.source.clone(),
             self.tracker.clone(),
             shutdown.finished.clone(),
             self.stats.clone(),
-        ));
+        );
+        background.spawn(shutdown.guarded("heartbeat", beat));
         if self.cfg.metrics_addr.is_some() {
-            tokio::spawn(health::monitor(
+            let probes = health::monitor(
                 self.source.clone(),
                 self.db.clone(),
                 shutdown.finished.clone(),
                 self.stats.clone(),
-            ));
+            );
+            background.spawn(shutdown.guarded("health", probes));
         }
-        let progress = self.start_progress().await;
-        tasks.wait().await;
-        shutdown.finished.cancel();
-        let _ = beat.await;
-        progress.finish().await;
-        lease::release(&self.source, &self.tracker, &self.stats).await;
-        self.stats.set_consuming(false);
-        self.outcome(&poll_error, &shutdown).await
+        background.close();
+        background
     }
 
     fn log_start(&self) {
@@ -244,12 +260,12 @@ impl Pipeline {
         &self,
         tasks: &TaskTracker,
         shutdown: &Shutdown,
-        poll_error: &Arc<Mutex<Option<SourceError>>>,
+        poll_error: &Arc<OnceLock<SourceError>>,
     ) -> mpsc::Receiver<Vec<(Received, Charge)>> {
         let (tx, rx) = mpsc::channel(self.cfg.pollers * 2);
         let drain = self.cfg.until_empty.then(|| {
             let watch = drain::DrainWatch::new(self.cfg.pollers, self.tracker.visibility());
-            Arc::new(std::sync::Mutex::new(watch))
+            Arc::new(drain::Drain::new(watch))
         });
         for index in 0..self.cfg.pollers {
             let poller = Poller {
@@ -258,6 +274,7 @@ impl Pipeline {
                 shutdown: shutdown.clone(),
                 stats: self.stats.clone(),
                 budget: self.budget.clone(),
+                writes: self.health.subscribe(),
                 poll_error: poll_error.clone(),
                 wait_seconds: self.cfg.wait_seconds,
                 drain: drain.clone().map(|d| (d, index)),
@@ -272,7 +289,7 @@ impl Pipeline {
         tasks: &TaskTracker,
         shutdown: &Shutdown,
         received: mpsc::Receiver<Vec<(Received, Charge)>>,
-    ) -> mpsc::Receiver<Vec<Item>> {
+    ) -> mpsc::Receiver<Batch> {
         let (tx, rx) = mpsc::channel(self.cfg.writers * 2);
         let batcher = TransformAndBatch {
             batch_size: self.cfg.batch_size,
@@ -291,26 +308,32 @@ impl Pipeline {
         &mut self,
         tasks: &TaskTracker,
         shutdown: &Shutdown,
-        batches: mpsc::Receiver<Vec<Item>>,
+        batches: mpsc::Receiver<Batch>,
     ) {
         let batches = Arc::new(Mutex::new(batches));
-        for writer in std::mem::take(&mut self.writers) {
-            let mut committer = Committer::new(
-                self.db.clone(),
-                self.shape.clone(),
-                writer,
-                Masker::new(&self.keyring),
-                self.stats.clone(),
-            );
-            committer.stop = shutdown.deadline.clone();
-            // A daemon waits out a database outage; a drain run reports it.
-            if self.cfg.until_empty {
-                committer.attempts = DRAIN_WRITE_ATTEMPTS;
-            }
+        // A daemon waits out a database outage; a drain run reports it.
+        let attempts = if self.cfg.until_empty {
+            DRAIN_WRITE_ATTEMPTS
+        } else {
+            u32::MAX
+        };
+        for sink in std::mem::take(&mut self.writers) {
+            let committer = Committer::new(Parts {
+                db: self.db.clone(),
+                shape: self.shape.clone(),
+                sink,
+                masker: Masker::new(&self.keyring),
+                stats: self.stats.clone(),
+                health: self.health.clone(),
+            })
+            .attempts(attempts)
+            .stopped_by(shutdown.deadline.clone());
             let w = Writer {
                 source: self.source.clone(),
                 tracker: self.tracker.clone(),
                 committer,
+                stats: self.stats.clone(),
+                deadline: shutdown.deadline.clone(),
             };
             tasks.spawn(shutdown.guarded("writer", w.run(batches.clone())));
         }
@@ -333,7 +356,7 @@ impl Pipeline {
     /// The summary, or for a drain run the reason it could not finish.
     async fn outcome(
         &self,
-        poll_error: &Mutex<Option<SourceError>>,
+        poll_error: Arc<OnceLock<SourceError>>,
         shutdown: &Shutdown,
     ) -> Result<Summary, PipelineError> {
         if let Some(task) = shutdown.panicked() {
@@ -341,11 +364,12 @@ impl Pipeline {
         }
         let summary = self.stats.summary(self.started.elapsed());
         if self.cfg.until_empty {
-            let failed = self.stats.batches_failed();
+            let failed = self.health.now().given_up;
             if failed > 0 {
                 return Err(PipelineError::Uncommitted(failed));
             }
-            if let Some(e) = poll_error.lock().await.take() {
+            // Every poller has returned, so this is the last reference.
+            if let Some(e) = Arc::into_inner(poll_error).and_then(OnceLock::into_inner) {
                 return Err(PipelineError::QueueUnreachable(e));
             }
         }

@@ -2,19 +2,21 @@
 //! blocks them, which is the backpressure that pauses receiving while the writers are
 //! behind; a daemon also stops receiving while a batch is failing to commit, so a database
 //! outage holds a bounded set of messages (kept invisible by the heartbeat) instead of
-//! cycling the queue through receives that each cost a receive count. A drain run's pollers
-//! share a [`DrainWatch`] that says when the queue is empty.
+//! cycling the queue through receives that each cost a receive count: it waits on the
+//! writers' [`WriteHealth`], woken when it changes. A drain run's pollers share a [`Drain`]
+//! that says when the queue is empty.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, watch};
 
 use super::budget::{Budget, Charge};
-use super::drain::{DrainWatch, Ended, Next, DRAIN_WAIT_SECONDS, PARKED_RECHECK};
+use super::drain::{Drain, Ended, Next, DEPTH_RECHECK, DRAIN_WAIT_SECONDS};
 use super::lease::Tracker;
 use super::shutdown::Shutdown;
 use crate::backoff::Backoff;
+use crate::commit::WriteHealth;
 use crate::source::fifo::ReceiveAttempt;
 use crate::source::{Received, Source, SourceError};
 use crate::telemetry::Stats;
@@ -22,28 +24,26 @@ use crate::telemetry::Stats;
 /// How long a receive already in flight at shutdown may take to land.
 const SHUTDOWN_RECEIVE_GRACE: Duration = Duration::from_secs(2);
 
-/// How often a poller paused by failing writes looks again.
-const WRITES_FAILING_RECHECK: Duration = Duration::from_millis(250);
-
 /// Consecutive receive failures after which a drain run gives up.
 const DRAIN_RECEIVE_ATTEMPTS: u32 = 8;
-
-/// A drain run's shared end condition.
-pub type SharedDrain = Arc<std::sync::Mutex<DrainWatch>>;
 
 /// One poller's share of the run.
 pub struct Poller {
     pub source: Source,
     pub tracker: Arc<Tracker>,
     pub shutdown: Shutdown,
+    /// Counts what it receives (observed, never read back).
     pub stats: Arc<Stats>,
     /// Receiving waits for room in it.
     pub budget: Arc<Budget>,
-    /// Where a drain run that gave up on the queue leaves the last error.
-    pub poll_error: Arc<Mutex<Option<SourceError>>>,
+    /// The writers' health: a daemon stops receiving while a batch is retried, a drain
+    /// ends once one was given up.
+    pub writes: watch::Receiver<WriteHealth>,
+    /// Where a drain run that gave up on the queue leaves the error (the first poller's).
+    pub poll_error: Arc<OnceLock<SourceError>>,
     pub wait_seconds: i32,
     /// A drain run (`--until-empty`): its end condition, and this poller's index in it.
-    pub drain: Option<(SharedDrain, usize)>,
+    pub drain: Option<(Arc<Drain>, usize)>,
 }
 
 impl Poller {
@@ -90,7 +90,7 @@ impl Poller {
                     self.stats.add_sqs_retry();
                     tracing::warn!(error = %e, failures, "receive failed; backing off");
                     if until_empty && failures >= DRAIN_RECEIVE_ATTEMPTS {
-                        *self.poll_error.lock().await = Some(e);
+                        let _ = self.poll_error.set(e);
                         break;
                     }
                     tokio::select! {
@@ -100,41 +100,55 @@ impl Poller {
                 }
             }
         }
-        if let Some((watch, index)) = &self.drain {
-            lock(watch).gone(*index);
+        if let Some((drain, index)) = &self.drain {
+            drain.update(|w| w.gone(*index));
         }
     }
 
     /// After a receive of `n` messages: false once a drain run is over (a daemon always
     /// goes on). A drain's poller whose receive came back empty stays parked here until the
-    /// [`DrainWatch`] wakes or stops it, and checks the queue's depth when asked to.
+    /// [`Drain`] wakes or stops it, and checks the queue's depth when asked to.
     async fn drain_goes_on(&self, n: usize) -> bool {
-        let Some((watch, index)) = &self.drain else {
+        let Some((drain, index)) = &self.drain else {
             return true;
         };
-        lock(watch).received(*index, n);
+        drain.update(|w| w.received(*index, n));
+        let mut writes = self.writes.clone();
         loop {
-            if self.stats.batches_failed() > 0 {
-                lock(watch).end(Ended::GaveUp);
+            // Created before the look, so that no change after it is missed.
+            let drain_changed = drain.changed();
+            let emptied = self.tracker.emptied();
+            if writes.borrow_and_update().given_up > 0 {
+                drain.update(|w| w.end(Ended::GaveUp));
             }
             let held_nothing = self.tracker.is_empty();
-            let next = lock(watch).poll(*index, held_nothing, Instant::now());
+            let (next, due) = {
+                let mut w = drain.lock();
+                (
+                    w.poll(*index, held_nothing, Instant::now()),
+                    w.check_due_at(),
+                )
+            };
             match next {
                 Next::Receive => return true,
                 Next::Stop => return false,
                 Next::Wait => {
+                    let due = due.unwrap_or_else(|| Instant::now() + DEPTH_RECHECK);
                     tokio::select! {
                         _ = self.shutdown.requested.cancelled() => return false,
-                        _ = tokio::time::sleep(PARKED_RECHECK) => {}
+                        _ = drain_changed => {}
+                        _ = emptied => {}
+                        _ = writes.changed() => {}
+                        _ = tokio::time::sleep_until(due.into()) => {}
                     }
                 }
-                Next::CheckDepth => return self.check_depth(watch).await,
+                Next::CheckDepth => return self.check_depth(drain).await,
             }
         }
     }
 
-    /// Asks the queue's depth for the [`DrainWatch`]; false once the drain is over.
-    async fn check_depth(&self, watch: &SharedDrain) -> bool {
+    /// Asks the queue's depth for the [`Drain`]; false once the drain is over.
+    async fn check_depth(&self, drain: &Drain) -> bool {
         let depth = match self.source.depth().await {
             Ok(d) => Some(d),
             Err(e) => {
@@ -142,11 +156,11 @@ impl Poller {
                 None
             }
         };
-        let mut w = lock(watch);
-        if w.checked(depth, Instant::now()) == Next::Receive {
+        let (next, ended) = drain.update(|w| (w.checked(depth, Instant::now()), w.ended()));
+        if next == Next::Receive {
             return true;
         }
-        match w.ended() {
+        match ended {
             Some(Ended::Settled(d)) => tracing::warn!(
                 visible = d.visible,
                 in_flight = d.in_flight,
@@ -161,13 +175,11 @@ impl Poller {
     /// drain run does not wait: it gives a failing batch up after a few attempts and reports
     /// it, so the bounded channels are its only brake.
     async fn wait_for_writes(&self) -> bool {
-        while !self.stats.readiness().writes_ok {
-            tokio::select! {
-                _ = self.shutdown.requested.cancelled() => return false,
-                _ = tokio::time::sleep(WRITES_FAILING_RECHECK) => {}
-            }
+        let mut writes = self.writes.clone();
+        tokio::select! {
+            _ = self.shutdown.requested.cancelled() => false,
+            healthy = writes.wait_for(|h| !h.retrying) => healthy.is_ok(),
         }
-        true
     }
 
     /// One receive, once the byte budget has room; `None` once shutdown was requested. Only
@@ -225,8 +237,4 @@ impl Poller {
             _ = self.shutdown.deadline.cancelled() => false,
         }
     }
-}
-
-fn lock(watch: &SharedDrain) -> std::sync::MutexGuard<'_, DrainWatch> {
-    watch.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-use super::batch::Item;
-use super::commit::{CommitFailure, Committer};
+use super::batch::Batch;
 use super::lease::Tracker;
+use crate::commit::{CommitFailure, Committer, Item};
 use crate::source::Source;
+use crate::telemetry::Stats;
 
 /// Committed batches whose deletes a writer lets run while it commits the next ones. The
 /// calls themselves are bounded by the source's adaptive limit, shared by every writer; this
@@ -20,33 +22,37 @@ use crate::source::Source;
 /// the next commit capped 32 pollers behind 15 ms of latency at 0.75× of linear.
 const DELETING_BATCHES: usize = 4;
 
-/// One writer's share of the run.
+/// One writer's share of the run: it commits batches and deletes what committed.
 pub struct Writer {
     pub source: Source,
     pub tracker: Arc<Tracker>,
     pub committer: Committer,
+    pub stats: Arc<Stats>,
+    /// The shutdown deadline: take no further batch.
+    pub deadline: CancellationToken,
 }
 
 impl Writer {
     /// Commits batches until the batcher's channel closes or the shutdown deadline.
-    pub async fn run(mut self, rx: Arc<Mutex<mpsc::Receiver<Vec<Item>>>>) {
+    pub async fn run(mut self, rx: Arc<Mutex<mpsc::Receiver<Batch>>>) {
         let mut deleting: VecDeque<JoinHandle<()>> = VecDeque::new();
         loop {
             let batch = tokio::select! {
                 b = async { rx.lock().await.recv().await } => b,
-                _ = self.committer.stop.cancelled() => None,
+                _ = self.deadline.cancelled() => None,
             };
-            let Some(mut items) = batch else { break };
-            let stats = self.committer.stats.clone();
-            let _in_flight = stats.in_flight(items.len());
-            match self.committer.commit(&mut items).await {
+            let Some(Batch { mut items, charges }) = batch else {
+                break;
+            };
+            let _in_flight = self.stats.in_flight(items.len());
+            match self.committer.commit(&mut items, None).await {
                 Ok(_) => {
                     let (refused, items): (Vec<Item>, Vec<Item>) =
                         items.into_iter().partition(|i| i.refused.is_some());
                     self.leave_on_queue(&refused);
                     let committed = Committed::of(&items);
                     // The bodies go now; the deletes need only the handles.
-                    drop(items);
+                    drop((items, charges));
                     if deleting.len() >= DELETING_BATCHES {
                         if let Some(oldest) = deleting.pop_front() {
                             finish(oldest).await;
@@ -55,9 +61,6 @@ impl Writer {
                     deleting.push_back(tokio::spawn(self.delete(committed)));
                 }
                 Err(CommitFailure::Failed(e)) => {
-                    stats.add_batch_failed();
-                    // Given up, so no longer being retried: the pollers must not wait on it.
-                    stats.set_writes_failing(false);
                     // Left invisible until their timeout runs out: a natural backoff before
                     // they are tried again, here or elsewhere.
                     self.tracker
@@ -73,13 +76,10 @@ impl Writer {
         }
     }
 
-    /// Messages whose outcome could not be committed at all (their reject refused): counted
-    /// as failed, as a batch given up is, and left invisible until their timeout, to come
-    /// back until the redrive policy dead-letters them.
+    /// Messages whose outcome could not be committed at all (their reject refused; the
+    /// committer counted them given up): left invisible until their timeout, to come back
+    /// until the redrive policy dead-letters them.
     fn leave_on_queue(&self, refused: &[Item]) {
-        for _ in refused {
-            self.committer.stats.add_batch_failed();
-        }
         self.tracker
             .forget(refused.iter().map(|i| i.msg.receipt_handle.as_str()));
     }
@@ -89,7 +89,7 @@ impl Writer {
         let (source, tracker, stats) = (
             self.source.clone(),
             self.tracker.clone(),
-            self.committer.stats.clone(),
+            self.stats.clone(),
         );
         async move {
             stats.record_latency(batch.sent_at.into_iter());

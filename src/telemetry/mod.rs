@@ -189,7 +189,7 @@ mod tests {
         }
         let log = logged_at("trace", || {
             tracing::trace!(target: "sqs2pg", "own-1");
-            tracing::trace!(target: "sqs2pg::pipeline::commit", "own-2");
+            tracing::trace!(target: "sqs2pg::commit", "own-2");
             tracing::debug!(target: "sqs2pg_lambda", "own-3");
         });
         for own in ["own-1", "own-2", "own-3"] {

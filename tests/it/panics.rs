@@ -1,14 +1,28 @@
 //! Panics, made on purpose through failpoints (the `failpoints` feature; `make test` builds
 //! with it): a panic while decoding is contained, a panic while committing ends the run and
-//! gives back what was held, and neither prints what it was handling.
+//! gives back what was held, a background task's panic ends it too, and none prints what it
+//! was handling.
 
-use sqs2pg::failpoint::{COMMIT, TRANSFORM};
+use sqs2pg::failpoint::{COMMIT, HEALTH, HEARTBEAT, TRANSFORM};
 
-use crate::helpers::{failed_ids, lambda_handler, login, sqs_event, stderr, stdout_ok, TestEnv};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::helpers::{
+    failed_ids, free_port, lambda_handler, login, sqs_event, stderr, stdout_ok, Proc, TestEnv,
+};
 use crate::reliability::workload;
 
 const IP: &str = "203.0.113.77";
 const DEVICE: &str = "device-under-test";
+
+/// Runs a daemon to its end; the test fails if it still runs after a minute (a panic that
+/// vanished would leave it running for ever).
+async fn daemon_output(cmd: &mut Command) -> Output {
+    let mut daemon = Proc::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()));
+    daemon.wait_exit(Duration::from_secs(60)).await;
+    daemon.wait_with_output()
+}
 
 /// `FAILPOINTS` for the binary: failpoint `name` fires for bodies containing `text`.
 fn failpoint(name: &str, text: &str) -> (&'static str, String) {
@@ -75,11 +89,11 @@ async fn a_panicking_writer_exits_non_zero_and_releases_its_messages() {
     bodies.push(login("panics-in-the-writer", IP, DEVICE));
     env.send(&bodies).await;
     let (k, v) = failpoint(COMMIT, "panics-in-the-writer");
-    let out = env
-        .cmd(&["run", "--batch-wait-ms", "2000", "--wait-seconds", "1"])
-        .env(k, v)
-        .output()
-        .expect("spawn sqs2pg");
+    let out = daemon_output(
+        env.cmd(&["run", "--batch-wait-ms", "2000", "--wait-seconds", "1"])
+            .env(k, v),
+    )
+    .await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("the writer task panicked"),
@@ -113,4 +127,32 @@ async fn a_panicking_lambda_commit_fails_every_message_of_its_batch() {
     let resp = handler.handle(sqs_event(&[("p-1", &good)])).await;
     assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
     assert_eq!(env.count("SELECT count(*) FROM user_logins").await, 1);
+}
+
+/// A background task that panics (the heartbeat; the health probes when metrics are served)
+/// ends a daemon's run like a stage's panic does: exit 1, naming the task.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_heartbeat_or_health_probe_ends_the_run_with_exit_1() {
+    // A 4 s visibility timeout: the heartbeat beats every second.
+    let env = TestEnv::with_visibility(4).await;
+    for (task, extra) in [
+        (HEARTBEAT, vec![]),
+        (
+            HEALTH,
+            vec![
+                "--metrics-addr".to_owned(),
+                format!("127.0.0.1:{}", free_port()),
+            ],
+        ),
+    ] {
+        let mut args = vec!["run", "--wait-seconds", "1"];
+        args.extend(extra.iter().map(String::as_str));
+        let out = daemon_output(env.cmd(&args).env("FAILPOINTS", format!("{task}=panic"))).await;
+        assert_eq!(out.status.code(), Some(1), "{task}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("the {task} task panicked")),
+            "{task}: {}",
+            stderr(&out)
+        );
+    }
 }

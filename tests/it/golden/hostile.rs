@@ -116,7 +116,7 @@ fn unit(out: &mut Vec<Event>) {
         format!(r#"{{"user_id":"{}"}}"#, "x".repeat(129)),
         // src/pipeline/batch.rs tests.
         format!("not json {}", "x".repeat(3000)),
-        // src/pipeline/commit.rs TEST_PANIC_BODY (a hook of the committer, not of decode).
+        // The committer's old debug-build panic body (now a failpoint, not decode's concern).
         r#"{"sqs2pg_test_hook":"panic"}"#.into(),
         // src/cli/reveal.rs and src/mask/mod.rs tests.
         "{\"ip\":\"1.2.3.4\"}\u{1b}]0;pwned\u{7}\r\n\tx".into(),

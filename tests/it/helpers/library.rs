@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use sqs2pg::config::DbConfig;
-use sqs2pg::db::{BatchWriter, WriteReport};
+use sqs2pg::db::{Sink, WriteReport};
 use sqs2pg::decode::Limits;
 use sqs2pg::mask::{Column, Keyring, Masker};
 use sqs2pg::source::Received;
@@ -82,7 +82,7 @@ impl TestMasker {
 /// One writer's connection to the test database, with the limits it read from the table
 /// and a masker on [`KEYS`], to drive the sink without the pipeline around it.
 pub struct TestSink {
-    pub(crate) sink: BatchWriter,
+    pub(crate) sink: Sink,
     pub(crate) limits: Limits,
     pub(crate) masker: TestMasker,
 }

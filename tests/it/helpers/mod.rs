@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use sqs2pg::config::{DbConfig, PipelineConfig, RunConfig, SqsConfig};
 /// Days per ledger generation, as the code has them (the docs must say the same).
 pub use sqs2pg::db::ledger::LEDGER_GENERATION_DAYS;
-use sqs2pg::db::BatchWriter;
+use sqs2pg::db::Sink;
 use sqs2pg::mask::Keyring;
 use sqs2pg::source::{QueueDepth, Received, Source};
 use sqs2pg::telemetry::{Stats, Summary};
@@ -324,7 +324,7 @@ impl TestEnv {
         let shape = sqs2pg::db::schema::inspect(&sqs2pg::db::connect(&db).await.expect("connect"))
             .await
             .expect("inspect user_logins");
-        let sink = BatchWriter::connect(&db, &shape).await.expect("sink");
+        let sink = Sink::connect(&db, &shape).await.expect("sink");
         TestSink {
             sink,
             limits: shape.limits,

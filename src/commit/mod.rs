@@ -3,7 +3,14 @@
 //! read again); contention and operator errors are waited out with the messages still held;
 //! a data error splits the batch in halves until the culprit row is alone, which is then
 //! quarantined with its SQLSTATE (and a reject the database refuses too is left on the
-//! queue). Shared by the writers and the Lambda handler.
+//! queue). Composed by the pipeline's writers and by the Lambda handler alike; what it
+//! reports about its health goes out on a [`WriteSignal`].
+
+mod health;
+mod item;
+
+pub use health::{WriteHealth, WriteSignal};
+pub use item::{to_items, Item};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -11,10 +18,10 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::batch::Item;
 use crate::backoff::Backoff;
 use crate::config::DbConfig;
-use crate::db::{BatchWriter, DbError, NextStep, TableShape, WriteReport};
+use crate::db::{DbError, NextStep, Sink, TableShape, WriteReport};
+use crate::decode::Limits;
 use crate::decode::RejectReason;
 use crate::mask::Masker;
 use crate::telemetry::Stats;
@@ -52,40 +59,50 @@ fn leave_refused_reject(item: &mut Item, e: &DbError) {
 /// Commits batches on one connection, reconnecting as needed.
 pub struct Committer {
     /// Where to reconnect.
+    db: DbConfig,
+    shape: SharedShape,
+    /// The connection, when there is one.
+    writer: Option<Sink>,
+    /// Seals the bodies of rows the database refuses.
+    masker: Masker,
+    stats: Arc<Stats>,
+    health: WriteSignal,
+    /// Cancelled to abandon retries (the shutdown deadline).
+    stop: CancellationToken,
+    /// When to abandon retries whatever `stop` says (a Lambda invocation's deadline).
+    deadline: Option<tokio::time::Instant>,
+    /// Attempts per batch on retryable errors.
+    attempts: u32,
+    /// When the shape was last read.
+    inspected: Instant,
+    /// The server process of a connection given up on a timeout, terminated from the next.
+    orphan: Option<i32>,
+}
+
+/// What a committer works with.
+pub struct Parts {
+    /// Where to reconnect.
     pub db: DbConfig,
     pub shape: SharedShape,
-    /// The connection, when there is one.
-    pub writer: Option<BatchWriter>,
-    /// Seals the bodies of rows the database refuses.
+    /// An open connection.
+    pub sink: Sink,
     pub masker: Masker,
     pub stats: Arc<Stats>,
-    /// Cancelled to abandon retries (the shutdown deadline).
-    pub stop: CancellationToken,
-    /// When to abandon retries whatever `stop` says (a Lambda invocation's deadline).
-    pub deadline: Option<tokio::time::Instant>,
-    /// Attempts per batch on retryable errors.
-    pub attempts: u32,
-    /// When the shape was last read.
-    pub inspected: Instant,
-    /// The server process of a connection given up on a timeout, terminated from the next.
-    pub orphan: Option<i32>,
+    /// Where it reports retrying and giving up.
+    pub health: WriteSignal,
 }
 
 impl Committer {
-    /// A committer on an open writer.
-    pub fn new(
-        db: DbConfig,
-        shape: SharedShape,
-        writer: BatchWriter,
-        masker: Masker,
-        stats: Arc<Stats>,
-    ) -> Self {
+    /// A committer that retries until it succeeds; see [`Committer::attempts`] and
+    /// [`Committer::stopped_by`].
+    pub fn new(parts: Parts) -> Self {
         Self {
-            db,
-            shape,
-            writer: Some(writer),
-            masker,
-            stats,
+            db: parts.db,
+            shape: parts.shape,
+            writer: Some(parts.sink),
+            masker: parts.masker,
+            stats: parts.stats,
+            health: parts.health,
             stop: CancellationToken::new(),
             deadline: None,
             attempts: u32::MAX,
@@ -94,9 +111,37 @@ impl Committer {
         }
     }
 
-    /// Commits a batch and records it in the stats. Each bisected part commits on its own;
-    /// an item whose reject the database refuses is left out, marked [`Item::refused`].
-    pub async fn commit(&mut self, items: &mut [Item]) -> Result<WriteReport, CommitFailure> {
+    /// Gives a batch up after `attempts` on retryable errors (a drain run, the Lambda).
+    pub fn attempts(self, attempts: u32) -> Self {
+        Self { attempts, ..self }
+    }
+
+    /// Abandons retries once `stop` is cancelled (the shutdown deadline).
+    pub fn stopped_by(self, stop: CancellationToken) -> Self {
+        Self { stop, ..self }
+    }
+
+    /// The limits of the table's shape as last read.
+    pub fn limits(&self) -> Limits {
+        self.shape.borrow().limits
+    }
+
+    /// Forgets the connection: whatever it was doing (a commit that panicked) is not to be
+    /// trusted.
+    pub fn drop_connection(&mut self) {
+        self.writer = None;
+    }
+
+    /// Commits a batch and records it in the stats, abandoning retries at `deadline` (a
+    /// Lambda invocation's) if one is given. Each bisected part commits on its own; an item
+    /// whose reject the database refuses is left out, marked [`Item::refused`], and counted
+    /// as given up.
+    pub async fn commit(
+        &mut self,
+        items: &mut [Item],
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<WriteReport, CommitFailure> {
+        self.deadline = deadline;
         for item in items.iter() {
             crate::failpoint::panic_if_marked(crate::failpoint::COMMIT, item.msg.body.expose());
         }
@@ -119,9 +164,17 @@ impl Committer {
                         leave_refused_reject(&mut items[lo], &e);
                     }
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    if matches!(e, CommitFailure::Failed(_)) {
+                        // Given up, so no longer being retried: the pollers must not wait on it.
+                        self.health.gave_up(1);
+                    }
+                    return Err(e);
+                }
             }
         }
+        let refused = items.iter().filter(|i| i.refused.is_some()).count();
+        self.health.gave_up(refused as u64);
         self.stats.record_commit(
             total.loaded,
             total.duplicates,
@@ -151,7 +204,7 @@ impl Committer {
             };
             let e = match written {
                 Some(Ok(r)) => {
-                    self.stats.set_writes_failing(false);
+                    self.health.retrying(false);
                     return Ok(r);
                 }
                 Some(Err(e)) => e,
@@ -171,7 +224,7 @@ impl Committer {
             // through receive counts, and the first commit after the fix resumes everything.
             let retry = step != NextStep::RejectRow;
             if retry {
-                self.stats.set_writes_failing(true);
+                self.health.retrying(true);
             }
             if !retry || attempt >= self.attempts {
                 return Err(CommitFailure::Failed(e));
@@ -230,7 +283,7 @@ impl Committer {
             };
             tracing::error!(error = %e, sqlstate, attempt, "the database refuses the write; the batch is held and retried {until} (readiness is 503 meanwhile)");
         }
-        if self.writer.as_ref().is_some_and(BatchWriter::is_closed) {
+        if self.writer.as_ref().is_some_and(Sink::is_closed) {
             self.writer = None;
         }
     }
@@ -275,7 +328,7 @@ impl Committer {
 
     /// A fresh connection: the orphaned backend of a timed-out one is terminated (its locks
     /// would stall this retry), the shape read again, the statements prepared for it.
-    async fn reconnect(&mut self) -> Result<BatchWriter, DbError> {
+    async fn reconnect(&mut self) -> Result<Sink, DbError> {
         let client = crate::db::connect(&self.db).await?;
         if let Some(pid) = self.orphan.take() {
             let ended = client
@@ -289,7 +342,7 @@ impl Committer {
         }
         let shape = crate::db::schema::inspect(&client).await?;
         self.publish(shape.clone());
-        let w = BatchWriter::prepare(client, &shape, &self.db).await?;
+        let w = Sink::prepare(client, &shape, &self.db).await?;
         tracing::info!("connected to Postgres (backend {})", w.backend_pid());
         Ok(w)
     }

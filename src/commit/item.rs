@@ -1,0 +1,134 @@
+//! A received message on its way to a commit: the message (for its receipt handle and its
+//! body) and the record it became, made again when the table's limits change.
+
+use crate::decode::{Limits, RejectReason};
+use crate::mask::{Column, Masker};
+use crate::pii::Pii;
+use crate::source::Received;
+use crate::telemetry::Stats;
+use crate::transform::{quarantine, transform, Outcome, Record};
+
+/// A received message and what it becomes. The message stays for its receipt handle (the
+/// delete) and its body: a row the database refuses is quarantined from the original body.
+/// A body is held once: a reject keeps only its sealed copy (4/3 of the raw size), opened
+/// again in the rare case the record must be made anew.
+pub struct Item {
+    pub msg: Received,
+    pub record: Record,
+    /// The limits `record` was made for: a committer that learns of a changed table makes
+    /// the record again.
+    pub made_for: Limits,
+    /// The raw body was dropped for the reject's sealed copy.
+    sealed_only: bool,
+    /// The SQLSTATE with which the database refused even this message's reject: it cannot
+    /// be quarantined, so nothing of it is committed and it is left on the queue.
+    pub refused: Option<String>,
+}
+
+impl Item {
+    /// Transforms one message for `limits`; also returns how many unknown keys it carried.
+    pub fn new(msg: Received, limits: &Limits, masker: &mut Masker) -> (Self, usize) {
+        let t = transform(&msg, limits, masker);
+        let mut item = Item {
+            record: Record {
+                message_id: msg.message_id.clone(),
+                outcome: t.outcome,
+            },
+            msg,
+            made_for: *limits,
+            sealed_only: false,
+            refused: None,
+        };
+        item.hold_once();
+        (item, t.unknown_keys)
+    }
+
+    /// Makes the record again for `limits` (the table changed), from the raw body, opened
+    /// from the sealed one where only that is held.
+    pub fn remake(&mut self, limits: &Limits, masker: &mut Masker) {
+        if self.sealed_only {
+            let Outcome::Reject(r) = &self.record.outcome else {
+                return;
+            };
+            // The writing key sealed it, so it opens; if not, the reject stays as it is.
+            let Ok(body) = masker.reveal(Column::Body, &r.body_ciphertext) else {
+                return;
+            };
+            self.msg.body = Pii::new(body);
+            self.sealed_only = false;
+        }
+        self.record.outcome = transform(&self.msg, limits, masker).outcome;
+        self.made_for = *limits;
+        self.hold_once();
+    }
+
+    /// Whether the record is a reject that the table's limits decided (a column since widened,
+    /// or altered to text, would take it).
+    pub fn rejected_for_limits(&self) -> bool {
+        matches!(
+            &self.record.outcome,
+            Outcome::Reject(r) if matches!(r.reason, RejectReason::BadAppVersion | RejectReason::TooLong(_))
+        )
+    }
+
+    /// Quarantines a row the database refused.
+    pub fn quarantine(&mut self, reason: RejectReason, masker: &mut Masker) {
+        if !self.sealed_only {
+            self.record.outcome = Outcome::Reject(quarantine(&self.msg, reason, masker));
+            self.hold_once();
+        }
+    }
+
+    /// A reject drops its raw body.
+    fn hold_once(&mut self) {
+        if let Outcome::Reject(_) = &self.record.outcome {
+            self.msg.body = Pii::new(String::new());
+            self.sealed_only = true;
+        }
+    }
+
+    /// The body bytes it holds: the raw body, or a reject's sealed copy.
+    pub fn held_bytes(&self) -> usize {
+        match &self.record.outcome {
+            Outcome::Reject(r) if self.sealed_only => r.body_ciphertext.len(),
+            _ => self.msg.body.expose().len(),
+        }
+    }
+}
+
+/// Transforms received messages into batch items, counting unknown keys.
+pub fn to_items(
+    msgs: impl IntoIterator<Item = Received>,
+    limits: &Limits,
+    masker: &mut Masker,
+    stats: &Stats,
+) -> Vec<Item> {
+    msgs.into_iter()
+        .map(|msg| {
+            let (item, unknown_keys) = Item::new(msg, limits, masker);
+            stats.add_unknown_keys(unknown_keys);
+            item
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reject_holds_its_sealed_body_only_and_opens_it_to_be_made_again() {
+        let mut m = Masker::fixed_for_tests();
+        let body = format!("not json {}", "x".repeat(3000));
+        let msg = Received::new("m".into(), "r".into(), body.clone(), None, None);
+        let (mut item, _) = Item::new(msg, &Limits::default(), &mut m);
+        assert!(item.msg.body.expose().is_empty(), "raw body dropped");
+        assert!(matches!(item.record.outcome, Outcome::Reject(_)));
+        item.remake(&Limits::default(), &mut m);
+        let Outcome::Reject(r) = &item.record.outcome else {
+            panic!("still a reject")
+        };
+        assert_eq!(m.reveal(Column::Body, &r.body_ciphertext).unwrap(), body);
+        assert!(item.msg.body.expose().is_empty(), "held once again");
+    }
+}
