@@ -9,9 +9,11 @@
 //! ## Layout
 //!
 //! Files follow the data flow. The stages (`source`, `decode`, `mask`, `transform`, `db`)
-//! do not know each other beyond the types they hand on; only [`pipeline`] (streaming),
-//! [`ops`] (the other use cases) and [`lambda`] compose them. [`cli`] builds configuration
-//! and calls those three; [`telemetry`] only observes [`telemetry::Stats`].
+//! do not know each other beyond the types they hand on; only [`commit`] (a batch's commit),
+//! [`pipeline`] (streaming), [`ops`] (the other use cases) and [`lambda`] compose them; the
+//! pipeline and the Lambda handler both commit through [`commit`], and the handler imports
+//! nothing from [`pipeline`]. [`cli`] builds configuration and calls those; [`telemetry`]
+//! only observes [`telemetry::Stats`], and nothing steers by it.
 //!
 //! | module | concern |
 //! |---|---|
@@ -22,9 +24,10 @@
 //! | [`mask`] | pure: AES-256-SIV tokens; the keyring; KMS-wrapped keys |
 //! | [`transform`] | pure: decode + mask → [`transform::Row`] or [`transform::Reject`], panics contained |
 //! | [`db`] | Postgres: connect, schema and table shape, ledger, encoders, the batch write, rejects, audit, rekey queries; statements prepared or unnamed for poolers (`db::statement`) |
+//! | [`commit`] | committing a batch, composed by the pipeline's writers and the Lambda handler: retries, reconnects, bisection to the refused row ([`commit::Committer`]); the items it commits ([`commit::Item`]); the writers' health that pollers steer by ([`commit::WriteSignal`]) |
 //! | [`pipeline`] | `Pipeline::build` / `run_until_stopped`: pollers → batcher → writers → delete; the byte budget ([`pipeline::budget`]); when a drain ends ([`pipeline::drain`]); waiting for the database and SQS at start (`pipeline::wait`); lease; shutdown; health probes |
 //! | [`ops`] | replay, rekey, reveal and mask, migrate, rejects list, send, keygen |
-//! | [`lambda`] | the SQS-event Lambda handler on the same transform and commit (`sqs2pg-lambda`) |
+//! | [`lambda`] | the SQS-event Lambda handler on the same transform and [`commit`] (`sqs2pg-lambda`) |
 //! | [`telemetry`] | logs (sqs2pg's own targets alone above `info`) and the panic hook, run counters and summary (as JSON: [`telemetry::summary_json`]), SQS requests by kind ([`telemetry::requests`]), Prometheus text, `/metrics` `/healthz` `/readyz` on a bounded server, progress |
 //! | [`error`] | what a failed command prints and its exit code |
 //! | [`failpoint`] | where the tests make sqs2pg panic on purpose (feature `failpoints` only) |
@@ -39,7 +42,7 @@
 //! ```text
 //! config ─▶ Pipeline::build (connect, resolve, inspect → TableShape)
 //! SQS ─▶ source::receive ─▶ transform (decode, mask ip/device_id) ─▶ batch
-//!     ─▶ db::write: BEGIN; ledger ids; user_logins rows; rejects; COMMIT
+//!     ─▶ commit (retry, bisect) ─▶ db::Sink: BEGIN; ledger ids; user_logins rows; rejects; COMMIT
 //!     ─▶ source::ack delete (only now)
 //! ```
 //!
