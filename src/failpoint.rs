@@ -4,9 +4,10 @@
 //! Compiled only with the test-only `failpoints` feature (the `fail` crate); in any other
 //! build [`panic_if_marked`] is an empty inline function. A failpoint fires only when the
 //! process was told so: `FAILPOINTS=NAME=return(TEXT)` in the environment (read by the
-//! binary at start) or `configure` in-process (with the feature). Then it panics for a message whose body
-//! contains `TEXT`, so concurrent tests in one process do not hit each other's; the
-//! failpoints of tasks that handle no body ([`hit`]) fire when configured `panic`.
+//! binary at start) or `configure` in-process (with the feature). Then it panics for a
+//! message whose body contains `TEXT`, so concurrent tests in one process do not hit each
+//! other's; the failpoints of tasks that handle no body ([`hit`]) fire when configured
+//! `panic`.
 
 /// `transform`: one message's decode panics.
 pub const TRANSFORM: &str = "transform";
