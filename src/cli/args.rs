@@ -47,6 +47,22 @@ pub enum Command {
         #[arg(long)]
         roles: bool,
     },
+    /// Check everything `run` needs, without running it: the keyring (loads, file mode and
+    /// owner, writing key), the database (reachable, tables, the grants run uses, a
+    /// user_logins it can fill), the AWS region, endpoint and credential source, and the queue
+    /// (exists, visibility timeout, redrive policy and dead-letter queue, message size).
+    ///
+    /// One line a check, ✓ ok, ⚠ worth changing, ✗ failed, with the fix under it. Every
+    /// check runs, but those that need one that failed (no tables without a connection, no
+    /// queue attributes without the queue). Exit 0 when none failed (warnings allowed), 2
+    /// when a setting failed (a table, the queue, credentials, the key file), 1 when only
+    /// something did not answer. With --output json, one object:
+    /// {"checks": [{"name": "keyring", "status": "ok" | "warn" | "fail", "detail": "...",
+    /// "fix": "..." or null}, ...], "ok": true when none failed}.
+    #[command(
+        after_help = "Examples:\n  sqs2pg check --keys-file keys\n  sqs2pg check --keys-file keys --output json"
+    )]
+    Check,
     /// Consume the queue into Postgres until SIGINT/SIGTERM, or with --until-empty until
     /// the queue is drained.
     #[command(

@@ -7,6 +7,7 @@
 //! the flag or variable), 1 anything else.
 
 pub mod args;
+mod check;
 mod config;
 mod docs;
 mod keygen;
@@ -108,6 +109,7 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
     let g = &cli.global;
     match &cli.command {
         Command::Migrate { roles } => migrate::migrate(g, *roles).await,
+        Command::Check => check::check(g).await,
         Command::Run(args) => run::run(g, args).await,
         Command::Send(args) => send::send(g, args).await,
         Command::Keygen {

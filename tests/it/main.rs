@@ -11,6 +11,7 @@ static ALLOC: sqs2pg::alloc::Split = sqs2pg::alloc::Split;
 
 mod audit;
 mod big_messages;
+mod check;
 mod claims;
 mod cli;
 mod config_file;

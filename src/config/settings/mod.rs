@@ -146,8 +146,8 @@ settings! {
             global = true
         )]
         pub log_format: LogFormat => Text before metrics_addr,
-        /// How `run`, `rejects list` and `migrate` print their result on stdout: text, or one
-        /// JSON object with every field present (logs stay on stderr).
+        /// How `run`, `check`, `rejects list` and `migrate` print their result on stdout: text,
+        /// or one JSON object with every field present (logs stay on stderr).
         #[arg(
             long,
             env = "SQS2PG_OUTPUT",
