@@ -47,7 +47,11 @@ fn overridden_endpoint(
 /// The region the queue is called in, and where it came from.
 fn region(sdk: &aws_config::SdkConfig, sqs: &SqsConfig) -> Check {
     const NAME: &str = "region";
-    let configured = sdk.region().map(|r| r.as_ref().to_owned());
+    // `AWS_REGION=` (set, empty) reaches the SDK as a region and fails every call later.
+    let configured = sdk
+        .region()
+        .map(|r| r.as_ref().to_owned())
+        .filter(|r| !r.is_empty());
     let overridden = overridden_endpoint(sdk, sqs).is_some();
     let from_url = match &sqs.queue_url {
         Some(url) => crate::aws::region_for_queue(url, configured.as_deref(), overridden),

@@ -156,8 +156,9 @@ pub async fn run(inputs: Inputs) -> Report {
     );
     let mut checks = vec![keyring];
     checks.extend(database);
-    // The mapping's check (the mapping issue) goes here, after the table shape it is
-    // compiled against: `db::checks` hands on the connection when it needs one.
+    // The mapping issue adds its check here, after the database's: the mapping compiled
+    // against the `TableShape` that `db::shape` reads (to be handed out of `db::checks`),
+    // ✗ with the first thing that does not compile.
     checks.extend(aws);
     Report { checks }
 }
