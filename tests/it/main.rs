@@ -25,6 +25,7 @@ mod fifo;
 mod golden;
 mod grafana;
 mod health_limits;
+mod help_examples;
 mod helpers;
 mod lambda;
 mod lambda_runtime;

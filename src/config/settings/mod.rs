@@ -66,7 +66,9 @@ pub mod defaults {
 
 settings! {
     /// Settings shared by every command; each may also come from its environment variable.
+    /// Under their own heading in every command's `--help`, after the command's own flags.
     #[derive(Debug, Args)]
+    #[command(next_help_heading = "Global options")]
     pub struct GlobalArgs;
     /// The configuration file's top level: the global settings, then the `[run]` table.
     file FileConfig {
