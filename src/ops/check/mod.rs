@@ -180,7 +180,7 @@ async fn keyring(keys: &KeySource) -> Check {
             );
             Check::ok(NAME, detail)
         }
-        Err(e) => Check::from_error(NAME, &e, key_fix(&e)),
+        Err(e) => Check::from_error(NAME, &e, &key_fix(&e)),
     }
 }
 
@@ -198,14 +198,14 @@ fn file_mode(path: &std::path::Path) -> String {
 }
 
 /// The step for a keyring that does not load.
-fn key_fix(e: &ConfigError) -> &'static str {
+fn key_fix(e: &ConfigError) -> String {
     match e {
-        ConfigError::NoKey => "make one with `sqs2pg keygen --kid k1 --out keys` and pass --keys-file keys (or SQS2PG_KEYS_FILE)",
-        ConfigError::KeysFileMode { .. } => "chmod 600 the keys file",
-        ConfigError::KeysFileOwner { .. } => "chown the keys file to the user sqs2pg runs as",
-        ConfigError::KeysFile { .. } => "check the path in --keys-file / SQS2PG_KEYS_FILE",
-        ConfigError::Kms(_) => "check the KMS key, the network to KMS and the kms:Decrypt grant",
-        _ => "fix the entry named, or make a new key with `sqs2pg keygen`",
+        ConfigError::NoKey => "make one with `sqs2pg keygen --kid k1 --out keys` and pass --keys-file keys (or SQS2PG_KEYS_FILE)".into(),
+        ConfigError::KeysFileMode { path, .. } => format!("chmod 600 {}", path.display()),
+        ConfigError::KeysFileOwner { path, euid, .. } => format!("chown {euid} {}", path.display()),
+        ConfigError::KeysFile { .. } => "check the path in --keys-file / SQS2PG_KEYS_FILE".into(),
+        ConfigError::Kms(_) => "check the KMS key, the network to KMS and the kms:Decrypt grant".into(),
+        _ => "fix the entry named, or make a new key with `sqs2pg keygen`".into(),
     }
 }
 
