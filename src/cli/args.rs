@@ -40,10 +40,12 @@ pub enum Command {
         #[arg(long)]
         roles: bool,
     },
-    /// Check everything `run` needs, without running it: the keyring (loads, file mode and
-    /// owner, writing key), the database (reachable, tables, the grants run uses, a
-    /// user_logins it can fill), the AWS region, endpoint and credential source, and the queue
-    /// (exists, visibility timeout, redrive policy and dead-letter queue, message size).
+    /// Check everything `run` needs without running it, one ✓/⚠/✗ line a check with the fix.
+    ///
+    /// The keyring (loads, file mode and owner, writing key), the database (reachable, tables,
+    /// the grants run uses, a user_logins it can fill), the AWS region, endpoint and
+    /// credential source, and the queue (exists, visibility timeout, redrive policy and
+    /// dead-letter queue, message size).
     ///
     /// One line a check, ✓ ok, ⚠ worth changing, ✗ failed, with the fix under it. Every
     /// check runs, but those that need one that failed (no tables without a connection, no
@@ -157,8 +159,10 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page sqs2pg(1) (roff) on stdout; with --dir, write it and one page a
-    /// command (sqs2pg-run(1), sqs2pg-rejects-list(1), …), which it refers to, into DIR.
+    /// Print the man page sqs2pg(1) on stdout, or with --dir write every page into DIR.
+    ///
+    /// The pages are roff: sqs2pg(1), and one a command (sqs2pg-run(1),
+    /// sqs2pg-rejects-list(1), …), which sqs2pg(1) refers to.
     #[command(
         after_help = "Examples:\n  sqs2pg man > sqs2pg.1                          # then: man -l sqs2pg.1\n  sqs2pg man --dir man && ls man/sqs2pg-run.1   # every page (e.g. into /usr/local/share/man/man1)"
     )]
