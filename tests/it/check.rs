@@ -184,6 +184,65 @@ async fn an_sqs_endpoint_that_does_not_answer_is_an_outage_exit_1() {
     assert_eq!(line(&checks, "database", &out).0, '✓', "{checks:?}");
 }
 
+/// A database that does not exist is a setting (exit 2), in the server's own words; one that
+/// does not answer is an outage (exit 1).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_that_does_not_exist_exits_2_and_one_that_does_not_answer_exits_1() {
+    let env = TestEnv::new().await;
+    let (base, _) = env
+        .database_url
+        .rsplit_once('/')
+        .expect("a URL with a database");
+    let missing = format!("{base}/{}_missing", env.db_name());
+    let out = check(&env, |c| {
+        c.env("DATABASE_URL", &missing);
+    });
+    assert_exit(&out, 2);
+    let checks = lines(&out);
+    let database = line(&checks, "database", &out);
+    assert_eq!(database.0, '✗', "{database:?}");
+    let words = format!("database \"{}_missing\" does not exist", env.db_name());
+    assert!(database.2.contains(&words), "{database:?}");
+    assert!(checks.iter().all(|c| c.1 != "tables"), "{checks:?}");
+
+    let out = check(&env, |c| {
+        c.env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/postgres");
+    });
+    assert_exit(&out, 1);
+    let checks = lines(&out);
+    assert_eq!(line(&checks, "database", &out).0, '✗', "{checks:?}");
+    assert_eq!(line(&checks, "queue", &out).0, '✓', "{checks:?}");
+}
+
+/// With no credentials anywhere in the chain: exit 2, the credentials line names where to
+/// set them, and no queue check is tried without them.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_aws_credentials_fail_with_exit_2_and_no_queue_check() {
+    let env = TestEnv::new().await;
+    let out = check(&env, |c| {
+        c.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", "/nonexistent/config")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+    });
+    assert_exit(&out, 2);
+    let checks = lines(&out);
+    let credentials = line(&checks, "credentials", &out);
+    assert_eq!(credentials.0, '✗', "{credentials:?}");
+    assert!(
+        credentials
+            .3
+            .as_deref()
+            .unwrap_or_default()
+            .contains("AWS_ACCESS_KEY_ID"),
+        "{credentials:?}"
+    );
+    assert!(checks.iter().all(|c| c.1 != "queue"), "{checks:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_keys_file_others_can_read_fails_with_exit_2() {
     use std::os::unix::fs::PermissionsExt;
