@@ -82,10 +82,20 @@ fn region(sdk: &aws_config::SdkConfig, sqs: &SqsConfig) -> Check {
 /// The SQS endpoint: AWS's own unless overridden, as it is for LocalStack.
 fn endpoint(sdk: &aws_config::SdkConfig, sqs: &SqsConfig) -> Check {
     let detail = match overridden_endpoint(sdk, sqs) {
-        Some((url, origin)) => format!("{url} (from {origin})"),
+        Some((url, origin)) => format!("{} (from {origin})", without_userinfo(&url)),
         None => "AWS's own for the region".to_owned(),
     };
     Check::ok("endpoint", detail)
+}
+
+/// `url` without a `user:password@` before its host: an endpoint is shown, a password never.
+fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://{host}{}", &rest[authority_end..]),
+        None => url.to_owned(),
+    }
 }
 
 /// Which provider of the standard chain gave credentials. The credentials themselves, key
@@ -281,5 +291,23 @@ fn in_kib(bytes: u64) -> String {
     match bytes % (1024 * 1024) {
         0 => format!("{} MiB", bytes / (1024 * 1024)),
         _ => format!("{} KiB", bytes / 1024),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_is_shown_without_its_password() {
+        assert_eq!(
+            without_userinfo("http://u:pw@proxy:4566/x"),
+            "http://proxy:4566/x"
+        );
+        assert_eq!(
+            without_userinfo("http://127.0.0.1:4566"),
+            "http://127.0.0.1:4566"
+        );
+        assert_eq!(without_userinfo("https://h/p@q"), "https://h/p@q");
     }
 }
