@@ -26,7 +26,7 @@
 //! | [`db`] | Postgres: connect, schema and table shape, ledger, encoders, the batch write, rejects, audit, rekey queries; statements prepared or unnamed for poolers (`db::statement`) |
 //! | [`commit`] | committing a batch, composed by the pipeline's writers and the Lambda handler: retries, reconnects, bisection to the refused row ([`commit::Committer`]); the items it commits ([`commit::Item`]); the writers' health that pollers steer by ([`commit::WriteSignal`]) |
 //! | [`pipeline`] | `Pipeline::build` / `run_until_stopped`: pollers → batcher → writers → delete; the byte budget ([`pipeline::budget`]); when a drain ends ([`pipeline::drain`]); waiting for the database and SQS at start (`pipeline::wait`); lease; shutdown; health probes |
-//! | [`ops`] | replay, rekey, reveal and mask, migrate, rejects list, send, keygen |
+//! | [`ops`] | replay, rekey, reveal and mask, migrate, rejects list, send, keygen; `check`'s checks ([`ops::check`]: the keyring, the database's tables, grants and table shape, the AWS region, endpoint, credential source and queue attributes), each a ✓/⚠/✗ line with its fix |
 //! | [`lambda`] | the SQS-event Lambda handler on the same transform and [`commit`] (`sqs2pg-lambda`) |
 //! | [`telemetry`] | logs (sqs2pg's own targets alone above `info`) and the panic hook, run counters and summary (as JSON: [`telemetry::summary_json`]), SQS requests by kind ([`telemetry::requests`]), Prometheus text, `/metrics` `/healthz` `/readyz` on a bounded server, progress |
 //! | [`error`] | what a failed command prints and its exit code |

@@ -10,14 +10,7 @@ pub use super::output::OutputFormat;
 pub use super::run_args::{ProgressMode, SendArgs};
 pub use crate::config::settings::{GlobalArgs, RunArgs};
 
-const EXAMPLES: &str = "\
-Examples:
-  eval \"$(scripts/services env)\"          # point at local LocalStack + Postgres
-  sqs2pg keygen --kid k1 --out keys               # a new file, mode 600
-  sqs2pg migrate
-  sqs2pg send --synthetic 1000 --malformed-rate 0.01
-  sqs2pg run --keys-file keys --until-empty
-  psql \"$DATABASE_URL\" -Atc 'select masked_ip from user_logins limit 3' | sqs2pg reveal --keys-file keys --column ip --reason 'TICKET-123'";
+pub(super) const EXAMPLES: &str = "Examples:\n  sqs2pg keygen --kid k1 --out keys               # a new file, mode 600\n  sqs2pg migrate\n  sqs2pg check --keys-file keys\n  sqs2pg send --synthetic 1000 --malformed-rate 0.01\n  sqs2pg run --keys-file keys --until-empty\n  psql \"$DATABASE_URL\" -Atc \\\n    'select masked_ip from user_logins where masked_ip is not null limit 3' \\\n    | sqs2pg reveal --keys-file keys --column ip --reason 'TICKET-123'\n(against the local LocalStack and Postgres: `eval \"$(scripts/services env)\"` in a clone)";
 
 /// Streams login events from SQS into Postgres, masking ip and device_id with AES-256-SIV.
 #[derive(Debug, Parser)]
@@ -47,16 +40,34 @@ pub enum Command {
         #[arg(long)]
         roles: bool,
     },
+    /// Check everything `run` needs without running it, one ✓/⚠/✗ line a check with the fix.
+    ///
+    /// The keyring (loads, file mode and owner, writing key), the database (reachable, tables,
+    /// the grants run uses, a user_logins it can fill), the AWS region, endpoint and
+    /// credential source, and the queue (exists, visibility timeout, redrive policy and
+    /// dead-letter queue, message size).
+    ///
+    /// One line a check, ✓ ok, ⚠ worth changing, ✗ failed, with the fix under it. Every
+    /// check runs, but those that need one that failed (no tables without a connection, no
+    /// queue attributes without the queue). Exit 0 when none failed (warnings allowed), 2
+    /// when a setting failed (a table, the queue, credentials, the key file), 1 when only
+    /// something did not answer. With --output json, one object:
+    /// {"checks": [{"name": "keyring", "status": "ok" | "warn" | "fail", "detail": "...",
+    /// "fix": "..." or null}, ...], "ok": true when none failed}.
+    #[command(
+        after_help = "Examples:\n  sqs2pg check --keys-file keys\n  sqs2pg check --keys-file keys --output json"
+    )]
+    Check,
     /// Consume the queue into Postgres until SIGINT/SIGTERM, or with --until-empty until
     /// the queue is drained.
     #[command(
-        after_help = "Examples:\n  sqs2pg run --keys-file keys --until-empty          # drain and print a summary\n  sqs2pg run --keys-file keys --metrics-addr 0.0.0.0:9898   # daemon with /metrics, /healthz, /readyz\n  SQS2PG_POLLERS=16 SQS2PG_WRITERS=4 sqs2pg run       # more throughput"
+        after_help = "Examples:\n  sqs2pg run --keys-file keys --until-empty                # drain and print a summary\n  sqs2pg run --keys-file keys --metrics-addr 0.0.0.0:9898  # daemon: /metrics, /healthz, /readyz\n  SQS2PG_POLLERS=16 SQS2PG_WRITERS=4 sqs2pg run --keys-file keys --until-empty  # more throughput"
     )]
     Run(RunArgs),
     /// Send message bodies to the queue: from a file (JSON array or JSONL, verbatim) or
     /// synthetic login events.
     #[command(
-        after_help = "Examples:\n  sqs2pg send --file events.json\n  sqs2pg send --file events.jsonl\n  sqs2pg send --synthetic 20000 --malformed-rate 0.01 --duplicate-rate 0.05 --seed 7"
+        after_help = "Examples:\n  sqs2pg send --file events.json      # a JSON array, one message an element\n  sqs2pg send --file events.jsonl     # one message a line\n  sqs2pg send --synthetic 2000 --malformed-rate 0.01 --duplicate-rate 0.05 --seed 7"
     )]
     Send(SendArgs),
     /// Make a new keyring entry `ID=BASE64` (64 random bytes): printed, or with --out written
@@ -65,7 +76,7 @@ pub enum Command {
     /// With --kms-key-id, KMS makes the key (GenerateDataKeyWithoutPlaintext) and the entry is
     /// `ID=kms:BASE64BLOB`: the key wrapped by that KMS key, unwrapped by sqs2pg at start-up.
     #[command(
-        after_help = "Examples:\n  sqs2pg keygen --kid k1 --out keys                          # a new file, mode 600\n  sqs2pg keygen --kid k2 --kms-key-id alias/sqs2pg --out k2  # KMS-wrapped: k2=kms:...\n  sqs2pg keygen --kid k3 --out keys.new && cat keys >> keys.new && mv keys.new keys  # a new writing key first"
+        after_help = "Examples:\n  sqs2pg keygen --kid k1 --out keys                          # a new file, mode 600\n  sqs2pg keygen --kid k2 --kms-key-id alias/sqs2pg --out k2  # KMS-wrapped: k2=kms:...\n  sqs2pg keygen --kid k3 --out keys.new && cat keys >> keys.new && mv keys.new keys  # k3 writes"
     )]
     Keygen {
         /// Key id written into every token (1-32 of [A-Za-z0-9_-]).
@@ -85,7 +96,7 @@ pub enum Command {
     /// database user, OS user, host, --reason, how many values and the SHA-256 of each token
     /// (of the message id with --reject).
     #[command(
-        after_help = "Examples:\n  psql \"$DATABASE_URL\" -Atc \"select masked_ip from user_logins where user_id='u1'\" | sqs2pg reveal --column ip --reason 'TICKET-123 fraud review'\n  sqs2pg reveal --reject 5f0c... --reason 'TICKET-124 why rejected'"
+        after_help = "Examples:\n  psql \"$DATABASE_URL\" -Atc \\\n    'select masked_ip from user_logins where masked_ip is not null limit 3' \\\n    | sqs2pg reveal --keys-file keys --column ip --reason 'TICKET-123 fraud review'\n  sqs2pg reveal --keys-file keys --reason 'TICKET-124 why rejected' \\\n    --reject \"$(psql \"$DATABASE_URL\" -Atc 'select message_id from user_logins_rejects limit 1')\""
     )]
     Reveal {
         /// The column the tokens come from; without it each column is tried.
@@ -108,8 +119,12 @@ pub enum Command {
     },
     /// Print the tokens of raw values read on stdin, one a line, to find their rows
     /// (audited like reveal, with the fingerprint of each token made).
+    ///
+    /// A value is never given on the command line, where `ps` and the shell's history would
+    /// keep it: from a file, or typed unechoed with `read -rs ip; printf '%s\n' "$ip" |
+    /// sqs2pg mask --column ip --reason '...'`.
     #[command(
-        after_help = "Examples:\n  sqs2pg mask --column ip --reason 'INC-4711' < ips.txt\n  read -rs ip; printf '%s\\n' \"$ip\" | sqs2pg mask --column ip --reason 'INC-4711'\n(the value is never typed on a command line, so it reaches neither `ps` nor the shell's history)"
+        after_help = "Examples:\n  sqs2pg mask --keys-file keys --column ip --reason 'INC-4711' < ips.txt"
     )]
     Mask {
         /// The column whose token to make.
@@ -126,27 +141,37 @@ pub enum Command {
     /// Inspect and replay quarantined messages (user_logins_rejects).
     #[command(subcommand)]
     #[command(
-        after_help = "Examples:\n  sqs2pg rejects list\n  sqs2pg rejects list --reason bad_app_version --ids 100\n  sqs2pg rejects replay --reason bad_app_version\n  sqs2pg reveal --reject MESSAGE_ID --reason 'why was it rejected'"
+        after_help = "Examples:\n  sqs2pg rejects list\n  sqs2pg rejects list --reason bad_app_version --ids 100\n  sqs2pg rejects replay --keys-file keys --reason bad_app_version"
     )]
     Rejects(RejectsCommand),
     /// Print the effective configuration (flags > environment > config file > defaults),
     /// secrets redacted.
     #[command(
-        after_help = "Examples:\n  sqs2pg config\n  sqs2pg --config /etc/sqs2pg/sqs2pg.toml config"
+        after_help = "Examples:\n  sqs2pg config\n  sqs2pg config > sqs2pg.toml && sqs2pg --config sqs2pg.toml config   # read back"
     )]
     Config(RunArgs),
     /// Print shell completions for SHELL on stdout.
     #[command(
-        after_help = "Examples:\n  sqs2pg completions bash > /etc/bash_completion.d/sqs2pg\n  sqs2pg completions zsh > \"${fpath[1]}/_sqs2pg\""
+        after_help = "Examples:\n  sqs2pg completions bash > sqs2pg.bash   # then into /etc/bash_completion.d/sqs2pg\n  sqs2pg completions zsh > _sqs2pg        # then into a directory of $fpath"
     )]
     Completions {
         /// The shell.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) on stdout.
-    #[command(after_help = "Examples:\n  sqs2pg man > sqs2pg.1 && man ./sqs2pg.1")]
-    Man,
+    /// Print the man page sqs2pg(1) on stdout, or with --dir write every page into DIR.
+    ///
+    /// The pages are roff: sqs2pg(1), and one a command (sqs2pg-run(1),
+    /// sqs2pg-rejects-list(1), …), which sqs2pg(1) refers to.
+    #[command(
+        after_help = "Examples:\n  sqs2pg man > sqs2pg.1                          # then: man -l sqs2pg.1\n  sqs2pg man --dir man && ls man/sqs2pg-run.1   # every page (e.g. into /usr/local/share/man/man1)"
+    )]
+    Man {
+        /// Write every page into this directory (made if missing) instead of printing
+        /// sqs2pg(1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Re-encrypt every token and rejected body under an older key to the writing key.
     ///
     /// Rotation: put the new key first in the keyring (new tokens are written under it,
@@ -158,7 +183,7 @@ pub enum Command {
     /// Between the two steps, equal values under different key ids have DIFFERENT tokens, so
     /// duplicates across old and new rows are not identifiable until rekey has finished.
     #[command(
-        after_help = "Examples:\n  SQS2PG_KEYS=\"$(cat k2.key k1.key)\" sqs2pg rekey    # k2 writes, k1 still reads\n  sqs2pg rekey --keys-file keys --batch-size 5000"
+        after_help = "Examples:\n  sqs2pg keygen --kid k2 --out keys.new && cat keys >> keys.new && mv keys.new keys  # k2 writes\n  sqs2pg rekey --keys-file keys --batch-size 5000"
     )]
     Rekey {
         /// Rows per transaction.
@@ -209,7 +234,7 @@ pub enum RejectsCommand {
     /// in the same transaction that inserts its row; one that still fails stays, with its
     /// new reason. Idempotent and safe to interrupt.
     #[command(
-        after_help = "Examples:\n  sqs2pg rejects replay --reason bad_app_version --keys-file keys\n  sqs2pg rejects replay --id 5f0c... --keys-file keys"
+        after_help = "Examples:\n  sqs2pg rejects replay --reason bad_app_version --keys-file keys\n  sqs2pg rejects replay --keys-file keys \\\n    --id \"$(psql \"$DATABASE_URL\" -Atc 'select message_id from user_logins_rejects limit 1')\""
     )]
     Replay {
         /// Only this reason.

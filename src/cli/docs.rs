@@ -10,9 +10,20 @@ pub(super) fn completions(shell: clap_complete::Shell) -> Result<(), Failure> {
     Ok(())
 }
 
-pub(super) fn man() -> Result<(), Failure> {
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut std::io::stdout())
-        .map_err(anyhow::Error::from)?;
-    Ok(())
+/// sqs2pg(1) on stdout, or with `dir` every page, which is what sqs2pg(1) refers to.
+pub(super) fn man(dir: Option<&std::path::Path>) -> Result<(), Failure> {
+    match dir {
+        None => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map_err(|e| anyhow::Error::from(e).into()),
+        // A directory that is missing or not writable is the user's to fix.
+        Some(dir) => std::fs::create_dir_all(dir)
+            .and_then(|()| clap_mangen::generate_to(Cli::command(), dir))
+            .map_err(|e| {
+                Failure::usage(format!(
+                    "--dir: cannot write the man pages into {}: {e}",
+                    dir.display()
+                ))
+            }),
+    }
 }

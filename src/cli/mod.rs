@@ -7,6 +7,7 @@
 //! the flag or variable), 1 anything else.
 
 pub mod args;
+mod check;
 mod config;
 mod docs;
 mod keygen;
@@ -108,6 +109,7 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
     let g = &cli.global;
     match &cli.command {
         Command::Migrate { roles } => migrate::migrate(g, *roles).await,
+        Command::Check => check::check(g).await,
         Command::Run(args) => run::run(g, args).await,
         Command::Send(args) => send::send(g, args).await,
         Command::Keygen {
@@ -133,7 +135,7 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
         Command::Rekey { batch_size } => rekey::rekey(g, *batch_size).await,
         Command::Config(_) => config::print(g, &cli.effective),
         Command::Completions { shell } => docs::completions(*shell),
-        Command::Man => docs::man(),
+        Command::Man { dir } => docs::man(dir.as_deref()),
         Command::Rejects(RejectsCommand::List { reason, ids }) => {
             rejects::list(g, reason.as_deref(), *ids).await
         }
@@ -149,9 +151,45 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
 mod tests {
     use super::*;
 
-    /// Every command's `--help` ends with at least one example.
+    /// Each command's `--help` shows its own flags first, and the settings every command
+    /// shares after them under their own heading.
+    #[test]
+    fn global_options_have_their_own_heading() {
+        fn check(cmd: &mut clap::Command, path: &str) {
+            // clap's own `help` subcommand takes no options.
+            for sub in cmd.get_subcommands_mut().filter(|s| s.get_name() != "help") {
+                let path = format!("{path} {}", sub.get_name());
+                let help = sub.render_help().to_string();
+                let (own, global) = help
+                    .split_once("Global options:")
+                    .unwrap_or_else(|| panic!("`{path} --help` has no Global options:\n{help}"));
+                assert!(
+                    !own.contains("--database-url") && !own.contains("--keys-file"),
+                    "`{path} --help` lists a global option among its own:\n{own}"
+                );
+                assert!(
+                    global.contains("--database-url") && global.contains("--output"),
+                    "{path}"
+                );
+                check(sub, &path);
+            }
+        }
+        let mut cli = Cli::command();
+        cli.build();
+        check(&mut cli, "sqs2pg");
+    }
+
+    /// Every command's `--help` ends with at least one example, no line of them wider than
+    /// clap wraps at (100 columns off a terminal): a wrapped command reads as two.
     #[test]
     fn every_command_has_an_example() {
+        fn narrow(help: &str, path: &str) {
+            for line in help.lines() {
+                let width = line.chars().count();
+                assert!(width <= 98, "`{path} --help`: {width} columns: {line}");
+            }
+        }
+        narrow(args::EXAMPLES, "sqs2pg");
         fn check(cmd: &clap::Command, path: &str) {
             for sub in cmd.get_subcommands() {
                 let path = format!("{path} {}", sub.get_name());
@@ -169,6 +207,7 @@ mod tests {
                             || after.contains(&format!("{path}\n"))),
                     "`{path} --help` has no example"
                 );
+                narrow(&after, &path);
             }
         }
         check(&Cli::command(), "sqs2pg");

@@ -157,7 +157,7 @@ fn step_for_sqlstate(code: &str) -> NextStep {
 /// The server's own words (message, detail, hint) when it answered; the driver's chain of
 /// causes when it did not. sqs2pg masks before writing, so the server never holds a raw ip
 /// or device_id to quote back.
-fn server_words(e: &tokio_postgres::Error) -> String {
+pub(crate) fn server_words(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut s = db.message().to_owned();
@@ -174,7 +174,7 @@ fn server_words(e: &tokio_postgres::Error) -> String {
 }
 
 /// What to do about a failed connection, in a few words.
-fn connect_hint(e: &tokio_postgres::Error) -> &'static str {
+pub(crate) fn connect_hint(e: &tokio_postgres::Error) -> &'static str {
     match e.code().map(|c| c.code()) {
         Some("3D000") => {
             "; check the database name in DATABASE_URL (create it, or point at one that exists)"

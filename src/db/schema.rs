@@ -152,7 +152,7 @@ pub async fn require(client: &impl GenericClient, tables: &[&'static str]) -> Re
 }
 
 /// Those of `tables` that do not exist (as the search path resolves them), in order.
-async fn missing_tables(
+pub async fn missing_tables(
     client: &impl GenericClient,
     tables: &[&'static str],
 ) -> Result<Vec<&'static str>, DbError> {

@@ -356,7 +356,8 @@ impl Source {
         }
     }
 
-    async fn attributes(
+    /// The queue's attributes `names` (`All` for every one), counted as one call.
+    pub(crate) async fn attributes(
         &self,
         names: &[QueueAttributeName],
     ) -> Result<HashMap<QueueAttributeName, String>, SourceError> {

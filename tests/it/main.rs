@@ -11,6 +11,7 @@ static ALLOC: sqs2pg::alloc::Split = sqs2pg::alloc::Split;
 
 mod audit;
 mod big_messages;
+mod check;
 mod claims;
 mod cli;
 mod config_file;
@@ -24,6 +25,7 @@ mod fifo;
 mod golden;
 mod grafana;
 mod health_limits;
+mod help_examples;
 mod helpers;
 mod lambda;
 mod lambda_runtime;

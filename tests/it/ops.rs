@@ -292,6 +292,51 @@ fn config_precedence_and_no_secrets() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `man --dir` writes sqs2pg(1) and every page it and the others refer to
+/// (`sqs2pg-run(1)`, `sqs2pg-rejects-list(1)`…): no reference to a page that does not exist.
+#[test]
+fn man_dir_writes_every_page_the_pages_refer_to() {
+    let dir = std::env::temp_dir().join(format!("sqs2pg-man-{}", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sqs2pg"))
+        .args(["man", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    stdout_ok(&out);
+    let pages: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(pages.contains(&"sqs2pg-run.1".to_owned()), "{pages:?}");
+    let mut referred = 0;
+    for page in &pages {
+        let roff = std::fs::read_to_string(dir.join(page)).unwrap();
+        // `sqs2pg\-rejects\-list(1)` in roff; the NAME line `sqs2pg\-man \- …` is no reference.
+        for reference in roff.split("sqs2pg\\-").skip(1) {
+            let Some((name, _)) = reference.split_once("(1)") else {
+                continue;
+            };
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '\\' || c == '-')
+            {
+                continue;
+            }
+            let file = format!("sqs2pg-{}.1", name.replace("\\-", "-"));
+            assert!(
+                pages.contains(&file),
+                "{page} refers to {file}, not written: {pages:?}"
+            );
+            referred += 1;
+        }
+    }
+    assert!(
+        referred >= 12,
+        "sqs2pg.1 refers to each command's page: {referred}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Completions and the man page generate.
 #[test]
 fn completions_and_man_page() {

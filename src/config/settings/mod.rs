@@ -66,7 +66,9 @@ pub mod defaults {
 
 settings! {
     /// Settings shared by every command; each may also come from its environment variable.
+    /// Under their own heading in every command's `--help`, after the command's own flags.
     #[derive(Debug, Args)]
+    #[command(next_help_heading = "Global options")]
     pub struct GlobalArgs;
     /// The configuration file's top level: the global settings, then the `[run]` table.
     file FileConfig {
@@ -146,8 +148,8 @@ settings! {
             global = true
         )]
         pub log_format: LogFormat => Text before metrics_addr,
-        /// How `run`, `rejects list` and `migrate` print their result on stdout: text, or one
-        /// JSON object with every field present (logs stay on stderr).
+        /// How `run`, `check`, `rejects list` and `migrate` print their result on stdout: text,
+        /// or one JSON object with every field present (logs stay on stderr).
         #[arg(
             long,
             env = "SQS2PG_OUTPUT",
