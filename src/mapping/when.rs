@@ -10,6 +10,7 @@
 //! it with `exists`). `exists` is about presence: a key holding `null` exists.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use super::event::{lookup, Duplicate, Event, Found, Metadata};
 use super::field::Source;
@@ -93,6 +94,31 @@ impl When {
             (Test::Equals(l), Some(f)) => l.matches(&f),
             (Test::In(ls), Some(f)) => ls.iter().any(|l| l.matches(&f)),
         })
+    }
+}
+
+impl fmt::Display for Literal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Str(s) => write!(f, "{s:?}"),
+            Self::Num(n) => f.write_str(&n.to_plain()),
+            Self::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl fmt::Display for When {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ", self.source)?;
+        match &self.test {
+            Test::Equals(l) => write!(f, "equals {l}"),
+            Test::In(ls) => {
+                let items: Vec<String> = ls.iter().map(ToString::to_string).collect();
+                write!(f, "in [{}]", items.join(", "))
+            }
+            Test::Exists(true) => f.write_str("exists"),
+            Test::Exists(false) => f.write_str("is absent"),
+        }
     }
 }
 

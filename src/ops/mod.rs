@@ -1,8 +1,10 @@
 //! The non-streaming use cases, each composing the stages it needs: [`replay`] quarantined
 //! bodies, [`rekey`] old tokens, [`reveal`] and mask (audited), and the [`admin`] chores
-//! (migrate, list rejects, send, make a key). The CLI calls these; it runs no SQL itself.
+//! (migrate, list rejects, send, make a key); [`mapping`] compiles a mapping against the live
+//! database. The CLI calls these; it runs no SQL itself.
 
 pub mod admin;
+pub mod mapping;
 pub mod rekey;
 pub mod replay;
 pub mod reveal;
