@@ -29,6 +29,7 @@ mod lambda;
 mod lambda_runtime;
 mod libpq;
 mod manifests;
+mod mapping;
 mod ops;
 mod output;
 #[cfg(feature = "failpoints")]

@@ -1,0 +1,218 @@
+//! `sqs2pg mapping check` against a real database: a fitting mapping compiles, the built-in
+//! login mapping fits a migrated database, and each kind of mistake is refused with exit 2
+//! naming the file position, the route and the column.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use crate::helpers::*;
+
+/// A table that a fitting mapping can load, and that each test below breaks in one way.
+const DDL: &str = "
+CREATE SCHEMA shop;
+CREATE DOMAIN shop.email AS varchar(60) NOT NULL;
+CREATE TABLE shop.orders(
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  order_id text NOT NULL UNIQUE,
+  amount numeric(10,2),
+  customer_email shop.email,
+  client_ip varchar(40),
+  placed_at timestamptz,
+  local_at timestamp,
+  score float8,
+  slug text GENERATED ALWAYS AS (lower(order_id)) STORED,
+  region text NOT NULL,
+  items jsonb,
+  created_at timestamptz NOT NULL DEFAULT now());
+";
+
+/// Fits [`DDL`]; line numbers below count from its first line.
+const ORDERS: &str = r#"[[route]]
+name = "order"
+table = "shop.orders"
+key = ["order_id"]
+on_conflict = "ignore"
+subject = "customer_email"
+
+[route.columns]
+order_id       = { path = "/order/id", required = true }
+amount         = { path = "/order/amount" }
+customer_email = { path = "/customer/email", token = "email" }
+region         = { path = "/region" }
+items          = { path = "/order/items" }
+"#;
+
+/// A test database holding [`DDL`] and the mapping `text` in a file of this test's own.
+async fn setup(text: &str) -> (TestEnv, PathBuf) {
+    let env = TestEnv::new().await;
+    env.db().await.batch_execute(DDL).await.expect("DDL");
+    let path = std::env::temp_dir().join(format!("{}-mapping.toml", env.queue_name));
+    std::fs::write(&path, text).expect("write the mapping");
+    (env, path)
+}
+
+fn check(env: &TestEnv, path: &std::path::Path) -> Output {
+    env.run_cmd(&["mapping", "check", "--mapping", &path.display().to_string()])
+}
+
+/// Runs `mapping check` on `text` and asserts exit 2 with every piece of `want` (`FILE`
+/// stands for the mapping's path) in stderr.
+async fn refused(text: &str, want: &[&str]) {
+    let (env, path) = setup(text).await;
+    let out = check(&env, &path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    for w in want {
+        let w = w.replace("FILE", &path.display().to_string());
+        assert!(stderr.contains(&w), "{w:?} not in stderr: {stderr}");
+    }
+}
+
+fn with_column(entry: &str) -> String {
+    format!("{ORDERS}{entry}\n")
+}
+
+#[tokio::test]
+async fn a_fitting_mapping_checks_clean_and_says_how_each_column_is_filled() {
+    let (env, path) = setup(ORDERS).await;
+    let out = check(&env, &path);
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "route order (every event) → shop.orders, key (order_id) on conflict ignore, subject customer_email",
+        "  amount numeric(10,2) ← path \"/order/amount\" → exact decimal",
+        "  customer_email shop.email ← path \"/customer/email\" → token \"email\" [not null]",
+        "ok: 1 route(s) fit the database",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line:?} not in: {stdout}");
+    }
+}
+
+#[tokio::test]
+async fn the_built_in_login_mapping_fits_a_migrated_database() {
+    let env = TestEnv::new().await;
+    let out = env.run_cmd(&["mapping", "check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("route login (every event) → public.user_logins, subject user_id"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("masked_ip character varying(256) ← path \"/ip\" → token \"ip\" of an address [required]"), "{stdout}");
+    let printed = env.run_cmd(&["mapping", "print"]);
+    assert_eq!(printed.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&printed.stdout),
+        sqs2pg::mapping::login::LOGIN_TOML
+    );
+}
+
+#[tokio::test]
+async fn a_column_that_does_not_exist_is_refused() {
+    refused(
+        &with_column("amout = { path = \"/x\" }"),
+        &["FILE:14:1: route \"order\", column \"amout\": shop.orders has no column"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_not_null_column_without_source_or_default_is_refused() {
+    let text = ORDERS.replace("region         = { path = \"/region\" }\n", "");
+    refused(&text, &["FILE:3:9: route \"order\", column \"region\": shop.orders.region is NOT NULL without a default"]).await;
+}
+
+#[tokio::test]
+async fn a_generated_column_mapped_is_refused() {
+    refused(
+        &with_column("slug = { path = \"/s\" }"),
+        &["FILE:14:1: route \"order\", column \"slug\": is a generated column"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_identity_column_mapped_is_refused() {
+    refused(
+        &with_column("id = { path = \"/n\" }"),
+        &["FILE:14:1: route \"order\", column \"id\": is an identity column"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_type_with_no_conversion_is_refused() {
+    refused(
+        &with_column("score = { path = \"/s\" }"),
+        &["FILE:14:1: route \"order\", column \"score\": type double precision has no conversion"],
+    )
+    .await;
+    refused(
+        &with_column("local_at = { path = \"/t\" }"),
+        &["FILE:14:1: route \"order\", column \"local_at\": timestamp without time zone"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_token_column_too_narrow_for_its_tokens_is_refused() {
+    refused(
+        &with_column("client_ip = { path = \"/ip\", as = \"ip\", token = \"ip\" }"),
+        &["FILE:14:1: route \"order\", column \"client_ip\": character varying(40) is too narrow for its tokens: an address's token needs at least 49 characters"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_key_without_a_unique_index_on_exactly_its_columns_is_refused() {
+    let text = ORDERS.replace("key = [\"order_id\"]", "key = [\"order_id\", \"amount\"]");
+    refused(&text, &["FILE:4:7: route \"order\": shop.orders has no unique index (nor primary key) on exactly (order_id, amount)"]).await;
+}
+
+#[tokio::test]
+async fn a_subject_that_is_not_a_mapped_column_is_refused() {
+    let text = ORDERS.replace("subject = \"customer_email\"", "subject = \"placed_at\"");
+    refused(
+        &text,
+        &["FILE:6:11: route \"order\": subject \"placed_at\" is not a column of [route.columns]"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_route_that_can_never_be_reached_is_refused() {
+    let text = format!("{ORDERS}\n[[route]]\nname = \"late\"\nskip = true\n");
+    refused(&text, &["FILE:16:8: route \"late\" can never be reached: route \"order\" before it has no `when`"]).await;
+}
+
+#[tokio::test]
+async fn a_table_that_does_not_exist_is_refused() {
+    let text = ORDERS.replace("shop.orders", "shop.ordrs");
+    refused(
+        &text,
+        &["FILE:3:9: route \"order\": table shop.ordrs does not exist"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unknown_key_is_refused_with_its_place() {
+    let text = ORDERS.replace("table = ", "tabel = ");
+    refused(
+        &text,
+        &["FILE:3:1: route \"order\": unknown key \"tabel\" (expected one of name, table, when"],
+    )
+    .await;
+}
