@@ -238,9 +238,16 @@ pub enum MappingCommand {
     /// database and print, per route, its table and how each column is filled; exit 2 naming
     /// the file line, route and column of anything that cannot work.
     #[command(
-        after_help = "Examples:\n  sqs2pg mapping check\n  sqs2pg mapping check --mapping orders.toml\n  SQS2PG_MAPPING=orders.toml sqs2pg mapping check --keys-file keys   # token widths for the writing key"
+        after_help = "Examples:\n  sqs2pg mapping check\n  sqs2pg mapping check --mapping orders.toml\n  sqs2pg mapping check --mapping orders.toml --sample bodies.jsonl --keys-file keys"
     )]
-    Check,
+    Check {
+        /// Also run these bodies (a JSON array, or JSONL: one body a line) through the
+        /// compiled mapping, opening envelopes as --envelope says, and print per body its
+        /// route and row (tokens as tokens; without a keyring, under a throwaway key) or
+        /// its reject reason. SentTimestamp is now; message ids are `sample-N`.
+        #[arg(long, value_name = "FILE")]
+        sample: Option<std::path::PathBuf>,
+    },
 }
 
 /// Columns `mask` makes tokens for.

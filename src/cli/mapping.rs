@@ -1,10 +1,17 @@
-//! `sqs2pg mapping print` and `sqs2pg mapping check`.
+//! `sqs2pg mapping print` and `sqs2pg mapping check [--sample FILE]`.
+
+use std::path::Path;
 
 use super::args::GlobalArgs;
 use crate::config::keys::KeySource;
+use crate::decode::Envelope;
 use crate::error::Failure;
 use crate::mapping::compile::{describe, Plan, MAX_KID_LEN};
+use crate::mapping::convert::Cell;
+use crate::mapping::eval::{eval_body, Outcome};
+use crate::mapping::event::Metadata;
 use crate::mapping::{login, OnConflict};
+use crate::mask::{Keyring, Masker};
 use crate::ops;
 
 pub(super) fn print() -> Result<(), Failure> {
@@ -12,16 +19,88 @@ pub(super) fn print() -> Result<(), Failure> {
     Ok(())
 }
 
-pub(super) async fn check(g: &GlobalArgs) -> Result<(), Failure> {
+pub(super) async fn check(g: &GlobalArgs, sample: Option<&Path>) -> Result<(), Failure> {
     let (name, mapping) = ops::mapping::load(g.mapping.as_deref())?;
     // Token widths are checked for the writing key's id; without a keyring, for the longest.
-    let kid_len = match g.keys() {
-        KeySource::None => MAX_KID_LEN,
-        keys => keys.load().await?.writing_kid().len(),
+    let keyring = match g.keys() {
+        KeySource::None => None,
+        keys => Some(keys.load().await?),
     };
+    let kid_len = keyring
+        .as_ref()
+        .map_or(MAX_KID_LEN, |k| k.writing_kid().len());
     let plan = ops::mapping::check(&g.db()?, &mapping, kid_len).await?;
     print_plan(&name, &plan);
+    if let Some(path) = sample {
+        let keyring = match keyring {
+            Some(k) => k,
+            None => {
+                println!("(no keyring: tokens below are under a throwaway key)");
+                throwaway_keyring()?
+            }
+        };
+        let bodies = ops::admin::read_bodies(path)?;
+        print_sample(&plan, &bodies, g.envelope, &mut Masker::new(&keyring));
+    }
     Ok(())
+}
+
+fn throwaway_keyring() -> Result<Keyring, Failure> {
+    let entry = Keyring::generate_entry("sample").map_err(|e| Failure::usage(e.to_string()))?;
+    Keyring::parse(&entry).map_err(|e| Failure::usage(e.to_string()))
+}
+
+/// Per body, one line: its route and row, or its reason.
+fn print_sample(plan: &Plan, bodies: &[String], envelope: Envelope, masker: &mut Masker) {
+    let sent = chrono::Utc::now();
+    for (n, body) in bodies.iter().enumerate() {
+        let meta = Metadata {
+            message_id: format!("sample-{}", n + 1),
+            sent_timestamp: Some(sent),
+            receive_count: Some(1),
+            ..Default::default()
+        };
+        let line = match eval_body(plan, body, envelope, meta, masker) {
+            Outcome::Row {
+                route,
+                table,
+                cells,
+            } => {
+                let cells: Vec<String> = cells
+                    .iter()
+                    .map(|(c, v)| format!("{c}={}", show(v)))
+                    .collect();
+                format!("route {route} → {table}: {}", cells.join(", "))
+            }
+            Outcome::Skip { route } => format!("route {route}: skip"),
+            Outcome::Reject {
+                route: Some(r),
+                reason,
+            } => format!("route {r}: reject {reason}"),
+            Outcome::Reject {
+                route: None,
+                reason,
+            } => format!("reject {reason}"),
+        };
+        println!("{}: {line}", n + 1);
+    }
+}
+
+fn show(cell: &Cell) -> String {
+    match cell {
+        Cell::Null => "NULL".into(),
+        Cell::Text(s) | Cell::Json(s) => format!("{s:?}"),
+        Cell::Int2(n) => n.to_string(),
+        Cell::Int4(n) => n.to_string(),
+        Cell::Int8(n) => n.to_string(),
+        Cell::Numeric(d) => d.to_plain(),
+        Cell::Bool(b) => b.to_string(),
+        Cell::Uuid(u) => u.to_string(),
+        Cell::Date(d) => d.to_string(),
+        Cell::Timestamptz(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        Cell::Inet(ip) => ip.to_string(),
+        Cell::TextArray(items) => format!("{items:?}"),
+    }
 }
 
 fn print_plan(name: &str, plan: &Plan) {

@@ -133,7 +133,9 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
         } => reveal::mask(g, (*column).into(), reason, value).await,
         Command::Rekey { batch_size } => rekey::rekey(g, *batch_size).await,
         Command::Mapping(MappingCommand::Print) => mapping::print(),
-        Command::Mapping(MappingCommand::Check) => mapping::check(g).await,
+        Command::Mapping(MappingCommand::Check { sample }) => {
+            mapping::check(g, sample.as_deref()).await
+        }
         Command::Config(_) => config::print(g, &cli.effective),
         Command::Completions { shell } => docs::completions(*shell),
         Command::Man => docs::man(),

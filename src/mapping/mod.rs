@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod compile;
 pub mod convert;
+pub mod eval;
 pub mod event;
 pub mod field;
 pub mod file;
