@@ -113,10 +113,7 @@ async fn the_built_in_login_mapping_fits_a_migrated_database() {
     assert!(stdout.contains("masked_ip character varying(256) ← path \"/ip\" → token \"ip\" of an address [required]"), "{stdout}");
     let printed = env.run_cmd(&["mapping", "print"]);
     assert_eq!(printed.status.code(), Some(0));
-    assert_eq!(
-        String::from_utf8_lossy(&printed.stdout),
-        sqs2pg::mapping::login::LOGIN_TOML
-    );
+    assert_eq!(String::from_utf8_lossy(&printed.stdout), LOGIN_MAPPING);
 }
 
 #[tokio::test]
@@ -215,4 +212,88 @@ async fn an_unknown_key_is_refused_with_its_place() {
         &["FILE:3:1: route \"order\": unknown key \"tabel\" (expected one of name, table, when"],
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_sample_prints_each_bodys_route_and_row_or_reason() {
+    let text = format!(
+        "{}\n[[route]]\nname = \"beat\"\nwhen = {{ path = \"/beat\", exists = true }}\nskip = true\n",
+        ORDERS.replacen(
+            "subject",
+            "when = { path = \"/order/id\", exists = true }\nsubject",
+            1
+        )
+    );
+    let (env, path) = setup(&text).await;
+    let sample = path.with_extension("jsonl");
+    let bodies = [
+        r#"{"order":{"id":"A-1","amount":19.99,"items":[1.50]},"customer":{"email":"a@example.com"},"region":"eu"}"#,
+        r#"{"order":{"id":"A-2","amount":"19.999"},"customer":{"email":"b@example.com"}}"#,
+        r#"{"beat":1}"#,
+        r#"{"other":1}"#,
+        "not json",
+    ];
+    std::fs::write(&sample, bodies.join("\n")).expect("write the sample");
+    let out = env.run_cmd(&[
+        "mapping",
+        "check",
+        "--mapping",
+        &path.display().to_string(),
+        "--sample",
+        &sample.display().to_string(),
+    ]);
+    let _ = (std::fs::remove_file(&path), std::fs::remove_file(&sample));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let email = masker(KEYS).token("email", "a@example.com");
+    let want = [
+        format!("1: route order → shop.orders: order_id=\"A-1\", amount=19.99, customer_email=\"{email}\", region=\"eu\", items=\"[1.50]\""),
+        "2: route order: reject out_of_range:amount".to_owned(),
+        "3: route beat: skip".to_owned(),
+        "4: reject no_route".to_owned(),
+        "5: reject not_json".to_owned(),
+    ];
+    for line in want {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "{line:?} not in: {stdout}"
+        );
+    }
+}
+
+/// The catalog read resolves domains (their NOT NULL and type modifier), arrays, identity,
+/// generated columns and unique indexes, by `search_path` or schema-qualified.
+#[tokio::test]
+async fn the_catalog_reads_a_tables_columns_and_unique_keys() {
+    let (env, path) = setup(ORDERS).await;
+    let _ = std::fs::remove_file(&path);
+    let db = env.db().await;
+    db.batch_execute("CREATE UNIQUE INDEX ON shop.orders (region, amount); CREATE UNIQUE INDEX ON shop.orders (lower(region)); SET search_path = shop, public")
+        .await
+        .expect("indexes");
+    let t = read_catalog(&db, "orders")
+        .await
+        .expect("found by search_path");
+    assert_eq!(t.name, "shop.orders");
+    let email = t.column("customer_email").unwrap();
+    assert_eq!(
+        (email.base_type.as_str(), email.char_limit(), email.not_null),
+        ("varchar", Some(60), true)
+    );
+    let amount = t.column("amount").unwrap();
+    assert_eq!(amount.numeric_typmod(), Some((10, 2)));
+    assert!(t.column("id").unwrap().identity && t.column("slug").unwrap().generated);
+    assert!(t.column("created_at").unwrap().has_default);
+    let mut keys = t.unique_keys.clone();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [vec!["id"], vec!["order_id"], vec!["region", "amount"]]
+    );
+    assert!(read_catalog(&db, "shop.nope").await.is_none());
 }
