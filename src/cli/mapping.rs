@@ -6,8 +6,8 @@ use super::args::GlobalArgs;
 use crate::config::keys::KeySource;
 use crate::decode::Envelope;
 use crate::error::Failure;
-use crate::mapping::compile::{describe, Plan, MAX_KID_LEN};
-use crate::mapping::convert::Cell;
+use crate::mapping::compile::{ColumnPlan, Plan, MAX_KID_LEN};
+use crate::mapping::convert::{Cell, Converter, Epoch};
 use crate::mapping::eval::{eval_body, Outcome};
 use crate::mapping::event::Metadata;
 use crate::mapping::{login, OnConflict};
@@ -131,4 +131,37 @@ fn print_plan(name: &str, plan: &Plan) {
         }
     }
     println!("ok: {} route(s) fit the database", plan.routes.len());
+}
+
+/// One line for `mapping check`: how a column is made.
+fn describe(c: &ColumnPlan) -> String {
+    let how = match &c.converter {
+        Converter::Text { .. } => "text".to_owned(),
+        Converter::Int(_) => "integer".to_owned(),
+        Converter::SemverInt(_) => "version as integer (semver_int)".to_owned(),
+        Converter::Numeric(_) => "exact decimal".to_owned(),
+        Converter::Bool => "boolean".to_owned(),
+        Converter::Uuid => "uuid".to_owned(),
+        Converter::Date => "date (UTC)".to_owned(),
+        Converter::Timestamptz(None) => "RFC 3339 time".to_owned(),
+        Converter::Timestamptz(Some(Epoch::Seconds)) => "epoch seconds".to_owned(),
+        Converter::Timestamptz(Some(Epoch::Millis)) => "epoch milliseconds".to_owned(),
+        Converter::Inet => "address".to_owned(),
+        Converter::IpText { .. } => "address as canonical text".to_owned(),
+        Converter::Json { .. } => "JSON subtree as sent".to_owned(),
+        Converter::TextArray { .. } => "array of strings".to_owned(),
+        Converter::Token { context, ip, .. } => {
+            format!(
+                "token {context:?}{}",
+                if *ip { " of an address" } else { "" }
+            )
+        }
+    };
+    let flags = match (c.required, c.not_null) {
+        (true, true) => " [required, not null]",
+        (true, false) => " [required]",
+        (false, true) => " [not null]",
+        (false, false) => "",
+    };
+    format!("{} {} ← {} → {how}{flags}", c.name, c.shown_type, c.source)
 }

@@ -142,53 +142,38 @@ pub fn compile(
     })
 }
 
+/// A refusal about one route.
+fn refuse(route: &str, at: &str, column: Option<&str>, problem: String) -> MappingError {
+    MappingError::Refused {
+        at: at.to_owned(),
+        route: route.to_owned(),
+        column: column.map(str::to_owned),
+        problem,
+    }
+}
+
 fn load(
     route: &str,
     t: &TableRoute,
     catalogs: &Catalogs,
     kid_len: usize,
 ) -> Result<Load, MappingError> {
-    let refuse = |at: &str, column: Option<&str>, problem: String| MappingError::Refused {
-        at: at.to_owned(),
-        route: route.to_owned(),
-        column: column.map(str::to_owned),
-        problem,
-    };
     let Some(info) = catalogs.get(&t.table).and_then(Option::as_ref) else {
-        return Err(refuse(&t.table_at, None, format!("table {} does not exist (no relation of that name as the search_path resolves it): create it, or schema-qualify the name", t.table)));
+        let problem = format!("table {} does not exist (no relation of that name as the search_path resolves it): create it, or schema-qualify the name", t.table);
+        return Err(refuse(route, &t.table_at, None, problem));
     };
     if !matches!(info.kind.as_str(), "r" | "p") {
-        return Err(refuse(
-            &t.table_at,
-            None,
-            format!(
-                "{} is not a table (relkind {}): a route loads a table",
-                info.name, info.kind
-            ),
-        ));
+        let problem = format!(
+            "{} is not a table (relkind {}): a route loads a table",
+            info.name, info.kind
+        );
+        return Err(refuse(route, &t.table_at, None, problem));
     }
-    let mut columns = Vec::with_capacity(t.columns.len());
-    for c in &t.columns {
-        let Some(ci) = info.column(&c.name) else {
-            return Err(refuse(
-                &c.at,
-                Some(&c.name),
-                format!(
-                    "{} has no column {:?} (names are matched exactly, as the catalog spells them)",
-                    info.name, c.name
-                ),
-            ));
-        };
-        let converter = converter(c, ci, kid_len).map_err(|p| refuse(&c.at, Some(&c.name), p))?;
-        columns.push(ColumnPlan {
-            name: c.name.clone(),
-            source: c.source.clone(),
-            required: c.required,
-            not_null: ci.not_null,
-            converter,
-            shown_type: ci.shown.clone(),
-        });
-    }
+    let columns = t
+        .columns
+        .iter()
+        .map(|c| column_plan(route, c, info, kid_len))
+        .collect::<Result<Vec<_>, _>>()?;
     let unfilled = info.columns.iter().find(|ci| {
         ci.not_null
             && !ci.has_default
@@ -197,17 +182,16 @@ fn load(
             && !t.columns.iter().any(|c| c.name == ci.name)
     });
     if let Some(ci) = unfilled {
-        return Err(refuse(&t.table_at, Some(&ci.name), format!("{}.{} is NOT NULL without a default and no entry of [route.columns] fills it: map it, or give it a default", info.name, ci.name)));
+        let problem = format!("{}.{} is NOT NULL without a default and no entry of [route.columns] fills it: map it, or give it a default", info.name, ci.name);
+        return Err(refuse(route, &t.table_at, Some(&ci.name), problem));
     }
     let key = match &t.key {
         Some(k) => {
             let want: BTreeSet<&String> = k.columns.iter().collect();
-            let found = info
-                .unique_keys
-                .iter()
-                .any(|u| u.iter().collect::<BTreeSet<_>>() == want);
-            if !found {
-                return Err(refuse(&k.at, None, format!("{} has no unique index (nor primary key) on exactly ({}), which `key` needs for ON CONFLICT: create one", info.name, k.columns.join(", "))));
+            let unique = |u: &Vec<String>| u.iter().collect::<BTreeSet<_>>() == want;
+            if !info.unique_keys.iter().any(unique) {
+                let problem = format!("{} has no unique index (nor primary key) on exactly ({}), which `key` needs for ON CONFLICT: create one", info.name, k.columns.join(", "));
+                return Err(refuse(route, &k.at, None, problem));
             }
             Some((k.columns.clone(), k.on_conflict))
         }
@@ -218,6 +202,31 @@ fn load(
         columns,
         key,
         subject: t.subject.as_ref().map(|(s, _)| s.clone()),
+    })
+}
+
+fn column_plan(
+    route: &str,
+    c: &Column,
+    info: &TableInfo,
+    kid_len: usize,
+) -> Result<ColumnPlan, MappingError> {
+    let Some(ci) = info.column(&c.name) else {
+        let problem = format!(
+            "{} has no column {:?} (names are matched exactly, as the catalog spells them)",
+            info.name, c.name
+        );
+        return Err(refuse(route, &c.at, Some(&c.name), problem));
+    };
+    let converter =
+        converter(c, ci, kid_len).map_err(|p| refuse(route, &c.at, Some(&c.name), p))?;
+    Ok(ColumnPlan {
+        name: c.name.clone(),
+        source: c.source.clone(),
+        required: c.required,
+        not_null: ci.not_null,
+        converter,
+        shown_type: ci.shown.clone(),
     })
 }
 
@@ -367,39 +376,6 @@ fn meta_fits(source: &Source, conv: &Converter, ci: &ColumnInfo) -> Result<(), S
     } else {
         Err(format!("meta {meta} cannot load into {}", ci.shown))
     }
-}
-
-/// One line for `mapping check`: how a column is made.
-pub fn describe(c: &ColumnPlan) -> String {
-    let how = match &c.converter {
-        Converter::Text { .. } => "text".to_owned(),
-        Converter::Int(_) => "integer".to_owned(),
-        Converter::SemverInt(_) => "version as integer (semver_int)".to_owned(),
-        Converter::Numeric(_) => "exact decimal".to_owned(),
-        Converter::Bool => "boolean".to_owned(),
-        Converter::Uuid => "uuid".to_owned(),
-        Converter::Date => "date (UTC)".to_owned(),
-        Converter::Timestamptz(None) => "RFC 3339 time".to_owned(),
-        Converter::Timestamptz(Some(Epoch::Seconds)) => "epoch seconds".to_owned(),
-        Converter::Timestamptz(Some(Epoch::Millis)) => "epoch milliseconds".to_owned(),
-        Converter::Inet => "address".to_owned(),
-        Converter::IpText { .. } => "address as canonical text".to_owned(),
-        Converter::Json { .. } => "JSON subtree as sent".to_owned(),
-        Converter::TextArray { .. } => "array of strings".to_owned(),
-        Converter::Token { context, ip, .. } => {
-            format!(
-                "token {context:?}{}",
-                if *ip { " of an address" } else { "" }
-            )
-        }
-    };
-    let flags = match (c.required, c.not_null) {
-        (true, true) => " [required, not null]",
-        (true, false) => " [required]",
-        (false, true) => " [not null]",
-        (false, false) => "",
-    };
-    format!("{} {} ← {} → {how}{flags}", c.name, c.shown_type, c.source)
 }
 
 #[cfg(test)]

@@ -267,47 +267,7 @@ fn table_route(
         Some(s) => Some((s.get_ref().clone(), place.at(s.span().start))),
         None => None,
     };
-    let key = match (r.key, r.on_conflict) {
-        (None, None) => None,
-        (None, Some(o)) => return Err(fail(o.span().start, "`on_conflict` needs `key`".into())),
-        (Some(k), None) => {
-            return Err(fail(
-                k.span().start,
-                "`key` needs `on_conflict` (\"ignore\" or \"update\")".into(),
-            ))
-        }
-        (Some(k), Some(o)) => {
-            let on_conflict = match o.get_ref().as_str() {
-                "ignore" => OnConflict::Ignore,
-                "update" => OnConflict::Update,
-                other => {
-                    return Err(fail(
-                        o.span().start,
-                        format!("on_conflict {other:?}: use \"ignore\" or \"update\""),
-                    ))
-                }
-            };
-            let cols = k.get_ref();
-            let unique: BTreeSet<_> = cols.iter().collect();
-            if cols.is_empty() || unique.len() != cols.len() {
-                return Err(fail(
-                    k.span().start,
-                    "`key` needs one or more distinct columns".into(),
-                ));
-            }
-            if let Some(c) = cols.iter().find(|c| !mapped(c)) {
-                return Err(fail(
-                    k.span().start,
-                    format!("key column {c:?} is not a column of [route.columns]"),
-                ));
-            }
-            Some(Key {
-                columns: cols.clone(),
-                on_conflict,
-                at: place.at(k.span().start),
-            })
-        }
-    };
+    let key = key(place, name, r.key, r.on_conflict, &columns)?;
     Ok(TableRoute {
         table: table.get_ref().clone(),
         table_at: place.at(table.span().start),
@@ -315,6 +275,50 @@ fn table_route(
         key,
         columns,
     })
+}
+
+/// `key` and `on_conflict`: both or neither; distinct, mapped key columns.
+fn key(
+    place: &Place<'_>,
+    route: &str,
+    key: Option<Spanned<Vec<String>>>,
+    on_conflict: Option<Spanned<String>>,
+    columns: &[Column],
+) -> Result<Option<Key>, MappingError> {
+    let fail =
+        |offset: usize, problem: String| place.error(offset, format!("route {route:?}: {problem}"));
+    let (k, o) = match (key, on_conflict) {
+        (None, None) => return Ok(None),
+        (None, Some(o)) => return Err(fail(o.span().start, "`on_conflict` needs `key`".into())),
+        (Some(k), None) => {
+            let problem = "`key` needs `on_conflict` (\"ignore\" or \"update\")";
+            return Err(fail(k.span().start, problem.into()));
+        }
+        (Some(k), Some(o)) => (k, o),
+    };
+    let on_conflict = match o.get_ref().as_str() {
+        "ignore" => OnConflict::Ignore,
+        "update" => OnConflict::Update,
+        other => {
+            let problem = format!("on_conflict {other:?}: use \"ignore\" or \"update\"");
+            return Err(fail(o.span().start, problem));
+        }
+    };
+    let cols = k.get_ref();
+    let unique: BTreeSet<_> = cols.iter().collect();
+    if cols.is_empty() || unique.len() != cols.len() {
+        let problem = "`key` needs one or more distinct columns";
+        return Err(fail(k.span().start, problem.into()));
+    }
+    if let Some(c) = cols.iter().find(|c| !columns.iter().any(|m| &m.name == *c)) {
+        let problem = format!("key column {c:?} is not a column of [route.columns]");
+        return Err(fail(k.span().start, problem));
+    }
+    Ok(Some(Key {
+        columns: cols.clone(),
+        on_conflict,
+        at: place.at(k.span().start),
+    }))
 }
 
 fn column(

@@ -268,4 +268,42 @@ proptest! {
             Err(other) => prop_assert!(false, "{other}"),
         }
     }
+
+    /// Epoch times load as the instant they count; RFC 3339 in any offset as the same
+    /// instant; the date of a time is its UTC date.
+    #[test]
+    fn times_load_as_their_instant(secs in -62_135_596_800i64..253_402_300_799, off_min in -1439i32..1439) {
+        let t = DateTime::from_timestamp(secs, 0).unwrap();
+        prop_assert_eq!(run(&Converter::Timestamptz(Some(Epoch::Seconds)), &secs.to_string()), Ok(Cell::Timestamptz(t)));
+        prop_assert_eq!(run(&Converter::Timestamptz(Some(Epoch::Millis)), &(secs * 1000).to_string()), Ok(Cell::Timestamptz(t)));
+        let zone = chrono::FixedOffset::east_opt(off_min * 60).unwrap();
+        let text = t.with_timezone(&zone).to_rfc3339();
+        prop_assert_eq!(run(&Converter::Timestamptz(None), &format!("{text:?}")), Ok(Cell::Timestamptz(t)));
+        prop_assert_eq!(run(&Converter::Date, &format!("{text:?}")), Ok(Cell::Date(t.date_naive())));
+    }
+
+    /// Any uuid in any case loads as itself; any address loads canonical, its token opens
+    /// back to it under the context `ip`.
+    #[test]
+    fn uuids_addresses_and_tokens(bytes in any::<[u8; 16]>(), upper in any::<bool>()) {
+        let u = uuid::Uuid::from_bytes(bytes);
+        let text = if upper { u.to_string().to_uppercase() } else { u.to_string() };
+        prop_assert_eq!(run(&Converter::Uuid, &format!("{text:?}")), Ok(Cell::Uuid(u)));
+        let ip = IpAddr::from(bytes);
+        let canonical = ip.to_canonical();
+        prop_assert_eq!(run(&Converter::Inet, &format!("{:?}", ip.to_string())), Ok(Cell::Inet(canonical)));
+        let tok = Converter::Token { context: "ip".into(), ip: true, max_chars: None };
+        let Ok(Cell::Text(t)) = run(&tok, &format!("{:?}", ip.to_string())) else {
+            return Err(TestCaseError::fail("no token"));
+        };
+        let opened = Masker::fixed_for_tests().reveal(crate::mask::Column::Ip, &t).unwrap();
+        prop_assert_eq!(opened, canonical.to_string());
+    }
+
+    /// A JSON array of strings loads element for element.
+    #[test]
+    fn string_arrays_load_element_for_element(items in proptest::collection::vec("[^\\x00]{0,5}", 0..5)) {
+        let json = serde_json::to_string(&items).unwrap();
+        prop_assert_eq!(run(&Converter::TextArray { max_chars: Some(5) }, &json), Ok(Cell::TextArray(items)));
+    }
 }
