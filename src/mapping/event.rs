@@ -39,10 +39,17 @@ impl fmt::Display for BodyError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Duplicate;
 
-/// One event: a JSON object, checked once, read by pointers.
-#[derive(Clone, Copy, Debug)]
+/// One event: a JSON object, checked once, read by pointers. Its `Debug` redacts: an event
+/// may hold anything.
+#[derive(Clone, Copy)]
 pub struct Event<'a> {
     root: &'a RawValue,
+}
+
+impl fmt::Debug for Event<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Event(<redacted>)")
+    }
 }
 
 impl<'a> Event<'a> {
@@ -193,8 +200,9 @@ impl<'de> Visitor<'de> for FindIndex {
     }
 }
 
-/// What SQS and the envelope say about a message besides its event.
-#[derive(Clone, Debug, Default)]
+/// What SQS and the envelope say about a message besides its event. `Debug` shows the
+/// attributes' and envelope fields' names, never their values.
+#[derive(Clone, Default)]
 pub struct Metadata {
     /// The SQS message id.
     pub message_id: String,
@@ -210,8 +218,24 @@ pub struct Metadata {
     pub envelope: Option<BTreeMap<String, Box<RawValue>>>,
 }
 
-/// A value found for a [`Source`].
-#[derive(Clone, Copy, Debug)]
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metadata")
+            .field("message_id", &self.message_id)
+            .field("sent_timestamp", &self.sent_timestamp)
+            .field("receive_count", &self.receive_count)
+            .field("group_id", &self.group_id)
+            .field("attributes", &self.attributes.keys().collect::<Vec<_>>())
+            .field(
+                "envelope",
+                &self.envelope.as_ref().map(|e| e.keys().collect::<Vec<_>>()),
+            )
+            .finish()
+    }
+}
+
+/// A value found for a [`Source`]. `Debug` redacts the value, which may be personal data.
+#[derive(Clone, Copy)]
 pub enum Found<'a> {
     /// JSON from the event or the envelope, as sent.
     Json(&'a RawValue),
@@ -221,6 +245,17 @@ pub enum Found<'a> {
     Int(i64),
     /// A metadata time (`sent_timestamp`).
     Time(DateTime<Utc>),
+}
+
+impl fmt::Debug for Found<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Json(_) => "Json(<redacted>)",
+            Self::Text(_) => "Text(<redacted>)",
+            Self::Int(_) => "Int(<redacted>)",
+            Self::Time(_) => "Time(<redacted>)",
+        })
+    }
 }
 
 impl Metadata {
@@ -286,6 +321,20 @@ mod tests {
         assert_eq!(get(body, "/c"), Err(Duplicate));
         // A key repeated off the path is not looked at.
         assert_eq!(get(body, "/a").unwrap().unwrap(), r#"{"b":1,"b":2}"#);
+    }
+
+    #[test]
+    fn debug_never_shows_values() {
+        let e = Event::parse(r#"{"ip":"10.1.2.3"}"#).unwrap();
+        let v = e.get(&Pointer::parse("/ip").unwrap()).unwrap().unwrap();
+        let mut meta = Metadata::default();
+        meta.attributes.insert("tenant".into(), "secret-9".into());
+        let shown = format!("{e:?} {:?} {meta:?}", Found::Json(v));
+        assert!(
+            !shown.contains("10.1.2.3") && !shown.contains("secret-9"),
+            "{shown}"
+        );
+        assert!(shown.contains("tenant"), "{shown}");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Mappings: which events go to which tables, as a file says (the contract's "Mappings").
 //!
-//! [`file`] reads and checks the TOML into a [`Mapping`] ([`spec`]); [`when`] decides which route takes an
-//! event; [`catalog`] reads a target table from the live database; [`compile`] turns the
-//! file and the catalogs into a [`compile::Plan`], one converter per column, refusing what
-//! cannot work; [`convert`] runs a converter on one value. [`login`] is today's load of
+//! [`file`](mod@file) reads and checks the TOML into a [`Mapping`] ([`spec`]); [`when`] decides which
+//! route takes an event; [`catalog`] reads a target table from the live database;
+//! [`compile`] turns the file and the catalogs into a [`compile::Plan`], one converter per
+//! column, refusing what cannot work; [`convert`] runs a converter on one value; [`eval`]
+//! runs one event through a plan. [`login`] is today's load of
 //! `user_logins` written as a mapping. Nothing here is wired into the pipeline yet.
 //!
 //! Every error about the file names `FILE:LINE:COL`, and a compile refusal also the route
