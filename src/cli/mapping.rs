@@ -138,7 +138,9 @@ fn describe(c: &ColumnPlan) -> String {
     let how = match &c.converter {
         Converter::Text { .. } => "text".to_owned(),
         Converter::Int(_) => "integer".to_owned(),
-        Converter::SemverInt(_) => "version as integer (semver_int)".to_owned(),
+        Converter::SemverInt(_) | Converter::SemverNumeric(_) => {
+            "version as integer (semver_int)".to_owned()
+        }
         Converter::Numeric(_) => "exact decimal".to_owned(),
         Converter::Bool => "boolean".to_owned(),
         Converter::Uuid => "uuid".to_owned(),

@@ -268,6 +268,9 @@ fn converter(c: &Column, ci: &ColumnInfo, kid_len: usize) -> Result<Converter, S
                 Epoch::Millis
             }))
         }
+        (None, Some(As::SemverInt)) if base == "numeric" => {
+            Converter::SemverNumeric(ci.numeric_typmod())
+        }
         (None, Some(As::SemverInt)) if is_text => Converter::Text {
             max_chars: ci.char_limit(),
         },
@@ -285,7 +288,7 @@ fn wrong_as(a: As, ci: &ColumnInfo) -> String {
     let into = match a {
         As::Ip => "inet or a text type",
         As::EpochS | As::EpochMs => "timestamptz",
-        As::SemverInt => "int2, int4, int8 or a text type",
+        As::SemverInt => "int2, int4, int8, numeric or a text type",
     };
     format!("as = {:?} loads into {into}, not {}", a.as_str(), ci.shown)
 }
@@ -369,6 +372,7 @@ fn meta_fits(source: &Source, conv: &Converter, ci: &ColumnInfo) -> Result<(), S
                 | Converter::IpText { .. }
                 | Converter::Numeric(_)
                 | Converter::SemverInt(_)
+                | Converter::SemverNumeric(_)
         ),
     };
     if ok {

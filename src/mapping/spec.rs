@@ -84,8 +84,8 @@ pub enum As {
     EpochS,
     /// Milliseconds since the epoch, for a time.
     EpochMs,
-    /// `MAJOR[.MINOR[.PATCH]]` as `major*10000 + minor*100 + patch` into an integer column
-    /// (the login's `app_version`); verbatim into a text column.
+    /// `MAJOR[.MINOR[.PATCH]]` as `major*10000 + minor*100 + patch` into an integer or
+    /// numeric column (the login's `app_version`); verbatim into a text column.
     SemverInt,
 }
 

@@ -5,7 +5,8 @@
 //! What each takes:
 //! - text types: a JSON string (or a metadata string); NUL refused, length in characters;
 //! - `int2`/`int4`/`int8`: a JSON number whose exact value is an integer in range (`1.0`
-//!   and `1e2` are integers; `"1"` is a string); `as = "semver_int"`: a version string;
+//!   and `1e2` are integers; `"1"` is a string); `as = "semver_int"`: a version string
+//!   (into `numeric` too);
 //! - `numeric`: a JSON number or a string in the JSON number grammar, exactly; more
 //!   fractional digits than the scale is refused, never rounded;
 //! - `boolean`: `true`/`false`; `uuid`: a string Postgres reads as one;
@@ -153,6 +154,9 @@ pub enum Converter {
     Int(IntWidth),
     /// A version string encoded `major*10000 + minor*100 + patch`.
     SemverInt(IntWidth),
+    /// The same encoding into a `numeric(precision, scale)` column, at most `i32::MAX` as
+    /// the login's `app_version` has always been.
+    SemverNumeric(Option<(i32, i32)>),
     /// An exact decimal within `(precision, scale)`.
     Numeric(Option<(i32, i32)>),
     /// A boolean.
@@ -226,6 +230,15 @@ impl Converter {
                 crate::decode::encode_app_version(&v, w.max())
                     .ok_or(Check::BadVersion)
                     .and_then(|n| w.cell(n))
+            }
+            Self::SemverNumeric(typmod) => {
+                let v = string(found)?;
+                let n = crate::decode::encode_app_version(&v, i32::MAX.into())
+                    .ok_or(Check::BadVersion)?;
+                let d = Decimal::parse(&n.to_string()).map_err(|_| Check::BadVersion)?;
+                d.fits(*typmod)
+                    .then_some(Cell::Numeric(d))
+                    .ok_or(Check::OutOfRange)
             }
             Self::Numeric(typmod) => numeric(found, *typmod).map(Cell::Numeric),
             Self::Bool => match json(found)?.get() {
