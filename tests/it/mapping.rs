@@ -297,3 +297,22 @@ async fn the_catalog_reads_a_tables_columns_and_unique_keys() {
     );
     assert!(read_catalog(&db, "shop.nope").await.is_none());
 }
+
+#[tokio::test]
+async fn a_mapping_file_that_cannot_be_read_or_a_database_not_migrated_is_refused() {
+    let env = TestEnv::unmigrated().await;
+    let out = env.run_cmd(&["mapping", "check", "--mapping", "/nonexistent/orders.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--mapping / SQS2PG_MAPPING: cannot read /nonexistent/orders.toml"),
+        "{stderr}"
+    );
+    let out = env.run_cmd(&["mapping", "check"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("rejects table user_logins_rejects does not exist: run `sqs2pg migrate`"),
+        "{stderr}"
+    );
+}
