@@ -22,6 +22,7 @@ use super::field::{Meta, Source};
 use super::file::{As, Column, Mapping, OnConflict, TableRoute, Target};
 use super::when::When;
 use super::MappingError;
+use crate::db::DbError;
 
 /// A compiled mapping.
 #[derive(Clone, Debug)]
@@ -94,13 +95,35 @@ pub async fn compile_live(
 ) -> Result<Plan, MappingError> {
     let mut catalogs = Catalogs::new();
     let tables = mapping.routes.iter().filter_map(|r| match &r.target {
-        Target::Table(t) => Some(t.table.as_str()),
+        Target::Table(t) => Some((t.table.as_str(), t.table_at.as_str(), Some(r.name.as_str()))),
         Target::Skip => None,
     });
-    for t in tables.chain([mapping.rejects_table.as_str()]) {
-        if !catalogs.contains_key(t) {
-            catalogs.insert(t.to_owned(), catalog::read(client, t).await?);
+    let rejects = (
+        mapping.rejects_table.as_str(),
+        mapping.rejects_at.as_str(),
+        None,
+    );
+    for (t, at, route) in tables.chain([rejects]) {
+        if catalogs.contains_key(t) {
+            continue;
         }
+        let info = catalog::read(client, t).await.map_err(|e| match &e {
+            // A name Postgres cannot read as one (too many dots, another database's).
+            DbError::Db { code: Some(c), .. }
+                if matches!(c.as_str(), "42601" | "42602" | "0A000") =>
+            {
+                let problem = format!("table name {t:?} is not one Postgres reads: {e}");
+                match route {
+                    Some(r) => refuse(r, at, None, problem),
+                    None => MappingError::File {
+                        at: at.to_owned(),
+                        problem: format!("rejects_table: {problem}"),
+                    },
+                }
+            }
+            _ => e.into(),
+        })?;
+        catalogs.insert(t.to_owned(), info);
     }
     compile(mapping, &catalogs, kid_len)
 }
