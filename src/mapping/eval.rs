@@ -122,10 +122,18 @@ pub fn eval_body<'p>(
             Err(_) => return bad(),
         }
     }
-    match std::str::from_utf8(&opened.event) {
+    let sns = opened.kind == Some(envelope::Kind::Sns);
+    let outcome = match std::str::from_utf8(&opened.event) {
         Ok(event) => eval(plan, event, &meta, masker),
-        // An SNS Message that is not JSON text is a broken envelope, as for logins.
-        Err(_) => bad(),
+        Err(_) => return bad(),
+    };
+    match outcome {
+        // An SNS Message that is not JSON is a broken envelope, as for logins.
+        Outcome::Reject {
+            reason: Reason::Body(BodyError::NotJson),
+            ..
+        } if sns => bad(),
+        other => other,
     }
 }
 

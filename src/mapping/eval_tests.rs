@@ -204,3 +204,62 @@ fn the_login_mapping_loads_what_todays_decoder_loads() {
     }
     assert!(loaded > 1800, "{loaded}");
 }
+
+#[test]
+fn envelopes_open_and_their_fields_are_metadata() {
+    let text = r#"
+[[route]]
+name = "login"
+when = { meta = "envelope:detail-type", equals = "Login" }
+table = "user_logins"
+[route.columns]
+user_id = { path = "/user_id" }
+device_type = { meta = "envelope:source" }
+create_date = { meta = "envelope:time" }
+[[route]]
+name = "sns"
+when = { meta = "envelope:TopicArn", exists = true }
+table = "user_logins"
+[route.columns]
+user_id = { path = "/user_id" }
+locale = { meta = "envelope:Subject" }
+"#;
+    let plan = compile(&Mapping::parse("t.toml", text).unwrap(), &catalogs(), 32).unwrap();
+    let mut m = Masker::fixed_for_tests();
+    let auto = crate::decode::Envelope::Auto;
+    let eb = r#"{"detail-type":"Login","source":"app","time":"2024-05-01T23:30:00-01:00","detail":{"user_id":"u1"}}"#;
+    let Outcome::Row { route, cells, .. } = eval_body(&plan, eb, auto, sent(), &mut m) else {
+        panic!("a row")
+    };
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 5, 2).unwrap();
+    assert_eq!(route, "login");
+    assert_eq!(
+        cells,
+        [
+            ("user_id", Cell::Text("u1".into())),
+            ("device_type", Cell::Text("app".into())),
+            ("create_date", Cell::Date(day)),
+        ]
+    );
+    let sns = r#"{"Type":"Notification","TopicArn":"arn:t","Subject":"DE","Message":"{\"user_id\":\"u2\"}"}"#;
+    let Outcome::Row { route, cells, .. } = eval_body(&plan, sns, auto, sent(), &mut m) else {
+        panic!("a row")
+    };
+    assert_eq!(route, "sns");
+    assert_eq!(cells[1], ("locale", Cell::Text("DE".into())));
+    let broken = r#"{"Type":"Notification","TopicArn":"arn:t","Message":"not json"}"#;
+    assert_eq!(
+        reason(eval_body(&plan, broken, auto, sent(), &mut m)),
+        "bad_envelope"
+    );
+    let no_detail = r#"{"detail-type":"Login","source":"app","detail":[]}"#;
+    assert_eq!(
+        reason(eval_body(&plan, no_detail, auto, sent(), &mut m)),
+        "bad_envelope"
+    );
+    // A bare body has no envelope fields: no route's `when` holds.
+    assert_eq!(
+        reason(eval_body(&plan, r#"{"user_id":"u"}"#, auto, sent(), &mut m)),
+        "no_route"
+    );
+}
