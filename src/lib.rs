@@ -22,6 +22,7 @@
 //! | [`source`] | SQS: long-poll receive, delete and visibility on one batch-call helper, send, queue attributes; FIFO group, deduplication and receive-attempt ids ([`source::fifo`]); the adaptive limit on delete and visibility calls in flight ([`source::limit`]) |
 //! | [`decode`] | pure: body bytes → [`decode::Login`] or a [`decode::RejectReason`]; the event inside an SNS or EventBridge envelope ([`decode::envelope`]) |
 //! | [`mask`] | pure: AES-256-SIV tokens; the keyring; KMS-wrapped keys |
+//! | [`mapping`] | any event into any table, as a mapping file says: the file and its checks ([`mapping::file`]), route predicates ([`mapping::when`]), a table's live catalog ([`mapping::catalog`]), the compiled plan with one converter per column ([`mapping::compile`]), exact converters ([`mapping::convert`]), the built-in login mapping ([`mapping::login`]); not yet wired into the pipeline |
 //! | [`transform`] | pure: decode + mask → [`transform::Row`] or [`transform::Reject`], panics contained |
 //! | [`db`] | Postgres: connect, schema and table shape, ledger, encoders, the batch write, rejects, audit, rekey queries; statements prepared or unnamed for poolers (`db::statement`) |
 //! | [`commit`] | committing a batch, composed by the pipeline's writers and the Lambda handler: retries, reconnects, bisection to the refused row ([`commit::Committer`]); the items it commits ([`commit::Item`]); the writers' health that pollers steer by ([`commit::WriteSignal`]) |
@@ -61,6 +62,7 @@ pub mod decode;
 pub mod error;
 pub mod failpoint;
 pub mod lambda;
+pub mod mapping;
 pub mod mask;
 pub mod ops;
 pub mod pii;

@@ -144,6 +144,9 @@ pub enum Command {
         after_help = "Examples:\n  sqs2pg rejects list\n  sqs2pg rejects list --reason bad_app_version --ids 100\n  sqs2pg rejects replay --keys-file keys --reason bad_app_version"
     )]
     Rejects(RejectsCommand),
+    /// Print or check a mapping: which events go to which tables and columns.
+    #[command(subcommand)]
+    Mapping(MappingCommand),
     /// Print the effective configuration (flags > environment > config file > defaults),
     /// secrets redacted.
     #[command(
@@ -246,6 +249,29 @@ pub enum RejectsCommand {
         /// Rejects per transaction.
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=100_000))]
         batch_size: i64,
+    },
+}
+
+/// `sqs2pg mapping ...`
+#[derive(Debug, Subcommand)]
+pub enum MappingCommand {
+    /// Print the built-in login mapping, in the mapping file's format: a starting point for
+    /// a file of your own.
+    #[command(after_help = "Examples:\n  sqs2pg mapping print > my-mapping.toml")]
+    Print,
+    /// Compile the mapping (--mapping, else the built-in login mapping) against the live
+    /// database and print, per route, its table and how each column is filled; exit 2 naming
+    /// the file line, route and column of anything that cannot work.
+    #[command(
+        after_help = "Examples:\n  sqs2pg mapping check\n  sqs2pg mapping check --mapping orders.toml\n  sqs2pg mapping check --mapping orders.toml --sample bodies.jsonl --keys-file keys"
+    )]
+    Check {
+        /// Also run these bodies (a JSON array, or JSONL: one body a line) through the
+        /// compiled mapping, opening envelopes as --envelope says, and print per body its
+        /// route and row (tokens as tokens; without a keyring, under a throwaway key) or
+        /// its reject reason. SentTimestamp is now; message ids are `sample-N`.
+        #[arg(long, value_name = "FILE")]
+        sample: Option<std::path::PathBuf>,
     },
 }
 

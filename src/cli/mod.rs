@@ -11,6 +11,7 @@ mod check;
 mod config;
 mod docs;
 mod keygen;
+mod mapping;
 mod migrate;
 mod output;
 mod rejects;
@@ -29,7 +30,7 @@ use crate::config::file::FileConfig;
 use crate::config::ConfigError;
 use crate::error::Failure;
 
-pub use args::{Cli, Command, RejectsCommand};
+pub use args::{Cli, Command, MappingCommand, RejectsCommand};
 
 /// Parses the process's flags and environment, with the configuration file (`--config` /
 /// `SQS2PG_CONFIG`) as the layer between the environment and the defaults. A bad flag
@@ -133,6 +134,10 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             value,
         } => reveal::mask(g, (*column).into(), reason, value).await,
         Command::Rekey { batch_size } => rekey::rekey(g, *batch_size).await,
+        Command::Mapping(MappingCommand::Print) => mapping::print(),
+        Command::Mapping(MappingCommand::Check { sample }) => {
+            mapping::check(g, sample.as_deref()).await
+        }
         Command::Config(_) => config::print(g, &cli.effective),
         Command::Completions { shell } => docs::completions(*shell),
         Command::Man { dir } => docs::man(dir.as_deref()),

@@ -128,6 +128,13 @@ impl Masker {
 
     /// Encrypts under the writing key.
     pub fn seal(&mut self, column: Column, plaintext: &[u8]) -> String {
+        self.seal_context(column.as_str(), plaintext)
+    }
+
+    /// Encrypts under the writing key for a mapping's token context: associated data
+    /// `[context, kid]`, so the contexts `ip` and `device_id` give the very tokens of
+    /// [`Masker::mask_ip`] and [`Masker::mask_device_id`].
+    pub fn seal_context(&mut self, context: &str, plaintext: &[u8]) -> String {
         let kid = self.writer.as_str();
         let cipher = self
             .ciphers
@@ -135,7 +142,7 @@ impl Masker {
             .unwrap_or_else(|| unreachable!("the writing key is always in the ring"));
         // Encryption fails only for more than 126 headers; we pass two.
         let ct = cipher
-            .encrypt([column.as_str().as_bytes(), kid.as_bytes()], plaintext)
+            .encrypt([context.as_bytes(), kid.as_bytes()], plaintext)
             .unwrap_or_default();
         let mut out = String::with_capacity(self.token_len(plaintext.len()));
         out.push_str(PREFIX);
@@ -195,7 +202,6 @@ impl Masker {
     }
 }
 
-/// IPv4 as its IPv4-mapped IPv6 form, so both spellings encrypt the same 16 bytes.
 #[cfg(test)]
 impl Masker {
     /// A masker on one fixed key (kid `t`), for the unit tests of the stages that mask.
@@ -206,7 +212,9 @@ impl Masker {
     }
 }
 
-fn ip_plaintext(ip: IpAddr) -> [u8; 16] {
+/// The 16 bytes an address is sealed as: IPv4 as its IPv4-mapped IPv6 form, so both
+/// spellings encrypt the same bytes.
+pub fn ip_plaintext(ip: IpAddr) -> [u8; 16] {
     match ip.to_canonical() {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),
@@ -239,6 +247,17 @@ mod tests {
         assert_ne!(a, v6);
         assert_eq!(m.reveal(Column::Ip, &a).unwrap(), "1.2.3.4");
         assert_eq!(m.reveal(Column::Ip, &v6).unwrap(), "2001:db8::1");
+    }
+
+    #[test]
+    fn context_tokens_are_the_column_tokens() {
+        let mut m = Masker::new(&ring(&k("k1", 1)));
+        let ip: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(m.seal_context("ip", &ip_plaintext(ip)), m.mask_ip(ip));
+        assert_eq!(m.seal_context("device_id", b"d-1"), m.mask_device_id("d-1"));
+        let email = m.seal_context("email", b"d-1");
+        assert_ne!(email, m.mask_device_id("d-1"));
+        assert!(m.open(Column::DeviceId, &email).is_err());
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The non-streaming use cases, each composing the stages it needs: [`replay`] quarantined
 //! bodies, [`rekey`] old tokens, [`reveal`] and mask (audited), and the [`admin`] chores
-//! (migrate, list rejects, send, make a key), and [`check`], everything `run` needs, checked
-//! before it starts. The CLI calls these; it runs no SQL itself.
+//! (migrate, list rejects, send, make a key), [`check`], everything `run` needs, checked
+//! before it starts, and [`mapping`], which compiles a mapping against the live database.
+//! The CLI calls these; it runs no SQL itself.
 
 pub mod admin;
 pub mod check;
+pub mod mapping;
 pub mod rekey;
 pub mod replay;
 pub mod reveal;

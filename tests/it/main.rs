@@ -31,6 +31,7 @@ mod lambda;
 mod lambda_runtime;
 mod libpq;
 mod manifests;
+mod mapping;
 mod ops;
 mod output;
 #[cfg(feature = "failpoints")]

@@ -136,6 +136,11 @@ settings! {
         /// Serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9898).
         #[arg(long, env = "SQS2PG_METRICS_ADDR", global = true)]
         pub metrics_addr: Option<std::net::SocketAddr> => Text,
+        /// Mapping file: which events go to which tables and columns (`sqs2pg mapping print`
+        /// shows the format, as the built-in login mapping). Without it, the built-in login
+        /// mapping. Read so far by `mapping check` only.
+        #[arg(long, env = "SQS2PG_MAPPING", global = true, value_name = "FILE")]
+        pub mapping: Option<PathBuf>,
         /// TOML file with any non-secret setting (flags > environment > file > defaults).
         #[arg(long, env = "SQS2PG_CONFIG", global = true)]
         pub config: Option<PathBuf>,

@@ -56,6 +56,11 @@ pub fn writing_kid(keys: &str) -> String {
 pub struct TestMasker(pub(crate) Masker);
 
 impl TestMasker {
+    /// The token of `value` under a mapping's token context.
+    pub fn token(&mut self, context: &str, value: &str) -> String {
+        self.0.seal_context(context, value.as_bytes())
+    }
+
     /// The token of an ip address (any spelling `IpAddr` parses).
     pub fn mask_ip(&mut self, ip: &str) -> String {
         self.0.mask_ip(ip.parse().expect("ip"))
@@ -224,4 +229,14 @@ pub fn failed_ids(resp: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec
         .collect();
     ids.sort();
     ids
+}
+
+/// The built-in login mapping as `sqs2pg mapping print` prints it.
+pub const LOGIN_MAPPING: &str = sqs2pg::mapping::login::LOGIN_TOML;
+
+/// A table as a mapping's compiler reads it from the catalog; `None` when there is none.
+pub async fn read_catalog(db: &Db, table: &str) -> Option<sqs2pg::mapping::catalog::TableInfo> {
+    sqs2pg::mapping::catalog::read(&db.0, table)
+        .await
+        .expect("read the catalog")
 }
