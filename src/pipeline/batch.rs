@@ -101,7 +101,8 @@ impl TransformAndBatch {
             for (msg, mut charge) in msgs {
                 let (item, unknown_keys) = Item::new(msg, &limits, &mut self.masker);
                 self.stats.add_unknown_keys(unknown_keys);
-                // A reject holds its sealed copy instead of the raw body.
+                // A reject holds its sealed copy instead of the raw body (a row: no change,
+                // and no lock taken).
                 charge.resize(item.held_bytes());
                 let bytes = charge.bytes();
                 window.get_or_insert_with(|| tokio::time::Instant::now() + self.batch_wait);

@@ -201,6 +201,9 @@ impl Charge {
 
     /// The body now takes `bytes` (a reject's sealed body instead of the raw one).
     pub fn resize(&mut self, bytes: usize) {
+        if bytes == self.bytes {
+            return;
+        }
         if let Some(b) = &self.budget {
             b.adjust(bytes, self.bytes);
         }
