@@ -57,7 +57,7 @@ test: services tools
 	$(CARGO) build --locked --features lambda --bin sqs2pg-lambda
 	@$(SERVICES_ENV); eval "$$(scripts/tools env)"; $(CARGO) test --locked --all-targets --features failpoints
 	$(CARGO) build --locked --example bench
-	@$(SERVICES_ENV); target/debug/examples/bench --smoke --out target/bench-smoke > /dev/null
+	@$(SERVICES_ENV); eval "$$(scripts/tools env)"; target/debug/examples/bench --smoke --out target/bench-smoke > /dev/null
 
 ## test-matrix: on each PostgreSQL major (npm builds, one private cluster each, started by
 ## `scripts/services pg MAJOR`): migrate (`migrate --roles` and the ingest role's rights) and
@@ -73,11 +73,13 @@ test-matrix: services
 	  echo "== PostgreSQL $$major: $$((SECONDS - start)) s"; \
 	done
 
-## bench: release build, then the full harness (table on stdout, target/bench/results.md,
-## scaling.csv, scaling.png) and criterion's transform bench
-bench: services
+## bench: release build (the Lambda binary too: its section runs it under cargo-lambda's
+## Runtime API), then the full harness (table on stdout, target/bench/results.md, scaling.csv,
+## scaling.png) and criterion's transform bench
+bench: services tools
 	$(CARGO) build --release --locked --bins --examples
-	@$(SERVICES_ENV); target/release/examples/bench --out target/bench
+	$(CARGO) build --release --locked --features lambda --bin sqs2pg-lambda
+	@$(SERVICES_ENV); eval "$$(scripts/tools env)"; target/release/examples/bench --out target/bench
 	$(CARGO) bench --locked --bench transform
 
 tools:

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! bench [--smoke] [--out DIR] [--only S,S]          everything (or the sections named:
-//!                                                   transform,sink,e2e,drain,scaling,rss,
-//!                                                   big,stub);
+//!                                                   transform,sink,e2e,drain,lambda,
+//!                                                   scaling,rss,big,stub);
 //!                                                   writes DIR/results.md, scaling.csv
 //! bench ceiling --queue-url U --pollers N           child: SDK receive + delete only
 //! ```
@@ -39,6 +39,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[path = "bench/drain.rs"]
 mod drain;
+#[path = "bench/lambda.rs"]
+mod lambda;
 
 // The allocator sqs2pg ships with, so that the SDK-only floor and the transform figures are
 // measured on the same footing as the daemon.
@@ -73,6 +75,8 @@ struct Sizes {
     drain_backlog: usize,
     /// How long the idle daemons of the drain section run.
     idle_secs: u64,
+    /// Timed invocations per function and event size in the Lambda section.
+    lambda_invocations: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -92,6 +96,7 @@ const FULL: Sizes = Sizes {
     stub_messages: 300_000,
     drain_backlog: 10_000,
     idle_secs: 61,
+    lambda_invocations: 400,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -111,6 +116,7 @@ const SMOKE: Sizes = Sizes {
     stub_messages: 5_000,
     drain_backlog: 300,
     idle_secs: 3,
+    lambda_invocations: 5,
 };
 
 fn main() -> Result<()> {
@@ -170,11 +176,12 @@ fn line(what: &str, value: String, reference: String, ratio: String, target: &st
 }
 
 /// The harness's sections, in run order; `--only a,b` runs a subset.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "transform",
     "sink",
     "e2e",
     "drain",
+    "lambda",
     "scaling",
     "rss",
     "big",
@@ -211,6 +218,10 @@ async fn run_all(sizes: Sizes, smoke: bool, only: Option<&str>, out: &Path) -> R
     if run("drain") {
         eprintln!("== drain of a backlog vs Python; SQS requests under load and idle");
         lines.extend(drain::bench_drain(&env, sizes).await?);
+    }
+    if run("lambda") {
+        eprintln!("== the Lambda function vs a Python Powertools function, under the Runtime API");
+        lines.extend(lambda::bench_lambda(&env, sizes).await?);
     }
     if run("scaling") {
         eprintln!("== scaling with injected latency");

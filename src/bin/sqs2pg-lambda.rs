@@ -9,8 +9,23 @@ use clap::Parser;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use sqs2pg::error::Failure;
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+// The daemon's allocator: glibc's malloc was among the top entries of the function's profile.
+#[global_allocator]
+static ALLOC: sqs2pg::alloc::Split = sqs2pg::alloc::Split;
+
+/// One thread: Lambda hands an instance one invocation at a time, and on the multi-thread
+/// runtime each await moved the work to another worker, so about half of the function's CPU
+/// was the kernel switching threads (BENCHMARKS.md, "The Lambda function"). The daemon, which
+/// runs many pollers and writers at once, keeps its multi-thread runtime.
+fn main() -> Result<(), Error> {
+    ALLOC.tune();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> Result<(), Error> {
     sqs2pg::telemetry::install_panic_hook();
     sqs2pg::telemetry::init_tracing(sqs2pg::telemetry::LogFormat::Json);
     // The local default would point a function at 127.0.0.1: demand the real one.

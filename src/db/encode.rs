@@ -7,6 +7,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Transaction};
 
+use super::ledger::ARRAY_INSERT_MAX;
 use super::statement::Stmt;
 use super::{DbError, TableShape};
 use crate::config::DbStatements;
@@ -88,13 +89,13 @@ impl RowWriter {
         })
     }
 
-    /// Inserts rows: one binary `COPY` where the live column types allow it, else one
-    /// `unnest` insert. Returns the rows written.
+    /// Inserts rows: one binary `COPY` where the live column types allow it and there are
+    /// more than [`ARRAY_INSERT_MAX`], else one `unnest` insert. Returns the rows written.
     pub async fn insert(&self, tx: &Transaction<'_>, rows: &[&Row]) -> Result<u64, DbError> {
         if rows.is_empty() {
             return Ok(0);
         }
-        if let Some((stmt, types)) = &self.copy {
+        if let Some((stmt, types)) = self.copy.as_ref().filter(|_| rows.len() > ARRAY_INSERT_MAX) {
             return Ok(copy_rows(tx, stmt, types, rows).await?);
         }
         let mut cols = RowColumns::default();

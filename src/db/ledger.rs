@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Transaction};
 
 use super::statement::Stmt;
@@ -71,10 +71,17 @@ pub fn ledger_generation(now: SystemTime) -> Generation {
     }
 }
 
+/// Up to this many ids or rows, a batch goes in by one array statement (`unnest`) instead of
+/// a binary `COPY`: one round trip where a `COPY` takes two (three unnamed, where it is
+/// prepared in the transaction), and at a Lambda event's size (10 by default) `COPY` has no
+/// per-row saving to make up for them. Larger batches keep `COPY`.
+pub const ARRAY_INSERT_MAX: usize = 128;
+
 /// How a batch's ids go into the ledger.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LedgerWrite {
-    /// Binary `COPY`: fast, and fails on the first id already there.
+    /// A plain insert (binary `COPY`, or an array insert up to [`ARRAY_INSERT_MAX`] ids):
+    /// fast, and fails on the first id already there.
     Copy,
     /// `INSERT … ON CONFLICT DO NOTHING RETURNING`: skips the ids already there.
     Checked,
@@ -99,6 +106,8 @@ impl<T> Tables<T> {
 /// The ledger statements of one connection, and the generation it last saw started.
 pub struct Ledger {
     copy: Tables<Stmt>,
+    /// The array form of `copy`, for small batches.
+    put: Tables<Stmt>,
     insert: Tables<Stmt>,
     lookup: Tables<Stmt>,
     started: i64,
@@ -120,6 +129,11 @@ impl Ledger {
             copy: prepare_for(
                 |t| format!("COPY {t}(message_id) FROM STDIN (FORMAT binary)"),
                 &[],
+            )
+            .await?,
+            put: prepare_for(
+                |t| format!("INSERT INTO {t}(message_id) SELECT unnest($1::text[])"),
+                ids,
             )
             .await?,
             insert: prepare_for(
@@ -192,12 +206,17 @@ impl Ledger {
         let fresh = match mode {
             LedgerWrite::Copy => {
                 // Ids seen in the previous generation go into the current one too, as on the
-                // checked path, so a redelivery renews its entry.
-                match copy_ids(tx, self.copy.of(g), ids).await {
+                // checked path, so a redelivery renews its entry. The lookup goes out behind
+                // the insert without waiting for its answer (the two tables are independent,
+                // and an insert that fails fails the lookup with it): one round trip.
+                let params: [&(dyn ToSql + Sync); 1] = [&ids];
+                let lookup = self.lookup.of(other).query(tx, &params);
+                let (put, old) = futures::join!(self.put_ids(tx, g, ids), lookup);
+                match put {
                     Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(None),
                     done => done?,
                 }
-                let old = column_set(self.lookup.of(other).query(tx, &[&ids]).await?);
+                let old = column_set(old?);
                 ids.iter()
                     .copied()
                     .filter(|id| !old.contains(*id))
@@ -229,7 +248,7 @@ impl Ledger {
         match mode {
             LedgerWrite::Copy => {
                 for generation in [0, 1] {
-                    match copy_ids(tx, self.copy.of(generation), ids).await {
+                    match self.put_ids(tx, generation, ids).await {
                         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(None),
                         done => done?,
                     }
@@ -247,6 +266,23 @@ impl Ledger {
                 ))
             }
         }
+    }
+
+    /// The fast path's insert of `ids` into `generation`'s table: fails on the first id
+    /// already there (SQLSTATE 23505).
+    async fn put_ids(
+        &self,
+        tx: &Transaction<'_>,
+        generation: i64,
+        ids: &[&str],
+    ) -> Result<(), tokio_postgres::Error> {
+        if ids.len() > ARRAY_INSERT_MAX {
+            return copy_ids(tx, self.copy.of(generation), ids).await;
+        }
+        if !ids.is_empty() {
+            self.put.of(generation).execute(tx, &[&ids]).await?;
+        }
+        Ok(())
     }
 }
 

@@ -16,7 +16,7 @@ use tokio_postgres::Client;
 use super::encode::{RejectWriter, RowWriter};
 use super::ledger::{ledger_generation, Generation, Ledger, LedgerWrite};
 use super::{DbError, TableShape};
-use crate::config::DbConfig;
+use crate::config::{DbConfig, DbStatements};
 use crate::decode::RejectReason;
 use crate::transform::{Outcome, Record, Reject, Row};
 
@@ -59,8 +59,11 @@ pub struct Sink {
     rows: RowWriter,
     rejects: RejectWriter,
     /// The bound on one transaction, also set server-side so that an orphaned transaction
-    /// ends by itself.
-    limits_sql: String,
+    /// ends by itself: `SET LOCAL`s sent with each transaction when statements are unnamed
+    /// (a transaction pooler may give the next transaction another server session, and a
+    /// session-wide `SET` would stay behind on this one for other clients); `None` when
+    /// prepared, where the session lasts and was given them once at [`Sink::prepare`].
+    limits_sql: Option<String>,
 }
 
 impl Sink {
@@ -86,15 +89,23 @@ impl Sink {
             .get(0);
         let ms = db.write_timeout.as_millis();
         let mode = db.statements;
+        let set = |scope: &str| {
+            format!("SET {scope}statement_timeout = {ms}; SET {scope}idle_in_transaction_session_timeout = {ms}")
+        };
+        let limits_sql = match mode {
+            DbStatements::Prepared => {
+                client.batch_execute(&set("")).await?;
+                None
+            }
+            DbStatements::Unnamed => Some(set("LOCAL ")),
+        };
         Ok(Self {
             backend_pid,
             shape: shape.clone(),
             ledger: Ledger::prepare(&client, mode).await?,
             rows: RowWriter::prepare(&client, shape, mode).await?,
             rejects: RejectWriter::prepare(&client, mode).await?,
-            limits_sql: format!(
-                "SET LOCAL statement_timeout = {ms}; SET LOCAL idle_in_transaction_session_timeout = {ms}"
-            ),
+            limits_sql,
             client,
         })
     }
@@ -174,14 +185,28 @@ impl Sink {
         mode: LedgerWrite,
     ) -> Result<Option<WriteReport>, DbError> {
         let tx = self.client.transaction().await?;
-        tx.batch_execute(&self.limits_sql).await?;
-        let Some(fresh) = self.ledger.claim(&tx, ids, generation, mode).await? else {
+        // Pipelined: the claim goes out behind the bound without waiting for its answer, and
+        // the rejects behind the rows (the server runs them in order; a statement after a
+        // failed one fails too, and the first error is the one returned).
+        let limits = async {
+            match &self.limits_sql {
+                Some(sql) => tx.batch_execute(sql).await,
+                None => Ok(()),
+            }
+        };
+        let (set, claim) = futures::join!(limits, self.ledger.claim(&tx, ids, generation, mode));
+        set?;
+        let Some(fresh) = claim? else {
             tx.rollback().await?;
             return Ok(None);
         };
         let (rows, rejects, mut report) = partition(recs, &fresh);
-        report.loaded = self.rows.insert(&tx, &rows).await?;
-        self.rejects.insert(&tx, &rejects).await?;
+        let (loaded, rejected) = futures::join!(
+            self.rows.insert(&tx, &rows),
+            self.rejects.insert(&tx, &rejects)
+        );
+        report.loaded = loaded?;
+        rejected?;
         tx.commit().await?;
         Ok(Some(report))
     }

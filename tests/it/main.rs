@@ -50,5 +50,6 @@ mod rekey_partitions;
 mod reliability;
 mod reveal;
 mod roles;
+mod round_trips;
 mod sink;
 mod startup;

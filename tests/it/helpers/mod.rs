@@ -320,7 +320,19 @@ impl TestEnv {
     /// A sink connected with `database_url` (the test database as another role, say).
     pub async fn sink_as(&self, database_url: &str) -> TestSink {
         let opts = RunOptions::default().database_url(database_url);
+        self.sink_on(self.run_config(&opts, true).db).await
+    }
+
+    /// A sink connected with `database_url` whose statements are prepared once per
+    /// connection (`--db-statements prepared`).
+    pub async fn sink_prepared_as(&self, database_url: &str) -> TestSink {
+        let opts = RunOptions::default().database_url(database_url);
         let db = self.run_config(&opts, true).db;
+        self.sink_on(db.with_statements(sqs2pg::config::DbStatements::Prepared))
+            .await
+    }
+
+    async fn sink_on(&self, db: DbConfig) -> TestSink {
         let shape = sqs2pg::db::schema::inspect(&sqs2pg::db::connect(&db).await.expect("connect"))
             .await
             .expect("inspect user_logins");
