@@ -145,7 +145,10 @@ pub enum Command {
     )]
     Rejects(RejectsCommand),
     /// Print or check a mapping: which events go to which tables and columns.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  sqs2pg mapping print > my-mapping.toml   # the built-in login mapping: a start\n  sqs2pg mapping check --mapping my-mapping.toml"
+    )]
     Mapping(MappingCommand),
     /// Print the effective configuration (flags > environment > config file > defaults),
     /// secrets redacted.
@@ -263,7 +266,7 @@ pub enum MappingCommand {
     /// database and print, per route, its table and how each column is filled; exit 2 naming
     /// the file line, route and column of anything that cannot work.
     #[command(
-        after_help = "Examples:\n  sqs2pg mapping check\n  sqs2pg mapping check --mapping orders.toml\n  sqs2pg mapping check --mapping orders.toml --sample bodies.jsonl --keys-file keys"
+        after_help = "Examples:\n  sqs2pg mapping check                       # the built-in login mapping\n  sqs2pg mapping print > my-mapping.toml\n  sqs2pg mapping check --mapping my-mapping.toml --sample events.jsonl --keys-file keys"
     )]
     Check {
         /// Also run these bodies (a JSON array, or JSONL: one body a line) through the
