@@ -13,7 +13,7 @@ fn bench(c: &mut Criterion) {
     )
     .expect("key");
     let mut masker = Masker::new(&keys);
-    let limits = Limits::default();
+    let limits = sqs2pg::transform::Recipe::Login(Limits::default());
     let msgs: Vec<Received> = sqs2pg::synth::generate(sqs2pg::synth::SynthOptions {
         count: 1000,
         duplicate_rate: 0.0,

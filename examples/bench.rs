@@ -33,7 +33,7 @@ use sqs2pg::mask::{Keyring, Masker};
 use sqs2pg::pii::Pii;
 use sqs2pg::source::{Received, Source};
 use sqs2pg::synth::{generate, SynthOptions};
-use sqs2pg::transform::Record;
+use sqs2pg::transform::{Recipe, Record};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -482,7 +482,11 @@ fn bench_transform(n: usize) -> Line {
     for _ in 0..4 {
         let started = Instant::now();
         for m in &msgs {
-            std::hint::black_box(sqs2pg::transform::transform(m, &limits, &mut masker));
+            std::hint::black_box(sqs2pg::transform::transform(
+                m,
+                &Recipe::Login(limits),
+                &mut masker,
+            ));
         }
         best = best.min(started.elapsed());
     }
@@ -509,7 +513,7 @@ async fn records(n: usize) -> Vec<Record> {
     msgs.iter()
         .map(|m| Record {
             message_id: m.message_id.clone(),
-            outcome: sqs2pg::transform::transform(m, &limits, &mut masker).outcome,
+            outcome: sqs2pg::transform::transform(m, &Recipe::Login(limits), &mut masker).outcome,
         })
         .collect()
 }

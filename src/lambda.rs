@@ -100,7 +100,7 @@ impl Handler {
         self.stats.add_received(msgs.len());
         let mut guard = self.committer.lock().await;
         let (committer, masker) = &mut *guard;
-        let mut items = to_items(msgs, &committer.limits(), masker, &self.stats);
+        let mut items = to_items(msgs, &committer.recipe(), masker, &self.stats);
         let committed = AssertUnwindSafe(committer.commit(&mut items, deadline.and_then(cutoff)))
             .catch_unwind()
             .await

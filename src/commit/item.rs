@@ -1,12 +1,12 @@
 //! A received message on its way to a commit: the message (for its receipt handle and its
 //! body) and the record it became, made again when the table's limits change.
 
-use crate::decode::{Limits, RejectReason};
+use crate::decode::RejectReason;
 use crate::mask::{Column, Masker};
 use crate::pii::Pii;
 use crate::source::Received;
 use crate::telemetry::Stats;
-use crate::transform::{quarantine, transform, Outcome, Record};
+use crate::transform::{quarantine, transform, Outcome, Recipe, Record};
 
 /// A received message and what it becomes. The message stays for its receipt handle (the
 /// delete) and its body: a row the database refuses is quarantined from the original body.
@@ -15,9 +15,9 @@ use crate::transform::{quarantine, transform, Outcome, Record};
 pub struct Item {
     pub msg: Received,
     pub record: Record,
-    /// The limits `record` was made for: a committer that learns of a changed table makes
-    /// the record again.
-    pub made_for: Limits,
+    /// What `record` was made for: a committer that learns of a changed table makes the
+    /// record again.
+    pub made_for: Recipe,
     /// The raw body was dropped for the reject's sealed copy.
     sealed_only: bool,
     /// The SQLSTATE with which the database refused even this message's reject: it cannot
@@ -26,16 +26,17 @@ pub struct Item {
 }
 
 impl Item {
-    /// Transforms one message for `limits`; also returns how many unknown keys it carried.
-    pub fn new(msg: Received, limits: &Limits, masker: &mut Masker) -> (Self, usize) {
-        let t = transform(&msg, limits, masker);
+    /// Transforms one message as `recipe` says; also returns how many unknown keys it
+    /// carried.
+    pub fn new(msg: Received, recipe: &Recipe, masker: &mut Masker) -> (Self, usize) {
+        let t = transform(&msg, recipe, masker);
         let mut item = Item {
             record: Record {
                 message_id: msg.message_id.clone(),
                 outcome: t.outcome,
             },
             msg,
-            made_for: *limits,
+            made_for: recipe.clone(),
             sealed_only: false,
             refused: None,
         };
@@ -43,9 +44,9 @@ impl Item {
         (item, t.unknown_keys)
     }
 
-    /// Makes the record again for `limits` (the table changed), from the raw body, opened
-    /// from the sealed one where only that is held.
-    pub fn remake(&mut self, limits: &Limits, masker: &mut Masker) {
+    /// Makes the record again for `recipe` (a table changed), from the raw body, opened from
+    /// the sealed one where only that is held.
+    pub fn remake(&mut self, recipe: &Recipe, masker: &mut Masker) {
         if self.sealed_only {
             let Outcome::Reject(r) = &self.record.outcome else {
                 return;
@@ -57,24 +58,36 @@ impl Item {
             self.msg.body = Pii::new(body);
             self.sealed_only = false;
         }
-        self.record.outcome = transform(&self.msg, limits, masker).outcome;
-        self.made_for = *limits;
+        self.record.outcome = transform(&self.msg, recipe, masker).outcome;
+        self.made_for = recipe.clone();
         self.hold_once();
     }
 
     /// Whether the record is a reject that the table's limits decided (a column since widened,
-    /// or altered to text, would take it).
+    /// or altered to another type, would take it).
     pub fn rejected_for_limits(&self) -> bool {
-        matches!(
-            &self.record.outcome,
-            Outcome::Reject(r) if matches!(r.reason, RejectReason::BadAppVersion | RejectReason::TooLong(_))
-        )
+        let Outcome::Reject(r) = &self.record.outcome else {
+            return false;
+        };
+        match &r.reason {
+            RejectReason::BadAppVersion | RejectReason::TooLong(_) => true,
+            RejectReason::Mapped(reason) => [
+                "too_long:",
+                "out_of_range:",
+                "wrong_type:",
+                "invalid_value:",
+                "bad_version:",
+            ]
+            .iter()
+            .any(|check| reason.starts_with(check)),
+            _ => false,
+        }
     }
 
-    /// Quarantines a row the database refused.
-    pub fn quarantine(&mut self, reason: RejectReason, masker: &mut Masker) {
+    /// Quarantines a row the database refused, under the route that took it.
+    pub fn quarantine(&mut self, reason: RejectReason, route: Option<String>, masker: &mut Masker) {
         if !self.sealed_only {
-            self.record.outcome = Outcome::Reject(quarantine(&self.msg, reason, masker));
+            self.record.outcome = Outcome::Reject(quarantine(&self.msg, reason, route, masker));
             self.hold_once();
         }
     }
@@ -99,13 +112,13 @@ impl Item {
 /// Transforms received messages into batch items, counting unknown keys.
 pub fn to_items(
     msgs: impl IntoIterator<Item = Received>,
-    limits: &Limits,
+    recipe: &Recipe,
     masker: &mut Masker,
     stats: &Stats,
 ) -> Vec<Item> {
     msgs.into_iter()
         .map(|msg| {
-            let (item, unknown_keys) = Item::new(msg, limits, masker);
+            let (item, unknown_keys) = Item::new(msg, recipe, masker);
             stats.add_unknown_keys(unknown_keys);
             item
         })
@@ -121,10 +134,11 @@ mod tests {
         let mut m = Masker::fixed_for_tests();
         let body = format!("not json {}", "x".repeat(3000));
         let msg = Received::new("m".into(), "r".into(), body.clone(), None, None);
-        let (mut item, _) = Item::new(msg, &Limits::default(), &mut m);
+        let login = Recipe::Login(crate::decode::Limits::default());
+        let (mut item, _) = Item::new(msg, &login, &mut m);
         assert!(item.msg.body.expose().is_empty(), "raw body dropped");
         assert!(matches!(item.record.outcome, Outcome::Reject(_)));
-        item.remake(&Limits::default(), &mut m);
+        item.remake(&login, &mut m);
         let Outcome::Reject(r) = &item.record.outcome else {
             panic!("still a reject")
         };

@@ -21,11 +21,10 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::config::DbConfig;
 use crate::db::{DbError, NextStep, Sink, TableShape, WriteReport};
-use crate::decode::Limits;
 use crate::decode::RejectReason;
 use crate::mask::Masker;
 use crate::telemetry::Stats;
-use crate::transform::{Outcome, Record};
+use crate::transform::{Outcome, Recipe, Record};
 
 /// The live table's shape, shared by the batcher (its limits) and every committer (their
 /// prepared statements): whoever notices a change publishes it, the others follow from their
@@ -121,9 +120,9 @@ impl Committer {
         Self { stop, ..self }
     }
 
-    /// The limits of the table's shape as last read.
-    pub fn limits(&self) -> Limits {
-        self.shape.borrow().limits
+    /// What records are made for under the tables as last read.
+    pub fn recipe(&self) -> Recipe {
+        self.shape.borrow().recipe()
     }
 
     /// Forgets the connection: whatever it was doing (a commit that panicked) is not to be
@@ -157,7 +156,10 @@ impl Committer {
                     stack.push((lo, mid));
                 }
                 Err(CommitFailure::Failed(e)) if e.is_data() => {
-                    if matches!(items[lo].record.outcome, Outcome::Row(_)) {
+                    if matches!(
+                        items[lo].record.outcome,
+                        Outcome::Row(_) | Outcome::Mapped(_)
+                    ) {
                         self.quarantine_refused(&mut items[lo], &e);
                         stack.push((lo, hi));
                     } else {
@@ -189,7 +191,13 @@ impl Committer {
     fn quarantine_refused(&mut self, item: &mut Item, e: &DbError) {
         let code = e.sqlstate().unwrap_or("unknown").to_owned();
         tracing::warn!(message_id = %item.record.message_id, sqlstate = %code, error = %e, "database refused one row; quarantining it");
-        item.quarantine(RejectReason::Database(code), &mut self.masker);
+        let route = match (&item.record.outcome, &item.made_for) {
+            (Outcome::Mapped(row), Recipe::Mapped(live)) => {
+                live.plan.routes.get(row.route).map(|r| r.name.clone())
+            }
+            _ => None,
+        };
+        item.quarantine(RejectReason::Database(code), route, &mut self.masker);
     }
 
     async fn write_retrying(&mut self, items: &mut [Item]) -> Result<WriteReport, CommitFailure> {
@@ -311,9 +319,9 @@ impl Committer {
             None => self.reconnect().await?,
         };
         let writer = self.writer.insert(writer);
-        let limits = writer.shape().limits;
-        for item in items.iter_mut().filter(|i| i.made_for != limits) {
-            item.remake(&limits, &mut self.masker);
+        let recipe = writer.shape().recipe();
+        for item in items.iter_mut().filter(|i| i.made_for != recipe) {
+            item.remake(&recipe, &mut self.masker);
         }
         let records: Vec<&Record> = items.iter().map(|i| &i.record).collect();
         let bound = self.db.write_timeout;
@@ -340,7 +348,8 @@ impl Committer {
                 .map(|r| r.get::<_, bool>(0));
             tracing::warn!(backend_pid = pid, terminated = ?ended.as_ref().ok(), "ended the server side of the abandoned connection");
         }
-        let shape = crate::db::schema::inspect(&client).await?;
+        let known = self.shape.borrow().clone();
+        let shape = crate::db::schema::read_again(&client, &known).await?;
         self.publish(shape.clone());
         let w = Sink::prepare(client, &shape, &self.db).await?;
         tracing::info!("connected to Postgres (backend {})", w.backend_pid());
@@ -351,17 +360,18 @@ impl Committer {
     /// changed.
     async fn refresh_shape(&mut self) -> bool {
         self.inspected = Instant::now();
+        let known = self.shape.borrow().clone();
         let read = match &self.writer {
-            Some(w) if !w.is_closed() => crate::db::schema::inspect(w.client()).await,
+            Some(w) if !w.is_closed() => crate::db::schema::read_again(w.client(), &known).await,
             _ => match crate::db::connect(&self.db).await {
-                Ok(client) => crate::db::schema::inspect(&client).await,
+                Ok(client) => crate::db::schema::read_again(&client, &known).await,
                 Err(e) => Err(e),
             },
         };
         match read {
             Ok(shape) => self.publish(shape),
             Err(e) => {
-                tracing::debug!(error = %e, "could not read user_logins' shape");
+                tracing::debug!(error = %e, "could not read the tables' shape again");
                 false
             }
         }
@@ -374,7 +384,10 @@ impl Committer {
             if *known == shape {
                 return false;
             }
-            tracing::warn!(before = ?known.limits, after = ?shape.limits, "user_logins changed while running; writing for its new shape from now on");
+            match &shape.mapped {
+                Some(_) => tracing::warn!("a mapped table changed while running; the mapping is compiled again for it from now on"),
+                None => tracing::warn!(before = ?known.limits, after = ?shape.limits, "user_logins changed while running; writing for its new shape from now on"),
+            }
             *known = shape.clone();
             true
         });

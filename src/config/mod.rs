@@ -358,6 +358,8 @@ pub struct RunConfig {
     pub db: DbConfig,
     pub keyring: Keyring,
     pub pipeline: PipelineConfig,
+    /// `--mapping`, checked; `None` runs the built-in login load.
+    pub mapping: Option<std::sync::Arc<crate::mapping::Mapping>>,
 }
 
 #[cfg(test)]

@@ -213,31 +213,51 @@ impl<'a> RowColumns<'a> {
     }
 }
 
-/// Inserts rejects into `user_logins_rejects`; a message id already there is left as it is.
+/// Inserts rejects into `user_logins_rejects` (or a mapping's rejects table, with the
+/// route); a message id already there is left as it is.
 pub struct RejectWriter {
     insert: Stmt,
+    /// The table has the `route` column and the insert fills it.
+    routed: bool,
 }
 
 impl RejectWriter {
-    /// Makes the insert on `client`, in the form `mode` says.
-    pub async fn prepare(client: &Client, mode: DbStatements) -> Result<Self, DbError> {
+    /// Makes the insert on `client`, in the form `mode` says: into `user_logins_rejects`, or,
+    /// for a mapping, into its rejects table (resolved and quoted) with the route.
+    pub async fn prepare(
+        client: &Client,
+        mode: DbStatements,
+        mapped_table: Option<&str>,
+    ) -> Result<Self, DbError> {
+        let (table, route, route_param) = match mapped_table {
+            Some(t) => (t, ", route", ", $6::text[]"),
+            None => ("user_logins_rejects", "", ""),
+        };
+        let mut types = vec![
+            Type::TEXT_ARRAY,
+            Type::TEXT_ARRAY,
+            Type::TEXT_ARRAY,
+            Type::INT4_ARRAY,
+            Type::TIMESTAMPTZ_ARRAY,
+        ];
+        if mapped_table.is_some() {
+            types.push(Type::TEXT_ARRAY);
+        }
         let insert = Stmt::new(
             client,
             mode,
-            "INSERT INTO user_logins_rejects(message_id, reason, body_ciphertext, receive_count, sent_at)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::timestamptz[])
-             ON CONFLICT (message_id) DO NOTHING"
-                .to_owned(),
-            &[
-                Type::TEXT_ARRAY,
-                Type::TEXT_ARRAY,
-                Type::TEXT_ARRAY,
-                Type::INT4_ARRAY,
-                Type::TIMESTAMPTZ_ARRAY,
-            ],
+            format!(
+                "INSERT INTO {table}(message_id, reason, body_ciphertext, receive_count, sent_at{route})
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::timestamptz[]{route_param})
+                 ON CONFLICT (message_id) DO NOTHING"
+            ),
+            &types,
         )
         .await?;
-        Ok(Self { insert })
+        Ok(Self {
+            insert,
+            routed: mapped_table.is_some(),
+        })
     }
 
     /// Inserts `(message id, reject)` pairs: one statement, or one per
@@ -268,18 +288,17 @@ impl RejectWriter {
         tx: &Transaction<'_>,
         cols: &RejectColumns<'_>,
     ) -> Result<(), DbError> {
-        self.insert
-            .execute(
-                tx,
-                &[
-                    &cols.message_id,
-                    &cols.reason,
-                    &cols.body,
-                    &cols.receive_count,
-                    &cols.sent_at,
-                ],
-            )
-            .await?;
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &cols.message_id,
+            &cols.reason,
+            &cols.body,
+            &cols.receive_count,
+            &cols.sent_at,
+        ];
+        if self.routed {
+            params.push(&cols.route);
+        }
+        self.insert.execute(tx, &params).await?;
         Ok(())
     }
 }
@@ -298,6 +317,7 @@ struct RejectColumns<'a> {
     body: Vec<&'a str>,
     receive_count: Vec<Option<i32>>,
     sent_at: Vec<Option<DateTime<Utc>>>,
+    route: Vec<Option<&'a str>>,
 }
 
 impl<'a> RejectColumns<'a> {
@@ -307,5 +327,6 @@ impl<'a> RejectColumns<'a> {
         self.body.push(&r.body_ciphertext);
         self.receive_count.push(r.receive_count);
         self.sent_at.push(r.sent_at);
+        self.route.push(r.route.as_deref());
     }
 }

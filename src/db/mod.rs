@@ -8,6 +8,7 @@ pub mod audit;
 pub mod connect;
 pub mod encode;
 pub mod ledger;
+pub mod mapped;
 pub mod rejects;
 pub mod rekey;
 pub mod schema;

@@ -126,7 +126,7 @@ pub async fn replay(
     rows: &[(String, Row)],
     still: &[(String, RejectReason)],
 ) -> Result<ReplayReport, DbError> {
-    let (client, row_writer) = writer.parts();
+    let (client, row_writer) = writer.parts()?;
     let tx = client.transaction().await?;
     let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
     let mut taken: HashSet<String> = tx

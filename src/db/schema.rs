@@ -1,6 +1,10 @@
-//! The tables: `migrate` creates what is missing (never alters an existing one), and
-//! [`inspect`] reads the live `user_logins` into the [`TableShape`] that transform and the
-//! writers both follow, so an operator who widens a column widens what is accepted.
+//! The tables: `migrate` creates what is missing (the only change to an existing table is
+//! the rejects' `route` column, added to one made before it), and [`inspect`] reads the live
+//! `user_logins` into the [`TableShape`] that transform and the writers both follow, so an
+//! operator who widens a column widens what is accepted; under a mapping file the shape is
+//! the mapping compiled against its live tables ([`read_again`]).
+
+use std::sync::Arc;
 
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, GenericClient};
@@ -8,6 +12,9 @@ use tokio_postgres::{Client, GenericClient};
 use super::encode::{copy_encodable, ROW_COLUMNS};
 use super::DbError;
 use crate::decode::{AppVersionColumn, Limits};
+use crate::mapping::live::Live;
+use crate::mapping::MappingError;
+use crate::transform::Recipe;
 
 /// Serialises concurrent `migrate` runs from several replicas.
 const MIGRATE_LOCK: i64 = 0x7371_7332_7067; // "sqs2pg"
@@ -23,6 +30,14 @@ CREATE TABLE IF NOT EXISTS user_logins_rejects(
   receive_count int,
   sent_at timestamptz,
   rejected_at timestamptz NOT NULL DEFAULT now());
+-- The route that took a mapped event (NULL when none did). Checked first: ALTER needs the
+-- table's owner even when the column is there, and a later migrate may run as another role.
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'user_logins_rejects'::regclass
+                  AND attname = 'route' AND NOT attisdropped) THEN
+    ALTER TABLE user_logins_rejects ADD COLUMN route text;
+  END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS sqs2pg_ledger_0(
   message_id text PRIMARY KEY,
   committed_at timestamptz NOT NULL DEFAULT now());
@@ -205,6 +220,76 @@ pub struct TableShape {
     /// encode every one; `None` sends rows through the `unnest` insert (e.g. a numeric
     /// app_version or a domain type).
     pub copy_types: Option<Vec<Type>>,
+    /// Under a mapping file, the mapping compiled against its live tables; then `limits`
+    /// and `copy_types` are unused and `user_logins` need not exist.
+    pub mapped: Option<Arc<Live>>,
+}
+
+impl TableShape {
+    /// The shape of a run under a mapping file.
+    pub fn mapped(live: Arc<Live>) -> Self {
+        Self {
+            limits: Limits::default(),
+            copy_types: None,
+            mapped: Some(live),
+        }
+    }
+
+    /// What records are made for under this shape.
+    pub fn recipe(&self) -> Recipe {
+        match &self.mapped {
+            Some(live) => Recipe::Mapped(live.clone()),
+            None => Recipe::Login(self.limits),
+        }
+    }
+}
+
+/// Reads again what `known` was read from: `user_logins` for the login load, or every table
+/// of the mapping (compiled again). The one place a running process learns of a changed
+/// table; a mapping that no longer fits is [`DbError::Incompatible`].
+pub async fn read_again(client: &Client, known: &TableShape) -> Result<TableShape, DbError> {
+    let Some(live) = &known.mapped else {
+        return inspect(client).await;
+    };
+    check_ledger(client, &TABLES[2..5]).await?;
+    match live.reread(client).await {
+        Ok(again) => Ok(TableShape::mapped(Arc::new(again))),
+        Err(MappingError::Db(e)) => Err(e),
+        Err(e) => Err(DbError::Incompatible(e.to_string())),
+    }
+}
+
+/// The shape of a run under `mapping`: the ledger checked, the mapping compiled against its
+/// live tables for tokens under a key id of `kid_len` bytes.
+pub async fn inspect_mapped(
+    client: &Client,
+    mapping: Arc<crate::mapping::Mapping>,
+    kid_len: usize,
+) -> Result<TableShape, MappingError> {
+    check_ledger(client, &TABLES[2..5]).await?;
+    Ok(TableShape::mapped(Arc::new(
+        Live::read(mapping, client, kid_len).await?,
+    )))
+}
+
+/// Checks that `tables` and the ledger's rotation function exist.
+pub async fn check_ledger(client: &Client, tables: &[&'static str]) -> Result<(), DbError> {
+    if let Some(t) = missing_tables(client, tables).await?.first() {
+        return Err(DbError::NotMigrated(t));
+    }
+    // A database migrated by a version from before the function: writers could not start a
+    // generation.
+    let rotate: Option<String> = client
+        .query_typed_one(
+            "SELECT to_regprocedure($1)::text",
+            &[(&ROTATE_FUNCTION, Type::TEXT)],
+        )
+        .await?
+        .get(0);
+    if rotate.is_none() {
+        return Err(DbError::NotMigrated(ROTATE_FUNCTION));
+    }
+    Ok(())
 }
 
 /// One `user_logins` column as the catalog describes it.
@@ -230,21 +315,7 @@ impl ColumnInfo {
 pub async fn inspect(client: &Client) -> Result<TableShape, DbError> {
     // The audit and rekey tables are only needed by reveal, mask and rekey, which report
     // them themselves.
-    if let Some(t) = missing_tables(client, &TABLES[..5]).await?.first() {
-        return Err(DbError::NotMigrated(t));
-    }
-    // A database migrated by a version from before the function: writers could not start a
-    // generation.
-    let rotate: Option<String> = client
-        .query_typed_one(
-            "SELECT to_regprocedure($1)::text",
-            &[(&ROTATE_FUNCTION, Type::TEXT)],
-        )
-        .await?
-        .get(0);
-    if rotate.is_none() {
-        return Err(DbError::NotMigrated(ROTATE_FUNCTION));
-    }
+    check_ledger(client, &TABLES[..5]).await?;
     let columns: Vec<ColumnInfo> = client
         .query_typed(
             "SELECT a.attname::text, t.typname::text, t.typcategory::text, a.atttypmod, a.atttypid
@@ -266,6 +337,7 @@ pub async fn inspect(client: &Client) -> Result<TableShape, DbError> {
     Ok(TableShape {
         limits,
         copy_types: copy_types(&columns),
+        mapped: None,
     })
 }
 

@@ -8,17 +8,18 @@
 //! hits an id already there (SQLSTATE 23505) is the batch rolled back and written again on
 //! the checked path, which skips the ids the ledger already holds.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::SystemTime;
 
 use tokio_postgres::Client;
 
 use super::encode::{RejectWriter, RowWriter};
 use super::ledger::{ledger_generation, Generation, Ledger, LedgerWrite};
+use super::mapped::MappedWriter;
 use super::{DbError, TableShape};
 use crate::config::{DbConfig, DbStatements};
 use crate::decode::RejectReason;
-use crate::transform::{Outcome, Record, Reject, Row};
+use crate::transform::{MappedRow, Outcome, Record, Reject, Row};
 
 /// What one committed batch did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -33,6 +34,30 @@ pub struct WriteReport {
     /// The binary `COPY` fast path met an id already in the ledger and the batch went again
     /// on the checked path (what a redelivery costs).
     pub fell_back: bool,
+    /// Under a mapping, what each route did (routes that saw nothing are absent).
+    pub routes: BTreeMap<String, RouteTally>,
+}
+
+/// What one mapped route did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RouteTally {
+    /// Rows written (inserted, or updated by key).
+    pub rows: u64,
+    /// Events a skip route took: ledgered, no row.
+    pub skipped: u64,
+    /// Rows a key already held (a producer's re-send), counted apart from redeliveries.
+    pub by_key: u64,
+    /// Rejects of events this route took.
+    pub rejected: u64,
+}
+
+impl RouteTally {
+    fn absorb(&mut self, other: &RouteTally) {
+        self.rows += other.rows;
+        self.skipped += other.skipped;
+        self.by_key += other.by_key;
+        self.rejected += other.rejected;
+    }
 }
 
 impl WriteReport {
@@ -42,6 +67,9 @@ impl WriteReport {
         self.duplicates += other.duplicates;
         self.rejected.extend(other.rejected);
         self.fell_back |= other.fell_back;
+        for (route, tally) in &other.routes {
+            self.routes.entry(route.clone()).or_default().absorb(tally);
+        }
     }
 }
 
@@ -56,7 +84,10 @@ pub struct Sink {
     /// What the statements were prepared for.
     shape: TableShape,
     ledger: Ledger,
-    rows: RowWriter,
+    /// The login load's writer; `None` under a mapping.
+    rows: Option<RowWriter>,
+    /// Under a mapping, its routes' writers.
+    mapped: Option<MappedWriter>,
     rejects: RejectWriter,
     /// The bound on one transaction, also set server-side so that an orphaned transaction
     /// ends by itself: `SET LOCAL`s sent with each transaction when statements are unnamed
@@ -103,8 +134,20 @@ impl Sink {
             backend_pid,
             shape: shape.clone(),
             ledger: Ledger::prepare(&client, mode).await?,
-            rows: RowWriter::prepare(&client, shape, mode).await?,
-            rejects: RejectWriter::prepare(&client, mode).await?,
+            rows: match &shape.mapped {
+                Some(_) => None,
+                None => Some(RowWriter::prepare(&client, shape, mode).await?),
+            },
+            mapped: match &shape.mapped {
+                Some(live) => Some(MappedWriter::prepare(&client, &live.plan, mode).await?),
+                None => None,
+            },
+            rejects: RejectWriter::prepare(
+                &client,
+                mode,
+                shape.mapped.as_ref().map(|l| l.plan.rejects_table.as_str()),
+            )
+            .await?,
             limits_sql,
             client,
         })
@@ -132,8 +175,13 @@ impl Sink {
 
     /// The connection, for the other transactions that need the prepared row insert
     /// ([`super::rejects::replay`]).
-    pub(super) fn parts(&mut self) -> (&mut Client, &RowWriter) {
-        (&mut self.client, &self.rows)
+    pub(super) fn parts(&mut self) -> Result<(&mut Client, &RowWriter), DbError> {
+        match &self.rows {
+            Some(rows) => Ok((&mut self.client, rows)),
+            None => Err(DbError::Incompatible(
+                "this connection writes a mapping's routes, not user_logins rows".into(),
+            )),
+        }
     }
 
     /// Writes a batch in one transaction. Records whose message id is already in the ledger
@@ -200,39 +248,83 @@ impl Sink {
             tx.rollback().await?;
             return Ok(None);
         };
-        let (rows, rejects, mut report) = partition(recs, &fresh);
-        let (loaded, rejected) = futures::join!(
-            self.rows.insert(&tx, &rows),
-            self.rejects.insert(&tx, &rejects)
-        );
+        let parts = partition(recs, &fresh);
+        let mut report = parts.report;
+        let mapped = async {
+            match &self.mapped {
+                Some(w) if !parts.mapped.is_empty() => w.insert(&tx, &parts.mapped).await,
+                _ => Ok(Vec::new()),
+            }
+        };
+        let rows = async {
+            match &self.rows {
+                Some(w) => w.insert(&tx, &parts.rows).await,
+                None => Ok(0),
+            }
+        };
+        let (loaded, mapped, rejected) =
+            futures::join!(rows, mapped, self.rejects.insert(&tx, &parts.rejects));
         report.loaded = loaded?;
+        let mapped = mapped?;
         rejected?;
         tx.commit().await?;
+        for (route, counts) in mapped {
+            let name = self.route_name(route);
+            let tally = report.routes.entry(name).or_default();
+            tally.rows += counts.rows;
+            tally.by_key += counts.by_key;
+            report.loaded += counts.rows;
+        }
         Ok(Some(report))
     }
+
+    fn route_name(&self, index: usize) -> String {
+        self.shape
+            .mapped
+            .as_ref()
+            .and_then(|l| l.plan.routes.get(index))
+            .map(|r| r.name.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A batch's fresh records by where they go.
+struct Parts<'a> {
+    rows: Vec<&'a Row>,
+    mapped: Vec<&'a MappedRow>,
+    rejects: Vec<(&'a str, &'a Reject)>,
+    /// Duplicates, rejects' reasons, skips and rejects by route so far.
+    report: WriteReport,
 }
 
 /// The rows and rejects of the records whose ids are `fresh`; the others count as
 /// duplicates.
-fn partition<'a>(
-    recs: &[&'a Record],
-    fresh: &HashSet<&str>,
-) -> (Vec<&'a Row>, Vec<(&'a str, &'a Reject)>, WriteReport) {
-    let mut report = WriteReport::default();
-    let mut rows = Vec::with_capacity(fresh.len());
-    let mut rejects = Vec::new();
+fn partition<'a>(recs: &[&'a Record], fresh: &HashSet<&str>) -> Parts<'a> {
+    let mut p = Parts {
+        rows: Vec::with_capacity(fresh.len()),
+        mapped: Vec::new(),
+        rejects: Vec::new(),
+        report: WriteReport::default(),
+    };
     for rec in recs {
         if !fresh.contains(rec.message_id.as_str()) {
-            report.duplicates += 1;
+            p.report.duplicates += 1;
             continue;
         }
         match &rec.outcome {
-            Outcome::Row(r) => rows.push(r),
+            Outcome::Row(r) => p.rows.push(r),
+            Outcome::Mapped(r) => p.mapped.push(r),
+            Outcome::Skip { route } => {
+                p.report.routes.entry(route.clone()).or_default().skipped += 1;
+            }
             Outcome::Reject(r) => {
-                report.rejected.push(r.reason.clone());
-                rejects.push((rec.message_id.as_str(), r));
+                p.report.rejected.push(r.reason.clone());
+                if let Some(route) = &r.route {
+                    p.report.routes.entry(route.clone()).or_default().rejected += 1;
+                }
+                p.rejects.push((rec.message_id.as_str(), r));
             }
         }
     }
-    (rows, rejects, report)
+    p
 }

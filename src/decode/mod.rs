@@ -138,6 +138,9 @@ pub enum RejectReason {
     Database(String),
     /// An SNS or EventBridge envelope that is not a whole one (see [`envelope::open`]).
     BadEnvelope,
+    /// A mapping's reason (`no_route`, `missing_field:COL`, …), as the mapping's evaluator
+    /// words it.
+    Mapped(String),
 }
 
 impl fmt::Display for RejectReason {
@@ -158,6 +161,7 @@ impl fmt::Display for RejectReason {
             Self::Internal => f.write_str("internal_error"),
             Self::Database(code) => write!(f, "database_error:{code}"),
             Self::BadEnvelope => f.write_str("bad_envelope"),
+            Self::Mapped(reason) => f.write_str(reason),
         }
     }
 }

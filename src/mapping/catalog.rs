@@ -30,6 +30,9 @@ pub struct ColumnInfo {
     pub generated: bool,
     /// The declared type as `\d` shows it, for messages.
     pub shown: String,
+    /// The base type's oid: what binary `COPY` encodes a value for (an array's element
+    /// type travels in its encoding).
+    pub base_oid: u32,
 }
 
 impl ColumnInfo {
@@ -107,7 +110,7 @@ SELECT c.name, base.typname::text, elem.typname::text,
                             ORDER BY d.depth LIMIT 1), -1) END,
        c.not_null OR coalesce((SELECT bool_or(d.typtype = 'd' AND d.typnotnull) FROM chain d WHERE d.attnum = c.attnum), false),
        c.has_default OR coalesce((SELECT bool_or(d.typtype = 'd' AND d.typdef) FROM chain d WHERE d.attnum = c.attnum), false),
-       c.identity, c.generated, c.shown
+       c.identity, c.generated, c.shown, base.oid
   FROM cols c
   JOIN chain b ON b.attnum = c.attnum AND b.typtype <> 'd'
   JOIN pg_type base ON base.oid = b.oid
@@ -139,6 +142,7 @@ pub async fn read(client: &impl GenericClient, table: &str) -> Result<Option<Tab
             identity: r.get(6),
             generated: r.get(7),
             shown: r.get(8),
+            base_oid: r.get(9),
         })
         .collect();
     Ok(Some(TableInfo {
@@ -164,6 +168,7 @@ mod tests {
             identity: false,
             generated: false,
             shown: String::new(),
+            base_oid: 0,
         }
     }
 

@@ -72,6 +72,8 @@ pub struct ColumnPlan {
     pub converter: Converter,
     /// Its declared type, for `mapping check`.
     pub shown_type: String,
+    /// The base type's oid, which binary `COPY` encodes for.
+    pub type_oid: u32,
 }
 
 /// The catalog of each table a mapping names, by the name it is written with.
@@ -93,6 +95,15 @@ pub async fn compile_live(
     client: &impl GenericClient,
     kid_len: usize,
 ) -> Result<Plan, MappingError> {
+    compile(mapping, &read_catalogs(mapping, client).await?, kid_len)
+}
+
+/// Reads every table `mapping` names (its routes' and its rejects table) from the live
+/// database.
+pub async fn read_catalogs(
+    mapping: &Mapping,
+    client: &impl GenericClient,
+) -> Result<Catalogs, MappingError> {
     let mut catalogs = Catalogs::new();
     let tables = mapping.routes.iter().filter_map(|r| match &r.target {
         Target::Table(t) => Some((t.table.as_str(), t.table_at.as_str(), Some(r.name.as_str()))),
@@ -125,7 +136,7 @@ pub async fn compile_live(
         })?;
         catalogs.insert(t.to_owned(), info);
     }
-    compile(mapping, &catalogs, kid_len)
+    Ok(catalogs)
 }
 
 /// Compiles `mapping` against `catalogs`, for tokens under a key id of `kid_len` bytes.
@@ -250,6 +261,7 @@ fn column_plan(
         not_null: ci.not_null,
         converter,
         shown_type: ci.shown.clone(),
+        type_oid: ci.base_oid,
     })
 }
 

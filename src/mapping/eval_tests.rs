@@ -16,6 +16,7 @@ fn col(name: &str, base: &str, typmod: i32) -> ColumnInfo {
         identity: false,
         generated: false,
         shown: base.into(),
+        base_oid: 0,
     }
 }
 

@@ -5,7 +5,8 @@
 //! [`compile`] turns the file and the catalogs into a [`compile::Plan`], one converter per
 //! column, refusing what cannot work; [`convert`] runs a converter on one value; [`eval`]
 //! runs one event through a plan. [`login`] is today's load of
-//! `user_logins` written as a mapping. Nothing here is wired into the pipeline yet.
+//! `user_logins` written as a mapping; [`live`] keeps a plan with the catalogs it was compiled
+//! from, for `run`, which reads it again when a table changes.
 //!
 //! Every error about the file names `FILE:LINE:COL`, and a compile refusal also the route
 //! and the column; all of them are the user's to fix (exit 2).
@@ -17,6 +18,7 @@ pub mod eval;
 pub mod event;
 pub mod field;
 pub mod file;
+pub mod live;
 pub mod login;
 pub mod number;
 pub mod spec;

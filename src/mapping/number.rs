@@ -122,6 +122,52 @@ impl Decimal {
         }
     }
 
+    /// Postgres's binary `numeric` (what `numeric_recv` reads): the digit count, the weight of
+    /// the first base-10000 digit, the sign, the display scale, then the base-10000 digits.
+    pub fn to_pg_binary(&self) -> Vec<u8> {
+        let scale = self.fraction_digits();
+        // Decimal digits from the highest group boundary on: the integer part padded left
+        // to a multiple of 4, the fraction padded right to one.
+        let int_len = self.integer_digits();
+        let lead = (4 - int_len % 4) % 4;
+        let frac_len = scale + (4 - scale % 4) % 4;
+        let digit_at = |i: i64| -> u16 {
+            // Position i counts from the first padded integer digit; the value's digit at
+            // 10^(int_len - 1 - (i - lead)).
+            let power = int_len - 1 - (i - lead);
+            let index = self.digits.len() as i64 - 1 - (power - self.exp);
+            if (0..self.digits.len() as i64).contains(&index) {
+                u16::from(self.digits[index as usize] - b'0')
+            } else {
+                0
+            }
+        };
+        let total = lead + int_len + frac_len;
+        let mut groups: Vec<u16> = (0..total / 4)
+            .map(|g| (0..4).fold(0, |acc, k| acc * 10 + digit_at(g * 4 + k)))
+            .collect();
+        let mut weight = (lead + int_len) / 4 - 1;
+        let leading = groups.iter().take_while(|&&g| g == 0).count();
+        groups.drain(..leading);
+        weight -= leading as i64;
+        while groups.last() == Some(&0) {
+            groups.pop();
+        }
+        if groups.is_empty() {
+            weight = 0;
+        }
+        let sign: u16 = if self.negative { 0x4000 } else { 0 };
+        let mut out = Vec::with_capacity(8 + 2 * groups.len());
+        out.extend_from_slice(&(groups.len() as i16).to_be_bytes());
+        out.extend_from_slice(&(weight as i16).to_be_bytes());
+        out.extend_from_slice(&sign.to_be_bytes());
+        out.extend_from_slice(&(scale as u16).to_be_bytes());
+        for g in groups {
+            out.extend_from_slice(&g.to_be_bytes());
+        }
+        out
+    }
+
     /// Plain decimal notation (`-0.001`, `1000`), as Postgres reads and prints numerics.
     pub fn to_plain(&self) -> String {
         if self.digits.is_empty() {
@@ -169,6 +215,25 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         Decimal::parse(s).unwrap()
+    }
+
+    /// `numeric_send`'s output for the same values: digit count, weight, sign, scale, and
+    /// the base-10000 digits.
+    #[test]
+    fn binary_numerics_are_what_postgres_sends() {
+        let bin = |s: &str| {
+            let b = d(s).to_pg_binary();
+            b.chunks(2)
+                .map(|c| i32::from(i16::from_be_bytes([c[0], c[1]])))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bin("19.99"), [2, 0, 0, 2, 19, 9900]);
+        assert_eq!(bin("0.001"), [1, -1, 0, 3, 10]);
+        assert_eq!(bin("-12345.6"), [3, 1, 0x4000, 1, 1, 2345, 6000]);
+        assert_eq!(bin("1e2"), [1, 0, 0, 0, 100]);
+        assert_eq!(bin("100000000"), [1, 2, 0, 0, 1]);
+        assert_eq!(bin("0"), [0, 0, 0, 0]);
+        assert_eq!(bin("1.50"), [2, 0, 0, 1, 1, 5000]);
     }
 
     #[test]

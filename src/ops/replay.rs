@@ -13,7 +13,7 @@ use crate::db::Sink;
 use crate::decode::{Framing, RejectReason};
 use crate::mask::{Column, Keyring, Masker};
 use crate::source::Received;
-use crate::transform::{transform, Outcome, Row};
+use crate::transform::{transform, Outcome, Recipe, Row};
 
 use super::OpsError;
 
@@ -149,8 +149,10 @@ fn retransform(
             receive_count: r.receive_count,
             framing,
         };
-        match transform(&msg, limits, masker).outcome {
+        match transform(&msg, &Recipe::Login(*limits), masker).outcome {
             Outcome::Row(row) => rows.push((r.message_id, row)),
+            // The login recipe makes neither.
+            Outcome::Mapped(_) | Outcome::Skip { .. } => {}
             Outcome::Reject(rej) => {
                 *summary
                     .still_rejected

@@ -97,9 +97,9 @@ impl TransformAndBatch {
                 None => rx.recv().await,
             };
             let Some(msgs) = next else { break };
-            let limits = self.shape.borrow().limits;
+            let recipe = self.shape.borrow().recipe();
             for (msg, mut charge) in msgs {
-                let (item, unknown_keys) = Item::new(msg, &limits, &mut self.masker);
+                let (item, unknown_keys) = Item::new(msg, &recipe, &mut self.masker);
                 self.stats.add_unknown_keys(unknown_keys);
                 // A reject holds its sealed copy instead of the raw body (a row: no change,
                 // and no lock taken).

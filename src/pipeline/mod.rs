@@ -58,6 +58,9 @@ pub enum PipelineError {
     /// The database side.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The mapping file does not fit the live tables.
+    #[error(transparent)]
+    Mapping(#[from] crate::mapping::MappingError),
     /// Some batches could not be committed; their messages stay on the queue.
     #[error("{0} batch(es) could not be committed after retries; their messages stay on the queue and will be redelivered (see the log for the database errors)")]
     Uncommitted(u64),
@@ -77,6 +80,7 @@ impl Classified for PipelineError {
         match self {
             Self::Source(e) => e.is_usage(),
             Self::Db(e) => e.is_usage(),
+            Self::Mapping(e) => e.is_usage(),
             _ => false,
         }
     }
@@ -158,7 +162,13 @@ impl Pipeline {
             u32::MAX
         };
         let first = wait::for_db(&cfg.db, attempts, shutdown).await?;
-        let shape = crate::db::schema::inspect(&first).await?;
+        let shape = match &cfg.mapping {
+            None => crate::db::schema::inspect(&first).await?,
+            Some(m) => {
+                let kid_len = cfg.keyring.writing_kid().len();
+                crate::db::schema::inspect_mapped(&first, m.clone(), kid_len).await?
+            }
+        };
         let mut writers = vec![Sink::prepare(first, &shape, &cfg.db).await?];
         for _ in 1..p.writers.max(1) {
             let client = wait::for_db(&cfg.db, attempts, shutdown).await?;
@@ -251,6 +261,7 @@ impl Pipeline {
             max_inflight_bytes = p.max_inflight_bytes,
             visibility_timeout_s = self.tracker.visibility().as_secs(),
             writing_kid = self.keyring.writing_kid(),
+            mapping = self.shape.borrow().mapped.as_ref().map(|l| l.plan.routes.len()),
             app_version_column = ?self.shape.borrow().limits.app_version,
             "consumer started"
         );

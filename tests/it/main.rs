@@ -31,6 +31,7 @@ mod lambda;
 mod lambda_runtime;
 mod libpq;
 mod manifests;
+mod mapped_run;
 mod mapping;
 mod ops;
 mod output;

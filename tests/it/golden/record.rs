@@ -81,7 +81,7 @@ fn outcome(
         Body::Text(text) => {
             let msg = Received::new("golden".into(), String::new(), text.clone(), sent, None)
                 .framed(framing);
-            let t = transform::transform(&msg, limits, m);
+            let t = transform::transform(&msg, &transform::Recipe::Login(*limits), m);
             match t.outcome {
                 Outcome::Row(r) => row(
                     [
@@ -94,6 +94,7 @@ fn outcome(
                     msg.sent_at,
                     t.unknown_keys,
                 ),
+                Outcome::Mapped(_) | Outcome::Skip { .. } => unreachable!("the login recipe"),
                 Outcome::Reject(r) => json!({
                     "reject": r.reason.to_string(),
                     "sealed": fingerprint(r.body_ciphertext.as_bytes()),

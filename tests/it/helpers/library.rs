@@ -116,7 +116,12 @@ impl TestSink {
     fn transform(&mut self, msg: &Received) -> SinkRecord {
         Record {
             message_id: msg.message_id.clone(),
-            outcome: sqs2pg::transform::transform(msg, &self.limits, &mut self.masker.0).outcome,
+            outcome: sqs2pg::transform::transform(
+                msg,
+                &sqs2pg::transform::Recipe::Login(self.limits),
+                &mut self.masker.0,
+            )
+            .outcome,
         }
     }
 

@@ -253,6 +253,7 @@ impl TestEnv {
             ))),
             keyring: Keyring::parse(opts.keys.as_deref().unwrap_or(KEYS)).expect("keys"),
             pipeline,
+            mapping: None,
         }
     }
 

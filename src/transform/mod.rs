@@ -1,12 +1,18 @@
-//! What a message becomes: decode, then mask, into a [`Row`] or a [`Reject`]. Pure and
-//! synchronous, like the two steps it composes; a panic inside either becomes a reject
-//! (`internal_error`), so no body can take the process down.
+//! What a message becomes: decode, then mask, into a [`Row`] or a [`Reject`]; or, under a
+//! mapping file, the route's row or skip ([`mapped`]). Pure and synchronous, like the steps
+//! it composes; a panic inside becomes a reject (`internal_error`), so no body can take the
+//! process down.
+
+mod mapped;
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::decode::{self, AppVersion, Limits, Login, RejectReason};
+use crate::mapping::convert::Cell;
+use crate::mapping::live::Live;
 use crate::mask::Masker;
 use crate::source::Received;
 
@@ -29,7 +35,27 @@ pub struct Row {
     pub create_date: NaiveDate,
 }
 
-/// One `user_logins_rejects` entry; the body is already sealed.
+/// What a message is made for: the built-in load of `user_logins` under the live table's
+/// limits, or a mapping file's plan compiled against the live tables. Two recipes are
+/// equal when the tables they were read from are: a record made for another is made again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recipe {
+    /// The built-in login load.
+    Login(Limits),
+    /// A mapping file's routes.
+    Mapped(Arc<Live>),
+}
+
+/// A mapped route's row: the cells of its mapped columns, in the plan's column order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MappedRow {
+    /// The route's index in the plan.
+    pub route: usize,
+    /// One per mapped column.
+    pub cells: Vec<Cell>,
+}
+
+/// One rejects-table entry; the body is already sealed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reject {
     /// Why; stored as its machine-readable text (`missing_field:user_id`).
@@ -40,13 +66,23 @@ pub struct Reject {
     pub receive_count: Option<i32>,
     /// `SentTimestamp`.
     pub sent_at: Option<DateTime<Utc>>,
+    /// The mapped route that took it; `None` for the login load and for an event no route
+    /// took.
+    pub route: Option<String>,
 }
 
 /// What a message becomes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// A row.
+    /// A `user_logins` row.
     Row(Row),
+    /// A mapped route's row.
+    Mapped(MappedRow),
+    /// A skip route took it: ledgered and deleted, no row.
+    Skip {
+        /// The route's name.
+        route: String,
+    },
     /// A quarantined message.
     Reject(Reject),
 }
@@ -70,9 +106,17 @@ pub struct Transformed {
     pub unknown_keys: usize,
 }
 
-/// Decodes and masks one message into its outcome, checking values against `limits` (the
-/// live table's). Never panics.
-pub fn transform(msg: &Received, limits: &Limits, masker: &mut Masker) -> Transformed {
+/// Makes one message's outcome as `recipe` says. Never panics.
+pub fn transform(msg: &Received, recipe: &Recipe, masker: &mut Masker) -> Transformed {
+    match recipe {
+        Recipe::Login(limits) => login(msg, limits, masker),
+        Recipe::Mapped(live) => mapped::transform(msg, &live.plan, masker),
+    }
+}
+
+/// Decodes and masks one login into its outcome, checking values against `limits` (the live
+/// table's).
+fn login(msg: &Received, limits: &Limits, masker: &mut Masker) -> Transformed {
     let result = contain(|| {
         crate::failpoint::panic_if_marked(crate::failpoint::TRANSFORM, msg.body.expose());
         decode::decode_message(msg.body.expose().as_bytes(), msg.framing, limits).and_then(
@@ -89,7 +133,7 @@ pub fn transform(msg: &Received, limits: &Limits, masker: &mut Masker) -> Transf
             unknown_keys,
         },
         Err(reason) => Transformed {
-            outcome: Outcome::Reject(quarantine(msg, reason, masker)),
+            outcome: Outcome::Reject(quarantine(msg, reason, None, masker)),
             unknown_keys: 0,
         },
     }
@@ -97,12 +141,18 @@ pub fn transform(msg: &Received, limits: &Limits, masker: &mut Masker) -> Transf
 
 /// The reject of a message: its whole body sealed, with the reason. Also used when the
 /// database refuses a row that decoded.
-pub fn quarantine(msg: &Received, reason: RejectReason, masker: &mut Masker) -> Reject {
+pub fn quarantine(
+    msg: &Received,
+    reason: RejectReason,
+    route: Option<String>,
+    masker: &mut Masker,
+) -> Reject {
     Reject {
         reason,
         body_ciphertext: masker.seal_body(msg.body.expose().as_bytes()),
         receive_count: msg.receive_count,
         sent_at: msg.sent_at,
+        route,
     }
 }
 
@@ -153,8 +203,9 @@ mod tests {
             let mut m = Masker::fixed_for_tests();
             for b in [body, json_ish] {
                 let msg = Received::new("m".into(), "r".into(), b.clone(), None, None);
-                match transform(&msg, &Limits::default(), &mut m).outcome {
+                match login(&msg, &Limits::default(), &mut m).outcome {
                     Outcome::Row(r) => proptest::prop_assert!(!r.user_id.is_empty()),
+                    Outcome::Mapped(_) | Outcome::Skip { .. } => proptest::prop_assert!(false, "no mapping"),
                     Outcome::Reject(r) => {
                         // `transform` turns a panic into an internal_error reject, so that is
                         // how a panic shows here.
@@ -175,13 +226,14 @@ mod tests {
             Some("1709596800000"),
             None,
         );
-        match transform(&msg, limits, m).outcome {
+        match transform(&msg, &Recipe::Login(*limits), m).outcome {
             Outcome::Row(row) => Ok(row),
             Outcome::Reject(r) => Err(r.reason),
+            Outcome::Mapped(_) | Outcome::Skip { .. } => panic!("no mapping"),
         }
     }
 
-    fn login(ip: &str, device_id: &str) -> String {
+    fn login_body(ip: &str, device_id: &str) -> String {
         format!(
             r#"{{"user_id":"u1","app_version":"2.3.0","device_type":"ios","ip":{ip},"locale":"RU","device_id":{device_id}}}"#
         )
@@ -191,7 +243,7 @@ mod tests {
     fn a_row_holds_each_field_and_the_tokens_of_ip_and_device_id() {
         let mut m = Masker::fixed_for_tests();
         let row = outcome(
-            &login(r#""1.2.3.4""#, r#""d-1""#),
+            &login_body(r#""1.2.3.4""#, r#""d-1""#),
             &Limits::default(),
             &mut m,
         )
@@ -226,7 +278,7 @@ mod tests {
             masked_device_id: Some(device),
             ..Limits::default()
         };
-        let body = login(r#""1.2.3.4""#, r#""12345""#);
+        let body = login_body(r#""1.2.3.4""#, r#""12345""#);
         let exact = limits(ip_token, m.token_len(5));
         assert!(
             outcome(&body, &exact, &mut m).is_ok(),
@@ -241,7 +293,7 @@ mod tests {
             Err(RejectReason::TooLong("ip"))
         );
         // A null value makes no token, so no limit applies to it.
-        let nulls = login("null", "null");
+        let nulls = login_body("null", "null");
         assert!(outcome(&nulls, &limits(1, 1), &mut m).is_ok());
     }
 

@@ -1,0 +1,55 @@
+//! A message under a mapping file: the route that takes its event, then the route's row, a
+//! skip, or the reason it is quarantined ([`crate::mapping::eval`]).
+
+use std::panic::AssertUnwindSafe;
+
+use crate::decode::RejectReason;
+use crate::mapping::compile::Plan;
+use crate::mapping::eval::{eval_body, Outcome as Evaluated};
+use crate::mapping::event::Metadata;
+use crate::mask::Masker;
+use crate::source::Received;
+
+use super::{quarantine, MappedRow, Outcome, Transformed};
+
+/// Routes and converts one message; a panic inside becomes an `internal_error` reject.
+pub fn transform(msg: &Received, plan: &Plan, masker: &mut Masker) -> Transformed {
+    let meta = Metadata {
+        message_id: msg.message_id.clone(),
+        sent_timestamp: msg.sent_at,
+        receive_count: msg.receive_count,
+        ..Metadata::default()
+    };
+    let body = msg.body.expose();
+    let evaluated = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        crate::failpoint::panic_if_marked(crate::failpoint::TRANSFORM, body);
+        match eval_body(plan, body, msg.framing.envelope, meta, masker) {
+            Evaluated::Row { route, cells, .. } => {
+                // Route names are unique (the file's check), so the name finds its index.
+                match plan.routes.iter().position(|r| r.name == route) {
+                    Some(index) => Ok(Outcome::Mapped(MappedRow {
+                        route: index,
+                        cells: cells.into_iter().map(|(_, cell)| cell).collect(),
+                    })),
+                    None => Err((RejectReason::Internal, Some(route.to_owned()))),
+                }
+            }
+            Evaluated::Skip { route } => Ok(Outcome::Skip {
+                route: route.to_owned(),
+            }),
+            Evaluated::Reject { route, reason } => Err((
+                RejectReason::Mapped(reason.to_string()),
+                route.map(str::to_owned),
+            )),
+        }
+    }))
+    .unwrap_or(Err((RejectReason::Internal, None)));
+    let outcome = match evaluated {
+        Ok(o) => o,
+        Err((reason, route)) => Outcome::Reject(quarantine(msg, reason, route, masker)),
+    };
+    Transformed {
+        outcome,
+        unknown_keys: 0,
+    }
+}

@@ -1,0 +1,224 @@
+//! `sqs2pg run --mapping FILE`: events routed into their own tables, exactly once, through
+//! the same ledger, rejects and bisection as the login load. Bodies are EventBridge events
+//! (`--envelope eventbridge`) on LocalStack; moto-made events are in `foreign_events`.
+
+use std::path::PathBuf;
+
+use crate::helpers::*;
+
+/// Two routed tables: orders (a business key, an exact amount, a jsonb subtree, an email
+/// token, the envelope's time) and signups (no key; `id` and `loaded_at` left to their
+/// defaults).
+const DDL: &str = "
+CREATE SCHEMA shop;
+CREATE TABLE shop.orders(
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  order_id text NOT NULL UNIQUE,
+  amount numeric(10,2) CHECK (amount >= 0),
+  customer_email varchar(120),
+  items jsonb,
+  placed_at timestamptz,
+  loaded_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE shop.signups(
+  id bigserial PRIMARY KEY,
+  user_name text NOT NULL,
+  plan text,
+  tags text[],
+  sent_at timestamptz);
+";
+
+const MAPPING: &str = r#"[[route]]
+name = "order"
+table = "shop.orders"
+when = { meta = "envelope:detail-type", equals = "OrderPlaced" }
+key = ["order_id"]
+on_conflict = "ignore"
+subject = "customer_email"
+
+[route.columns]
+order_id       = { path = "/order/id", required = true }
+amount         = { path = "/order/amount" }
+customer_email = { path = "/customer/email", token = "email" }
+items          = { path = "/order/items" }
+placed_at      = { meta = "envelope:time" }
+
+[[route]]
+name = "signup"
+table = "shop.signups"
+when = { meta = "envelope:detail-type", equals = "SignedUp" }
+
+[route.columns]
+user_name = { path = "/name", required = true }
+plan      = { path = "/plan" }
+tags      = { path = "/tags" }
+sent_at   = { meta = "sent_timestamp" }
+
+[[route]]
+name = "heartbeat"
+when = { meta = "envelope:detail-type", equals = "Heartbeat" }
+skip = true
+"#;
+
+/// An EventBridge event of `detail_type` around `detail`.
+fn event(detail_type: &str, detail: &str) -> String {
+    format!(
+        r#"{{"version":"0","id":"{}","detail-type":"{detail_type}","source":"shop","account":"000000000000","time":"2026-12-01T10:00:00Z","region":"us-east-1","resources":[],"detail":{detail}}}"#,
+        uuid::Uuid::new_v4()
+    )
+}
+
+fn order(id: &str, amount: &str, email: &str) -> String {
+    event(
+        "OrderPlaced",
+        &format!(
+            r#"{{"order":{{"id":"{id}","amount":{amount},"items":[{{"sku":"A-1","qty":2}}]}},"customer":{{"email":"{email}"}}}}"#
+        ),
+    )
+}
+
+/// A test database holding [`DDL`], and `mapping` in a file of the test's own.
+async fn setup(mapping: &str) -> (TestEnv, PathBuf) {
+    let env = TestEnv::new().await;
+    env.db().await.batch_execute(DDL).await.expect("DDL");
+    let path = std::env::temp_dir().join(format!("{}-mapping.toml", env.queue_name));
+    std::fs::write(&path, mapping).expect("write the mapping");
+    (env, path)
+}
+
+fn run_mapped(env: &TestEnv, path: &std::path::Path) -> std::process::Output {
+    env.run_cmd(&[
+        "run",
+        "--until-empty",
+        "--wait-seconds",
+        "1",
+        "--envelope",
+        "eventbridge",
+        "--mapping",
+        path.to_str().unwrap(),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mapped_run_loads_each_route_into_its_table_skips_and_quarantines_the_rest() {
+    let (env, path) = setup(MAPPING).await;
+    env.send(&[
+        order("o-1", "19.99", "ann@example.com"),
+        order("o-2", r#""5""#, "bob@example.com"),
+        // A producer's re-send: a new message id, the same order.
+        order("o-1", "19.99", "ann@example.com"),
+        event(
+            "SignedUp",
+            r#"{"name":"carol","plan":"pro","tags":["a","b"]}"#,
+        ),
+        event("Heartbeat", r#"{"beat":1}"#),
+        event("Refunded", r#"{"order":{"id":"o-1"}}"#),
+        order("o-3", r#""abc""#, "dan@example.com"),
+    ])
+    .await;
+    let out = stdout_ok(&run_mapped(&env, &path));
+    let summary = summary_numbers(&out);
+    assert_eq!(summary["loaded"], 3, "{out}");
+    assert_eq!(summary["rejected"], 2, "{out}");
+    env.assert_queue_empty().await;
+
+    let orders: Vec<String> = env
+        .column(
+            "SELECT order_id || ' ' || amount::text || ' ' || items::text || ' ' || placed_at::text
+               FROM shop.orders ORDER BY order_id",
+        )
+        .await;
+    assert_eq!(
+        orders,
+        [
+            r#"o-1 19.99 [{"qty": 2, "sku": "A-1"}] 2026-12-01 10:00:00+00"#,
+            r#"o-2 5.00 [{"qty": 2, "sku": "A-1"}] 2026-12-01 10:00:00+00"#,
+        ]
+    );
+    // The email is stored as its token under the context "email", never as itself.
+    let emails: Vec<String> = env
+        .column("SELECT customer_email FROM shop.orders ORDER BY order_id")
+        .await;
+    let mut m = masker(KEYS);
+    assert_eq!(
+        emails,
+        [
+            m.token("email", "ann@example.com"),
+            m.token("email", "bob@example.com")
+        ]
+    );
+    let signups: Vec<String> = env
+        .column("SELECT user_name || ' ' || plan || ' ' || tags::text || ' ' || (sent_at IS NOT NULL)::text || ' ' || id::text FROM shop.signups")
+        .await;
+    assert_eq!(signups, ["carol pro {a,b} true 1"]);
+
+    let rejects: Vec<String> = env
+        .column(
+            "SELECT coalesce(route, '-') || ' ' || reason FROM user_logins_rejects ORDER BY reason",
+        )
+        .await;
+    assert_eq!(rejects, ["order invalid_value:amount", "- no_route"]);
+    // Every message, loaded, skipped, re-sent or rejected, is in the ledger once.
+    assert_eq!(env.count("SELECT count(*) FROM sqs2pg_ledger").await, 7);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_row_the_table_refuses_is_quarantined_under_its_route_and_the_rest_commit() {
+    let (env, path) = setup(MAPPING).await;
+    env.send(&[
+        order("o-1", "1.50", "ann@example.com"),
+        // The table's CHECK refuses a negative amount: a database error for this row only.
+        order("o-2", "-1", "bob@example.com"),
+        order("o-3", "2", "carol@example.com"),
+    ])
+    .await;
+    let out = stdout_ok(&run_mapped(&env, &path));
+    assert_eq!(summary_numbers(&out)["loaded"], 2, "{out}");
+    let ids: Vec<String> = env
+        .column("SELECT order_id FROM shop.orders ORDER BY order_id")
+        .await;
+    assert_eq!(ids, ["o-1", "o-3"]);
+    let rejects: Vec<String> = env
+        .column("SELECT route || ' ' || reason FROM user_logins_rejects")
+        .await;
+    assert_eq!(rejects, ["order database_error:23514"]);
+    env.assert_queue_empty().await;
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mapping_that_does_not_fit_stops_the_run_before_the_first_message() {
+    let broken = MAPPING.replace("plan      = {", "plan_name = {");
+    let (env, path) = setup(&broken).await;
+    env.send(&[order("o-1", "1", "ann@example.com")]).await;
+    let out = run_mapped(&env, &path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(r#"route "signup", column "plan_name""#),
+        "{stderr}"
+    );
+    // Nothing was received: the message waits, visible, for a run that fits.
+    assert_eq!(env.depth().await.visible, 1);
+    assert_eq!(env.count("SELECT count(*) FROM sqs2pg_ledger").await, 0);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejects_table_without_the_route_column_is_refused_naming_migrate() {
+    let (env, path) = setup(MAPPING).await;
+    env.db()
+        .await
+        .batch_execute("ALTER TABLE user_logins_rejects DROP COLUMN route")
+        .await
+        .expect("drop route");
+    let out = run_mapped(&env, &path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(r#"no column "route""#), "{stderr}");
+    assert!(stderr.contains("sqs2pg migrate"), "{stderr}");
+    // migrate adds it back, and the run then goes.
+    stdout_ok(&env.run_cmd(&["migrate"]));
+    stdout_ok(&run_mapped(&env, &path));
+    let _ = std::fs::remove_file(&path);
+}
