@@ -20,6 +20,7 @@ use crate::commit::{to_items, CommitFailure, Committer, Item, Parts, WriteSignal
 use crate::config::DbConfig;
 use crate::db::DbError;
 use crate::decode::Framing;
+use crate::mapping::{Mapping, MappingError};
 use crate::mask::{Keyring, Masker};
 use crate::source::Received;
 use crate::telemetry::{Stats, Summary};
@@ -41,6 +42,28 @@ impl Handler {
     pub async fn new(db: DbConfig, keyring: &Keyring) -> Result<Self, DbError> {
         let client = crate::db::connect(&db).await?;
         let shape = crate::db::schema::inspect(&client).await?;
+        Self::on(client, shape, db, keyring).await
+    }
+
+    /// Connects and compiles `mapping` against its live tables (at cold start): a mapping
+    /// that does not fit fails the cold start, as `run` refuses to start.
+    pub async fn mapped(
+        db: DbConfig,
+        keyring: &Keyring,
+        mapping: Arc<Mapping>,
+    ) -> Result<Self, MappingError> {
+        let client = crate::db::connect(&db).await?;
+        let kid_len = keyring.writing_kid().len();
+        let shape = crate::db::schema::inspect_mapped(&client, mapping, kid_len).await?;
+        Ok(Self::on(client, shape, db, keyring).await?)
+    }
+
+    async fn on(
+        client: tokio_postgres::Client,
+        shape: crate::db::TableShape,
+        db: DbConfig,
+        keyring: &Keyring,
+    ) -> Result<Self, DbError> {
         let sink = crate::db::Sink::prepare(client, &shape, &db).await?;
         let stats = Arc::new(Stats::default());
         // Never stopped: each invocation is bounded by its deadline instead.

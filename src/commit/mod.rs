@@ -184,6 +184,7 @@ impl Committer {
             items.len(),
             started.elapsed(),
         );
+        self.stats.record_routes(&total.routes);
         Ok(total)
     }
 

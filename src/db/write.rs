@@ -52,7 +52,8 @@ pub struct RouteTally {
 }
 
 impl RouteTally {
-    fn absorb(&mut self, other: &RouteTally) {
+    /// Adds `other`'s counts.
+    pub fn absorb(&mut self, other: &RouteTally) {
         self.rows += other.rows;
         self.skipped += other.skipped;
         self.by_key += other.by_key;

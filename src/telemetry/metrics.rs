@@ -46,10 +46,14 @@ pub(super) fn prometheus() -> Option<&'static PrometheusHandle> {
 
 /// Every metric sqs2pg exports and its `# HELP` text (docs/DEPLOYMENT.md's table says the
 /// same; a metric missing here has no HELP line and fails the promtool lint).
-pub const HELP: [(&str, &str); 22] = [
+pub const HELP: [(&str, &str); 26] = [
     ("sqs2pg_received_total", "Messages received from SQS, redeliveries included."),
-    ("sqs2pg_loaded_total", "Rows committed to user_logins."),
+    ("sqs2pg_loaded_total", "Rows committed (to user_logins, or under a mapping file to its routes' tables)."),
     ("sqs2pg_rejected_total", "Rejects committed to user_logins_rejects, by reason."),
+    ("sqs2pg_route_loaded_total", "Under a mapping: rows committed, by route."),
+    ("sqs2pg_route_skipped_total", "Under a mapping: events a skip route took (ledgered and deleted, no row), by route."),
+    ("sqs2pg_route_skipped_by_key_total", "Under a mapping: rows a route's business key already held (a producer's re-send), by route."),
+    ("sqs2pg_route_rejected_total", "Under a mapping: rejects of events a route took, by route (no_route rejects have none)."),
     ("sqs2pg_duplicates_total", "Redeliveries the ledger recognised: written nowhere, deleted."),
     ("sqs2pg_deleted_total", "Messages deleted from the queue after their commit."),
     ("sqs2pg_delete_failures_total", "Deletes given up after retries; those messages come back as duplicates."),
@@ -116,6 +120,7 @@ pub fn render(stats: &Stats) -> String {
     for (reason, n) in &sum.rejected_by_reason {
         metrics::counter!("sqs2pg_rejected_total", "reason" => reason.clone()).absolute(*n);
     }
+    super::routes::record(&sum.routes);
     super::requests::record(&sum.sqs_requests, &sum.sqs_call_limits);
     metrics::gauge!("sqs2pg_in_flight").set(s.in_flight as f64);
     metrics::gauge!("sqs2pg_inflight_bytes").set(s.inflight_bytes as f64);

@@ -12,6 +12,7 @@ pub mod http;
 pub mod metrics;
 pub mod progress;
 pub mod requests;
+pub mod routes;
 pub mod stats;
 pub mod summary_json;
 

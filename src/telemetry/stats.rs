@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::requests::{CallLimits, RequestCounts, SqsRequests};
+use super::routes::{self, Routes};
 use crate::decode::RejectReason;
 
 /// The counters. Every method is cheap (relaxed atomics), so tasks call them per event.
@@ -20,6 +21,7 @@ pub struct Stats {
     loaded: AtomicU64,
     rejected: AtomicU64,
     rejected_by_reason: Mutex<BTreeMap<String, u64>>,
+    routes: Mutex<Routes>,
     duplicates: AtomicU64,
     deleted: AtomicU64,
     delete_failed: AtomicU64,
@@ -152,6 +154,14 @@ impl Stats {
         }
     }
 
+    /// A mapped run's per-route counts of one commit.
+    pub fn record_routes(&self, tallies: &Routes) {
+        if !tallies.is_empty() {
+            let mut known = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+            routes::absorb(&mut known, tallies);
+        }
+    }
+
     /// SentTimestamp → commit, per message, for the latency histogram.
     pub fn record_latency(&self, sent: impl Iterator<Item = DateTime<Utc>>) {
         let now = Utc::now();
@@ -269,6 +279,11 @@ impl Stats {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+            routes: self
+                .routes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             duplicates: get(&self.duplicates),
             deleted: get(&self.deleted),
             delete_failed: get(&self.delete_failed),
@@ -310,6 +325,8 @@ pub struct Summary {
     pub rejected: u64,
     /// Rejects committed, by stored reason.
     pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Under a mapping, what each route did.
+    pub routes: Routes,
     /// Redeliveries skipped by the ledger.
     pub duplicates: u64,
     /// Messages deleted.
@@ -345,6 +362,7 @@ impl fmt::Display for Summary {
         for (reason, n) in &self.rejected_by_reason {
             writeln!(f, "  {reason}: {n}")?;
         }
+        routes::write_text(f, &self.routes)?;
         writeln!(f, "duplicates skipped  {}", self.duplicates)?;
         writeln!(f, "deleted             {}", self.deleted)?;
         if self.delete_failed > 0 {

@@ -18,6 +18,19 @@ pub struct CallLimitJson {
     pub peak: u64,
 }
 
+/// What one mapped route did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RouteJson {
+    /// Rows written.
+    pub loaded: u64,
+    /// Events a skip route took.
+    pub skipped: u64,
+    /// Rows a business key already held (a producer's re-send).
+    pub skipped_by_key: u64,
+    /// Rejects of events the route took.
+    pub rejected: u64,
+}
+
 /// [`Summary`] in the shape `--output json` prints; field names are a stable interface.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SummaryJson {
@@ -25,6 +38,7 @@ pub struct SummaryJson {
     pub loaded: u64,
     pub rejected: u64,
     pub rejected_by_reason: BTreeMap<String, u64>,
+    pub routes: BTreeMap<String, RouteJson>,
     pub duplicates: u64,
     pub deleted: u64,
     pub delete_failed: u64,
@@ -62,6 +76,19 @@ impl Summary {
             loaded: self.loaded,
             rejected: self.rejected,
             rejected_by_reason: self.rejected_by_reason.clone(),
+            routes: self
+                .routes
+                .iter()
+                .map(|(name, t)| {
+                    let json = RouteJson {
+                        loaded: t.rows,
+                        skipped: t.skipped,
+                        skipped_by_key: t.by_key,
+                        rejected: t.rejected,
+                    };
+                    (name.clone(), json)
+                })
+                .collect(),
             duplicates: self.duplicates,
             deleted: self.deleted,
             delete_failed: self.delete_failed,

@@ -86,7 +86,11 @@ async fn setup(mapping: &str) -> (TestEnv, PathBuf) {
 }
 
 fn run_mapped(env: &TestEnv, path: &std::path::Path) -> std::process::Output {
-    env.run_cmd(&[
+    run_mapped_cmd(env, path).output().expect("run sqs2pg")
+}
+
+fn run_mapped_cmd(env: &TestEnv, path: &std::path::Path) -> std::process::Command {
+    env.cmd(&[
         "run",
         "--until-empty",
         "--wait-seconds",
@@ -119,6 +123,15 @@ async fn a_mapped_run_loads_each_route_into_its_table_skips_and_quarantines_the_
     let summary = summary_numbers(&out);
     assert_eq!(summary["loaded"], 3, "{out}");
     assert_eq!(summary["rejected"], 2, "{out}");
+    for (field, n) in [
+        ("loaded by route/order", 2),
+        ("loaded by route/signup", 1),
+        ("skipped by route/heartbeat", 1),
+        ("skipped by key/order", 1),
+        ("rejected by route/order", 1),
+    ] {
+        assert_eq!(summary.get(field), Some(&n), "{field} in {out}");
+    }
     env.assert_queue_empty().await;
 
     let orders: Vec<String> = env
@@ -172,8 +185,15 @@ async fn a_row_the_table_refuses_is_quarantined_under_its_route_and_the_rest_com
         order("o-3", "2", "carol@example.com"),
     ])
     .await;
-    let out = stdout_ok(&run_mapped(&env, &path));
-    assert_eq!(summary_numbers(&out)["loaded"], 2, "{out}");
+    let mut run = run_mapped_cmd(&env, &path);
+    let out = stdout_ok(&run.args(["--output", "json"]).output().expect("run"));
+    let summary: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(summary["loaded"], 2, "{out}");
+    assert_eq!(
+        summary["routes"]["order"],
+        serde_json::json!({"loaded": 2, "skipped": 0, "skipped_by_key": 0, "rejected": 1}),
+        "{out}"
+    );
     let ids: Vec<String> = env
         .column("SELECT order_id FROM shop.orders ORDER BY order_id")
         .await;

@@ -5,7 +5,9 @@
 //! directory, on this test's queue and database (the `eval "$(scripts/services env)"` the
 //! README starts with is what the harness does for them). The lines after a command are its
 //! stdout: `[..]` stands for any text within a line, a line `...` for any number of lines,
-//! and `[exit: N]` for an exit code other than 0.
+//! and `[exit: N]` for an exit code other than 0. A block whose info string names a file
+//! after its language (```` ```toml orders.toml ````) is that file, written into the
+//! directory where it stands in the transcript.
 
 use std::path::Path;
 
@@ -23,9 +25,30 @@ struct Step {
 fn transcript(markdown: &str) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::new();
     let mut inside = false;
+    // The file a block is, and its lines so far.
+    let mut file: Option<(String, Vec<&str>)> = None;
     for line in markdown.lines() {
-        if line.trim_start().starts_with("```") {
-            inside = !inside && line.trim() == "```console";
+        if let Some(info) = line.trim_start().strip_prefix("```") {
+            if let Some((name, lines)) = file.take() {
+                steps.push(Step {
+                    command: format!(
+                        "cat > {name} <<'README_FILE_END'\n{}\nREADME_FILE_END",
+                        lines.join("\n")
+                    ),
+                    expected: Vec::new(),
+                    exit: 0,
+                });
+                continue;
+            }
+            if let Some((_, name)) = info.trim().split_once(' ').filter(|_| !inside) {
+                file = Some((name.trim().to_owned(), Vec::new()));
+                continue;
+            }
+            inside = !inside && info.trim() == "console";
+            continue;
+        }
+        if let Some((_, lines)) = &mut file {
+            lines.push(line);
             continue;
         }
         if !inside {
