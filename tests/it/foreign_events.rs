@@ -240,6 +240,9 @@ async fn a_broken_copy_of_each_example_is_refused_naming_the_route_and_column() 
             path.display()
         );
         assert!(stderr.contains(&want), "{want:?} not in: {stderr}");
-        assert!(stderr.contains(&format!("has no column {to:?}")), "{stderr}");
+        assert!(
+            stderr.contains(&format!("has no column {to:?}")),
+            "{stderr}"
+        );
     }
 }

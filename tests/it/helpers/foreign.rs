@@ -50,8 +50,7 @@ impl Foreign {
     /// The DDL of the example's table (`examples/mappings/NAME.sql`).
     pub fn ddl(self) -> String {
         let path = examples_dir().join(format!("{}.sql", self.name()));
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
     }
 }
 
