@@ -69,8 +69,8 @@ pub fn produce(kind: Foreign, queue_url: &str) -> usize {
         .unwrap_or_else(|_| panic!("foreign_events.py produce printed {out:?}, not a count"))
 }
 
-/// Receives `n` messages from `queue_url` on moto (at most 30 s), deletes them, and returns
-/// their bodies as they arrived.
+/// Receives every message of `queue_url` on moto (at most 30 s), deletes them, asserts there
+/// were exactly `n`, and returns their bodies as they arrived.
 pub fn receive_bodies(queue_url: &str, n: usize) -> Vec<String> {
     let out = script(&["receive", queue_url, &n.to_string()]);
     let bodies: Vec<String> = serde_json::from_str(&out)

@@ -9,8 +9,9 @@ Usage: python foreign_events.py produce KIND QUEUE_URL
            put_events of an OrderPlaced, a Heartbeat and a RefundIssued), or SNS (a topic with
            the queue subscribed, raw delivery off; two publishes) send their events to the queue.
            Prints the number of messages the queue will receive.
-  receive  receives until N messages are held (at most 30 s), deletes them, and prints their
-           bodies, as they arrived, as one JSON array of strings.
+  receive  receives until N messages are held and a receive after them finds none (at most
+           30 s), deletes them, and prints their bodies, as they arrived, as one JSON array of
+           strings (more or fewer than N if the queue held that many).
 
 KIND is s3, eventbridge or sns. The endpoint is SQS2PG_MOTO_URL (default
 http://127.0.0.1:5000), the region AWS_REGION (default us-east-1). Every resource is named after
@@ -81,7 +82,10 @@ ORDER = {
 def produce_eventbridge(queue_url):
     events = client("events")
     bus = f"{queue_name(queue_url)}-bus"
-    events.create_event_bus(Name=bus)
+    try:
+        events.create_event_bus(Name=bus)
+    except events.exceptions.ResourceAlreadyExistsException:
+        pass  # a second produce on the same queue
     rule = f"{queue_name(queue_url)}-rule"
     events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps({"source": ["shop.orders"]}))
     events.put_targets(
@@ -126,11 +130,16 @@ def receive(queue_url, n):
     sqs = client("sqs")
     bodies = []
     deadline = time.monotonic() + 30
-    while len(bodies) < n and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        for m in got.get("Messages", []):
+        messages = got.get("Messages", [])
+        for m in messages:
             bodies.append(m["Body"])
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+        # Once N are held, one more receive that finds nothing: so a message more than N
+        # shows up too.
+        if len(bodies) >= n and not messages:
+            break
     print(json.dumps(bodies))
 
 
