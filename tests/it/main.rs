@@ -22,6 +22,7 @@ mod e2e_core;
 mod envelopes;
 mod faults;
 mod fifo;
+mod foreign_events;
 mod golden;
 mod grafana;
 mod health_limits;

@@ -7,6 +7,7 @@
 mod db;
 mod dlq;
 mod envelopes;
+mod foreign;
 mod forward;
 mod lambda_deadline;
 mod lambda_rt;
@@ -38,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::db::*;
 pub use self::dlq::DeadLetters;
 pub use self::envelopes::*;
+pub use self::foreign::*;
 pub use self::forward::*;
 pub use self::lambda_deadline::*;
 pub use self::lambda_rt::*;
