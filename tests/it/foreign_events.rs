@@ -6,6 +6,7 @@
 //! and the column.
 
 use std::collections::HashMap;
+use std::time::Duration;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -245,4 +246,87 @@ async fn a_broken_copy_of_each_example_is_refused_naming_the_route_and_column() 
             "{stderr}"
         );
     }
+}
+
+/// The three examples as one mapping file (EventBridge, SNS, then S3 routes), for one queue
+/// that carries all three services' events.
+fn combined_mapping(env: &TestEnv) -> PathBuf {
+    let text: Vec<String> = [Foreign::EventBridge, Foreign::Sns, Foreign::S3]
+        .iter()
+        .map(|k| std::fs::read_to_string(k.mapping()).expect("example mapping"))
+        .collect();
+    let path = std::env::temp_dir().join(format!("{}-all.toml", env.queue_name));
+    std::fs::write(&path, text.join("\n")).expect("write the mapping");
+    path
+}
+
+/// Each event moto's S3, EventBridge and SNS made (seven bodies), sent again `copies` times
+/// as new messages, as producers re-send, with one body no route takes: one mixed queue,
+/// drained by daemons under `--mapping`, three of them SIGKILLed mid-work, the last one left
+/// to finish. Every message has exactly one outcome: each table holds one row per message
+/// routed to it (the order once, its re-sends skipped by key), skips and rejects are ledgered.
+#[tokio::test(flavor = "multi_thread")]
+async fn moto_made_events_drain_into_three_tables_exactly_once_through_kill_9() {
+    let env = TestEnv::on_with_visibility(Sqs::Moto, 6).await;
+    let db = env.db().await;
+    for kind in [Foreign::S3, Foreign::EventBridge, Foreign::Sns] {
+        db.batch_execute(&kind.ddl()).await.expect("example DDL");
+    }
+    let produced: usize = [Foreign::S3, Foreign::EventBridge, Foreign::Sns]
+        .iter()
+        .map(|k| produce(*k, &env.queue_url))
+        .sum();
+    let made = receive_bodies(&env.queue_url, produced);
+    let copies: i64 = 30;
+    let mut bodies: Vec<String> = (0..copies).flat_map(|_| made.clone()).collect();
+    bodies.push(r#"{"hello":"no service sent this"}"#.to_owned());
+    env.send(&bodies).await;
+    let mapping = combined_mapping(&env);
+    let mapping = mapping.to_str().expect("utf-8 path");
+    let daemon = [
+        "run",
+        "--wait-seconds",
+        "1",
+        "--batch-wait-ms",
+        "50",
+        "--batch-size",
+        "20",
+        "--mapping",
+        mapping,
+    ];
+    for i in 0..3 {
+        let before = db.count("SELECT count(*) FROM sqs2pg_ledger").await;
+        let mut child = env.spawn(&daemon, &[]);
+        wait_until(
+            &format!("consumer {i} commits something before its crash"),
+            Duration::from_secs(60),
+            || async { db.count("SELECT count(*) FROM sqs2pg_ledger").await > before },
+        )
+        .await;
+        crate::faults::jitter_sleep(0, 400).await;
+        child.sigkill();
+    }
+    let mut last = env.spawn(&daemon, &[]);
+    env.wait_drained(Duration::from_secs(180)).await;
+    last.sigterm();
+    assert_eq!(last.wait_exit(Duration::from_secs(40)).await, Some(0));
+
+    assert_eq!(
+        db.count("SELECT count(*) FROM sqs2pg_ledger").await,
+        bodies.len() as i64,
+        "every message exactly one outcome"
+    );
+    assert_eq!(db.count("SELECT count(*) FROM s3_objects").await, copies);
+    assert_eq!(db.count("SELECT count(*) FROM shop.orders").await, 1);
+    assert_eq!(
+        db.count("SELECT count(*) FROM account_events").await,
+        2 * copies
+    );
+    let rejects: Vec<String> = db
+        .column("SELECT coalesce(route, '-') || ' ' || reason FROM user_logins_rejects")
+        .await;
+    // RefundIssued has no route, nor has the stray body.
+    assert_eq!(rejects.len() as i64, copies + 1, "{rejects:?}");
+    assert!(rejects.iter().all(|r| r == "- no_route"), "{rejects:?}");
+    let _ = std::fs::remove_file(mapping);
 }

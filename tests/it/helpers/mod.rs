@@ -105,6 +105,11 @@ impl TestEnv {
         Self::build(sqs, true, 30).await
     }
 
+    /// A migrated database and a queue on `sqs` whose visibility timeout is `seconds`.
+    pub async fn on_with_visibility(sqs: Sqs, seconds: u32) -> Self {
+        Self::build(sqs, true, seconds).await
+    }
+
     /// Like [`TestEnv::new`], with the queue's visibility timeout set to `seconds`.
     pub async fn with_visibility(seconds: u32) -> Self {
         Self::build(Sqs::LocalStack, true, seconds).await
