@@ -18,6 +18,8 @@ pub trait Classified: std::error::Error + Send + Sync + 'static {
 pub struct Failure {
     message: String,
     usage: bool,
+    /// The flag at fault, when the command line's parser says which.
+    flag: Option<String>,
 }
 
 impl Failure {
@@ -35,18 +37,31 @@ impl Failure {
         Self {
             message: message.into(),
             usage: true,
+            flag: None,
         }
+    }
+
+    /// This failure blaming `flag` (`--pollers`), shown as `fields.flag` in its JSON line.
+    pub fn with_flag(mut self, flag: Option<String>) -> Self {
+        self.flag = flag;
+        self
     }
 
     /// The failure as the one stderr line `--log-format json` prints: the shape of the
     /// tracing JSON lines before it (`timestamp`, `level`, `fields.message`), so a log
-    /// shipper parses one shape, with the exit code among the fields.
+    /// shipper parses one shape, with the exit code among the fields, and the flag at fault
+    /// (`fields.flag`) when the command line's parser said which.
     pub fn json_line(&self) -> String {
+        let mut fields =
+            serde_json::json!({ "message": self.message, "exit_code": self.exit_code() });
+        if let Some(flag) = &self.flag {
+            fields["flag"] = flag.as_str().into();
+        }
         serde_json::json!({
             "timestamp": chrono::Utc::now()
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             "level": "ERROR",
-            "fields": { "message": self.message, "exit_code": self.exit_code() },
+            "fields": fields,
         })
         .to_string()
     }
@@ -63,6 +78,7 @@ impl<E: Classified> From<E> for Failure {
         Self {
             message: causes(&e),
             usage: e.is_usage(),
+            flag: None,
         }
     }
 }
@@ -73,6 +89,7 @@ impl From<anyhow::Error> for Failure {
         Self {
             message: causes(e.as_ref()),
             usage: false,
+            flag: None,
         }
     }
 }

@@ -18,7 +18,7 @@
 //! | module | concern |
 //! |---|---|
 //! | [`cli`] | clap types ([`cli::args`]), the config-file layer, text or JSON output (`cli::output`), one file per command |
-//! | [`config`] | every setting defined once ([`config::settings`]: flag, variable, default, help, TOML key, how `config` shows it), validated; the TOML layer; keyring loading (one open handle, mode and owner checked); the connection string as libpq reads it (`sslmode`, `sslrootcert`, `PGPASSWORD`, the password file), redacted from its parse; database TLS roots |
+//! | [`config`] | every setting defined once ([`config::settings`]: flag, variable, default, help, TOML key, how `config` shows it; one spelling each, old ones read with a warning), validated; the TOML layer; keyring loading (one open handle, mode and owner checked); the connection string as libpq reads it (`sslmode`, `sslrootcert`, `PGPASSWORD`, the password file), redacted from its parse; database TLS roots |
 //! | [`source`] | SQS: long-poll receive, delete and visibility on one batch-call helper, send, queue attributes; FIFO group, deduplication and receive-attempt ids ([`source::fifo`]); the adaptive limit on delete and visibility calls in flight ([`source::limit`]) |
 //! | [`decode`] | pure: body bytes → [`decode::Login`] or a [`decode::RejectReason`]; the event inside an SNS or EventBridge envelope ([`decode::envelope`]) |
 //! | [`mask`] | pure: AES-256-SIV tokens; the keyring; KMS-wrapped keys |

@@ -18,10 +18,15 @@ fn main() -> ExitCode {
     #[cfg(feature = "failpoints")]
     let _failpoints = sqs2pg::failpoint::from_env();
     sqs2pg::telemetry::install_panic_hook();
-    // clap exits 2 itself on a bad flag, naming it; a bad config file arrives here.
+    // clap exits 2 itself on a bad flag, naming it (as one JSON line under JSON logs); a bad
+    // config file arrives here.
     let cli = match sqs2pg::cli::parse() {
         Ok(cli) => cli,
-        Err(e) => return fail(Failure::from(e), log_format_before_parsing()),
+        // The flag, else the variable (a config file that failed to load cannot say).
+        Err(e) => {
+            let args: Vec<_> = std::env::args_os().collect();
+            return fail(Failure::from(e), sqs2pg::cli::log_format_asked(&args, None));
+        }
     };
     let log_format = cli.global.log_format;
     sqs2pg::telemetry::init_tracing(log_format);
@@ -48,28 +53,4 @@ fn fail(failure: Failure, log_format: LogFormat) -> ExitCode {
         LogFormat::Json => eprintln!("{}", failure.json_line()),
     }
     ExitCode::from(failure.exit_code())
-}
-
-/// The log format asked for, when parsing failed and no settings exist: the flag, else the
-/// variable (a config file that failed to load cannot say).
-fn log_format_before_parsing() -> LogFormat {
-    // args_os: a non-UTF-8 argument must not panic here (`std::env::args` would).
-    let args: Vec<String> = std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let flag = args
-        .iter()
-        .enumerate()
-        .find_map(|(i, a)| match a.strip_prefix("--log-format=") {
-            Some(v) => Some(v.to_owned()),
-            None if a == "--log-format" => args.get(i + 1).cloned(),
-            None => None,
-        });
-    match flag
-        .or_else(|| std::env::var("SQS2PG_LOG_FORMAT").ok())
-        .as_deref()
-    {
-        Some("json") => LogFormat::Json,
-        _ => LogFormat::Text,
-    }
 }

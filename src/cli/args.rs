@@ -25,6 +25,10 @@ pub struct Cli {
     /// What `config` prints: each setting's value and origin, recorded while parsing.
     #[arg(skip)]
     pub(crate) effective: super::config::Effective,
+    /// What parsing warns about (a deprecated key in the config file), logged once logging
+    /// is set up.
+    #[arg(skip)]
+    pub(crate) warnings: Vec<String>,
 }
 
 /// The commands.
@@ -152,8 +156,14 @@ pub enum Command {
     Mapping(MappingCommand),
     /// Print the effective configuration (flags > environment > config file > defaults),
     /// secrets redacted.
+    ///
+    /// As TOML that --config reads back, each value followed by where it came from; with
+    /// --output json, one object: {"config_file": PATH or null, "keyring": {"source": "...",
+    /// "key_ids": [...]}, "settings": {"KEY": {"value": ..., "source": "default" | "file" |
+    /// "env" | "flag", "from": the file, variable or flag, or null}, ..., "run": {...}}}, each
+    /// KEY as the file spells it and every one present (value null when unset).
     #[command(
-        after_help = "Examples:\n  sqs2pg config\n  sqs2pg config > sqs2pg.toml && sqs2pg --config sqs2pg.toml config   # read back"
+        after_help = "Examples:\n  sqs2pg config\n  sqs2pg config > sqs2pg.toml && sqs2pg --config sqs2pg.toml config   # read back\n  sqs2pg config --output json"
     )]
     Config(RunArgs),
     /// Print shell completions for SHELL on stdout.

@@ -1,5 +1,6 @@
 //! `sqs2pg config`: the configuration a run would use, after every layer and every check,
-//! as a TOML document `--config` reads back, each value followed by where it came from.
+//! as a TOML document `--config` reads back, each value followed by where it came from, or
+//! with `--output json` as one object ([`render_json`]).
 //! Secrets are never printed: the database URL loses its password (and, having lost it, is
 //! printed commented out, so the document never sets `<redacted>` as a password); keys show
 //! as their ids only (nothing is unwrapped), in a comment, since keys never go in the file.
@@ -12,7 +13,8 @@ use std::path::PathBuf;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Command};
 
-use super::args::GlobalArgs;
+use super::args::{GlobalArgs, OutputFormat};
+use super::output::print_json;
 use crate::config::file::{FileConfig, FileSetting};
 use crate::config::settings::{Kind, Setting, GLOBAL_SETTINGS, RUN_SETTINGS};
 use crate::config::{ConfigError, DbConfig};
@@ -162,8 +164,57 @@ impl Effective {
 }
 
 pub(super) fn print(g: &GlobalArgs, effective: &Effective) -> Result<(), Failure> {
-    print!("{}", render(g, effective));
+    match g.output {
+        OutputFormat::Text => print!("{}", render(g, effective)),
+        OutputFormat::Json => print_json(&render_json(g, effective))?,
+    }
     Ok(())
+}
+
+/// `config --output json`: what [`render`] prints, as one object. `settings` holds each key
+/// as the file does (the `[run]` table as `run`), each as `{"value", "source", "from"}`:
+/// the value as the file would hold it (`null` when unset, and for a connection string that
+/// does not parse), `source` one of `default`, `file`, `env`, `flag`, and `from` the file,
+/// variable or flag it came from (`null` for a default). Secrets as in the text: the
+/// connection string redacted, keys by their ids only.
+fn render_json(g: &GlobalArgs, effective: &Effective) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let (key_source, kids) = g.keys().describe();
+    let entry = |setting: &Setting, raw: Option<&str>, origin: &Origin| {
+        let value = match setting.kind {
+            Kind::Url => {
+                DbConfig::new(&g.database_url, None).map_or(Value::Null, |db| db.redacted().into())
+            }
+            kind => raw.map_or(Value::Null, |raw| match raw.parse::<u64>() {
+                Ok(n) if kind == Kind::Integer => n.into(),
+                _ => raw.into(),
+            }),
+        };
+        let (source, from) = match origin {
+            Origin::Default => ("default", Value::Null),
+            Origin::File(path) => ("file", path.display().to_string().into()),
+            Origin::Env(name) => ("env", name.as_str().into()),
+            Origin::Flag(name) => ("flag", name.as_str().into()),
+        };
+        (
+            setting.key.to_owned(),
+            json!({ "value": value, "source": source, "from": from }),
+        )
+    };
+    let table = |settings: &[(Setting, Option<String>, Origin)]| -> Map<String, Value> {
+        settings
+            .iter()
+            .map(|(s, raw, origin)| entry(s, raw.as_deref(), origin))
+            .collect()
+    };
+    let mut settings = table(&effective.global);
+    settings.insert("run".into(), table(&effective.run).into());
+    let key_ids: Vec<&str> = kids.split(", ").filter(|k| *k != "-").collect();
+    json!({
+        "config_file": g.config.as_ref().map(|p| p.display().to_string()),
+        "keyring": { "source": key_source, "key_ids": key_ids },
+        "settings": settings,
+    })
 }
 
 fn render(g: &GlobalArgs, effective: &Effective) -> String {

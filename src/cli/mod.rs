@@ -29,6 +29,7 @@ use clap::{CommandFactory, FromArgMatches};
 use crate::config::file::FileConfig;
 use crate::config::ConfigError;
 use crate::error::Failure;
+use crate::telemetry::LogFormat;
 
 pub use args::{Cli, Command, MappingCommand, RejectsCommand};
 
@@ -70,14 +71,87 @@ pub fn parse_from(args: Vec<OsString>) -> Result<Cli, ConfigError> {
         command = config::layer_file(command, file)?;
     }
     let matches = command
-        .try_get_matches_from_mut(args)
-        .unwrap_or_else(|e| e.exit());
-    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        .try_get_matches_from_mut(args.iter())
+        .unwrap_or_else(|e| refuse(e, &args, file.as_ref()));
+    let mut cli =
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| refuse(e, &args, file.as_ref()));
     cli.effective = config::Effective::record(&command, &matches, file.as_ref());
+    cli.warnings = file.map(|f| f.warnings().to_vec()).unwrap_or_default();
     if matches.value_source("database_url") == Some(clap::parser::ValueSource::CommandLine) {
         refuse_password_in_flag(&cli.global.database_url)?;
     }
     Ok(cli)
+}
+
+/// Exits on what clap refused: with clap's text (help and version always), or, when JSON logs
+/// were asked for, with one JSON line shaped like every other fatal error's
+/// ([`Failure::json_line`]): clap's message on one line, exit code 2, and the flag at fault
+/// when clap names one.
+fn refuse(e: clap::Error, args: &[OsString], file: Option<&FileConfig>) -> ! {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let help = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if help || !e.use_stderr() || log_format_asked(args, file) != LogFormat::Json {
+        e.exit()
+    }
+    // `--pollers <POLLERS>`: the flag alone; none for a positional argument (`<SHELL>`).
+    let flag = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => Some(s.as_str()),
+        Some(ContextValue::Strings(s)) => s.first().map(String::as_str),
+        _ => None,
+    }
+    .and_then(|s| s.split_whitespace().next())
+    .filter(|s| s.starts_with('-'))
+    .map(str::to_owned);
+    let failure = Failure::usage(one_line(&e)).with_flag(flag);
+    eprintln!("{}", failure.json_line());
+    std::process::exit(e.exit_code())
+}
+
+/// clap's message on one line, without its `error:` prefix, usage line and pointer to
+/// `--help`.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:")
+        })
+        .collect();
+    let joined = lines.join(" ");
+    joined.strip_prefix("error: ").unwrap_or(&joined).to_owned()
+}
+
+/// The log format asked for before the settings exist: `--log-format`, else
+/// `SQS2PG_LOG_FORMAT`, else the config file's `log_format` when it loaded; text otherwise.
+pub fn log_format_asked(args: &[OsString], file: Option<&FileConfig>) -> LogFormat {
+    // to_string_lossy: a non-UTF-8 argument must not panic here.
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let flag = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--log-format=") {
+            Some(v) => Some(v.to_owned()),
+            None if a == "--log-format" => args.get(i + 1).cloned(),
+            None => None,
+        });
+    let from_file = || Some(file?.log_format.as_ref()?.get_ref().clone());
+    match flag
+        .or_else(|| std::env::var("SQS2PG_LOG_FORMAT").ok())
+        .or_else(from_file)
+        .as_deref()
+    {
+        Some("json") => LogFormat::Json,
+        _ => LogFormat::Text,
+    }
 }
 
 /// Secrets never come from flags: they would show in `ps` and the shell's history.
@@ -107,6 +181,9 @@ fn config_path(args: &[OsString]) -> Option<PathBuf> {
 
 /// Runs one parsed command.
 pub async fn execute(cli: Cli) -> Result<(), Failure> {
+    for warning in &cli.warnings {
+        tracing::warn!("{warning}");
+    }
     let g = &cli.global;
     match &cli.command {
         Command::Migrate { roles } => migrate::migrate(g, *roles).await,

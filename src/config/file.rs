@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use super::settings::{FileConfig, FileRunConfig};
 
-use super::settings::FileEntry;
+use super::settings::{FileEntry, DEPRECATED_FILE_KEYS};
 use super::ConfigError;
 
 /// Where a configuration file is and what it says, to turn a value's byte span into
@@ -66,7 +66,45 @@ impl FileConfig {
             path: path.to_owned(),
             text,
         };
+        config.take_deprecated()?;
         Ok(config)
+    }
+
+    /// Moves each deprecated key's value ([`super::settings::DEPRECATED_FILE_KEYS`]) to its
+    /// new key, with a warning naming that key; both set is refused, naming both.
+    fn take_deprecated(&mut self) -> Result<(), ConfigError> {
+        for &(table, old_key, new_key) in DEPRECATED_FILE_KEYS {
+            let (old, new) = match (table, old_key) {
+                ("run", "shutdown_timeout_secs") => (
+                    &mut self.run.shutdown_timeout_secs,
+                    &mut self.run.shutdown_timeout,
+                ),
+                _ => unreachable!("[{table}] {old_key} is listed deprecated but has no field"),
+            };
+            let Some(value) = old.take() else { continue };
+            let at = position(&self.origin.path, &self.origin.text, value.span().start);
+            let table = if table.is_empty() {
+                String::new()
+            } else {
+                format!("[{table}] ")
+            };
+            if new.is_some() {
+                return Err(invalid(format!(
+                    "{at}: {table}{old_key} is the deprecated spelling of {new_key}, which the \
+                     file also sets: keep {new_key} only"
+                )));
+            }
+            self.warnings.push(format!(
+                "{at}: {table}{old_key} is deprecated, read as {new_key}: rename it {new_key}"
+            ));
+            *new = Some(value);
+        }
+        Ok(())
+    }
+
+    /// One line for each deprecated key the file uses, naming the key to use instead.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The file's path.
@@ -151,6 +189,49 @@ mod tests {
             ]
         );
         assert_eq!(c.run_settings(), [setting("pollers", "3", "5:13")]);
+    }
+
+    /// Each deprecated key is read as its new key, with one warning line naming both; the
+    /// two together are refused, naming both.
+    #[test]
+    fn deprecated_keys_are_read_as_their_new_key_with_a_warning() {
+        use crate::config::settings::{Kind, Setting};
+        for &(table, old, new) in DEPRECATED_FILE_KEYS {
+            let kind = Setting::named(new).expect("the new key is a setting").kind;
+            let value = if kind == Kind::Integer { "7" } else { "\"7\"" };
+            let header = if table.is_empty() {
+                String::new()
+            } else {
+                format!("[{table}]\n")
+            };
+            let path = config_file(
+                &format!("{old}.toml"),
+                &format!("{header}{old} = {value}\n"),
+            );
+            let c = FileConfig::load(&path).unwrap();
+            let settings = if table.is_empty() {
+                c.global_settings()
+            } else {
+                c.run_settings()
+            };
+            let read: Vec<(&str, &str)> = settings.iter().map(|s| (s.key, &*s.value)).collect();
+            assert_eq!(read, [(new, "7")], "{old}");
+            let [warning] = c.warnings() else {
+                panic!("{old}: one warning: {:?}", c.warnings())
+            };
+            assert!(
+                warning.contains(old) && warning.contains(&format!("rename it {new}")),
+                "{warning}"
+            );
+            assert!(!warning.contains('\n'), "one line: {warning}");
+            let both = load_error(
+                &format!("{old}-both.toml"),
+                &format!("{header}{old} = {value}\n{new} = {value}\n"),
+            );
+            assert!(both.contains(old) && both.contains(new), "{both}");
+        }
+        let path = config_file("current.toml", "[run]\nshutdown_timeout = 5\n");
+        assert!(FileConfig::load(&path).unwrap().warnings().is_empty());
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl RunArgs {
             max_inflight_bytes: usize::try_from(self.max_inflight_bytes).unwrap_or(usize::MAX),
             wait_seconds: self.wait_seconds,
             until_empty: self.until_empty,
-            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             metrics_addr,
             progress: match self.progress {
                 ProgressMode::Auto => self.until_empty,

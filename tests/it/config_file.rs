@@ -168,3 +168,45 @@ fn config_file_errors_name_the_file_line_and_key() {
         "{e}"
     );
 }
+
+/// A deprecated key (`[run] shutdown_timeout_secs`) is still read, as its new key, with one
+/// warning on stderr naming the new spelling (a JSON line under JSON logs); `config` prints
+/// only the new key.
+#[test]
+fn a_deprecated_key_is_read_with_a_warning_naming_its_new_spelling() {
+    let dir = Dir::new("config-deprecated");
+    let file = dir.file("old.toml", "[run]\nshutdown_timeout_secs = 12\n");
+    let out = sqs2pg(&["--config", &file, "config"], &[]);
+    let printed = stdout_ok(&out);
+    assert_eq!(
+        origin_of(&printed, "shutdown_timeout"),
+        format!("from {file}")
+    );
+    assert!(
+        settings(&printed).contains(&"shutdown_timeout = 12".to_owned()),
+        "{printed}"
+    );
+    assert!(!printed.contains("shutdown_timeout_secs"), "{printed}");
+    let e = stderr(&out);
+    assert_eq!(e.lines().count(), 1, "one line: {e}");
+    assert!(
+        e.contains("WARN")
+            && e.contains(&format!("{file}:2:"))
+            && e.contains("shutdown_timeout_secs is deprecated")
+            && e.contains("rename it shutdown_timeout"),
+        "{e}"
+    );
+
+    let out = sqs2pg(&["--config", &file, "--log-format", "json", "config"], &[]);
+    stdout_ok(&out);
+    let e = stderr(&out);
+    let line: serde_json::Value =
+        serde_json::from_str(e.trim_end()).unwrap_or_else(|err| panic!("{err}: {e}"));
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert!(
+        line["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("rename it shutdown_timeout")),
+        "{line}"
+    );
+}

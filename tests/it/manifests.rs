@@ -150,6 +150,7 @@ fn configmap_keys_and_mount_paths_are_ones_sqs2pg_reads() {
     let parsed = sqs2pg::config::file::FileConfig::load(&file);
     std::fs::remove_file(&file).unwrap();
     let parsed = parsed.unwrap_or_else(|e| panic!("the ConfigMap's sqs2pg.toml: {e}"));
+    assert_eq!(parsed.warnings(), [] as [String; 0], "no deprecated key");
     let table: toml::Table = toml.parse().unwrap();
     let top: BTreeSet<String> = table.keys().cloned().collect();
     assert_eq!(

@@ -15,6 +15,8 @@
 #[macro_use]
 mod macros;
 #[cfg(test)]
+mod names;
+#[cfg(test)]
 mod readme;
 
 use std::path::PathBuf;
@@ -78,6 +80,9 @@ settings! {
         /// Where the file is and what it says.
         #[serde(skip)]
         pub(super) origin: super::file::Origin,
+        /// One line for each deprecated key the file uses, naming the key to use instead.
+        #[serde(skip)]
+        pub(super) warnings: Vec<String>,
     }
     list GLOBAL_SETTINGS;
     {
@@ -153,8 +158,8 @@ settings! {
             global = true
         )]
         pub log_format: LogFormat => Text before metrics_addr,
-        /// How `run`, `check`, `rejects list` and `migrate` print their result on stdout: text,
-        /// or one JSON object with every field present (logs stay on stderr).
+        /// How `run`, `check`, `rejects list`, `migrate` and `config` print their result on
+        /// stdout: text, or one JSON object with every field present (logs stay on stderr).
         #[arg(
             long,
             env = "SQS2PG_OUTPUT",
@@ -171,7 +176,11 @@ settings! {
     #[derive(Debug, Args)]
     pub struct RunArgs;
     /// The `[run]` table: the settings of `sqs2pg run`.
-    file FileRunConfig {}
+    file FileRunConfig {
+        /// `shutdown_timeout`'s old key, read with a warning (see [`DEPRECATED_FILE_KEYS`]).
+        #[serde(default)]
+        pub(crate) shutdown_timeout_secs: Option<toml::Spanned<u64>>,
+    }
     list RUN_SETTINGS;
     {
         /// Stop once the queue is empty, print a summary, exit 0. Empty means: every poller's
@@ -205,13 +214,20 @@ settings! {
         pub wait_seconds: i32 => Integer,
         /// After SIGINT/SIGTERM, seconds in-flight work may take to commit before it is released
         /// to other consumers (visibility 0); then the process exits 0.
-        #[arg(long = "shutdown-timeout", env = "SQS2PG_SHUTDOWN_TIMEOUT", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
-        pub shutdown_timeout_secs: u64 => Integer,
+        #[arg(long, env = "SQS2PG_SHUTDOWN_TIMEOUT", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        pub shutdown_timeout: u64 => Integer,
         /// Progress display: a bar on a terminal (auto), always a bar, or log lines only.
         #[arg(long, value_enum, default_value = "auto")]
         pub progress: ProgressMode,
     }
 }
+
+/// Old spellings still read, each with a one-line warning naming its new key: `(table, old
+/// key, new key)`, the table `""` for the top level. Every other setting has one spelling,
+/// derived from its key (`names.rs` checks): flag `--KEY` with `-` for `_`, variable
+/// `SQS2PG_KEY` in capitals.
+pub const DEPRECATED_FILE_KEYS: &[(&str, &str, &str)] =
+    &[("run", "shutdown_timeout_secs", "shutdown_timeout")];
 
 impl Setting {
     /// The setting of either table whose TOML key is `key`.
