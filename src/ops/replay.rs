@@ -148,6 +148,7 @@ fn retransform(
             sent_at: r.sent_at,
             receive_count: r.receive_count,
             framing,
+            extra: Default::default(),
         };
         match transform(&msg, &Recipe::Login(*limits), masker).outcome {
             Outcome::Row(row) => rows.push((r.message_id, row)),
