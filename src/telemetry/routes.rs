@@ -26,14 +26,15 @@ pub fn write_text(f: &mut fmt::Formatter<'_>, routes: &Routes) -> fmt::Result {
         return Ok(());
     }
     let kinds: [(&str, Count); 4] = [
-        ("loaded by route   ", |t| t.rows),
-        ("skipped by route  ", |t| t.skipped),
-        ("skipped by key    ", |t| t.by_key),
-        ("rejected by route ", |t| t.rejected),
+        ("loaded by route", |t| t.rows),
+        ("skipped by route", |t| t.skipped),
+        ("skipped by key", |t| t.by_key),
+        ("rejected by route", |t| t.rejected),
     ];
     for (label, count) in kinds {
         let total: u64 = routes.values().map(count).sum();
-        writeln!(f, "{label} {total}")?;
+        // Aligned with the summary's other values.
+        writeln!(f, "{label:<19} {total}")?;
         for (route, tally) in routes {
             if count(tally) > 0 {
                 writeln!(f, "  {route}: {}", count(tally))?;

@@ -362,3 +362,24 @@ async fn the_lambda_function_loads_a_mapping_under_the_runtime_api() {
     .await;
     let _ = std::fs::remove_file(&path);
 }
+
+/// `on_conflict = "update"`: a later event of a key overwrites its row; `"ignore"` (the
+/// other tests) keeps the first.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_route_keeps_the_latest_row_of_each_key() {
+    let (env, path) =
+        setup(&MAPPING.replace(r#"on_conflict = "ignore""#, r#"on_conflict = "update""#)).await;
+    env.send(&[order("o-1", "1", "ann@example.com")]).await;
+    stdout_ok(&run_mapped(&env, &path));
+    env.send(&[
+        order("o-1", "2", "ann@example.com"),
+        order("o-2", "5", "bob@example.com"),
+    ])
+    .await;
+    stdout_ok(&run_mapped(&env, &path));
+    let rows: Vec<String> = env
+        .column("SELECT order_id || ' ' || amount::text FROM shop.orders ORDER BY order_id")
+        .await;
+    assert_eq!(rows, ["o-1 2.00", "o-2 5.00"]);
+    let _ = std::fs::remove_file(&path);
+}
