@@ -383,3 +383,34 @@ async fn an_update_route_keeps_the_latest_row_of_each_key() {
     assert_eq!(rows, ["o-1 2.00", "o-2 5.00"]);
     let _ = std::fs::remove_file(&path);
 }
+
+/// Under `RUST_LOG=trace` a mapped run's output holds no value of an event: not the email
+/// its token column stores, not one from a body it quarantines.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mapped_run_at_trace_logs_no_value_of_an_event() {
+    let (env, path) = setup(MAPPING).await;
+    env.send(&[
+        order("o-1", "1", "trace-ann@example.com"),
+        order("o-2", r#""abc""#, "trace-bob@example.com"),
+        order("o-3", "-5", "trace-carol@example.com"),
+    ])
+    .await;
+    let out = run_mapped_cmd(&env, &path)
+        .env("RUST_LOG", "trace")
+        .output()
+        .expect("run");
+    stdout_ok(&out);
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(
+        all.contains("TRACE") || all.contains("DEBUG"),
+        "trace is on"
+    );
+    for value in ["trace-ann", "trace-bob", "trace-carol", "A-1"] {
+        assert!(!all.contains(value), "{value} in the output:\n{all}");
+    }
+    assert_eq!(
+        env.count("SELECT count(*) FROM user_logins_rejects").await,
+        2
+    );
+    let _ = std::fs::remove_file(&path);
+}
