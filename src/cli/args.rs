@@ -96,11 +96,15 @@ pub enum Command {
     },
     /// Read tokens on stdin, one a line; write the originals on stdout, one a line.
     ///
+    /// --column names the tokens' context: ip, device_id, body, or the context of a mapping's
+    /// `token = "..."` column (e.g. email), whose tokens open to text. Without it, ip,
+    /// device_id and body are tried, then each token context of --mapping.
+    ///
     /// Audited: before anything is printed, a row goes to sqs2pg_reveal_audit with the
     /// database user, OS user, host, --reason, how many values and the SHA-256 of each token
     /// (of the message id with --reject).
     #[command(
-        after_help = "Examples:\n  psql \"$DATABASE_URL\" -Atc \\\n    'select masked_ip from user_logins where masked_ip is not null limit 3' \\\n    | sqs2pg reveal --keys-file keys --column ip --reason 'TICKET-123 fraud review'\n  sqs2pg reveal --keys-file keys --reason 'TICKET-124 why rejected' \\\n    --reject \"$(psql \"$DATABASE_URL\" -Atc 'select message_id from user_logins_rejects limit 1')\""
+        after_help = "Examples:\n  psql \"$DATABASE_URL\" -Atc \\\n    'select masked_ip from user_logins where masked_ip is not null limit 3' \\\n    | sqs2pg reveal --keys-file keys --column ip --reason 'TICKET-123 fraud review'\n  sqs2pg reveal --keys-file keys --reason 'TICKET-124 why rejected' \\\n    --reject \"$(psql \"$DATABASE_URL\" -Atc 'select message_id from user_logins_rejects limit 1')\"\n  sqs2pg mask --keys-file keys --column email --reason 'DSAR-12' < emails.txt \\\n    | sqs2pg reveal --keys-file keys --column email --reason 'DSAR-12 check'  # any context"
     )]
     Reveal {
         /// The column the tokens come from: ip, device_id, body, or a mapping's token context
@@ -126,11 +130,14 @@ pub enum Command {
     /// Print the tokens of raw values read on stdin, one a line, to find their rows
     /// (audited like reveal, with the fingerprint of each token made).
     ///
+    /// --column names the token's context: ip (an address, any spelling), device_id, or the
+    /// context of a mapping's `token = "..."` column (e.g. email), whose token is the text's.
+    ///
     /// A value is never given on the command line, where `ps` and the shell's history would
     /// keep it: from a file, or typed unechoed with `read -rs ip; printf '%s\n' "$ip" |
     /// sqs2pg mask --column ip --reason '...'`.
     #[command(
-        after_help = "Examples:\n  sqs2pg mask --keys-file keys --column ip --reason 'INC-4711' < ips.txt"
+        after_help = "Examples:\n  sqs2pg mask --keys-file keys --column ip --reason 'INC-4711' < ips.txt\n  sqs2pg mask --keys-file keys --column email --reason 'DSAR-12' < emails.txt  # token = \"email\""
     )]
     Mask {
         /// The column whose token to make: ip (any spelling of an address gives its one
