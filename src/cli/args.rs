@@ -96,10 +96,6 @@ pub enum Command {
     },
     /// Read tokens on stdin, one a line; write the originals on stdout, one a line.
     ///
-    /// --column names the tokens' context: ip, device_id, body, or the context of a mapping's
-    /// `token = "..."` column (e.g. email), whose tokens open to text. Without it, ip,
-    /// device_id and body are tried, then each token context of --mapping.
-    ///
     /// Audited: before anything is printed, a row goes to sqs2pg_reveal_audit with the
     /// database user, OS user, host, --reason, how many values and the SHA-256 of each token
     /// (of the message id with --reject).
@@ -108,8 +104,8 @@ pub enum Command {
     )]
     Reveal {
         /// The column the tokens come from: ip, device_id, body, or a mapping's token context
-        /// (e.g. email: its tokens open to text). Without it ip, device_id and body are tried,
-        /// then the token contexts of --mapping.
+        /// (`token = "email"`: its tokens open to text). Without it ip, device_id and body are
+        /// tried, then the token contexts of --mapping.
         #[arg(long, value_name = "CONTEXT", value_parser = parse_context, conflicts_with = "reject")]
         column: Option<Context>,
         /// Why you unmask (recorded in the audit).
@@ -130,9 +126,6 @@ pub enum Command {
     /// Print the tokens of raw values read on stdin, one a line, to find their rows
     /// (audited like reveal, with the fingerprint of each token made).
     ///
-    /// --column names the token's context: ip (an address, any spelling), device_id, or the
-    /// context of a mapping's `token = "..."` column (e.g. email), whose token is the text's.
-    ///
     /// A value is never given on the command line, where `ps` and the shell's history would
     /// keep it: from a file, or typed unechoed with `read -rs ip; printf '%s\n' "$ip" |
     /// sqs2pg mask --column ip --reason '...'`.
@@ -141,7 +134,7 @@ pub enum Command {
     )]
     Mask {
         /// The column whose token to make: ip (any spelling of an address gives its one
-        /// token), device_id, or a mapping's token context (e.g. email: the text's token).
+        /// token), device_id, or a mapping's token context (`token = "email"`: the text's).
         #[arg(long, value_name = "CONTEXT", value_parser = parse_mask_context)]
         column: Context,
         /// Why you look it up (recorded in the audit).
