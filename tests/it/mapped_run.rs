@@ -414,3 +414,56 @@ async fn a_mapped_run_at_trace_logs_no_value_of_an_event() {
     );
     let _ = std::fs::remove_file(&path);
 }
+
+/// `rejects replay --mapping`: after the table is widened and the mapping gains a route,
+/// what now loads leaves the rejects for its table, what a skip route now takes leaves them
+/// for nothing, and what still fails stays, under its route.
+#[tokio::test(flavor = "multi_thread")]
+async fn rejects_replay_under_a_mapping_loads_what_now_fits() {
+    let (env, path) = setup(MAPPING).await;
+    env.send(&[
+        // Too large for numeric(10,2).
+        order("o-1", "123456789.5", "ann@example.com"),
+        order("o-2", r#""abc""#, "bob@example.com"),
+        event("Refunded", r#"{"order":{"id":"o-1"}}"#),
+    ])
+    .await;
+    stdout_ok(&run_mapped(&env, &path));
+    let rejects = || async {
+        env.column::<String>(
+            "SELECT coalesce(route, '-') || ' ' || reason FROM user_logins_rejects ORDER BY 1",
+        )
+        .await
+    };
+    assert_eq!(
+        rejects().await,
+        [
+            "- no_route",
+            "order invalid_value:amount",
+            "order out_of_range:amount"
+        ]
+    );
+    env.db()
+        .await
+        .batch_execute("ALTER TABLE shop.orders ALTER amount TYPE numeric(14,2)")
+        .await
+        .expect("widen amount");
+    let refunds = "\n[[route]]\nname = \"refund\"\nwhen = { meta = \"envelope:detail-type\", equals = \"Refunded\" }\nskip = true\n";
+    std::fs::write(&path, format!("{MAPPING}{refunds}")).expect("add a route");
+    let out = stdout_ok(&env.run_cmd(&[
+        "rejects",
+        "replay",
+        "--envelope",
+        "eventbridge",
+        "--mapping",
+        path.to_str().unwrap(),
+    ]));
+    assert!(out.contains("examined            3"), "{out}");
+    assert!(out.contains("loaded              1"), "{out}");
+    assert_eq!(rejects().await, ["order invalid_value:amount"]);
+    let amounts: Vec<String> = env
+        .column("SELECT order_id || ' ' || amount::text FROM shop.orders")
+        .await;
+    assert_eq!(amounts, ["o-1 123456789.50"]);
+    let _ = std::fs::remove_file(&path);
+}
