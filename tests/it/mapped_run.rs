@@ -467,3 +467,38 @@ async fn rejects_replay_under_a_mapping_loads_what_now_fits() {
     assert_eq!(amounts, ["o-1 123456789.50"]);
     let _ = std::fs::remove_file(&path);
 }
+
+/// `meta = "group_id"` on a FIFO queue: receives ask for `MessageGroupId` because the
+/// mapping reads it, and each row holds its message's group (the user id `send` groups by).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fifo_messages_group_id_is_metadata_a_mapping_can_load() {
+    let mut env = TestEnv::new().await;
+    env.use_fifo_queue(true).await;
+    env.db()
+        .await
+        .batch_execute("CREATE TABLE seen(user_id text NOT NULL, grp text NOT NULL)")
+        .await
+        .expect("DDL");
+    let path = std::env::temp_dir().join(format!("{}-groups.toml", env.queue_name));
+    let mapping = "[[route]]\nname = \"seen\"\ntable = \"seen\"\n\n[route.columns]\nuser_id = { path = \"/user_id\", required = true }\ngrp = { meta = \"group_id\", required = true }\n";
+    std::fs::write(&path, mapping).expect("write the mapping");
+    env.send(&[
+        login("u-1", "10.0.0.1", "d-1"),
+        login("u-2", "10.0.0.2", "d-2"),
+    ])
+    .await;
+    let out = env.run_cmd(&[
+        "run",
+        "--until-empty",
+        "--wait-seconds",
+        "1",
+        "--mapping",
+        path.to_str().unwrap(),
+    ]);
+    stdout_ok(&out);
+    let rows: Vec<String> = env
+        .column("SELECT user_id || ' ' || grp FROM seen ORDER BY 1")
+        .await;
+    assert_eq!(rows, ["u-1 u-1", "u-2 u-2"]);
+    let _ = std::fs::remove_file(&path);
+}
