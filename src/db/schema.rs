@@ -66,6 +66,8 @@ CREATE TABLE IF NOT EXISTS sqs2pg_reveal_audit(
   fingerprints text[] NOT NULL DEFAULT '{}');
 -- Audits made before fingerprints were recorded get the column (and an empty list) here.
 ALTER TABLE sqs2pg_reveal_audit ADD COLUMN IF NOT EXISTS fingerprints text[] NOT NULL DEFAULT '{}';
+-- What an erasure (`forget`) deleted, per table: counts, never values.
+ALTER TABLE sqs2pg_reveal_audit ADD COLUMN IF NOT EXISTS counts jsonb;
 COMMENT ON COLUMN sqs2pg_reveal_audit.fingerprints IS
   'sqs2pg: hex SHA-256 of each token opened or made (of the message id for a reject body)';
 CREATE INDEX IF NOT EXISTS sqs2pg_reveal_audit_fingerprints
