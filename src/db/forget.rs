@@ -28,6 +28,21 @@ pub struct ForgetAudit<'a> {
     pub fingerprint: String,
 }
 
+/// The rejects of `rejects_table` whose subject token is one of `tokens`.
+pub async fn rejects_by_token(
+    client: &Client,
+    rejects_table: &str,
+    tokens: &[String],
+) -> Result<Vec<String>, DbError> {
+    let sql = format!("SELECT message_id FROM {rejects_table} WHERE subject_token = ANY($1)");
+    Ok(client
+        .query(&sql, &[&tokens])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }

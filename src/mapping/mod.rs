@@ -22,6 +22,7 @@ pub mod live;
 pub mod login;
 pub mod number;
 pub mod spec;
+pub mod subject;
 pub mod when;
 
 use thiserror::Error;

@@ -4,10 +4,11 @@
 //! deleted in one transaction with an audit row (the subject's SHA-256, the counts per
 //! table, the reason). Idempotent: a second run finds nothing.
 //!
-//! A quarantined body is the subject's when its event parses far enough to read a subject
-//! route's subject path and that holds the value, or, for a body that does not parse, when
-//! it holds the value as a JSON string (`"VALUE"`). Bodies the keyring cannot open are
-//! counted, not guessed at.
+//! A quarantined body is the subject's when its reject carries the subject's token (set when
+//! the body was quarantined under a route that names a subject), else, opened, when its
+//! event parses far enough to read a subject route's subject path and that holds the value,
+//! or, for a body that does not parse, when it holds the value as a JSON string
+//! (`"VALUE"`). Bodies the keyring cannot open are counted, not guessed at.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,12 +16,11 @@ use std::sync::Arc;
 use crate::config::DbConfig;
 use crate::db::forget::{ForgetAudit, Target};
 use crate::db::rejects::{page_of, RejectFilter};
-use crate::decode::envelope::{self, Envelope};
+use crate::decode::envelope::Envelope;
 use crate::mapping::compile::{ColumnPlan, Plan};
 use crate::mapping::convert::Converter;
-use crate::mapping::event::{lookup, Event, Found, Metadata};
 use crate::mapping::live::Live;
-use crate::mapping::{login, Mapping, Source};
+use crate::mapping::{login, subject, Mapping};
 use crate::mask::{Column, Keyring, Masker};
 use crate::pii::Pii;
 
@@ -69,12 +69,18 @@ pub async fn forget(
     let mut masker = Masker::new(keyring);
     let subject = req.subject.expose();
     let targets = targets(&live.plan, subject, &mut masker);
-    let mut reject_ids = Vec::new();
+    let table = live.plan.rejects_table.clone();
+    // Rejects that carry a subject token are found by it; only the others are opened.
+    let tokens = masker.seal_under_every_key(subject::CONTEXT, subject.as_bytes());
+    let mut reject_ids = crate::db::forget::rejects_by_token(&client, &table, &tokens).await?;
     let mut unreadable = 0;
     let mut cursor = String::new();
-    let table = live.plan.rejects_table.clone();
+    let unmarked = RejectFilter {
+        without_subject_token: true,
+        ..RejectFilter::default()
+    };
     loop {
-        let page = page_of(&client, &table, &cursor, &RejectFilter::default(), PAGE).await?;
+        let page = page_of(&client, &table, &cursor, &unmarked, PAGE).await?;
         let Some(last) = page.last() else { break };
         cursor = last.message_id.clone();
         for r in page {
@@ -135,32 +141,15 @@ fn stored(column: &ColumnPlan, subject: &str, masker: &mut Masker) -> Vec<String
     }
 }
 
-/// Whether a quarantined body is `subject`'s.
+/// Whether a quarantined body is `subject`'s: a subject route reads the value from its
+/// event, or it holds no event but the value as a JSON string.
 fn names(plan: &Plan, body: &[u8], subject: &str, envelope: Envelope) -> bool {
-    let parsed = envelope::open(body, envelope).ok().and_then(|opened| {
-        let text = std::str::from_utf8(&opened.event).ok()?.to_owned();
-        Some(text)
-    });
-    let event = parsed.as_deref().and_then(|t| Event::parse(t).ok());
-    let Some(event) = event else {
+    if !subject::parses(body, envelope) {
         let quoted = serde_json::to_string(subject).unwrap_or_default();
         return String::from_utf8_lossy(body).contains(&quoted);
-    };
-    let meta = Metadata::default();
+    }
     plan.routes
         .iter()
         .filter_map(|r| r.load.as_ref())
-        .any(|load| {
-            load.columns
-                .iter()
-                .filter(|c| Some(&c.name) == load.subject.as_ref())
-                .filter(|c| matches!(c.source, Source::Path(_)))
-                .any(|c| match lookup(&event, &meta, &c.source) {
-                    Ok(Some(Found::Json(raw))) => {
-                        serde_json::from_str::<String>(raw.get()).is_ok_and(|v| v == subject)
-                            || raw.get() == subject
-                    }
-                    _ => false,
-                })
-        })
+        .any(|load| subject::value_in(load, body, envelope).as_deref() == Some(subject))
 }

@@ -117,6 +117,13 @@ async fn counts(env: &TestEnv) -> [i64; 3] {
 async fn forget_erases_one_subject_everywhere_and_nobody_else() {
     let (env, path) = loaded().await;
     assert_eq!(counts(&env).await, [2, 3, 3]);
+    // The two quarantined orders carry their subject's token, found without opening them;
+    // the broken body carries none and is opened.
+    assert_eq!(
+        env.count("SELECT count(*) FROM user_logins_rejects WHERE subject_token IS NOT NULL")
+            .await,
+        2
+    );
     let bobs_before: Vec<String> = env
         .column(
             "SELECT order_id || customer_email || client_ip FROM orders WHERE order_id LIKE 'b-%'",
