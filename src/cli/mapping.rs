@@ -129,6 +129,12 @@ fn print_plan(name: &str, plan: &Plan) {
         for c in &load.columns {
             println!("  {}", describe(c));
         }
+        if let Some(s) = load.subject.as_ref().filter(|_| !load.subject_indexed) {
+            println!(
+                "  ⚠ no index leads with the subject column {s}: `sqs2pg forget` reads all of {} to find one person's rows (CREATE INDEX ON {} ({s}))",
+                load.table, load.table
+            );
+        }
     }
     println!("ok: {} route(s) fit the database", plan.routes.len());
 }

@@ -64,6 +64,8 @@ pub struct TableInfo {
     pub columns: Vec<ColumnInfo>,
     /// The column lists of its valid, non-partial unique indexes on plain columns.
     pub unique_keys: Vec<Vec<String>>,
+    /// The first column of each of its valid indexes: what a lookup by one column can use.
+    pub index_leads: Vec<String>,
 }
 
 impl TableInfo {
@@ -82,7 +84,10 @@ SELECT format('%I.%I', n.nspname, c.relname), c.relkind::text,
              ORDER BY k.ord)), '[]')::text
      FROM pg_index i
     WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid
-      AND i.indpred IS NULL AND i.indexprs IS NULL)
+      AND i.indpred IS NULL AND i.indexprs IS NULL),
+  (SELECT coalesce(array_agg(DISTINCT a.attname::text), '{}')
+     FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+    WHERE i.indrelid = c.oid AND i.indisvalid)
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.oid = to_regclass($1)";
 
@@ -150,6 +155,7 @@ pub async fn read(client: &impl GenericClient, table: &str) -> Result<Option<Tab
         kind: rel.get(1),
         columns,
         unique_keys,
+        index_leads: rel.get(3),
     }))
 }
 

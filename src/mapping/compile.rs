@@ -55,6 +55,8 @@ pub struct Load {
     pub key: Option<(Vec<String>, OnConflict)>,
     /// The column naming the data subject.
     pub subject: Option<String>,
+    /// Whether an index leads with the subject column (else `forget` scans the table).
+    pub subject_indexed: bool,
 }
 
 /// One mapped column.
@@ -236,6 +238,10 @@ fn load(
         columns,
         key,
         subject: t.subject.as_ref().map(|(s, _)| s.clone()),
+        subject_indexed: t
+            .subject
+            .as_ref()
+            .is_some_and(|(s, _)| info.index_leads.contains(s)),
     })
 }
 

@@ -24,6 +24,7 @@ fn table(name: &str, columns: Vec<ColumnInfo>, unique_keys: Vec<Vec<&str>>) -> O
             .into_iter()
             .map(|k| k.into_iter().map(str::to_owned).collect())
             .collect(),
+        index_leads: vec![],
     })
 }
 

@@ -27,6 +27,7 @@ fn catalogs() -> Catalogs {
             kind: "r".into(),
             columns,
             unique_keys: vec![],
+            index_leads: vec![],
         })
     };
     let logins = vec![

@@ -316,3 +316,24 @@ async fn a_mapping_file_that_cannot_be_read_or_a_database_not_migrated_is_refuse
         "{stderr}"
     );
 }
+
+/// A subject column no index leads with is warned about (erasure would read the whole
+/// table), not refused; an index silences it.
+#[tokio::test]
+async fn a_subject_column_without_an_index_is_warned_about() {
+    let (env, path) = setup(ORDERS).await;
+    let warning = "  ⚠ no index leads with the subject column customer_email: `sqs2pg forget` reads all of shop.orders to find one person's rows (CREATE INDEX ON shop.orders (customer_email))";
+    let out = check(&env, &path);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().any(|l| l == warning), "{stdout}");
+    env.db()
+        .await
+        .batch_execute("CREATE INDEX ON shop.orders (customer_email)")
+        .await
+        .expect("index");
+    let out = check(&env, &path);
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("⚠ no index"), "{stdout}");
+}
