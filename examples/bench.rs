@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! bench [--smoke] [--out DIR] [--only S,S]          everything (or the sections named:
-//!                                                   transform,sink,e2e,drain,lambda,
-//!                                                   scaling,rss,big,stub);
+//!                                                   transform,sink,mapped,e2e,drain,
+//!                                                   lambda,scaling,rss,big,stub);
 //!                                                   writes DIR/results.md, scaling.csv
 //! bench ceiling --queue-url U --pollers N           child: SDK receive + delete only
 //! ```
@@ -41,6 +41,8 @@ use tokio::net::{TcpListener, TcpStream};
 mod drain;
 #[path = "bench/lambda.rs"]
 mod lambda;
+#[path = "bench/mapped.rs"]
+mod mapped;
 
 // The allocator sqs2pg ships with, so that the SDK-only floor and the transform figures are
 // measured on the same footing as the daemon.
@@ -77,6 +79,8 @@ struct Sizes {
     idle_secs: u64,
     /// Timed invocations per function and event size in the Lambda section.
     lambda_invocations: usize,
+    /// EventBridge order records per loader in the mapped sink section.
+    mapped_rows: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -97,6 +101,7 @@ const FULL: Sizes = Sizes {
     drain_backlog: 10_000,
     idle_secs: 61,
     lambda_invocations: 400,
+    mapped_rows: 200_000,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -117,6 +122,7 @@ const SMOKE: Sizes = Sizes {
     drain_backlog: 300,
     idle_secs: 3,
     lambda_invocations: 5,
+    mapped_rows: 300,
 };
 
 fn main() -> Result<()> {
@@ -176,9 +182,10 @@ fn line(what: &str, value: String, reference: String, ratio: String, target: &st
 }
 
 /// The harness's sections, in run order; `--only a,b` runs a subset.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "transform",
     "sink",
+    "mapped",
     "e2e",
     "drain",
     "lambda",
@@ -203,13 +210,19 @@ async fn run_all(sizes: Sizes, smoke: bool, only: Option<&str>, out: &Path) -> R
     let env = Env::new(smoke).await?;
     let mut lines = Vec::new();
     if run("transform") {
-        eprintln!("== transform");
-        lines.push(bench_transform(sizes.transform));
+        eprintln!("== transform: the login load, then a mapped EventBridge order");
+        let (login, login_rate) = bench_transform(sizes.transform);
+        lines.push(login);
+        lines.push(mapped::bench_transform_mapped(&env, sizes.transform, login_rate).await?);
     }
     if run("sink") {
         eprintln!("== sink vs raw COPY");
         lines.extend(bench_sink(&env, sizes).await?);
         lines.push(bench_statements(&env, sizes).await?);
+    }
+    if run("mapped") {
+        eprintln!("== mapped sink: the order route vs raw COPY; keyed vs plain");
+        lines.extend(mapped::bench_sink_mapped(&env, sizes).await?);
     }
     if run("e2e") {
         eprintln!("== end to end vs SQS ceiling vs Python");
@@ -474,7 +487,8 @@ fn received(bodies: &[String]) -> Vec<Received> {
 
 // ---------------------------------------------------------------- 1. transform
 
-fn bench_transform(n: usize) -> Line {
+/// The login transform's line and its rate (msgs/s), which the mapped row compares with.
+fn bench_transform(n: usize) -> (Line, f64) {
     let msgs = received(&bodies(n, 1));
     let mut masker = Masker::new(&keyring());
     let limits = Limits::default();
@@ -492,7 +506,7 @@ fn bench_transform(n: usize) -> Line {
         best = best.min(started.elapsed());
     }
     let per_sec = n as f64 / best.as_secs_f64();
-    line(
+    let l = line(
         "transform (decode + validate + mask), one core",
         format!(
             "{:.0} msgs/s, {:.0} ns/msg",
@@ -502,7 +516,8 @@ fn bench_transform(n: usize) -> Line {
         "—".into(),
         "—".into(),
         "≥ 400k msgs/s",
-    )
+    );
+    (l, per_sec)
 }
 
 // ---------------------------------------------------------------- 2. sink
