@@ -4,7 +4,10 @@
 //!
 //! When a body has several faults, the reason is the login decoder's choice: a key repeated
 //! on any column's path first, then the first `required` value that is absent, then the
-//! first value that does not convert, in the file's column order.
+//! first value that does not convert, in the file's column order. A column's reasons name it
+//! as [`spell`] says (its `reason`, the login's one-word reasons).
+//!
+//! A row also counts the event's top-level keys that no column names ([`unknown_keys`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,8 +15,11 @@ use std::fmt;
 use serde_json::value::RawValue;
 
 use super::compile::{ColumnPlan, Plan, RoutePlan};
-use super::convert::{cell, Cell, Check};
-use super::event::{lookup, BodyError, Event, Metadata};
+use super::convert::{cell, spell, Cell, Check, Converter};
+use super::event::{lookup, BodyError, Event, Found, Metadata};
+use super::field::{Meta, Source};
+use super::keys::unknown_keys;
+use super::strict;
 use crate::decode::envelope::{self, Envelope};
 use crate::mask::Masker;
 
@@ -32,8 +38,10 @@ pub enum Reason {
     Column {
         /// What failed.
         check: Check,
-        /// The column.
+        /// The column's name in reasons: its `reason`, else the column.
         column: String,
+        /// The file gave the name as `reason` (the login's one-word reasons apply).
+        named: bool,
     },
 }
 
@@ -44,7 +52,11 @@ impl fmt::Display for Reason {
             Self::BadEnvelope => f.write_str("bad_envelope"),
             Self::NoRoute => f.write_str("no_route"),
             Self::DuplicateInWhen => f.write_str("duplicate_field:when"),
-            Self::Column { check, column } => write!(f, "{check}:{column}"),
+            Self::Column {
+                check,
+                column,
+                named,
+            } => f.write_str(&spell(*check, column, *named)),
         }
     }
 }
@@ -60,6 +72,8 @@ pub enum Outcome<'p> {
         table: &'p str,
         /// The cells.
         cells: Vec<(&'p str, Cell)>,
+        /// How many of the event's top-level keys no column names (counted, not refused).
+        unknown_keys: usize,
     },
     /// A skip route took it: ledgered and deleted, no row.
     Skip {
@@ -78,7 +92,12 @@ pub enum Outcome<'p> {
 /// Routes and converts one event.
 pub fn eval<'p>(plan: &'p Plan, event: &str, meta: &Metadata, masker: &mut Masker) -> Outcome<'p> {
     let reject = |route, reason| Outcome::Reject { route, reason };
-    let event = match Event::parse(event) {
+    let parsed = if strict::any(plan) {
+        Event::parse_lax(event)
+    } else {
+        Event::parse(event)
+    };
+    let event = match parsed {
         Ok(e) => e,
         Err(b) => return reject(None, Reason::Body(b)),
     };
@@ -95,6 +114,7 @@ pub fn eval<'p>(plan: &'p Plan, event: &str, meta: &Metadata, masker: &mut Maske
             route: &route.name,
             table: &load.table,
             cells,
+            unknown_keys: unknown_keys(&event, &load.columns),
         },
         Err(reason) => reject(Some(&route.name), reason),
     }
@@ -121,6 +141,7 @@ pub fn eval_body<'p>(
             Ok(fields) => meta.envelope = Some(fields),
             Err(_) => return bad(),
         }
+        meta.envelope_time = Some(opened.time().ok().flatten());
     }
     let sns = opened.kind == Some(envelope::Kind::Sns);
     let outcome = match std::str::from_utf8(&opened.event) {
@@ -162,12 +183,25 @@ fn row<'p>(
 ) -> Result<Vec<(&'p str, Cell)>, Reason> {
     let fail = |check, c: &ColumnPlan| Reason::Column {
         check,
-        column: c.name.clone(),
+        column: c.reason.clone().unwrap_or_else(|| c.name.clone()),
+        named: c.reason.is_some(),
     };
     let mut found = Vec::with_capacity(columns.len());
     for c in columns {
-        found.push(lookup(event, meta, &c.source).map_err(|_| fail(Check::DuplicateField, c))?);
+        found.push(lookup(event, meta, &c.source));
     }
+    // A strict value that does not parse fails the whole event, as a body the login decoder
+    // cannot parse does, whatever else is wrong with it.
+    for (c, f) in columns.iter().zip(&found) {
+        if let (true, Ok(Some(Found::Json(v))), Source::Path(p)) = (c.strict, f, &c.source) {
+            strict::check(v, p.tokens().len()).map_err(Reason::Body)?;
+        }
+    }
+    let found = columns
+        .iter()
+        .zip(found)
+        .map(|(c, f)| f.map_err(|_| fail(Check::DuplicateField, c)))
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some((c, _)) = columns
         .iter()
         .zip(&found)
@@ -175,15 +209,45 @@ fn row<'p>(
     {
         return Err(fail(Check::MissingField, c));
     }
-    columns
-        .iter()
-        .zip(found)
-        .map(|(c, f)| {
-            cell(&c.converter, c.required, c.not_null, f, masker)
-                .map(|v| (c.name.as_str(), v))
-                .map_err(|check| fail(check, c))
-        })
-        .collect()
+    // A token too long for its column is found last: the token is the last thing made.
+    let mut too_long = None;
+    let mut cells = Vec::with_capacity(columns.len());
+    for (c, f) in columns.iter().zip(found) {
+        if c.source == Source::Meta(Meta::MessageTime) && meta.message_time().is_err() {
+            return Err(Reason::BadEnvelope);
+        }
+        match column(c, f, masker) {
+            Ok(v) => cells.push((c.name.as_str(), v)),
+            Err(Check::TooLong) if matches!(c.converter, Converter::Token { .. }) => {
+                too_long.get_or_insert(c);
+            }
+            Err(check) => return Err(fail(check, c)),
+        }
+    }
+    match too_long {
+        Some(c) => Err(fail(Check::TooLong, c)),
+        None => Ok(cells),
+    }
+}
+
+/// One column's cell: with `non_empty`, null (or absent) and `""` are refused, after the
+/// converter's own checks as the login checks `user_id`.
+fn column(c: &ColumnPlan, found: Option<Found<'_>>, masker: &mut Masker) -> Result<Cell, Check> {
+    let is_null = |f: &Option<Found<'_>>| match f {
+        None => true,
+        Some(Found::Json(raw)) => raw.get() == "null",
+        Some(_) => false,
+    };
+    if c.non_empty && is_null(&found) {
+        return Err(Check::Null);
+    }
+    let empty = matches!(found, Some(Found::Json(raw)) if raw.get() == "\"\"")
+        || matches!(found, Some(Found::Text("")));
+    let cell = cell(&c.converter, c.required, c.not_null, found, masker)?;
+    if c.non_empty && empty {
+        return Err(Check::Empty);
+    }
+    Ok(cell)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::field::{Meta, Pointer, Source};
+use crate::decode::CreateDateFrom;
 
 /// Why a body holds no event to map; shown as the login reasons are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +68,22 @@ impl<'a> Event<'a> {
         Ok(Self { root })
     }
 
+    /// Checks that `text` is one JSON object, as the login decoder reads a body: at any
+    /// depth, its values unparsed but for their syntax ([`super::strict`] reads the values
+    /// columns take); a top-level number beyond a double's range is not JSON.
+    pub fn parse_lax(text: &'a str) -> Result<Self, BodyError> {
+        let root: &RawValue = serde_json::from_str(text).map_err(|_| BodyError::NotJson)?;
+        let first = root.get().as_bytes().first().copied();
+        if first == Some(b'{') {
+            return Ok(Self { root });
+        }
+        let number = matches!(first, Some(b'-' | b'0'..=b'9'));
+        if number && serde_json::from_str::<f64>(root.get()).is_err() {
+            return Err(BodyError::NotJson);
+        }
+        Err(BodyError::NotObject)
+    }
+
     /// The whole event.
     pub fn root(&self) -> &'a RawValue {
         self.root
@@ -96,10 +113,10 @@ impl<'a> Event<'a> {
 }
 
 /// serde_json's recursion limit.
-const MAX_DEPTH: usize = 128;
+pub(super) const MAX_DEPTH: usize = 128;
 
 /// The deepest nesting of arrays and objects in valid JSON text.
-fn nesting(text: &str) -> usize {
+pub(super) fn nesting(text: &str) -> usize {
     let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
     for b in text.bytes() {
         if in_string {
@@ -169,15 +186,17 @@ impl<'de> Visitor<'de> for FindKey<'_> {
         f.write_str("an object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
+        let (mut found, mut twice) = (None, false);
+        // The whole object is read even after a repeat: a visitor that stops early leaves
+        // the parser an unfinished map, an error that would read as the value being absent.
         while let Some(is) = map.next_key_seed(KeyIs(self.0))? {
             if !is {
                 map.next_value::<IgnoredAny>()?;
-            } else if found.replace(map.next_value::<&RawValue>()?).is_some() {
-                return Ok(Err(Duplicate));
+            } else {
+                twice |= found.replace(map.next_value::<&RawValue>()?).is_some();
             }
         }
-        Ok(Ok(found))
+        Ok(if twice { Err(Duplicate) } else { Ok(found) })
     }
 }
 
@@ -216,6 +235,12 @@ pub struct Metadata {
     pub attributes: BTreeMap<String, String>,
     /// The opened envelope's top-level fields as sent; `None` for a bare body.
     pub envelope: Option<BTreeMap<String, Box<RawValue>>>,
+    /// `--create-date-from`: whether `message_time` is the envelope's time.
+    pub create_date_from: CreateDateFrom,
+    /// The opened envelope's own time (SNS `Timestamp`, EventBridge `time`), `Some(None)`
+    /// when it has none that reads as RFC 3339; `None` for a bare body. Set by
+    /// [`super::eval::eval_body`].
+    pub envelope_time: Option<Option<DateTime<Utc>>>,
 }
 
 impl fmt::Debug for Metadata {
@@ -223,6 +248,7 @@ impl fmt::Debug for Metadata {
         f.debug_struct("Metadata")
             .field("message_id", &self.message_id)
             .field("sent_timestamp", &self.sent_timestamp)
+            .field("create_date_from", &self.create_date_from)
             .field("receive_count", &self.receive_count)
             .field("group_id", &self.group_id)
             .field("attributes", &self.attributes.keys().collect::<Vec<_>>())
@@ -264,6 +290,7 @@ impl Metadata {
         match meta {
             Meta::MessageId => Some(Found::Text(&self.message_id)),
             Meta::SentTimestamp => self.sent_timestamp.map(Found::Time),
+            Meta::MessageTime => self.message_time().ok().map(Found::Time),
             Meta::ReceiveCount => self.receive_count.map(|n| Found::Int(n.into())),
             Meta::GroupId => self.group_id.as_deref().map(Found::Text),
             Meta::Attribute(n) => self.attributes.get(n).map(|v| Found::Text(v)),
@@ -271,6 +298,22 @@ impl Metadata {
         }
     }
 }
+
+impl Metadata {
+    /// `message_time`; `Err` for an envelope whose time does not read when it dates rows.
+    pub fn message_time(&self) -> Result<DateTime<Utc>, UnreadableTime> {
+        match (self.create_date_from, self.envelope_time) {
+            (CreateDateFrom::Envelope, Some(Some(t))) => Ok(t),
+            (CreateDateFrom::Envelope, Some(None)) => Err(UnreadableTime),
+            _ => Ok(self.sent_timestamp.unwrap_or_else(Utc::now)),
+        }
+    }
+}
+
+/// An envelope without a time that reads, where `--create-date-from envelope` dates rows by
+/// it: `bad_envelope`, as for logins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnreadableTime;
 
 /// The value `source` names in this event and message.
 pub fn lookup<'a>(

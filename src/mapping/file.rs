@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::field::{Meta, Pointer, Source};
+use super::entry::{self, source};
 pub use super::spec::*;
 use super::when::{Literal, Test, When};
 use super::MappingError;
@@ -42,18 +42,7 @@ struct RouteDoc {
     key: Option<Spanned<Vec<String>>>,
     on_conflict: Option<Spanned<String>>,
     skip: Option<Spanned<bool>>,
-    columns: Option<Spanned<BTreeMap<Spanned<String>, Spanned<ColumnDoc>>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ColumnDoc {
-    path: Option<Spanned<String>>,
-    meta: Option<Spanned<String>>,
-    token: Option<Spanned<String>>,
-    required: Option<bool>,
-    #[serde(rename = "as")]
-    as_: Option<Spanned<String>>,
+    columns: Option<Spanned<BTreeMap<Spanned<String>, Spanned<entry::ColumnDoc>>>>,
 }
 
 #[derive(Deserialize)]
@@ -68,21 +57,21 @@ struct WhenDoc {
 }
 
 /// Turns byte offsets of one file into `FILE:LINE:COL`.
-struct Place<'a> {
+pub(super) struct Place<'a> {
     file: &'a str,
     text: &'a str,
 }
 
 impl Place<'_> {
     /// Line and column from 1, the column in characters.
-    fn at(&self, offset: usize) -> String {
+    pub(super) fn at(&self, offset: usize) -> String {
         let before = self.text.get(..offset).unwrap_or(self.text);
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
         format!("{}:{line}:{col}", self.file)
     }
 
-    fn error(&self, offset: usize, problem: String) -> MappingError {
+    pub(super) fn error(&self, offset: usize, problem: String) -> MappingError {
         MappingError::File {
             at: self.at(offset),
             problem,
@@ -251,7 +240,7 @@ fn table_route(
     entries.sort_by_key(|(k, _)| k.span().start);
     let columns = entries
         .into_iter()
-        .map(|(k, v)| column(place, name, k, v))
+        .map(|(k, v)| entry::column(place, name, k, v))
         .collect::<Result<Vec<_>, _>>()?;
     let mapped = |c: &str| columns.iter().any(|m| m.name == c);
     let subject = match r.subject {
@@ -319,73 +308,6 @@ fn key(
         on_conflict,
         at: place.at(k.span().start),
     }))
-}
-
-fn column(
-    place: &Place<'_>,
-    route: &str,
-    key: Spanned<String>,
-    doc: Spanned<ColumnDoc>,
-) -> Result<Column, MappingError> {
-    let at = place.at(key.span().start);
-    let name = key.into_inner();
-    let fail = |offset: usize, problem: String| {
-        place.error(
-            offset,
-            format!("route {route:?}, column {name:?}: {problem}"),
-        )
-    };
-    let start = doc.span().start;
-    let d = doc.into_inner();
-    let source =
-        source(d.path.as_ref(), d.meta.as_ref()).map_err(|(o, p)| fail(o.unwrap_or(start), p))?;
-    let as_ = match &d.as_ {
-        Some(a) => Some(As::parse(a.get_ref()).ok_or_else(|| {
-            fail(
-                a.span().start,
-                format!(
-                    "as {:?}: use ip, epoch_s, epoch_ms or semver_int",
-                    a.get_ref()
-                ),
-            )
-        })?),
-        None => None,
-    };
-    let token = match &d.token {
-        Some(t) if !is_label(t.get_ref()) || t.get_ref() == "body" => {
-            return Err(fail(t.span().start, format!("token context {:?} must be 1-63 of [a-z0-9_], starting with a letter, and not \"body\"", t.get_ref())))
-        }
-        Some(t) => Some(t.get_ref().clone()),
-        None => None,
-    };
-    Ok(Column {
-        name,
-        at,
-        source,
-        token,
-        required: d.required.unwrap_or(false),
-        as_,
-    })
-}
-
-/// Exactly one of `path` and `meta`, checked; an error carries the offset to blame.
-fn source(
-    path: Option<&Spanned<String>>,
-    meta: Option<&Spanned<String>>,
-) -> Result<Source, (Option<usize>, String)> {
-    match (path, meta) {
-        (Some(p), None) => Pointer::parse(p.get_ref())
-            .map(Source::Path)
-            .map_err(|e| (Some(p.span().start), e)),
-        (None, Some(m)) => Meta::parse(m.get_ref())
-            .map(Source::Meta)
-            .map_err(|e| (Some(m.span().start), e)),
-        (Some(_), Some(m)) => Err((
-            Some(m.span().start),
-            "give `path` or `meta`, not both".into(),
-        )),
-        (None, None) => Err((None, "give `path` (a JSON Pointer) or `meta`".into())),
-    }
 }
 
 fn when(d: &WhenDoc) -> Result<When, String> {

@@ -4,7 +4,7 @@
 //! route takes an event; [`catalog`] reads a target table from the live database;
 //! [`compile`] turns the file and the catalogs into a [`compile::Plan`], one converter per
 //! column, refusing what cannot work; [`convert`] runs a converter on one value; [`eval`]
-//! runs one event through a plan. [`login`] is today's load of
+//! runs one event through a plan, and [`keys`] counts the event keys no column names. [`login`] is today's load of
 //! `user_logins` written as a mapping; [`live`] keeps a plan with the catalogs it was compiled
 //! from, for `run`, which reads it again when a table changes.
 //!
@@ -14,14 +14,17 @@
 pub mod catalog;
 pub mod compile;
 pub mod convert;
+mod entry;
 pub mod eval;
 pub mod event;
 pub mod field;
 pub mod file;
+pub mod keys;
 pub mod live;
 pub mod login;
 pub mod number;
 pub mod spec;
+pub mod strict;
 pub mod when;
 
 use thiserror::Error;

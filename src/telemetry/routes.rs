@@ -44,9 +44,9 @@ pub fn write_text(f: &mut fmt::Formatter<'_>, routes: &Routes) -> fmt::Result {
 pub fn record(routes: &Routes) {
     for (route, t) in routes {
         let label = || ("route", route.clone());
-        metrics::counter!("sqs2pg_route_loaded_total", [label()]).absolute(t.rows);
-        metrics::counter!("sqs2pg_route_skipped_total", [label()]).absolute(t.skipped);
-        metrics::counter!("sqs2pg_route_skipped_by_key_total", [label()]).absolute(t.by_key);
-        metrics::counter!("sqs2pg_route_rejected_total", [label()]).absolute(t.rejected);
+        metrics::counter!("sqs2pg_route_loaded_total", &[label()]).absolute(t.rows);
+        metrics::counter!("sqs2pg_route_skipped_total", &[label()]).absolute(t.skipped);
+        metrics::counter!("sqs2pg_route_skipped_by_key_total", &[label()]).absolute(t.by_key);
+        metrics::counter!("sqs2pg_route_rejected_total", &[label()]).absolute(t.rejected);
     }
 }

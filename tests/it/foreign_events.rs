@@ -6,9 +6,9 @@
 //! and the column.
 
 use std::collections::HashMap;
-use std::time::Duration;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::value::RawValue;
