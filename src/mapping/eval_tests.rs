@@ -75,11 +75,13 @@ fn a_login_becomes_todays_row() {
         route,
         table,
         cells,
+        unknown_keys,
     } = eval(&plan, body, &sent(), &mut m)
     else {
         panic!("a row")
     };
     assert_eq!((route, table), ("login", "public.user_logins"));
+    assert_eq!(unknown_keys, 1, "\"extra\"");
     let ip = m.mask_ip("10.0.0.1".parse().unwrap());
     let dev = m.mask_device_id("d-1");
     let day = chrono::NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
@@ -104,10 +106,25 @@ fn reasons_follow_the_login_decoders_order() {
     let cases = [
         ("nope", "not_json"),
         ("[1]", "not_object"),
+        ("1e400", "not_json"),
+        // A value that does not parse wins over everything, as in the login decoder.
+        (
+            r#"{"user_id":"u","user_id":"v","locale":1e400}"#,
+            "not_json",
+        ),
+        (
+            r#"{"user_id":"\ud800","app_version":null,"device_type":"x","ip":null,"locale":null,"device_id":null}"#,
+            "not_json",
+        ),
         // A duplicate wins over an absent key, which wins over a wrong type.
         (
             r#"{"user_id":1,"ip":"1.1.1.1","ip":"1.1.1.1"}"#,
-            "duplicate_field:masked_ip",
+            "duplicate_field:ip",
+        ),
+        // A repeat before other keys is found too.
+        (
+            r#"{"user_id":"a","user_id":"b","app_version":null,"device_type":null,"ip":null,"locale":null,"device_id":null}"#,
+            "duplicate_field:user_id",
         ),
         (
             r#"{"user_id":1,"device_type":"x","ip":null,"locale":null,"device_id":null}"#,
@@ -118,12 +135,24 @@ fn reasons_follow_the_login_decoders_order() {
             "wrong_type:user_id",
         ),
         (
+            r#"{"user_id":null,"app_version":null,"device_type":"x","ip":null,"locale":null,"device_id":null}"#,
+            "null_user_id",
+        ),
+        (
+            r#"{"user_id":"","app_version":null,"device_type":"x","ip":null,"locale":null,"device_id":null}"#,
+            "empty_user_id",
+        ),
+        (
             r#"{"user_id":"u","app_version":"1.2.3.4","device_type":"x","ip":null,"locale":null,"device_id":null}"#,
-            "bad_version:app_version",
+            "bad_app_version",
         ),
         (
             r#"{"user_id":"u","app_version":null,"device_type":"x","ip":"999.1.1.1","locale":null,"device_id":null}"#,
-            "invalid_ip:masked_ip",
+            "invalid_ip",
+        ),
+        (
+            r#"{"user_id":"u","app_version":null,"device_type":"x","ip":7,"locale":null,"device_id":null}"#,
+            "wrong_type:ip",
         ),
     ];
     for (body, want) in cases {
@@ -263,4 +292,120 @@ locale = { meta = "envelope:Subject" }
         reason(eval_body(&plan, r#"{"user_id":"u"}"#, auto, sent(), &mut m)),
         "no_route"
     );
+}
+
+#[test]
+fn message_time_follows_create_date_from() {
+    use crate::decode::{CreateDateFrom, Envelope};
+    let plan = login_plan();
+    let mut m = Masker::fixed_for_tests();
+    let event = r#"{"user_id":"u","app_version":null,"device_type":null,"ip":null,"locale":null,"device_id":null}"#;
+    let eb = |time: &str| format!(r#"{{"detail-type":"l","source":"s",{time}"detail":{event}}}"#);
+    let day = |o: Outcome<'_>| match o {
+        Outcome::Row { cells, .. } => cells[6].1.clone(),
+        other => panic!("{other:?}"),
+    };
+    let date = |y, mo, d| Cell::Date(chrono::NaiveDate::from_ymd_opt(y, mo, d).unwrap());
+    let dated = |from| Metadata {
+        create_date_from: from,
+        ..sent()
+    };
+    let timed = eb(r#""time":"2021-06-15T23:30:00-01:00","#);
+    // SentTimestamp by default; the envelope's time (its UTC day) when asked.
+    let run =
+        |body: &str, from, m: &mut Masker| eval_body(&plan, body, Envelope::Auto, dated(from), m);
+    assert_eq!(
+        day(run(&timed, CreateDateFrom::Sqs, &mut m)),
+        date(2024, 5, 1)
+    );
+    assert_eq!(
+        day(run(&timed, CreateDateFrom::Envelope, &mut m)),
+        date(2021, 6, 16)
+    );
+    // A bare body keeps SentTimestamp; an envelope without a time is broken.
+    assert_eq!(
+        day(run(event, CreateDateFrom::Envelope, &mut m)),
+        date(2024, 5, 1)
+    );
+    assert_eq!(
+        reason(run(&eb(""), CreateDateFrom::Envelope, &mut m)),
+        "bad_envelope"
+    );
+    assert_eq!(
+        reason(run(
+            &eb(r#""time":"yesterday","#),
+            CreateDateFrom::Envelope,
+            &mut m
+        )),
+        "bad_envelope"
+    );
+    // Without SentTimestamp: the current day.
+    let bare = Metadata::default();
+    assert_eq!(
+        day(eval_body(&plan, event, Envelope::Auto, bare, &mut m)),
+        Cell::Date(Utc::now().date_naive())
+    );
+}
+
+#[test]
+fn a_token_too_long_is_the_last_fault_found() {
+    let mut c = catalogs();
+    let Some(Some(t)) = c.get_mut("user_logins") else {
+        panic!("the table")
+    };
+    // Room for the token of an address and of a one-byte device id only; locale 2.
+    t.columns[3].typmod = 4 + crate::mapping::compile::token_len(2, 1) as i32;
+    t.columns[4].typmod = 4 + 2;
+    let plan = compile(&crate::mapping::login::mapping().unwrap(), &c, 2).unwrap();
+    let mut m = Masker::new(
+        &crate::mask::Keyring::parse(&crate::mask::Keyring::generate_entry("k1").unwrap()).unwrap(),
+    );
+    let body = |locale: &str| {
+        format!(
+            r#"{{"user_id":"u","app_version":null,"device_type":null,"ip":null,"locale":{locale},"device_id":"long-device"}}"#
+        )
+    };
+    assert_eq!(
+        reason(eval(&plan, &body(r#""RUS""#), &sent(), &mut m)),
+        "too_long:locale"
+    );
+    assert_eq!(
+        reason(eval(&plan, &body(r#""RU""#), &sent(), &mut m)),
+        "too_long:device_id"
+    );
+}
+
+#[test]
+fn user_mappings_keep_their_reasons() {
+    let text = r#"
+[[route]]
+name = "login"
+table = "user_logins"
+[route.columns]
+user_id = { path = "/user_id" }
+masked_ip = { path = "/ip", as = "ip", token = "ip" }
+app_version = { path = "/v", as = "semver_int" }
+"#;
+    let plan = compile(&Mapping::parse("t.toml", text).unwrap(), &catalogs(), 32).unwrap();
+    let mut m = Masker::fixed_for_tests();
+    for (body, want) in [
+        (r#"{"ip":"x"}"#, "invalid_ip:masked_ip"),
+        (r#"{"v":"x"}"#, "bad_version:app_version"),
+        (r#"{"user_id":"\ud800"}"#, "wrong_type:user_id"),
+        (
+            r#"{"user_id":1,"user_id":2,"z":1}"#,
+            "duplicate_field:user_id",
+        ),
+    ] {
+        assert_eq!(reason(eval(&plan, body, &sent(), &mut m)), want, "{body}");
+    }
+    // Without a strict column the whole event is held to the depth limit.
+    let deep = format!("{{\"z\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+    assert_eq!(reason(eval(&plan, &deep, &sent(), &mut m)), "too_deep");
+    let Outcome::Row { unknown_keys, .. } =
+        eval(&plan, r#"{"user_id":"u","a":1,"a":2}"#, &sent(), &mut m)
+    else {
+        panic!("a row")
+    };
+    assert_eq!(unknown_keys, 2);
 }

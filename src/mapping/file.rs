@@ -3,8 +3,23 @@
 //! The grammar is the contract's: a top-level `rejects_table`, then `[[route]]` tables with
 //! `name`, `table`, `when`, `subject`, `key`, `on_conflict`, `skip` and `[route.columns]`,
 //! each column `{ path | meta, token, required, as }`. Unknown keys are refused. Every
-//! error says `FILE:LINE:COL`, the route and the key. What this file decides beyond the
-//! contract:
+//! error says `FILE:LINE:COL`, the route and the key. A column also takes three keys the
+//! built-in login mapping needs to say today's login ([`super::entry`] reads them):
+//! - `non_empty = true`: null, an absent value and `""` reject the event, `null_NAME` and
+//!   `empty_NAME` (the login's `null_user_id`, `empty_user_id`);
+//! - `reason = "NAME"` (1-63 of `[a-z0-9_]`, starting with a letter): its reasons name NAME
+//!   instead of the column (`wrong_type:ip` for `masked_ip`), and an address or a version
+//!   that does not read is one word, `invalid_NAME` / `bad_NAME` (`invalid_ip`,
+//!   `bad_app_version`); without it, `invalid_ip:COL` / `bad_version:COL`;
+//! - `strict = true`: the value is read as the login reads its keys: a number beyond a
+//!   double's range or a lone surrogate in it is `not_json`, nesting of 128 counting its
+//!   path `too_deep`, whatever else is wrong; and a mapping with a strict column checks
+//!   nothing else of an event but its syntax, at any depth ([`super::strict`]).
+//!
+//! A `meta` may also be `message_time`: the envelope's time under `--create-date-from
+//! envelope`, else `SentTimestamp`, else now ([`super::field::Meta::MessageTime`]).
+//!
+//! What this file decides beyond the contract:
 //! - a route name is 1-63 of `[a-z0-9_]`, starting with a letter (it becomes a metric label
 //!   value and a reject's `route`), and unique;
 //! - a token context is named the same way, and is never `body` (the rejects' bodies are

@@ -22,7 +22,8 @@ pub fn write_text(f: &mut fmt::Formatter<'_>, routes: &Routes) -> fmt::Result {
     if routes.is_empty() {
         return Ok(());
     }
-    let kinds: [(&str, fn(&RouteTally) -> u64); 4] = [
+    type Count = fn(&RouteTally) -> u64;
+    let kinds: [(&str, Count); 4] = [
         ("loaded by route   ", |t| t.rows),
         ("skipped by route  ", |t| t.skipped),
         ("skipped by key    ", |t| t.by_key),

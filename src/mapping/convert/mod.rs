@@ -17,7 +17,8 @@
 //! - `json`/`jsonb`: any value, the subtree as sent; `text[]`: an array of strings;
 //! - a token column: a string (or with `as = "ip"` an address), sealed under its context.
 //!
-//! JSON `null` is SQL NULL for every type; an absent value too, unless `required`.
+//! JSON `null` is SQL NULL for every type; an absent value too, unless `required` (or
+//! `non_empty`, which the evaluator checks around [`cell`]).
 
 mod check;
 mod time;
