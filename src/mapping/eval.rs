@@ -18,7 +18,7 @@ use super::compile::{ColumnPlan, Plan, RoutePlan};
 use super::convert::{cell, spell, Cell, Check, Converter};
 use super::event::{lookup, BodyError, Event, Found, Metadata};
 use super::field::{Meta, Source};
-use super::keys::unknown_keys;
+use super::keys::{first_repeat, unknown_keys};
 use super::strict;
 use crate::decode::envelope::{self, Envelope};
 use crate::mask::Masker;
@@ -192,16 +192,26 @@ fn row<'p>(
     }
     // A strict value that does not parse fails the whole event, as a body the login decoder
     // cannot parse does, whatever else is wrong with it.
+    // Top-level keys in the event's order, each time they appear; deeper paths after.
+    let top: Vec<&str> = columns
+        .iter()
+        .filter_map(|c| match &c.source {
+            Source::Path(p) if c.strict && p.tokens().len() == 1 => Some(p.tokens()[0].as_str()),
+            _ => None,
+        })
+        .collect();
+    strict::check_keys(event, &top).map_err(Reason::Body)?;
     for (c, f) in columns.iter().zip(&found) {
         if let (true, Ok(Some(Found::Json(v))), Source::Path(p)) = (c.strict, f, &c.source) {
-            strict::check(v, p.tokens().len()).map_err(Reason::Body)?;
+            if p.tokens().len() > 1 {
+                strict::check(v, p.tokens().len()).map_err(Reason::Body)?;
+            }
         }
     }
-    let found = columns
-        .iter()
-        .zip(found)
-        .map(|(c, f)| f.map_err(|_| fail(Check::DuplicateField, c)))
-        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(c) = repeated(columns, &found, event) {
+        return Err(fail(Check::DuplicateField, c));
+    }
+    let found: Vec<_> = found.into_iter().map(|f| f.unwrap_or(None)).collect();
     if let Some((c, _)) = columns
         .iter()
         .zip(&found)
@@ -227,6 +237,35 @@ fn row<'p>(
     match too_long {
         Some(c) => Err(fail(Check::TooLong, c)),
         None => Ok(cells),
+    }
+}
+
+/// The column a repeated key is reported for: the first in file order, or, when every
+/// column with a repeat is `strict` and reads a top-level key, the one whose key repeats
+/// first in the event, as the login decoder reports it.
+fn repeated<'p, T, E>(
+    columns: &'p [ColumnPlan],
+    found: &[Result<T, E>],
+    event: &Event<'_>,
+) -> Option<&'p ColumnPlan> {
+    let twice: Vec<&ColumnPlan> = columns
+        .iter()
+        .zip(found)
+        .filter_map(|(c, f)| f.is_err().then_some(c))
+        .collect();
+    fn key(c: &ColumnPlan) -> Option<&str> {
+        match &c.source {
+            Source::Path(p) if c.strict && p.tokens().len() == 1 => Some(p.tokens()[0].as_str()),
+            _ => None,
+        }
+    }
+    let keys: Option<Vec<&str>> = twice.iter().map(|c| key(c)).collect();
+    match keys {
+        Some(keys) if keys.len() > 1 => {
+            let first = first_repeat(event, &keys)?;
+            twice.into_iter().find(|c| key(c) == Some(first))
+        }
+        _ => twice.first().copied(),
     }
 }
 

@@ -62,3 +62,52 @@ impl<'de> Visitor<'de> for Count<'_> {
         Ok(unknown)
     }
 }
+
+/// Of `names`, the top-level key whose second appearance comes first in `event`: the
+/// repeat the login decoder reports when several of its keys repeat.
+pub fn first_repeat<'n>(event: &Event<'_>, names: &[&'n str]) -> Option<&'n str> {
+    let mut de = serde_json::Deserializer::from_str(event.root().get());
+    let index = de.deserialize_map(Repeat(names)).ok().flatten()?;
+    names.get(index).copied()
+}
+
+struct Repeat<'n>(&'n [&'n str]);
+
+struct Which<'n>(&'n [&'n str]);
+
+impl<'de> de::DeserializeSeed<'de> for Which<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for Which<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|n| *n == v))
+    }
+}
+
+impl<'de> Visitor<'de> for Repeat<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<usize>, A::Error> {
+        let mut seen = vec![false; self.0.len()];
+        let mut first = None;
+        while let Some(which) = map.next_key_seed(Which(self.0))? {
+            map.next_value::<IgnoredAny>()?;
+            if let Some(i) = which {
+                if std::mem::replace(&mut seen[i], true) {
+                    first = first.or(Some(i));
+                }
+            }
+        }
+        Ok(first)
+    }
+}

@@ -47,3 +47,7 @@ mod tests {
         assert!(t.columns.iter().take(6).all(|c| c.required));
     }
 }
+
+#[cfg(test)]
+#[path = "login_tests.rs"]
+mod login_tests;
