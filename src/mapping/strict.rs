@@ -9,10 +9,13 @@
 //! at any depth. A mapping without one keeps the whole-event checks of
 //! [`super::event::Event::parse`].
 
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::compile::Plan;
-use super::event::{nesting, BodyError, MAX_DEPTH};
+use super::event::{nesting, BodyError, Event, MAX_DEPTH};
 
 /// Whether any column of `plan` is strict.
 pub fn any(plan: &Plan) -> bool {
@@ -32,6 +35,57 @@ pub fn check(value: &RawValue, depth: usize) -> Result<(), BodyError> {
         .map_err(|_| BodyError::NotJson)
 }
 
+/// Checks every appearance of the top-level keys `keys` in `event`, in the event's order
+/// (a repeated key's values too), as the login decoder parses its six keys: the first that
+/// fails is the reason.
+pub fn check_keys(event: &Event<'_>, keys: &[&str]) -> Result<(), BodyError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut de = serde_json::Deserializer::from_str(event.root().get());
+    // The event was checked whole when parsed: an error here is not expected.
+    de.deserialize_map(Keys(keys)).unwrap_or(Ok(()))
+}
+
+struct Keys<'k>(&'k [&'k str]);
+
+struct IsKey<'k>(&'k [&'k str]);
+
+impl<'de> DeserializeSeed<'de> for IsKey<'_> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for IsKey<'_> {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
+        Ok(self.0.contains(&v))
+    }
+}
+
+impl<'de> Visitor<'de> for Keys<'_> {
+    type Value = Result<(), BodyError>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut outcome = Ok(());
+        while let Some(is) = map.next_key_seed(IsKey(self.0))? {
+            if is && outcome.is_ok() {
+                outcome = check(map.next_value::<&RawValue>()?, 1);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(outcome)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,56 +103,5 @@ mod tests {
         let deep = |n: usize| raw(&format!("{}1{}", "[".repeat(n), "]".repeat(n)));
         assert_eq!(check(&deep(126), 1), Ok(()));
         assert_eq!(check(&deep(127), 1), Err(BodyError::TooDeep));
-    }
-}
-
-/// Checks every appearance of the top-level keys `keys` in `event`, in the event's order
-/// (a repeated key's values too), as the login decoder parses its six keys: the first that
-/// fails is the reason.
-pub fn check_keys(event: &super::event::Event<'_>, keys: &[&str]) -> Result<(), BodyError> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let mut de = serde_json::Deserializer::from_str(event.root().get());
-    // The event was checked whole when parsed: an error here is not expected.
-    serde::Deserializer::deserialize_map(&mut de, Keys(keys)).unwrap_or(Ok(()))
-}
-
-struct Keys<'k>(&'k [&'k str]);
-
-struct IsKey<'k>(&'k [&'k str]);
-
-impl<'de> serde::de::DeserializeSeed<'de> for IsKey<'_> {
-    type Value = bool;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl serde::de::Visitor<'_> for IsKey<'_> {
-    type Value = bool;
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a key")
-    }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
-        Ok(self.0.contains(&v))
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Keys<'_> {
-    type Value = Result<(), BodyError>;
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an object")
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut outcome = Ok(());
-        while let Some(is) = map.next_key_seed(IsKey(self.0))? {
-            if is && outcome.is_ok() {
-                outcome = check(map.next_value::<&RawValue>()?, 1);
-            } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
-            }
-        }
-        Ok(outcome)
     }
 }
