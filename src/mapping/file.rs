@@ -4,7 +4,7 @@
 //! `name`, `table`, `when`, `subject`, `key`, `on_conflict`, `skip` and `[route.columns]`,
 //! each column `{ path | meta, token, required, as }`. Unknown keys are refused. Every
 //! error says `FILE:LINE:COL`, the route and the key. A column also takes three keys the
-//! built-in login mapping needs to say today's login ([`super::entry`] reads them):
+//! built-in login mapping needs to say today's login (`entry.rs` reads them):
 //! - `non_empty = true`: null, an absent value and `""` reject the event, `null_NAME` and
 //!   `empty_NAME` (the login's `null_user_id`, `empty_user_id`);
 //! - `reason = "NAME"` (1-63 of `[a-z0-9_]`, starting with a letter): its reasons name NAME
