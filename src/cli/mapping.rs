@@ -164,6 +164,7 @@ fn describe(c: &ColumnPlan) -> String {
         (c.required, "required"),
         (c.not_null, "not null"),
         (c.non_empty, "non-empty"),
+        (c.strict, "strict"),
     ]
     .into_iter()
     .filter_map(|(on, flag)| on.then_some(flag))
