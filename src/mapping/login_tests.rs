@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::decode::{CreateDateFrom, Envelope, Framing, Limits};
+use crate::decode::{AppVersionColumn, CreateDateFrom, Envelope, Framing, Limits};
 use crate::mapping::catalog::{ColumnInfo, TableInfo};
 use crate::mapping::compile::{compile, Catalogs, Plan};
 use crate::mapping::convert::Cell;
@@ -15,7 +15,8 @@ use crate::mask::Masker;
 use crate::source::Received;
 use crate::transform::{self, Recipe};
 
-fn plan() -> Plan {
+/// The login mapping compiled against `migrate`'s table with `limits`' column shapes.
+fn plan(limits: &Limits) -> Plan {
     let col = |name: &str, base: &str, typmod: i32| ColumnInfo {
         name: name.into(),
         base_type: base.into(),
@@ -28,6 +29,15 @@ fn plan() -> Plan {
         shown: base.into(),
         base_oid: 0,
     };
+    let text = |name: &str, max: Option<usize>| match max {
+        Some(n) => col(name, "varchar", n as i32 + 4),
+        None => col(name, "text", -1),
+    };
+    let app_version = match limits.app_version {
+        AppVersionColumn::Integer { max: 32767 } => col("app_version", "int2", -1),
+        AppVersionColumn::Integer { .. } => col("app_version", "int4", -1),
+        AppVersionColumn::Text { max_chars } => text("app_version", max_chars),
+    };
     let table = |name: &str, columns| {
         Some(TableInfo {
             name: name.into(),
@@ -37,12 +47,12 @@ fn plan() -> Plan {
         })
     };
     let logins = vec![
-        col("user_id", "varchar", 128 + 4),
-        col("device_type", "varchar", 32 + 4),
-        col("masked_ip", "varchar", 256 + 4),
-        col("masked_device_id", "varchar", 256 + 4),
-        col("locale", "varchar", 32 + 4),
-        col("app_version", "int4", -1),
+        text("user_id", limits.user_id),
+        text("device_type", limits.device_type),
+        text("masked_ip", limits.masked_ip),
+        text("masked_device_id", limits.masked_device_id),
+        text("locale", limits.locale),
+        app_version,
         col("create_date", "date", -1),
     ];
     let mut c = Catalogs::new();
@@ -54,8 +64,43 @@ fn plan() -> Plan {
     compile(&mapping().unwrap(), &c, 1).unwrap()
 }
 
+/// The contract's limits, and narrow, text and unbounded shapes (the token columns as wide
+/// as the tokens of an address and of an 11-byte value under the tests' key `t`).
+fn shapes(m: &Masker) -> [Limits; 4] {
+    let text = |max_chars| AppVersionColumn::Text { max_chars };
+    [
+        Limits::default(),
+        Limits {
+            user_id: Some(8),
+            device_type: Some(7),
+            locale: Some(2),
+            masked_ip: Some(m.token_len(16)),
+            masked_device_id: Some(m.token_len(11)),
+            app_version: AppVersionColumn::Integer { max: 32767 },
+        },
+        Limits {
+            app_version: text(Some(5)),
+            ..Limits::default()
+        },
+        Limits {
+            user_id: None,
+            device_type: None,
+            locale: None,
+            masked_ip: None,
+            masked_device_id: None,
+            app_version: text(None),
+        },
+    ]
+}
+
 /// Today's outcome and the mapping's, each as one comparable text.
-fn both(plan: &Plan, body: &str, framing: Framing, m: &mut Masker) -> (String, String) {
+fn both(
+    plan: &Plan,
+    limits: &Limits,
+    body: &str,
+    framing: Framing,
+    m: &mut Masker,
+) -> (String, String) {
     let msg = Received::new(
         "m".into(),
         "r".into(),
@@ -64,7 +109,7 @@ fn both(plan: &Plan, body: &str, framing: Framing, m: &mut Masker) -> (String, S
         None,
     )
     .framed(framing);
-    let today = match transform::transform(&msg, &Recipe::Login(Limits::default()), m) {
+    let today = match transform::transform(&msg, &Recipe::Login(*limits), m) {
         t @ transform::Transformed {
             outcome: transform::Outcome::Row(_),
             ..
@@ -111,6 +156,7 @@ fn both(plan: &Plan, body: &str, framing: Framing, m: &mut Masker) -> (String, S
             let text = |c: &Cell| match c {
                 Cell::Null => None,
                 Cell::Text(s) => Some(s.clone()),
+                Cell::Int2(n) => Some(n.to_string()),
                 Cell::Int4(n) => Some(n.to_string()),
                 other => panic!("{other:?}"),
             };
@@ -148,7 +194,7 @@ const KEYS: [&str; 8] = [
     "user\\u005fid",
 ];
 
-const VALUES: [&str; 24] = [
+const VALUES: [&str; 27] = [
     "null",
     r#""""#,
     r#""u1""#,
@@ -173,6 +219,9 @@ const VALUES: [&str; 24] = [
     r#""RU""#,
     r#""xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx""#,
     r#""ios""#,
+    r#""12345678901""#,
+    r#""123456789012""#,
+    r#""1.2""#,
 ];
 
 fn body() -> impl Strategy<Value = String> {
@@ -226,11 +275,30 @@ fn wrap(event: &str, how: u8) -> String {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
     #[test]
-    fn the_login_mapping_agrees_with_todays_login_path(event in body(), how in any::<u8>(), framing in framing()) {
-        let plan = plan();
+    fn the_login_mapping_agrees_with_todays_login_path(
+        event in body(),
+        how in any::<u8>(),
+        framing in framing(),
+        shape in 0..4usize,
+        deep in proptest::option::of((0..6usize, 120..135usize)),
+    ) {
         let mut m = Masker::fixed_for_tests();
+        let limits = shapes(&m)[shape];
+        let plan = plan(&limits);
+        // Now and then one key holds a value nested around the parser's limit.
+        let event = match deep {
+            Some((k, n)) => format!(
+                "{{\"{}\":{}1{},{}",
+                KEYS[k],
+                "[".repeat(n),
+                "]".repeat(n),
+                &event[1..]
+            )
+            .replace(",}", "}"),
+            None => event,
+        };
         let body = wrap(&event, how);
-        let (today, mapped) = both(&plan, &body, framing, &mut m);
+        let (today, mapped) = both(&plan, &limits, &body, framing, &mut m);
         prop_assert_eq!(today, mapped, "{}", body);
     }
 }
