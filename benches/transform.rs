@@ -29,6 +29,7 @@ fn bench(c: &mut Criterion) {
         sent_at: None,
         receive_count: None,
         framing: Default::default(),
+        extra: Default::default(),
     })
     .collect();
     let mut g = c.benchmark_group("transform");

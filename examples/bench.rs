@@ -467,6 +467,7 @@ fn received(bodies: &[String]) -> Vec<Received> {
             sent_at: Some(chrono::Utc::now()),
             receive_count: Some(1),
             framing: Default::default(),
+            extra: Default::default(),
         })
         .collect()
 }

@@ -22,6 +22,7 @@ use crate::db::DbError;
 use crate::decode::Framing;
 use crate::mapping::{Mapping, MappingError};
 use crate::mask::{Keyring, Masker};
+use crate::source::receive::Extra;
 use crate::source::Received;
 use crate::telemetry::{Stats, Summary};
 
@@ -195,13 +196,25 @@ fn log_uncommitted(e: &CommitFailure, messages: usize) {
 /// the body would merge two messages that happen to be alike.
 fn received(r: SqsMessage) -> Option<Received> {
     let attr = |name: &str| r.attributes.get(name).map(String::as_str);
-    Some(Received::new(
-        r.message_id.clone().filter(|id| !id.is_empty())?,
-        r.receipt_handle.clone().unwrap_or_default(),
-        r.body.clone().unwrap_or_default(),
-        attr("SentTimestamp"),
-        attr("ApproximateReceiveCount"),
-    ))
+    // The event carries every attribute; a mapping reads those it names.
+    let extra = Extra {
+        group_id: attr("MessageGroupId").map(str::to_owned),
+        attributes: r
+            .message_attributes
+            .iter()
+            .filter_map(|(name, v)| Some((name.clone(), v.string_value.clone()?)))
+            .collect(),
+    };
+    Some(
+        Received::new(
+            r.message_id.clone().filter(|id| !id.is_empty())?,
+            r.receipt_handle.clone().unwrap_or_default(),
+            r.body.clone().unwrap_or_default(),
+            attr("SentTimestamp"),
+            attr("ApproximateReceiveCount"),
+        )
+        .with_extra(extra),
+    )
 }
 
 /// The failure for a record without an id. Its identifier is empty: Lambda reads that as

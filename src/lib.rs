@@ -21,7 +21,7 @@
 //! | [`config`] | every setting defined once ([`config::settings`]: flag, variable, default, help, TOML key, how `config` shows it; one spelling each, old ones read with a warning), validated; the TOML layer; keyring loading (one open handle, mode and owner checked); the connection string as libpq reads it (`sslmode`, `sslrootcert`, `PGPASSWORD`, the password file), redacted from its parse; database TLS roots |
 //! | [`source`] | SQS: long-poll receive, delete and visibility on one batch-call helper, send, queue attributes; FIFO group, deduplication and receive-attempt ids ([`source::fifo`]); the adaptive limit on delete and visibility calls in flight ([`source::limit`]) |
 //! | [`decode`] | pure: body bytes → [`decode::Login`] or a [`decode::RejectReason`]; the event inside an SNS or EventBridge envelope ([`decode::envelope`]) |
-//! | [`mask`] | pure: AES-256-SIV tokens; the keyring; KMS-wrapped keys |
+//! | [`mask`] | pure: AES-256-SIV tokens under a context (a login column, or a mapping's token context: [`mask::Context`]); the keyring; KMS-wrapped keys |
 //! | [`mapping`] | any event into any table, as a mapping file says: the file and its checks ([`mapping::file`]), route predicates ([`mapping::when`]), a table's live catalog ([`mapping::catalog`]), the compiled plan with one converter per column ([`mapping::compile`]), exact converters ([`mapping::convert`]), the built-in login mapping ([`mapping::login`]); not yet wired into the pipeline |
 //! | [`transform`] | pure: decode + mask → [`transform::Row`] or [`transform::Reject`], panics contained |
 //! | [`db`] | Postgres: connect, schema and table shape, ledger, encoders, the batch write, rejects, audit, rekey queries; statements prepared or unnamed for poolers (`db::statement`) |

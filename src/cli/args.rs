@@ -2,9 +2,9 @@
 //! (this is what `--help` and the man page show). The settings shared by every command and
 //! those of `run` are defined in [`crate::config::settings`].
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
-use crate::mask::Column;
+use crate::mask::{Column, Context};
 
 pub use super::output::OutputFormat;
 pub use super::run_args::{ProgressMode, SendArgs};
@@ -100,12 +100,14 @@ pub enum Command {
     /// database user, OS user, host, --reason, how many values and the SHA-256 of each token
     /// (of the message id with --reject).
     #[command(
-        after_help = "Examples:\n  psql \"$DATABASE_URL\" -Atc \\\n    'select masked_ip from user_logins where masked_ip is not null limit 3' \\\n    | sqs2pg reveal --keys-file keys --column ip --reason 'TICKET-123 fraud review'\n  sqs2pg reveal --keys-file keys --reason 'TICKET-124 why rejected' \\\n    --reject \"$(psql \"$DATABASE_URL\" -Atc 'select message_id from user_logins_rejects limit 1')\""
+        after_help = "Examples:\n  psql \"$DATABASE_URL\" -Atc \\\n    'select masked_ip from user_logins where masked_ip is not null limit 3' \\\n    | sqs2pg reveal --keys-file keys --column ip --reason 'TICKET-123 fraud review'\n  sqs2pg reveal --keys-file keys --reason 'TICKET-124 why rejected' \\\n    --reject \"$(psql \"$DATABASE_URL\" -Atc 'select message_id from user_logins_rejects limit 1')\"\n  sqs2pg mask --keys-file keys --column email --reason 'DSAR-12' < emails.txt \\\n    | sqs2pg reveal --keys-file keys --column email --reason 'DSAR-12 check'  # any context"
     )]
     Reveal {
-        /// The column the tokens come from; without it each column is tried.
-        #[arg(long, value_enum, conflicts_with = "reject")]
-        column: Option<RevealColumn>,
+        /// The column the tokens come from: ip, device_id, body, or a mapping's token context
+        /// (`token = "email"`: its tokens open to text). Without it ip, device_id and body are
+        /// tried, then the token contexts of --mapping.
+        #[arg(long, value_name = "CONTEXT", value_parser = parse_context, conflicts_with = "reject")]
+        column: Option<Context>,
         /// Why you unmask (recorded in the audit).
         #[arg(long, value_parser = parse_reason)]
         reason: String,
@@ -128,12 +130,13 @@ pub enum Command {
     /// keep it: from a file, or typed unechoed with `read -rs ip; printf '%s\n' "$ip" |
     /// sqs2pg mask --column ip --reason '...'`.
     #[command(
-        after_help = "Examples:\n  sqs2pg mask --keys-file keys --column ip --reason 'INC-4711' < ips.txt"
+        after_help = "Examples:\n  sqs2pg mask --keys-file keys --column ip --reason 'INC-4711' < ips.txt\n  sqs2pg mask --keys-file keys --column email --reason 'DSAR-12' < emails.txt  # token = \"email\""
     )]
     Mask {
-        /// The column whose token to make.
-        #[arg(long, value_enum)]
-        column: MaskColumn,
+        /// The column whose token to make: ip (any spelling of an address gives its one
+        /// token), device_id, or a mapping's token context (`token = "email"`: the text's).
+        #[arg(long, value_name = "CONTEXT", value_parser = parse_mask_context)]
+        column: Context,
         /// Why you look it up (recorded in the audit).
         #[arg(long, value_parser = parse_reason)]
         reason: String,
@@ -208,28 +211,6 @@ pub enum Command {
     },
 }
 
-/// Columns `reveal` opens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum RevealColumn {
-    /// masked_ip tokens.
-    Ip,
-    /// masked_device_id tokens.
-    #[value(name = "device_id", alias = "device-id")]
-    DeviceId,
-    /// user_logins_rejects.body_ciphertext.
-    Body,
-}
-
-impl From<RevealColumn> for Column {
-    fn from(c: RevealColumn) -> Self {
-        match c {
-            RevealColumn::Ip => Column::Ip,
-            RevealColumn::DeviceId => Column::DeviceId,
-            RevealColumn::Body => Column::Body,
-        }
-    }
-}
-
 /// `sqs2pg rejects ...`
 #[derive(Debug, Subcommand)]
 pub enum RejectsCommand {
@@ -288,22 +269,30 @@ pub enum MappingCommand {
     },
 }
 
-/// Columns `mask` makes tokens for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum MaskColumn {
-    /// An IPv4 or IPv6 address.
-    Ip,
-    /// A device id.
-    #[value(name = "device_id", alias = "device-id")]
-    DeviceId,
+/// What `reveal --column` takes: `ip`, `device_id` (or `device-id`), `body`, or a mapping's
+/// token context, named as the mapping file names one (`token = "..."`).
+fn parse_context(s: &str) -> Result<Context, String> {
+    let name = if s == "device-id" { "device_id" } else { s };
+    match Context::named(name) {
+        Context::Text(t) if !crate::mapping::file::is_label(&t) => Err(
+            "use ip, device_id, body or a mapping's token context (1-63 of [a-z0-9_], \
+             starting with a letter, e.g. email)"
+                .into(),
+        ),
+        context => Ok(context),
+    }
 }
 
-impl From<MaskColumn> for Column {
-    fn from(c: MaskColumn) -> Self {
-        match c {
-            MaskColumn::Ip => Column::Ip,
-            MaskColumn::DeviceId => Column::DeviceId,
-        }
+/// What `mask --column` takes: what `reveal` does but `body` (bodies are sealed, not looked
+/// up; `reveal --reject` opens them).
+fn parse_mask_context(s: &str) -> Result<Context, String> {
+    match parse_context(s)? {
+        Context::Column(Column::Body) => Err(
+            "use ip, device_id or a mapping's token context (e.g. email): quarantined bodies are \
+             opened by `reveal --reject`, not looked up"
+                .into(),
+        ),
+        context => Ok(context),
     }
 }
 

@@ -13,6 +13,7 @@ pub(super) async fn check(g: &GlobalArgs) -> Result<(), Failure> {
         keys: g.keys(),
         db: g.db(),
         sqs: g.sqs(),
+        mapping: g.mapping.clone(),
     };
     let report = check::run(inputs).await;
     match g.output {

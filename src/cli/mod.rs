@@ -203,13 +203,13 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             raw,
         } => match reject {
             Some(id) => reveal::reveal_reject(g, id, reason, *raw).await,
-            None => reveal::reveal(g, column.map(Into::into), reason, *max, *raw).await,
+            None => reveal::reveal(g, column.as_ref(), reason, *max, *raw).await,
         },
         Command::Mask {
             column,
             reason,
             value,
-        } => reveal::mask(g, (*column).into(), reason, value).await,
+        } => reveal::mask(g, column, reason, value).await,
         Command::Rekey { batch_size } => rekey::rekey(g, *batch_size).await,
         Command::Mapping(MappingCommand::Print) => mapping::print(),
         Command::Mapping(MappingCommand::Check { sample }) => {

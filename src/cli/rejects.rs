@@ -76,7 +76,19 @@ pub(super) async fn replay(
         reason: reason.clone(),
         id: id.clone(),
     };
-    let summary = replay::replay(&g.db()?, &keyring, &filter, batch_size, g.framing()).await?;
+    let mapping = match &g.mapping {
+        Some(path) => Some(std::sync::Arc::new(crate::mapping::Mapping::load(path)?)),
+        None => None,
+    };
+    let summary = replay::replay(
+        &g.db()?,
+        &keyring,
+        &filter,
+        batch_size,
+        g.framing(),
+        mapping,
+    )
+    .await?;
     println!("{summary}");
     Ok(())
 }

@@ -5,28 +5,34 @@
 use std::borrow::Cow;
 use std::io::{BufRead, Write};
 
-use anyhow::Context;
+use anyhow::Context as _;
 
 use super::args::GlobalArgs;
 use crate::error::Failure;
-use crate::mask::Column;
-use crate::ops::reveal;
+use crate::mask::Context;
+use crate::ops::{self, reveal};
 use crate::pii::Pii;
 
 /// Reads every token first, so the audit row can say how many values are opened and
 /// `--max` can refuse before anything is printed. One output line per input line, so the
-/// output still lines up with the input when a token does not open.
+/// output still lines up with the input when a token does not open. Without `--column`,
+/// the token contexts of `--mapping` (the file as read, not compiled) are tried too.
 pub(super) async fn reveal(
     g: &GlobalArgs,
-    column: Option<Column>,
+    column: Option<&Context>,
     reason: &str,
     max: usize,
     raw: bool,
 ) -> Result<(), Failure> {
     let keyring = g.keys().load().await?;
     let db = g.db()?;
+    let mapping = match (column, g.mapping.as_deref()) {
+        (None, Some(path)) => Some(ops::mapping::load(Some(path))?.1),
+        _ => None,
+    };
     let lines = stdin_lines().context("reading tokens from stdin")?;
-    let opened = reveal::reveal_tokens(&db, &keyring, column, reason, max, &lines).await?;
+    let opened =
+        reveal::reveal_tokens(&db, &keyring, column, mapping.as_ref(), reason, max, &lines).await?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut failed = 0usize;
     for (n, result) in opened.iter().enumerate() {
@@ -65,7 +71,7 @@ pub(super) async fn reveal_reject(
 /// stdin and prints one token per line.
 pub(super) async fn mask(
     g: &GlobalArgs,
-    column: Column,
+    column: &Context,
     reason: &str,
     argv_values: &[String],
 ) -> Result<(), Failure> {

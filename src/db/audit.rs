@@ -15,7 +15,8 @@ use super::DbError;
 pub struct AuditEntry<'a> {
     /// `reveal`, `reveal_reject` or `mask`.
     pub action: &'static str,
-    /// The column (`ip`, `device_id`, `body`, or `any`).
+    /// The column or token context (`ip`, `device_id`, `body`, a mapping's `email`, …), or
+    /// `any` when reveal tried each.
     pub column: &'a str,
     /// The operator's stated reason.
     pub reason: &'a str,

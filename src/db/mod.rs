@@ -156,14 +156,26 @@ fn step_for_sqlstate(code: &str) -> NextStep {
 }
 
 /// The server's own words (message, detail, hint) when it answered; the driver's chain of
-/// causes when it did not. sqs2pg masks before writing, so the server never holds a raw ip
-/// or device_id to quote back.
+/// causes when it did not. A refused row's words are cut to what cannot quote it: a data
+/// error (class 22) keeps its message up to the value it would quote, a constraint error
+/// (class 23) drops the detail (`Failing row contains (…)`, `Key (…)=(…)`), since a mapped
+/// column, unlike the login's tokens, may hold personal data as sent.
 pub(crate) fn server_words(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
+            let code = db.code().code();
+            if code.starts_with("22") {
+                let message = db.message();
+                let cut = message.split_once(": ").map_or(message, |(head, _)| head);
+                return format!("{cut} (the value is not quoted: it may be personal data)");
+            }
             let mut s = db.message().to_owned();
-            if let Some(d) = db.detail() {
-                s.push_str(&format!(" (detail: {d})"));
+            match db.detail() {
+                Some(_) if code.starts_with("23") => {
+                    s.push_str(" (detail not quoted: it names the row's values)");
+                }
+                Some(d) => s.push_str(&format!(" (detail: {d})")),
+                None => {}
             }
             if let Some(h) = db.hint() {
                 s.push_str(&format!(" (hint: {h})"));

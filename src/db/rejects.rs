@@ -8,7 +8,7 @@ use tokio_postgres::Client;
 
 use super::{DbError, Sink};
 use crate::decode::RejectReason;
-use crate::transform::Row;
+use crate::transform::Outcome;
 
 /// One quarantined message as stored.
 #[derive(Debug, Clone)]
@@ -34,18 +34,23 @@ pub struct RejectFilter {
     pub id: Option<String>,
 }
 
-/// Up to `limit` rejects after message id `after`, in message-id order.
-pub async fn page(
+/// The rejects table of the built-in login load.
+pub const REJECTS_TABLE: &str = "user_logins_rejects";
+
+/// Up to `limit` rejects of `table` (resolved and quoted) after message id `after`, in
+/// message-id order.
+pub async fn page_of(
     client: &Client,
+    table: &str,
     after: &str,
     filter: &RejectFilter,
     limit: i64,
 ) -> Result<Vec<StoredReject>, DbError> {
     let rows = client
         .query(
-            "SELECT message_id, reason, body_ciphertext, receive_count, sent_at FROM user_logins_rejects
+            &format!("SELECT message_id, reason, body_ciphertext, receive_count, sent_at FROM {table}
               WHERE message_id > $1 AND ($2::text IS NULL OR reason = $2) AND ($3::text IS NULL OR message_id = $3)
-              ORDER BY message_id LIMIT $4",
+              ORDER BY message_id LIMIT $4"),
             &[&after, &filter.reason, &filter.id, &limit],
         )
         .await?;
@@ -59,6 +64,16 @@ pub async fn page(
             sent_at: r.get("sent_at"),
         })
         .collect())
+}
+
+/// Up to `limit` rejects of `user_logins_rejects` after message id `after`.
+pub async fn page(
+    client: &Client,
+    after: &str,
+    filter: &RejectFilter,
+    limit: i64,
+) -> Result<Vec<StoredReject>, DbError> {
+    page_of(client, REJECTS_TABLE, after, filter, limit).await
 }
 
 /// One message's reject, if it has one.
@@ -119,45 +134,72 @@ pub struct ReplayReport {
 }
 
 /// Moves replayed rejects: in one transaction, deletes each `rows` entry from the rejects and
-/// inserts its row (only for the ids this transaction actually deleted, so two concurrent
-/// replays cannot both load one message), and updates the reason of `still`.
+/// writes what it now becomes (a row, or for a mapped skip route nothing), only for the ids
+/// this transaction actually deleted, so two concurrent replays cannot both load one
+/// message; and updates the reason (and route) of `still`.
 pub async fn replay(
     writer: &mut Sink,
-    rows: &[(String, Row)],
-    still: &[(String, RejectReason)],
+    rows: &[(String, Outcome)],
+    still: &[(String, RejectReason, Option<String>)],
 ) -> Result<ReplayReport, DbError> {
-    let (client, row_writer) = writer.parts()?;
+    let table = writer.rejects_table().to_owned();
+    let (client, row_writer, mapped_writer) = writer.replay_parts();
     let tx = client.transaction().await?;
     let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
     let mut taken: HashSet<String> = tx
         .query(
-            "DELETE FROM user_logins_rejects WHERE message_id = ANY($1) RETURNING message_id",
+            &format!("DELETE FROM {table} WHERE message_id = ANY($1) RETURNING message_id"),
             &[&ids],
         )
         .await?
         .into_iter()
         .map(|r| r.get(0))
         .collect();
-    let mut taken_rows = Vec::with_capacity(rows.len());
+    let (mut logins, mut mapped) = (Vec::new(), Vec::new());
     let mut report = ReplayReport::default();
-    for (id, row) in rows {
-        if taken.remove(id) {
-            taken_rows.push(row);
-        } else {
+    for (id, outcome) in rows {
+        if !taken.remove(id) {
             report.skipped += 1;
+            continue;
+        }
+        match outcome {
+            Outcome::Row(row) => logins.push(row),
+            Outcome::Mapped(row) => mapped.push(row),
+            // A skip route's message is ledgered already: leaving the rejects is all.
+            Outcome::Skip { .. } | Outcome::Reject(_) => {}
         }
     }
-    report.loaded = row_writer.insert(&tx, &taken_rows).await?;
+    if let Some(w) = row_writer {
+        report.loaded += w.insert(&tx, &logins).await?;
+    }
+    if let Some(w) = mapped_writer.filter(|_| !mapped.is_empty()) {
+        report.loaded += w
+            .insert(&tx, &mapped)
+            .await?
+            .iter()
+            .map(|(_, c)| c.rows)
+            .sum::<u64>();
+    }
     if !still.is_empty() {
-        let ids: Vec<&str> = still.iter().map(|(i, _)| i.as_str()).collect();
-        let reasons: Vec<String> = still.iter().map(|(_, r)| r.to_string()).collect();
-        tx.execute(
-            "UPDATE user_logins_rejects r SET reason = m.reason
+        let ids: Vec<&str> = still.iter().map(|(i, _, _)| i.as_str()).collect();
+        let reasons: Vec<String> = still.iter().map(|(_, r, _)| r.to_string()).collect();
+        let routes: Vec<Option<&str>> = still.iter().map(|(_, _, r)| r.as_deref()).collect();
+        let sql = if mapped_writer.is_some() {
+            format!("UPDATE {table} r SET reason = m.reason, route = m.route
+               FROM unnest($1::text[], $2::text[], $3::text[]) AS m(id, reason, route)
+              WHERE r.message_id = m.id AND (r.reason, r.route) IS DISTINCT FROM (m.reason, m.route)")
+        } else {
+            format!(
+                "UPDATE {table} r SET reason = m.reason
                FROM unnest($1::text[], $2::text[]) AS m(id, reason)
-              WHERE r.message_id = m.id AND r.reason <> m.reason",
-            &[&ids, &reasons],
-        )
-        .await?;
+              WHERE r.message_id = m.id AND r.reason <> m.reason"
+            )
+        };
+        if mapped_writer.is_some() {
+            tx.execute(&sql, &[&ids, &reasons, &routes]).await?;
+        } else {
+            tx.execute(&sql, &[&ids, &reasons]).await?;
+        }
         report.still_rejected = still.len() as u64;
     }
     tx.commit().await?;

@@ -174,14 +174,19 @@ impl Sink {
         self.client.is_closed()
     }
 
-    /// The connection, for the other transactions that need the prepared row insert
+    /// The connection and the row writers, for the replay's transactions
     /// ([`super::rejects::replay`]).
-    pub(super) fn parts(&mut self) -> Result<(&mut Client, &RowWriter), DbError> {
-        match &self.rows {
-            Some(rows) => Ok((&mut self.client, rows)),
-            None => Err(DbError::Incompatible(
-                "this connection writes a mapping's routes, not user_logins rows".into(),
-            )),
+    pub(super) fn replay_parts(
+        &mut self,
+    ) -> (&mut Client, Option<&RowWriter>, Option<&MappedWriter>) {
+        (&mut self.client, self.rows.as_ref(), self.mapped.as_ref())
+    }
+
+    /// The rejects table it writes: `user_logins_rejects`, or the mapping's.
+    pub fn rejects_table(&self) -> &str {
+        match &self.shape.mapped {
+            Some(live) => &live.plan.rejects_table,
+            None => super::rejects::REJECTS_TABLE,
         }
     }
 
@@ -270,7 +275,7 @@ impl Sink {
         rejected?;
         tx.commit().await?;
         for (route, counts) in mapped {
-            let name = self.route_name(route);
+            let name = self.route_name(route).unwrap_or_default();
             let tally = report.routes.entry(name).or_default();
             tally.rows += counts.rows;
             tally.by_key += counts.by_key;
@@ -279,13 +284,13 @@ impl Sink {
         Ok(Some(report))
     }
 
-    fn route_name(&self, index: usize) -> String {
+    /// The name of the mapped route at `index`.
+    pub fn route_name(&self, index: usize) -> Option<String> {
         self.shape
             .mapped
             .as_ref()
             .and_then(|l| l.plan.routes.get(index))
             .map(|r| r.name.clone())
-            .unwrap_or_default()
     }
 }
 

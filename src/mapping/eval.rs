@@ -16,11 +16,13 @@ use serde_json::value::RawValue;
 
 use super::compile::{ColumnPlan, Plan, RoutePlan};
 use super::convert::{cell, spell, Cell, Check, Converter};
+use super::dating::Dating;
 use super::event::{lookup, BodyError, Event, Found, Metadata};
 use super::field::{Meta, Source};
 use super::keys::{first_repeat, unknown_keys};
 use super::strict;
 use crate::decode::envelope::{self, Envelope};
+use crate::decode::{CreateDateFrom, Framing};
 use crate::mask::Masker;
 
 /// Why an event is not loaded. `Display` is the reject reason stored.
@@ -89,8 +91,18 @@ pub enum Outcome<'p> {
     },
 }
 
-/// Routes and converts one event.
+/// Routes and converts one event; `message_time` is the message's `SentTimestamp`.
 pub fn eval<'p>(plan: &'p Plan, event: &str, meta: &Metadata, masker: &mut Masker) -> Outcome<'p> {
+    eval_dated(plan, event, meta, &Dating::default(), masker)
+}
+
+fn eval_dated<'p>(
+    plan: &'p Plan,
+    event: &str,
+    meta: &Metadata,
+    dating: &Dating,
+    masker: &mut Masker,
+) -> Outcome<'p> {
     let reject = |route, reason| Outcome::Reject { route, reason };
     let parsed = if strict::any(plan) {
         Event::parse_lax(event)
@@ -109,7 +121,7 @@ pub fn eval<'p>(plan: &'p Plan, event: &str, meta: &Metadata, masker: &mut Maske
     let Some(load) = &route.load else {
         return Outcome::Skip { route: &route.name };
     };
-    match row(&load.columns, &event, meta, masker) {
+    match row(&load.columns, &event, meta, dating, masker) {
         Ok(cells) => Outcome::Row {
             route: &route.name,
             table: &load.table,
@@ -121,11 +133,28 @@ pub fn eval<'p>(plan: &'p Plan, event: &str, meta: &Metadata, masker: &mut Maske
 }
 
 /// [`eval`] on an SQS body: the event found in its envelope as `envelope` says, the
-/// envelope's top-level fields becoming `envelope:NAME` metadata.
+/// envelope's top-level fields becoming `envelope:NAME` metadata; `message_time` is the
+/// message's `SentTimestamp` (`--create-date-from sqs`).
 pub fn eval_body<'p>(
     plan: &'p Plan,
     body: &str,
     envelope: Envelope,
+    meta: Metadata,
+    masker: &mut Masker,
+) -> Outcome<'p> {
+    let framing = Framing {
+        envelope,
+        create_date_from: CreateDateFrom::Sqs,
+    };
+    eval_message(plan, body, framing, meta, masker)
+}
+
+/// [`eval_body`] read as `framing` says: with `--create-date-from envelope`,
+/// `message_time` is the envelope's own time ([`Dating`]).
+pub fn eval_message<'p>(
+    plan: &'p Plan,
+    body: &str,
+    framing: Framing,
     mut meta: Metadata,
     masker: &mut Masker,
 ) -> Outcome<'p> {
@@ -133,7 +162,7 @@ pub fn eval_body<'p>(
         route: None,
         reason: Reason::BadEnvelope,
     };
-    let Ok(opened) = envelope::open(body.as_bytes(), envelope) else {
+    let Ok(opened) = envelope::open(body.as_bytes(), framing.envelope) else {
         return bad();
     };
     if opened.kind.is_some() {
@@ -141,11 +170,11 @@ pub fn eval_body<'p>(
             Ok(fields) => meta.envelope = Some(fields),
             Err(_) => return bad(),
         }
-        meta.envelope_time = Some(opened.time().ok().flatten());
     }
+    let dating = Dating::new(framing.create_date_from, &opened);
     let sns = opened.kind == Some(envelope::Kind::Sns);
     let outcome = match std::str::from_utf8(&opened.event) {
-        Ok(event) => eval(plan, event, &meta, masker),
+        Ok(event) => eval_dated(plan, event, &meta, &dating, masker),
         Err(_) => return bad(),
     };
     match outcome {
@@ -179,6 +208,7 @@ fn row<'p>(
     columns: &'p [ColumnPlan],
     event: &Event<'_>,
     meta: &Metadata,
+    dating: &Dating,
     masker: &mut Masker,
 ) -> Result<Vec<(&'p str, Cell)>, Reason> {
     let fail = |check, c: &ColumnPlan| Reason::Column {
@@ -223,9 +253,13 @@ fn row<'p>(
     let mut too_long = None;
     let mut cells = Vec::with_capacity(columns.len());
     for (c, f) in columns.iter().zip(found) {
-        if c.source == Source::Meta(Meta::MessageTime) && meta.message_time().is_err() {
-            return Err(Reason::BadEnvelope);
-        }
+        let f = if c.source == Source::Meta(Meta::MessageTime) {
+            Some(Found::Time(
+                dating.time(meta).map_err(|_| Reason::BadEnvelope)?,
+            ))
+        } else {
+            f
+        };
         match column(c, f, masker) {
             Ok(v) => cells.push((c.name.as_str(), v)),
             Err(Check::TooLong) if matches!(c.converter, Converter::Token { .. }) => {

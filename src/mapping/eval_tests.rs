@@ -306,14 +306,15 @@ fn message_time_follows_create_date_from() {
         other => panic!("{other:?}"),
     };
     let date = |y, mo, d| Cell::Date(chrono::NaiveDate::from_ymd_opt(y, mo, d).unwrap());
-    let dated = |from| Metadata {
-        create_date_from: from,
-        ..sent()
-    };
     let timed = eb(r#""time":"2021-06-15T23:30:00-01:00","#);
     // SentTimestamp by default; the envelope's time (its UTC day) when asked.
-    let run =
-        |body: &str, from, m: &mut Masker| eval_body(&plan, body, Envelope::Auto, dated(from), m);
+    let run = |body: &str, from, m: &mut Masker| {
+        let framing = crate::decode::Framing {
+            envelope: Envelope::Auto,
+            create_date_from: from,
+        };
+        eval_message(&plan, body, framing, sent(), m)
+    };
     assert_eq!(
         day(run(&timed, CreateDateFrom::Sqs, &mut m)),
         date(2024, 5, 1)

@@ -13,7 +13,6 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::field::{Meta, Pointer, Source};
-use crate::decode::CreateDateFrom;
 
 /// Why a body holds no event to map; shown as the login reasons are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,12 +234,6 @@ pub struct Metadata {
     pub attributes: BTreeMap<String, String>,
     /// The opened envelope's top-level fields as sent; `None` for a bare body.
     pub envelope: Option<BTreeMap<String, Box<RawValue>>>,
-    /// `--create-date-from`: whether `message_time` is the envelope's time.
-    pub create_date_from: CreateDateFrom,
-    /// The opened envelope's own time (SNS `Timestamp`, EventBridge `time`), `Some(None)`
-    /// when it has none that reads as RFC 3339; `None` for a bare body. Set by
-    /// [`super::eval::eval_body`].
-    pub envelope_time: Option<Option<DateTime<Utc>>>,
 }
 
 impl fmt::Debug for Metadata {
@@ -248,7 +241,6 @@ impl fmt::Debug for Metadata {
         f.debug_struct("Metadata")
             .field("message_id", &self.message_id)
             .field("sent_timestamp", &self.sent_timestamp)
-            .field("create_date_from", &self.create_date_from)
             .field("receive_count", &self.receive_count)
             .field("group_id", &self.group_id)
             .field("attributes", &self.attributes.keys().collect::<Vec<_>>())
@@ -290,7 +282,9 @@ impl Metadata {
         match meta {
             Meta::MessageId => Some(Found::Text(&self.message_id)),
             Meta::SentTimestamp => self.sent_timestamp.map(Found::Time),
-            Meta::MessageTime => self.message_time().ok().map(Found::Time),
+            // What `--create-date-from envelope` makes of it is the evaluator's
+            // (`super::dating`); alone, the message's own time.
+            Meta::MessageTime => Some(Found::Time(self.sent_timestamp.unwrap_or_else(Utc::now))),
             Meta::ReceiveCount => self.receive_count.map(|n| Found::Int(n.into())),
             Meta::GroupId => self.group_id.as_deref().map(Found::Text),
             Meta::Attribute(n) => self.attributes.get(n).map(|v| Found::Text(v)),
@@ -298,22 +292,6 @@ impl Metadata {
         }
     }
 }
-
-impl Metadata {
-    /// `message_time`; `Err` for an envelope whose time does not read when it dates rows.
-    pub fn message_time(&self) -> Result<DateTime<Utc>, UnreadableTime> {
-        match (self.create_date_from, self.envelope_time) {
-            (CreateDateFrom::Envelope, Some(Some(t))) => Ok(t),
-            (CreateDateFrom::Envelope, Some(None)) => Err(UnreadableTime),
-            _ => Ok(self.sent_timestamp.unwrap_or_else(Utc::now)),
-        }
-    }
-}
-
-/// An envelope without a time that reads, where `--create-date-from envelope` dates rows by
-/// it: `bad_envelope`, as for logins.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UnreadableTime;
 
 /// The value `source` names in this event and message.
 pub fn lookup<'a>(

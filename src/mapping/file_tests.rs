@@ -145,3 +145,19 @@ fn the_login_extensions_read_and_are_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn token_contexts_are_listed_once_in_file_order() {
+    let m = Mapping::parse("orders.toml", ORDERS).unwrap();
+    assert_eq!(m.token_contexts(), ["email", "ip"]);
+    let twice = ORDERS.replace(
+        "items          = { path = \"/order/items\" }",
+        "items          = { path = \"/order/items\", token = \"email\" }\nphone = { path = \"/p\", token = \"phone\" }",
+    );
+    let m = Mapping::parse("orders.toml", &twice).unwrap();
+    assert_eq!(m.token_contexts(), ["email", "ip", "phone"]);
+    assert_eq!(
+        super::super::login::mapping().unwrap().token_contexts(),
+        ["ip", "device_id"]
+    );
+}

@@ -9,7 +9,7 @@ use crate::decode::{AppVersionColumn, CreateDateFrom, Envelope, Framing, Limits}
 use crate::mapping::catalog::{ColumnInfo, TableInfo};
 use crate::mapping::compile::{compile, Catalogs, Plan};
 use crate::mapping::convert::Cell;
-use crate::mapping::eval::{eval_body, Outcome};
+use crate::mapping::eval::{eval_message, Outcome};
 use crate::mapping::event::Metadata;
 use crate::mask::Masker;
 use crate::source::Received;
@@ -144,10 +144,9 @@ fn both(
     let meta = Metadata {
         message_id: "m".into(),
         sent_timestamp: msg.sent_at,
-        create_date_from: framing.create_date_from,
         ..Metadata::default()
     };
-    let mapped = match eval_body(plan, body, framing.envelope, meta, m) {
+    let mapped = match eval_message(plan, body, framing, meta, m) {
         Outcome::Row {
             cells,
             unknown_keys,

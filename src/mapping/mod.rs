@@ -16,6 +16,7 @@
 pub mod catalog;
 pub mod compile;
 pub mod convert;
+pub mod dating;
 mod entry;
 pub mod eval;
 pub mod event;

@@ -18,6 +18,27 @@ pub struct Mapping {
     pub routes: Vec<Route>,
 }
 
+impl Mapping {
+    /// Every token context its columns name, in file order, each once (`reveal` without
+    /// `--column` tries them).
+    pub fn token_contexts(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let tables = self.routes.iter().filter_map(|r| match &r.target {
+            Target::Table(t) => Some(t),
+            Target::Skip => None,
+        });
+        for token in tables
+            .flat_map(|t| &t.columns)
+            .filter_map(|c| c.token.as_deref())
+        {
+            if !out.contains(&token) {
+                out.push(token);
+            }
+        }
+        out
+    }
+}
+
 /// One `[[route]]`.
 #[derive(Clone, Debug)]
 pub struct Route {

@@ -2,9 +2,10 @@
 //!
 //! Pure and synchronous. A token is `v1:<kid>:<base64url(SIV ciphertext)>`: deterministic
 //! (same value and key give the same token, so analysts can still `GROUP BY` it) and
-//! authenticated with associated data `[column, kid]`, so a token only opens for the column
-//! it was made for. IPs are canonicalised and encrypted as 16 bytes, so every spelling of
-//! one address gives one token.
+//! authenticated with associated data `[context, kid]`, so a token only opens for the context
+//! it was made for: a [`Column`] of the login (`ip`, `device_id`) or the rejects' `body`, or
+//! a mapping's `token = "..."` context, whose tokens hold text ([`Context`]). IPs are
+//! canonicalised and encrypted as 16 bytes, so every spelling of one address gives one token.
 //!
 //! The keys come from [`keyring`]; [`kms`] unwraps KMS-wrapped entries at start-up.
 
@@ -57,6 +58,49 @@ impl fmt::Display for Column {
     }
 }
 
+/// What a token was made for, as `reveal --column` and `mask --column` name it: one of the
+/// [`Column`]s, whose tokens hold what that column holds (`ip` an address), or a mapping's
+/// token context, whose tokens hold UTF-8 text. The name is the associated data, so
+/// `Text("ip")` would make the very tokens of `Column(Column::Ip)` but open them as text:
+/// build a context from a name with [`Context::named`], which keeps the columns' meaning.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Context {
+    /// `ip`, `device_id` or `body`.
+    Column(Column),
+    /// Any other name: a mapping's `token = "NAME"` (checked by whoever takes it from a user).
+    Text(String),
+}
+
+impl Context {
+    /// The context of `name`: a [`Column`]'s when it names one, else a text context.
+    pub fn named(name: &str) -> Self {
+        Column::ALL
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .map_or_else(|| Self::Text(name.to_owned()), Self::Column)
+    }
+
+    /// The name used in the associated data, on the command line and in the audit.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Column(c) => c.as_str(),
+            Self::Text(name) => name,
+        }
+    }
+}
+
+impl From<Column> for Context {
+    fn from(c: Column) -> Self {
+        Self::Column(c)
+    }
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A token that cannot be opened. Never carries the plaintext.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RevealError {
@@ -66,12 +110,12 @@ pub enum RevealError {
     /// The kid is not in the keyring.
     #[error("token was written with key {0:?}, which is not in the keyring: add that key (older keys stay after the writing key)")]
     UnknownKid(String),
-    /// Authentication failed: wrong key bytes, wrong column, or a corrupted token.
+    /// Authentication failed: wrong key bytes, wrong context, or a corrupted token.
     #[error("token does not open for column {0}: wrong column, wrong key for its id, or a corrupted token")]
-    DoesNotOpen(Column),
-    /// Opened, but the plaintext is not what the column holds.
+    DoesNotOpen(Context),
+    /// Opened, but the plaintext is not what the context holds.
     #[error("token opened but does not hold a valid {0} value")]
-    BadPlaintext(Column),
+    BadPlaintext(Context),
 }
 
 /// Encrypts and decrypts tokens. Holds one expanded cipher per key; cheap to build once per
@@ -155,6 +199,11 @@ impl Masker {
 
     /// Decrypts a token made for `column`, under whichever key of the ring made it.
     pub fn open(&mut self, column: Column, token: &str) -> Result<Vec<u8>, RevealError> {
+        self.open_context(&Context::Column(column), token)
+    }
+
+    /// Decrypts a token made for `context`, under whichever key of the ring made it.
+    pub fn open_context(&mut self, context: &Context, token: &str) -> Result<Vec<u8>, RevealError> {
         let mut parts = token.trim().splitn(3, ':');
         let (Some(PREFIX), Some(kid), Some(b64)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -168,32 +217,55 @@ impl Masker {
             .get_mut(kid)
             .ok_or_else(|| RevealError::UnknownKid(kid.to_owned()))?;
         cipher
-            .decrypt([column.as_str().as_bytes(), kid.as_bytes()], &ct)
-            .map_err(|_| RevealError::DoesNotOpen(column))
+            .decrypt([context.as_str().as_bytes(), kid.as_bytes()], &ct)
+            .map_err(|_| RevealError::DoesNotOpen(context.clone()))
     }
 
     /// Opens a token into display text: an address, a device id, or a body.
     pub fn reveal(&mut self, column: Column, token: &str) -> Result<String, RevealError> {
-        let plain = self.open(column, token)?;
-        match column {
-            Column::Ip => {
-                let bytes: [u8; 16] = plain
-                    .try_into()
-                    .map_err(|_| RevealError::BadPlaintext(column))?;
+        self.reveal_context(&Context::Column(column), token)
+    }
+
+    /// Opens a token into display text: the canonical address for `ip`, else the text.
+    pub fn reveal_context(
+        &mut self,
+        context: &Context,
+        token: &str,
+    ) -> Result<String, RevealError> {
+        let plain = self.open_context(context, token)?;
+        let bad = || RevealError::BadPlaintext(context.clone());
+        match context {
+            Context::Column(Column::Ip) => {
+                let bytes: [u8; 16] = plain.try_into().map_err(|_| bad())?;
                 Ok(Ipv6Addr::from(bytes).to_canonical().to_string())
             }
-            Column::DeviceId | Column::Body => {
-                String::from_utf8(plain).map_err(|_| RevealError::BadPlaintext(column))
+            Context::Column(Column::DeviceId | Column::Body) | Context::Text(_) => {
+                String::from_utf8(plain).map_err(|_| bad())
             }
         }
     }
 
     /// Opens a token whose column is unknown by trying each; returns the column that opened.
     pub fn reveal_any(&mut self, token: &str) -> Result<(Column, String), RevealError> {
+        let columns = Column::ALL.map(Context::Column);
+        match self.reveal_first(&columns, token)? {
+            (Context::Column(c), v) => Ok((*c, v)),
+            (Context::Text(_), _) => unreachable!("only columns were tried"),
+        }
+    }
+
+    /// Opens a token whose context is unknown by trying each of `contexts` in order; returns
+    /// the one that opened. A token that is not one, or whose key is not in the ring, stops
+    /// at once; else the error is the last context's.
+    pub fn reveal_first<'c>(
+        &mut self,
+        contexts: &'c [Context],
+        token: &str,
+    ) -> Result<(&'c Context, String), RevealError> {
         let mut last = RevealError::Malformed;
-        for column in Column::ALL {
-            match self.reveal(column, token) {
-                Ok(v) => return Ok((column, v)),
+        for context in contexts {
+            match self.reveal_context(context, token) {
+                Ok(v) => return Ok((context, v)),
                 Err(e @ (RevealError::Malformed | RevealError::UnknownKid(_))) => return Err(e),
                 Err(e) => last = e,
             }
@@ -261,6 +333,69 @@ mod tests {
     }
 
     #[test]
+    fn text_contexts_round_trip() {
+        let mut m = Masker::new(&ring(&k("k1", 1)));
+        let email = Context::named("email");
+        assert_eq!(email, Context::Text("email".into()));
+        for value in ["zoë@example.com", "", "a\u{1b}b\n"] {
+            let t = m.seal_context("email", value.as_bytes());
+            assert!(t.starts_with("v1:k1:"));
+            assert_eq!(m.reveal_context(&email, &t).unwrap(), value);
+        }
+        let t = m.seal_context("email", b"zoe@example.com");
+        let mut rotated = Masker::new(&ring(&format!("{},{}", k("k2", 2), k("k1", 1))));
+        assert_eq!(
+            rotated.reveal_context(&email, &t).unwrap(),
+            "zoe@example.com"
+        );
+        // Not UTF-8: opens, but is no text.
+        let t = m.seal_context("email", &[0xff, 0xfe]);
+        assert_eq!(
+            m.reveal_context(&email, &t),
+            Err(RevealError::BadPlaintext(email.clone()))
+        );
+        assert_eq!(
+            RevealError::BadPlaintext(email).to_string(),
+            "token opened but does not hold a valid email value"
+        );
+    }
+
+    #[test]
+    fn a_context_token_opens_under_no_other_context() {
+        let mut m = Masker::new(&ring(&k("k1", 1)));
+        let email = m.seal_context("email", b"zoe@example.com");
+        let contexts = ["email", "phone", "emails", "ip", "device_id", "body"].map(Context::named);
+        assert_eq!(contexts[3], Context::Column(Column::Ip));
+        for other in &contexts[1..] {
+            assert_eq!(
+                m.reveal_context(other, &email),
+                Err(RevealError::DoesNotOpen(other.clone())),
+                "{other}"
+            );
+        }
+        assert_eq!(
+            RevealError::DoesNotOpen(Context::named("ip")).to_string(),
+            "token does not open for column ip: wrong column, wrong key for its id, or a corrupted token"
+        );
+        // The login's tokens do not open as an email either, nor does reveal_any open an email.
+        let device = m.mask_device_id("zoe@example.com");
+        assert!(m.reveal_context(&contexts[0], &device).is_err());
+        assert_eq!(
+            m.reveal_any(&email),
+            Err(RevealError::DoesNotOpen(Column::Body.into()))
+        );
+        // Tried in order, the first that opens names the context.
+        let (found, v) = m.reveal_first(&contexts[1..], &device).unwrap();
+        assert_eq!((found, v.as_str()), (&contexts[4], "zoe@example.com"));
+        let (found, _) = m.reveal_first(&contexts, &email).unwrap();
+        assert_eq!(found, &contexts[0]);
+        assert_eq!(
+            m.reveal_first(&contexts, "v1:k9:AAAA"),
+            Err(RevealError::UnknownKid("k9".into()))
+        );
+    }
+
+    #[test]
     fn token_len_matches() {
         let mut m = Masker::new(&ring(&k("kid-7", 1)));
         for n in 0..100 {
@@ -276,11 +411,11 @@ mod tests {
         assert_eq!(m.reveal(Column::DeviceId, &t).unwrap(), "593-47-5928");
         assert_eq!(
             m.open(Column::Ip, &t),
-            Err(RevealError::DoesNotOpen(Column::Ip))
+            Err(RevealError::DoesNotOpen(Column::Ip.into()))
         );
         assert_eq!(
             m.open(Column::Body, &t),
-            Err(RevealError::DoesNotOpen(Column::Body))
+            Err(RevealError::DoesNotOpen(Column::Body.into()))
         );
         assert_eq!(
             m.reveal_any(&t).unwrap(),
@@ -298,7 +433,7 @@ mod tests {
         let mut other = Masker::new(&ring(&k("k1", 2)));
         assert_eq!(
             other.open(Column::DeviceId, &t),
-            Err(RevealError::DoesNotOpen(Column::DeviceId))
+            Err(RevealError::DoesNotOpen(Column::DeviceId.into()))
         );
         // Kid not in the ring.
         let mut m2 = Masker::new(&ring(&k("k2", 1)));
@@ -318,7 +453,7 @@ mod tests {
     #[test]
     fn errors_and_debug_name_the_column_and_kid_never_the_key() {
         assert_eq!(
-            RevealError::BadPlaintext(Column::DeviceId).to_string(),
+            RevealError::BadPlaintext(Column::DeviceId.into()).to_string(),
             "token opened but does not hold a valid device_id value"
         );
         let entry = k("kid-9", 7);

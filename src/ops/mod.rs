@@ -31,6 +31,8 @@ pub enum OpsError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Kms(#[from] KmsError),
+    #[error(transparent)]
+    Mapping(#[from] crate::mapping::MappingError),
     /// A quarantined body that the keyring cannot open.
     #[error("cannot open the quarantined body of message {0}: {1}. Every key that sealed a reject must be in the keyring")]
     Unopenable(String, RevealError),
@@ -50,6 +52,7 @@ impl Classified for OpsError {
             Self::Db(e) => e.is_usage(),
             Self::Source(e) => e.is_usage(),
             Self::Kms(e) => e.is_refusal(),
+            Self::Mapping(e) => e.is_usage(),
             // A file that cannot be read is the user's to fix, as a bad flag is.
             Self::Input(_) => true,
             Self::Unopenable(..) | Self::NoSuchReject(_) => false,

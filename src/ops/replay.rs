@@ -11,9 +11,13 @@ pub use crate::db::rejects::RejectFilter;
 use crate::db::rejects::{self, ReplayReport, StoredReject};
 use crate::db::Sink;
 use crate::decode::{Framing, RejectReason};
+use crate::mapping::Mapping;
 use crate::mask::{Column, Keyring, Masker};
 use crate::source::Received;
-use crate::transform::{transform, Outcome, Recipe, Row};
+use crate::transform::{transform, Outcome, Recipe};
+
+/// A reject still: its id, its reason, and the route that took it (mapped runs).
+type Still = (String, RejectReason, Option<String>);
 
 use super::OpsError;
 
@@ -50,25 +54,35 @@ impl std::fmt::Display for ReplaySummary {
 }
 
 /// Replays the rejects `filter` selects, `batch` per transaction, reading each body as
-/// `framing` says (the quarantined body is the whole SQS body, envelope and all).
+/// `framing` says (the quarantined body is the whole SQS body, envelope and all); under
+/// `mapping`, through its routes into their tables, from its rejects table.
 pub async fn replay(
     db: &DbConfig,
     keyring: &Keyring,
     filter: &RejectFilter,
     batch: i64,
     framing: Framing,
+    mapping: Option<std::sync::Arc<Mapping>>,
 ) -> Result<ReplaySummary, OpsError> {
     let reader = crate::db::connect(db).await?;
-    let shape = crate::db::schema::inspect(&reader).await?;
+    let shape = match mapping {
+        None => crate::db::schema::inspect(&reader).await?,
+        Some(m) => {
+            let kid_len = keyring.writing_kid().len();
+            crate::db::schema::inspect_mapped(&reader, m, kid_len).await?
+        }
+    };
+    let recipe = shape.recipe();
     let mut writer = Sink::connect(db, &shape).await?;
+    let table = writer.rejects_table().to_owned();
     let mut masker = Masker::new(keyring);
     let mut summary = ReplaySummary::default();
     let mut cursor = String::new();
     loop {
-        let page = rejects::page(&reader, &cursor, filter, batch).await?;
+        let page = rejects::page_of(&reader, &table, &cursor, filter, batch).await?;
         let Some(last) = page.last() else { break };
         cursor = last.message_id.clone();
-        let (rows, still) = retransform(page, &shape.limits, framing, &mut masker, &mut summary)?;
+        let (rows, still) = retransform(page, &recipe, framing, &mut masker, &mut summary)?;
         let report = match rejects::replay(&mut writer, &rows, &still).await {
             Err(e) if e.is_data() => {
                 isolate_refused(&mut writer, rows, still, &mut summary).await?
@@ -92,8 +106,8 @@ pub async fn replay(
 /// rest of the quarantine.
 async fn isolate_refused(
     writer: &mut Sink,
-    rows: Vec<(String, Row)>,
-    mut still: Vec<(String, RejectReason)>,
+    rows: Vec<(String, Outcome)>,
+    mut still: Vec<Still>,
     summary: &mut ReplaySummary,
 ) -> Result<ReplayReport, OpsError> {
     let mut report = ReplayReport::default();
@@ -109,14 +123,14 @@ async fn isolate_refused(
                 parts.extend([half, part]);
             }
             Err(e) if e.is_data() => {
-                let (id, _) = part.remove(0);
+                let (id, outcome) = part.remove(0);
                 let reason = RejectReason::Database(e.sqlstate().unwrap_or("unknown").to_owned());
                 tracing::warn!(message_id = %id, %reason, error = %e, "the database refused a replayed row; it stays a reject");
                 *summary
                     .still_rejected
                     .entry(reason.to_string())
                     .or_default() += 1;
-                still.push((id, reason));
+                still.push((id, reason, route_of(&outcome, writer)));
             }
             Err(e) => return Err(e.into()),
         }
@@ -125,15 +139,23 @@ async fn isolate_refused(
     Ok(report)
 }
 
-/// A page of rejects as rows that now load and rejects that still do not.
+/// The name of the route a mapped row was made for.
+fn route_of(outcome: &Outcome, writer: &Sink) -> Option<String> {
+    match outcome {
+        Outcome::Mapped(row) => writer.route_name(row.route),
+        _ => None,
+    }
+}
+
+/// A page of rejects as what now loads (rows, or skips) and rejects that still do not.
 #[allow(clippy::type_complexity)]
 fn retransform(
     page: Vec<StoredReject>,
-    limits: &crate::decode::Limits,
+    recipe: &Recipe,
     framing: Framing,
     masker: &mut Masker,
     summary: &mut ReplaySummary,
-) -> Result<(Vec<(String, Row)>, Vec<(String, RejectReason)>), OpsError> {
+) -> Result<(Vec<(String, Outcome)>, Vec<Still>), OpsError> {
     let mut rows = Vec::new();
     let mut still = Vec::new();
     for r in page {
@@ -148,18 +170,17 @@ fn retransform(
             sent_at: r.sent_at,
             receive_count: r.receive_count,
             framing,
+            extra: Default::default(),
         };
-        match transform(&msg, &Recipe::Login(*limits), masker).outcome {
-            Outcome::Row(row) => rows.push((r.message_id, row)),
-            // The login recipe makes neither.
-            Outcome::Mapped(_) | Outcome::Skip { .. } => {}
+        match transform(&msg, recipe, masker).outcome {
             Outcome::Reject(rej) => {
                 *summary
                     .still_rejected
                     .entry(rej.reason.to_string())
                     .or_default() += 1;
-                still.push((r.message_id, rej.reason));
+                still.push((r.message_id, rej.reason, rej.route));
             }
+            loads => rows.push((r.message_id, loads)),
         }
     }
     Ok((rows, still))

@@ -156,6 +156,10 @@ impl Pipeline {
         let sqs_attempts = if p.until_empty { 1 } else { u32::MAX };
         let (source, limits) =
             wait::for_sqs(&cfg.sqs, &stats, p.pollers, sqs_attempts, shutdown).await?;
+        let source = match &cfg.mapping {
+            Some(m) => source.asking(crate::transform::wants(m)),
+            None => source,
+        };
         let attempts = if p.until_empty {
             DRAIN_CONNECT_ATTEMPTS
         } else {

@@ -132,6 +132,8 @@ pub struct Source {
     queue_url: String,
     /// Stamped on every message received.
     framing: Framing,
+    /// What receives ask for beyond the body (a mapping's `group_id` and attributes).
+    wants: receive::Wants,
     /// Every call made through this source and its clones, by kind.
     requests: Arc<SqsRequests>,
     /// Delete calls in flight, shared by every writer.
@@ -248,10 +250,16 @@ impl Source {
             client,
             queue_url,
             framing: cfg.framing,
+            wants: receive::Wants::default(),
             requests: Arc::default(),
             delete_calls: delete_calls(DELETE_CALLS_MIN),
             extend_calls: extend_calls(),
         })
+    }
+
+    /// This source, its receives asking for what `wants` names.
+    pub fn asking(self, wants: receive::Wants) -> Self {
+        Self { wants, ..self }
     }
 
     /// This source, counting its calls into `requests` (the run's [`crate::telemetry::Stats`]

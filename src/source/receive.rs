@@ -28,6 +28,28 @@ pub struct Received {
     /// How its body is read (`--envelope`, `--create-date-from`): a property of what feeds
     /// the queue, stamped on every message so each stage that transforms it agrees.
     pub framing: Framing,
+    /// The group id and message attributes, received only when a mapping reads them (a
+    /// group id or an attribute may be personal data).
+    pub extra: Pii<Extra>,
+}
+
+/// What a receive asks for beyond the body and the system attributes every message has:
+/// what the mapping reads, so a run without one pays for nothing more.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Wants {
+    /// `MessageGroupId`.
+    pub group_id: bool,
+    /// Message attributes by name.
+    pub attributes: Vec<String>,
+}
+
+/// A message's group id and string message attributes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extra {
+    /// `MessageGroupId` (FIFO queues).
+    pub group_id: Option<String>,
+    /// String (and Number) message attributes by name.
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 impl Received {
@@ -50,6 +72,15 @@ impl Received {
                 .and_then(DateTime::from_timestamp_millis),
             receive_count: receive_count.and_then(|v| v.parse().ok()),
             framing: Framing::default(),
+            extra: Pii::default(),
+        }
+    }
+
+    /// The same message, with its group id and attributes.
+    pub fn with_extra(self, extra: Extra) -> Self {
+        Self {
+            extra: Pii::new(extra),
+            ..self
         }
     }
 
@@ -78,7 +109,7 @@ impl Source {
     ) -> Result<Vec<Received>, SourceError> {
         let max = max_messages.clamp(1, MAX_BATCH) as i32;
         let attempt_id = fifo::is_fifo(&self.queue_url).then(|| attempt.id(Instant::now()));
-        let out = self
+        let mut call = self
             .client
             .receive_message()
             .queue_url(&self.queue_url)
@@ -86,9 +117,14 @@ impl Source {
             .wait_time_seconds(wait_seconds)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .set_receive_request_attempt_id(attempt_id)
-            .send()
-            .await;
+            .set_receive_request_attempt_id(attempt_id);
+        if self.wants.group_id {
+            call = call.message_system_attribute_names(MessageSystemAttributeName::MessageGroupId);
+        }
+        for name in &self.wants.attributes {
+            call = call.message_attribute_names(name);
+        }
+        let out = call.send().await;
         // A receive that failed brought nothing: counted as empty.
         self.count(match out.as_ref().map(|o| o.messages.as_deref()) {
             Ok(Some([_, ..])) => RequestKind::Receive,
@@ -103,16 +139,27 @@ impl Source {
             .filter_map(|m| {
                 let attrs = m.attributes.unwrap_or_default();
                 let attr = |name| attrs.get(&name).map(String::as_str);
-                Some(
-                    Received::new(
-                        m.message_id?,
-                        m.receipt_handle?,
-                        m.body.unwrap_or_default(),
-                        attr(MessageSystemAttributeName::SentTimestamp),
-                        attr(MessageSystemAttributeName::ApproximateReceiveCount),
-                    )
-                    .framed(self.framing),
+                let received = Received::new(
+                    m.message_id?,
+                    m.receipt_handle?,
+                    m.body.unwrap_or_default(),
+                    attr(MessageSystemAttributeName::SentTimestamp),
+                    attr(MessageSystemAttributeName::ApproximateReceiveCount),
                 )
+                .framed(self.framing);
+                if self.wants == Wants::default() {
+                    return Some(received);
+                }
+                let extra = Extra {
+                    group_id: attr(MessageSystemAttributeName::MessageGroupId).map(str::to_owned),
+                    attributes: m
+                        .message_attributes
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|(name, v)| Some((name, v.string_value?)))
+                        .collect(),
+                };
+                Some(received.with_extra(extra))
             })
             .collect())
     }

@@ -7,18 +7,23 @@ use crate::decode::RejectReason;
 use crate::mapping::compile::Plan;
 use crate::mapping::eval::{eval_body, Outcome as Evaluated};
 use crate::mapping::event::Metadata;
+use crate::mapping::{Mapping, Meta, Source, Target};
 use crate::mask::Masker;
+use crate::source::receive::Wants;
 use crate::source::Received;
 
 use super::{quarantine, MappedRow, Outcome, Transformed};
 
 /// Routes and converts one message; a panic inside becomes an `internal_error` reject.
 pub fn transform(msg: &Received, plan: &Plan, masker: &mut Masker) -> Transformed {
+    let extra = msg.extra.expose();
     let meta = Metadata {
         message_id: msg.message_id.clone(),
         sent_timestamp: msg.sent_at,
         receive_count: msg.receive_count,
-        ..Metadata::default()
+        group_id: extra.group_id.clone(),
+        attributes: extra.attributes.clone(),
+        envelope: None,
     };
     let body = msg.body.expose();
     let evaluated = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -52,4 +57,28 @@ pub fn transform(msg: &Received, plan: &Plan, masker: &mut Masker) -> Transforme
         outcome,
         unknown_keys: 0,
     }
+}
+
+/// What receives must ask for so that `mapping`'s `group_id` and `attribute:NAME` have
+/// their values.
+pub fn wants(mapping: &Mapping) -> Wants {
+    let mut wants = Wants::default();
+    let whens = mapping
+        .routes
+        .iter()
+        .filter_map(|r| r.when.as_ref().map(|w| &w.source));
+    let columns = mapping.routes.iter().flat_map(|r| match &r.target {
+        Target::Table(t) => t.columns.iter().map(|c| &c.source).collect(),
+        Target::Skip => Vec::new(),
+    });
+    for source in whens.chain(columns) {
+        match source {
+            Source::Meta(Meta::GroupId) => wants.group_id = true,
+            Source::Meta(Meta::Attribute(name)) if !wants.attributes.contains(name) => {
+                wants.attributes.push(name.clone());
+            }
+            _ => {}
+        }
+    }
+    wants
 }

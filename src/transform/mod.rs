@@ -5,6 +5,8 @@
 
 mod mapped;
 
+pub use mapped::wants;
+
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 

@@ -72,7 +72,7 @@ fn bad_flags_exit_2_naming_the_flag() {
         ),
         (vec!["send"], "--file"),
         (
-            vec!["reveal", "--column", "email", "--reason", "r"],
+            vec!["reveal", "--column", "E-mail", "--reason", "r"],
             "--column",
         ),
         (vec!["reveal", "--column", "ip"], "--reason"),

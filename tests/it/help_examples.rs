@@ -71,7 +71,8 @@ fn as_run(line: &str) -> String {
 }
 
 /// The files the examples read, made in `dir`: events in both `send --file` forms, an
-/// address for `mask`, and the first block's key as `keys` unless this block makes its own.
+/// address and an email for `mask`, and the first block's key as `keys` unless this block
+/// makes its own.
 fn fixtures(dir: &Path, lines: &[String], first: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let events = [
@@ -81,6 +82,7 @@ fn fixtures(dir: &Path, lines: &[String], first: &Path) {
     std::fs::write(dir.join("events.json"), format!("[{}]", events.join(","))).unwrap();
     std::fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
     std::fs::write(dir.join("ips.txt"), "10.8.0.1\n").unwrap();
+    std::fs::write(dir.join("emails.txt"), "help-1@example.com\n").unwrap();
     if dir != first && !writes(lines, "keys") {
         let keys = dir.join("keys");
         std::fs::copy(first.join("keys"), &keys).expect("the first block's keys");

@@ -51,6 +51,7 @@ mod rekey;
 mod rekey_partitions;
 mod reliability;
 mod reveal;
+mod reveal_contexts;
 mod roles;
 mod round_trips;
 mod sink;

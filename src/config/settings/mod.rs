@@ -143,7 +143,8 @@ settings! {
         pub metrics_addr: Option<std::net::SocketAddr> => Text,
         /// Mapping file: which events go to which tables and columns (`sqs2pg mapping print`
         /// shows the format, as the built-in login mapping). Without it, the built-in login
-        /// load. Read by `run`, `mapping check` and the Lambda function.
+        /// load. Read by `run`, `mapping check`, `reveal` (its token contexts are tried) and
+        /// the Lambda function.
         #[arg(long, env = "SQS2PG_MAPPING", global = true, value_name = "FILE")]
         pub mapping: Option<PathBuf>,
         /// TOML file with any non-secret setting (flags > environment > file > defaults).

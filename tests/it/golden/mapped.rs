@@ -4,7 +4,7 @@
 //! Each column shape (`cases::Lim`) becomes the `user_logins` catalog `migrate`'s DDL gives
 //! with that shape's types (varchar(n) for a limit, `text` for none; app_version `int2`,
 //! `integer` or varchar(n)), compiled for the tests' key (kid `t1`). Each case's body goes
-//! through `mapping::eval::eval_body` under its framing, its `SentTimestamp` as metadata;
+//! through `mapping::eval::eval_message` under its framing, its `SentTimestamp` as metadata;
 //! a reject's sealed body is the whole body sealed, as `transform::quarantine` seals it.
 //!
 //! Left out, each asserted to be exactly what is left out:
@@ -21,7 +21,7 @@ use sqs2pg::decode::{AppVersionColumn, Framing, Limits};
 use sqs2pg::mapping::catalog::{ColumnInfo, TableInfo};
 use sqs2pg::mapping::compile::{compile, Catalogs, Plan};
 use sqs2pg::mapping::convert::Cell;
-use sqs2pg::mapping::eval::{eval_body, Outcome};
+use sqs2pg::mapping::eval::{eval_message, Outcome};
 use sqs2pg::mapping::event::Metadata;
 use sqs2pg::mapping::login;
 use sqs2pg::mask::Masker;
@@ -181,10 +181,9 @@ fn the_login_mapping_reproduces_the_golden_file() {
                 let meta = Metadata {
                     message_id: "golden".into(),
                     sent_timestamp: received(text, sent).sent_at,
-                    create_date_from: framing.create_date_from,
                     ..Metadata::default()
                 };
-                let outcome = eval_body(plan, text, framing.envelope, meta, m);
+                let outcome = eval_message(plan, text, framing, meta, m);
                 Some(render(outcome, text, sent, m))
             };
         record::lines_by(event, &mut masker, &mut actual, &mut run);

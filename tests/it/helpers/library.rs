@@ -109,6 +109,7 @@ impl TestSink {
             sent_at: None,
             receive_count: None,
             framing: Default::default(),
+            extra: Default::default(),
         };
         self.transform(&msg)
     }
