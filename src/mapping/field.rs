@@ -73,7 +73,8 @@ pub enum Meta {
     /// The time a row is dated by, as `--create-date-from` says: with `envelope`, the
     /// envelope's own time (SNS `Timestamp`, EventBridge `time`; an envelope without a
     /// readable one is `bad_envelope`); otherwise, and for a bare body, `SentTimestamp`;
-    /// the current time when that is missing. The login's `create_date`.
+    /// the current time when that is missing. The login's `create_date`. In a `when`, and
+    /// under [`super::eval::eval_body`], it is `SentTimestamp` (or the current time).
     MessageTime,
     /// SQS `ApproximateReceiveCount`, an integer.
     ReceiveCount,
