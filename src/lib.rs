@@ -1,7 +1,8 @@
 //! # sqs2pg
 //!
 //! Streams user-login events from an AWS SQS queue into the Postgres table `user_logins`,
-//! pseudonymising `ip` and `device_id` with AES-256-SIV on the way. Nothing is lost (every
+//! pseudonymising `ip` and `device_id` with AES-256-SIV on the way; or, under a mapping file,
+//! any JSON events into the tables it names, token columns by context. Nothing is lost (every
 //! message that cannot become a row is quarantined in `user_logins_rejects`), nothing is
 //! doubled (a ledger of message ids is written in the same transaction as the rows), and a
 //! message is deleted from the queue only after its outcome is committed.
@@ -22,12 +23,12 @@
 //! | [`source`] | SQS: long-poll receive, delete and visibility on one batch-call helper, send, queue attributes; FIFO group, deduplication and receive-attempt ids ([`source::fifo`]); the adaptive limit on delete and visibility calls in flight ([`source::limit`]) |
 //! | [`decode`] | pure: body bytes → [`decode::Login`] or a [`decode::RejectReason`]; the event inside an SNS or EventBridge envelope ([`decode::envelope`]) |
 //! | [`mask`] | pure: AES-256-SIV tokens under a context (a login column, or a mapping's token context: [`mask::Context`]); the keyring; KMS-wrapped keys |
-//! | [`mapping`] | any event into any table, as a mapping file says: the file and its checks ([`mapping::file`]), route predicates ([`mapping::when`]), a table's live catalog ([`mapping::catalog`]), the compiled plan with one converter per column ([`mapping::compile`]), exact converters ([`mapping::convert`]), one event through the plan ([`mapping::eval`]; `strict` values read as the login reads them, [`mapping::strict`]; `message_time`, [`mapping::dating`]), the built-in login mapping, which gives today's login outcomes on the golden corpus ([`mapping::login`]); not yet wired into the pipeline |
-//! | [`transform`] | pure: decode + mask → [`transform::Row`] or [`transform::Reject`], panics contained |
-//! | [`db`] | Postgres: connect, schema and table shape, ledger, encoders, the batch write, rejects, audit, rekey queries; statements prepared or unnamed for poolers (`db::statement`) |
+//! | [`mapping`] | any event into any table, as a mapping file says: the file and its checks ([`mapping::file`]), route predicates ([`mapping::when`]), a table's live catalog ([`mapping::catalog`]), the compiled plan with one converter per column ([`mapping::compile`]), exact converters ([`mapping::convert`]), one event through the plan ([`mapping::eval`]; `strict` values read as the login reads them, [`mapping::strict`]; `message_time`, [`mapping::dating`]), the built-in login mapping, which gives today's login outcomes on the golden corpus ([`mapping::login`]); the plan with the catalogs it was compiled from, read again when a table changes ([`mapping::live`]) |
+//! | [`transform`] | pure: decode + mask → [`transform::Row`] or [`transform::Reject`]; under a mapping, its route's row, a skip or a reject (`transform::mapped`), as the [`transform::Recipe`] says; panics contained |
+//! | [`db`] | Postgres: connect, schema and table shape, ledger, encoders, the batch write, a mapping's rows per route ([`db::mapped`]: binary `COPY`, keyed routes staged and merged), rejects, audit, erasure ([`db::forget`]), rekey queries; statements prepared or unnamed for poolers (`db::statement`) |
 //! | [`commit`] | committing a batch, composed by the pipeline's writers and the Lambda handler: retries, reconnects, bisection to the refused row ([`commit::Committer`]); the items it commits ([`commit::Item`]); the writers' health that pollers steer by ([`commit::WriteSignal`]) |
 //! | [`pipeline`] | `Pipeline::build` / `run_until_stopped`: pollers → batcher → writers → delete; the byte budget ([`pipeline::budget`]); when a drain ends ([`pipeline::drain`]); waiting for the database and SQS at start (`pipeline::wait`); lease; shutdown; health probes |
-//! | [`ops`] | replay, rekey, reveal and mask, migrate, rejects list, send, keygen; `check`'s checks ([`ops::check`]: the keyring, the database's tables, grants and table shape, the AWS region, endpoint, credential source and queue attributes), each a ✓/⚠/✗ line with its fix |
+//! | [`ops`] | replay, rekey, reveal and mask, erasure ([`ops::forget`]), migrate, rejects list, send, keygen; `check`'s checks ([`ops::check`]: the keyring, the database's tables, grants and table shape, the AWS region, endpoint, credential source and queue attributes), each a ✓/⚠/✗ line with its fix |
 //! | [`lambda`] | the SQS-event Lambda handler on the same transform and [`commit`] (`sqs2pg-lambda`) |
 //! | [`telemetry`] | logs (sqs2pg's own targets alone above `info`) and the panic hook, run counters and summary (as JSON: [`telemetry::summary_json`]), SQS requests by kind ([`telemetry::requests`]), Prometheus text, `/metrics` `/healthz` `/readyz` on a bounded server, progress |
 //! | [`error`] | what a failed command prints and its exit code |
@@ -42,8 +43,9 @@
 //!
 //! ```text
 //! config ─▶ Pipeline::build (connect, resolve, inspect → TableShape)
-//! SQS ─▶ source::receive ─▶ transform (decode, mask ip/device_id) ─▶ batch
-//!     ─▶ commit (retry, bisect) ─▶ db::Sink: BEGIN; ledger ids; user_logins rows; rejects; COMMIT
+//! SQS ─▶ source::receive ─▶ transform (decode, mask ip/device_id; or a mapping's route) ─▶ batch
+//!     ─▶ commit (retry, bisect) ─▶ db::Sink: BEGIN; ledger ids; rows (user_logins, or each
+//!        route's table); rejects; COMMIT
 //!     ─▶ source::ack delete (only now)
 //! ```
 //!

@@ -145,6 +145,27 @@ pub enum Command {
         #[arg(hide = true)]
         value: Vec<String>,
     },
+    /// Erase one data subject: every route's rows whose `subject` column holds the value (a
+    /// token column: any of its tokens, under every key of the keyring) and the subject's
+    /// quarantined bodies, in one transaction with an audit row; prints counts per table,
+    /// never values. Idempotent.
+    ///
+    /// `--subject -` reads the value from stdin, so it need not sit in argv or the shell's
+    /// history. With --output json: `{"tables": {TABLE: N}, "unreadable": N, "dry_run": B}`.
+    #[command(
+        after_help = "Examples:\n  sqs2pg forget --keys-file keys --subject 424cdd21-063a-43a7-b91b-7ca1a833afae \\\n    --reason 'GDPR-88' --dry-run\n  echo 424cdd21-063a-43a7-b91b-7ca1a833afae \\\n    | sqs2pg forget --keys-file keys --subject - --reason 'GDPR-88'"
+    )]
+    Forget {
+        /// The subject's value as the events carry it (`-`: read one line from stdin).
+        #[arg(long, value_name = "VALUE")]
+        subject: String,
+        /// Why (recorded in the audit).
+        #[arg(long, value_parser = parse_reason)]
+        reason: String,
+        /// Count what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Inspect and replay quarantined messages (user_logins_rejects).
     #[command(subcommand)]
     #[command(

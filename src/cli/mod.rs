@@ -10,6 +10,7 @@ pub mod args;
 mod check;
 mod config;
 mod docs;
+mod forget;
 mod keygen;
 mod mapping;
 mod migrate;
@@ -211,6 +212,11 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             value,
         } => reveal::mask(g, column, reason, value).await,
         Command::Rekey { batch_size } => rekey::rekey(g, *batch_size).await,
+        Command::Forget {
+            subject,
+            reason,
+            dry_run,
+        } => forget::forget(g, subject, reason, *dry_run).await,
         Command::Mapping(MappingCommand::Print) => mapping::print(),
         Command::Mapping(MappingCommand::Check { sample }) => {
             mapping::check(g, sample.as_deref()).await

@@ -75,6 +75,7 @@ pub(super) async fn replay(
     let filter = RejectFilter {
         reason: reason.clone(),
         id: id.clone(),
+        without_subject_token: false,
     };
     let mapping = match &g.mapping {
         Some(path) => Some(std::sync::Arc::new(crate::mapping::Mapping::load(path)?)),

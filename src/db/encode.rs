@@ -230,7 +230,7 @@ impl RejectWriter {
         mapped_table: Option<&str>,
     ) -> Result<Self, DbError> {
         let (table, route, route_param) = match mapped_table {
-            Some(t) => (t, ", route", ", $6::text[]"),
+            Some(t) => (t, ", route, subject_token", ", $6::text[], $7::text[]"),
             None => ("user_logins_rejects", "", ""),
         };
         let mut types = vec![
@@ -241,7 +241,7 @@ impl RejectWriter {
             Type::TIMESTAMPTZ_ARRAY,
         ];
         if mapped_table.is_some() {
-            types.push(Type::TEXT_ARRAY);
+            types.extend([Type::TEXT_ARRAY, Type::TEXT_ARRAY]);
         }
         let insert = Stmt::new(
             client,
@@ -296,7 +296,7 @@ impl RejectWriter {
             &cols.sent_at,
         ];
         if self.routed {
-            params.push(&cols.route);
+            params.extend([&cols.route as &(dyn ToSql + Sync), &cols.subject_token]);
         }
         self.insert.execute(tx, &params).await?;
         Ok(())
@@ -318,6 +318,7 @@ struct RejectColumns<'a> {
     receive_count: Vec<Option<i32>>,
     sent_at: Vec<Option<DateTime<Utc>>>,
     route: Vec<Option<&'a str>>,
+    subject_token: Vec<Option<&'a str>>,
 }
 
 impl<'a> RejectColumns<'a> {
@@ -328,5 +329,6 @@ impl<'a> RejectColumns<'a> {
         self.receive_count.push(r.receive_count);
         self.sent_at.push(r.sent_at);
         self.route.push(r.route.as_deref());
+        self.subject_token.push(r.subject_token.as_deref());
     }
 }

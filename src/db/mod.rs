@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod connect;
 pub mod encode;
+pub mod forget;
 pub mod ledger;
 pub mod mapped;
 pub mod rejects;

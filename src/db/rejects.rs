@@ -32,6 +32,8 @@ pub struct RejectFilter {
     pub reason: Option<String>,
     /// Only this message id.
     pub id: Option<String>,
+    /// Only rejects without a subject token (a mapped rejects table's).
+    pub without_subject_token: bool,
 }
 
 /// The rejects table of the built-in login load.
@@ -49,8 +51,8 @@ pub async fn page_of(
     let rows = client
         .query(
             &format!("SELECT message_id, reason, body_ciphertext, receive_count, sent_at FROM {table}
-              WHERE message_id > $1 AND ($2::text IS NULL OR reason = $2) AND ($3::text IS NULL OR message_id = $3)
-              ORDER BY message_id LIMIT $4"),
+              WHERE message_id > $1 AND ($2::text IS NULL OR reason = $2) AND ($3::text IS NULL OR message_id = $3){}
+              ORDER BY message_id LIMIT $4", if filter.without_subject_token { " AND subject_token IS NULL" } else { "" }),
             &[&after, &filter.reason, &filter.id, &limit],
         )
         .await?;
@@ -79,8 +81,8 @@ pub async fn page(
 /// One message's reject, if it has one.
 pub async fn find(client: &Client, message_id: &str) -> Result<Option<StoredReject>, DbError> {
     let filter = RejectFilter {
-        reason: None,
         id: Some(message_id.to_owned()),
+        ..RejectFilter::default()
     };
     Ok(page(client, "", &filter, 1).await?.into_iter().next())
 }

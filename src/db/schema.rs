@@ -37,6 +37,13 @@ DO $$ BEGIN
                   AND attname = 'route' AND NOT attisdropped) THEN
     ALTER TABLE user_logins_rejects ADD COLUMN route text;
   END IF;
+  -- The token of a mapped reject's data subject, which `forget` finds it by.
+  IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'user_logins_rejects'::regclass
+                  AND attname = 'subject_token' AND NOT attisdropped) THEN
+    ALTER TABLE user_logins_rejects ADD COLUMN subject_token text;
+    CREATE INDEX user_logins_rejects_subject_token ON user_logins_rejects (subject_token)
+      WHERE subject_token IS NOT NULL;
+  END IF;
 END $$;
 CREATE TABLE IF NOT EXISTS sqs2pg_ledger_0(
   message_id text PRIMARY KEY,
@@ -66,6 +73,8 @@ CREATE TABLE IF NOT EXISTS sqs2pg_reveal_audit(
   fingerprints text[] NOT NULL DEFAULT '{}');
 -- Audits made before fingerprints were recorded get the column (and an empty list) here.
 ALTER TABLE sqs2pg_reveal_audit ADD COLUMN IF NOT EXISTS fingerprints text[] NOT NULL DEFAULT '{}';
+-- What an erasure (`forget`) deleted, per table: counts, never values.
+ALTER TABLE sqs2pg_reveal_audit ADD COLUMN IF NOT EXISTS counts jsonb;
 COMMENT ON COLUMN sqs2pg_reveal_audit.fingerprints IS
   'sqs2pg: hex SHA-256 of each token opened or made (of the message id for a reject body)';
 CREATE INDEX IF NOT EXISTS sqs2pg_reveal_audit_fingerprints

@@ -10,14 +10,16 @@ use tokio_postgres::GenericClient;
 use super::compile::{compile, read_catalogs, Catalogs, Plan};
 use super::{Mapping, MappingError};
 
-/// The columns a rejects table must have for mapped rejects: today's, plus `route`.
-pub const REJECT_COLUMNS: [&str; 6] = [
+/// The columns a rejects table must have for mapped rejects: today's, plus `route` and
+/// `subject_token`.
+pub const REJECT_COLUMNS: [&str; 7] = [
     "message_id",
     "reason",
     "body_ciphertext",
     "receive_count",
     "sent_at",
     "route",
+    "subject_token",
 ];
 
 /// A mapping compiled against the catalogs it was read with.
@@ -59,7 +61,7 @@ impl Live {
                 return Err(MappingError::File {
                     at: mapping.rejects_at.clone(),
                     problem: format!(
-                        "rejects table {} has no column {missing:?}: run `sqs2pg migrate` (it adds `route` to user_logins_rejects), or give yours the columns {}",
+                        "rejects table {} has no column {missing:?}: run `sqs2pg migrate` (it adds `route` and `subject_token` to user_logins_rejects), or give yours the columns {}",
                         rejects.name,
                         REJECT_COLUMNS.join(", ")
                     ),

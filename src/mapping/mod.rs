@@ -28,6 +28,7 @@ pub mod login;
 pub mod number;
 pub mod spec;
 pub mod strict;
+pub mod subject;
 pub mod when;
 
 use thiserror::Error;

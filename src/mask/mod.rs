@@ -197,6 +197,23 @@ impl Masker {
         out
     }
 
+    /// The tokens of `plaintext` under `context` by every key of the ring, the writing key
+    /// first: what a value's rows hold, whichever key wrote them (erasure looks for all).
+    pub fn seal_under_every_key(&mut self, context: &str, plaintext: &[u8]) -> Vec<String> {
+        let writer = std::mem::take(&mut self.writer);
+        let mut kids: Vec<String> = self.ciphers.keys().cloned().collect();
+        kids.sort_by_key(|k| *k != writer);
+        let tokens = kids
+            .into_iter()
+            .map(|kid| {
+                self.writer = kid;
+                self.seal_context(context, plaintext)
+            })
+            .collect();
+        self.writer = writer;
+        tokens
+    }
+
     /// Decrypts a token made for `column`, under whichever key of the ring made it.
     pub fn open(&mut self, column: Column, token: &str) -> Result<Vec<u8>, RevealError> {
         self.open_context(&Context::Column(column), token)
@@ -319,6 +336,28 @@ mod tests {
         assert_ne!(a, v6);
         assert_eq!(m.reveal(Column::Ip, &a).unwrap(), "1.2.3.4");
         assert_eq!(m.reveal(Column::Ip, &v6).unwrap(), "2001:db8::1");
+    }
+
+    /// What an erasure looks for: a value's token under each key of the ring, the writing
+    /// key's first, each what that key wrote when it was the writing key.
+    #[test]
+    fn a_value_has_one_token_under_every_key() {
+        let mut now = Masker::new(&ring(&format!("{}\n{}", k("k2", 2), k("k1", 1))));
+        let mut before = Masker::new(&ring(&k("k1", 1)));
+        let tokens = now.seal_under_every_key("email", b"a@b.c");
+        assert_eq!(
+            tokens,
+            [
+                now.seal_context("email", b"a@b.c"),
+                before.seal_context("email", b"a@b.c")
+            ]
+        );
+        assert!(tokens[0].starts_with("v1:k2:"), "the writing key stays k2");
+        assert_eq!(now.seal_context("email", b"x"), tokens_of(&mut now, b"x"));
+    }
+
+    fn tokens_of(m: &mut Masker, value: &[u8]) -> String {
+        m.seal_under_every_key("email", value).remove(0)
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod check;
+pub mod forget;
 pub mod mapping;
 pub mod rekey;
 pub mod replay;

@@ -7,7 +7,7 @@ use crate::decode::RejectReason;
 use crate::mapping::compile::Plan;
 use crate::mapping::eval::{eval_body, Outcome as Evaluated};
 use crate::mapping::event::Metadata;
-use crate::mapping::{Mapping, Meta, Source, Target};
+use crate::mapping::{subject, Mapping, Meta, Source, Target};
 use crate::mask::Masker;
 use crate::source::receive::Wants;
 use crate::source::Received;
@@ -51,7 +51,18 @@ pub fn transform(msg: &Received, plan: &Plan, masker: &mut Masker) -> Transforme
     .unwrap_or(Err((RejectReason::Internal, None)));
     let outcome = match evaluated {
         Ok(o) => o,
-        Err((reason, route)) => Outcome::Reject(quarantine(msg, reason, route, masker)),
+        Err((reason, route)) => {
+            let load = route
+                .as_ref()
+                .and_then(|name| plan.routes.iter().find(|r| &r.name == name))
+                .and_then(|r| r.load.as_ref());
+            let subject =
+                load.and_then(|l| subject::value_in(l, body.as_bytes(), msg.framing.envelope));
+            let mut reject = quarantine(msg, reason, route, masker);
+            reject.subject_token =
+                subject.map(|s| masker.seal_context(subject::CONTEXT, s.as_bytes()));
+            Outcome::Reject(reject)
+        }
     };
     Transformed {
         outcome,

@@ -71,6 +71,9 @@ pub struct Reject {
     /// The mapped route that took it; `None` for the login load and for an event no route
     /// took.
     pub route: Option<String>,
+    /// The token of its data subject (context [`crate::mapping::subject::CONTEXT`]) when the
+    /// route names a subject and the event holds it: what `forget` finds it by unopened.
+    pub subject_token: Option<String>,
 }
 
 /// What a message becomes.
@@ -155,6 +158,7 @@ pub fn quarantine(
         receive_count: msg.receive_count,
         sent_at: msg.sent_at,
         route,
+        subject_token: None,
     }
 }
 

@@ -23,6 +23,7 @@ mod envelopes;
 mod faults;
 mod fifo;
 mod foreign_events;
+mod forget;
 mod golden;
 mod grafana;
 mod health_limits;
