@@ -65,6 +65,7 @@ fn print_sample(plan: &Plan, bodies: &[String], envelope: Envelope, masker: &mut
                 route,
                 table,
                 cells,
+                ..
             } => {
                 let cells: Vec<String> = cells
                     .iter()
@@ -165,11 +166,26 @@ fn describe(c: &ColumnPlan) -> String {
             )
         }
     };
-    let flags = match (c.required, c.not_null) {
-        (true, true) => " [required, not null]",
-        (true, false) => " [required]",
-        (false, true) => " [not null]",
-        (false, false) => "",
+    let flags: Vec<&str> = [
+        (c.required, "required"),
+        (c.not_null, "not null"),
+        (c.non_empty, "non-empty"),
+        (c.strict, "strict"),
+    ]
+    .into_iter()
+    .filter_map(|(on, flag)| on.then_some(flag))
+    .collect();
+    let flags = if flags.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", flags.join(", "))
     };
-    format!("{} {} ← {} → {how}{flags}", c.name, c.shown_type, c.source)
+    let reason = c
+        .reason
+        .as_ref()
+        .map_or_else(String::new, |r| format!(", reasons name {r:?}"));
+    format!(
+        "{} {} ← {} → {how}{flags}{reason}",
+        c.name, c.shown_type, c.source
+    )
 }

@@ -8,7 +8,7 @@
 //! - a token column must be a text type wide enough for the token of an address (`as =
 //!   "ip"`) or of a one-byte value, under a key id of the given length; longer values are
 //!   checked row by row (`too_long:COL`);
-//! - a `meta` must suit its column: `sent_timestamp` a date or time, `receive_count` a
+//! - a `meta` must suit its column: `sent_timestamp` and `message_time` a date or time, `receive_count` a
 //!   number, the message id, group id and attributes text-like; an `envelope:NAME` is JSON
 //!   like a path's value.
 
@@ -70,6 +70,12 @@ pub struct ColumnPlan {
     pub required: bool,
     /// NULL rejects the event.
     pub not_null: bool,
+    /// Null, absent and `""` reject the event (`non_empty`).
+    pub non_empty: bool,
+    /// The name its reasons give, when the file says (`reason`).
+    pub reason: Option<String>,
+    /// Its value is read as the login reads its keys (`strict`).
+    pub strict: bool,
     /// How its value is made.
     pub converter: Converter,
     /// Its declared type, for `mapping check`.
@@ -265,6 +271,9 @@ fn column_plan(
         source: c.source.clone(),
         required: c.required,
         not_null: ci.not_null,
+        non_empty: c.non_empty,
+        reason: c.reason.clone(),
+        strict: c.strict,
         converter,
         shown_type: ci.shown.clone(),
         type_oid: ci.base_oid,
@@ -402,7 +411,9 @@ fn meta_fits(source: &Source, conv: &Converter, ci: &ColumnInfo) -> Result<(), S
     };
     let ok = match meta {
         Meta::Envelope(_) => true,
-        Meta::SentTimestamp => matches!(conv, Converter::Date | Converter::Timestamptz(None)),
+        Meta::SentTimestamp | Meta::MessageTime => {
+            matches!(conv, Converter::Date | Converter::Timestamptz(None))
+        }
         Meta::ReceiveCount => matches!(conv, Converter::Int(_) | Converter::Numeric(_)),
         Meta::MessageId | Meta::GroupId | Meta::Attribute(_) => matches!(
             conv,

@@ -4,7 +4,10 @@
 //!
 //! When a body has several faults, the reason is the login decoder's choice: a key repeated
 //! on any column's path first, then the first `required` value that is absent, then the
-//! first value that does not convert, in the file's column order.
+//! first value that does not convert, in the file's column order. A column's reasons name it
+//! as [`spell`] says (its `reason`, the login's one-word reasons).
+//!
+//! A row also counts the event's top-level keys that no column names ([`unknown_keys`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,9 +15,14 @@ use std::fmt;
 use serde_json::value::RawValue;
 
 use super::compile::{ColumnPlan, Plan, RoutePlan};
-use super::convert::{cell, Cell, Check};
-use super::event::{lookup, BodyError, Event, Metadata};
+use super::convert::{cell, spell, Cell, Check, Converter};
+use super::dating::Dating;
+use super::event::{lookup, BodyError, Event, Found, Metadata};
+use super::field::{Meta, Source};
+use super::keys::{first_repeat, unknown_keys};
+use super::strict;
 use crate::decode::envelope::{self, Envelope};
+use crate::decode::{CreateDateFrom, Framing};
 use crate::mask::Masker;
 
 /// Why an event is not loaded. `Display` is the reject reason stored.
@@ -32,8 +40,10 @@ pub enum Reason {
     Column {
         /// What failed.
         check: Check,
-        /// The column.
+        /// The column's name in reasons: its `reason`, else the column.
         column: String,
+        /// The file gave the name as `reason` (the login's one-word reasons apply).
+        named: bool,
     },
 }
 
@@ -44,7 +54,11 @@ impl fmt::Display for Reason {
             Self::BadEnvelope => f.write_str("bad_envelope"),
             Self::NoRoute => f.write_str("no_route"),
             Self::DuplicateInWhen => f.write_str("duplicate_field:when"),
-            Self::Column { check, column } => write!(f, "{check}:{column}"),
+            Self::Column {
+                check,
+                column,
+                named,
+            } => f.write_str(&spell(*check, column, *named)),
         }
     }
 }
@@ -60,6 +74,8 @@ pub enum Outcome<'p> {
         table: &'p str,
         /// The cells.
         cells: Vec<(&'p str, Cell)>,
+        /// How many of the event's top-level keys no column names (counted, not refused).
+        unknown_keys: usize,
     },
     /// A skip route took it: ledgered and deleted, no row.
     Skip {
@@ -75,10 +91,25 @@ pub enum Outcome<'p> {
     },
 }
 
-/// Routes and converts one event.
+/// Routes and converts one event; `message_time` is the message's `SentTimestamp`.
 pub fn eval<'p>(plan: &'p Plan, event: &str, meta: &Metadata, masker: &mut Masker) -> Outcome<'p> {
+    eval_dated(plan, event, meta, &Dating::default(), masker)
+}
+
+fn eval_dated<'p>(
+    plan: &'p Plan,
+    event: &str,
+    meta: &Metadata,
+    dating: &Dating,
+    masker: &mut Masker,
+) -> Outcome<'p> {
     let reject = |route, reason| Outcome::Reject { route, reason };
-    let event = match Event::parse(event) {
+    let parsed = if strict::any(plan) {
+        Event::parse_lax(event)
+    } else {
+        Event::parse(event)
+    };
+    let event = match parsed {
         Ok(e) => e,
         Err(b) => return reject(None, Reason::Body(b)),
     };
@@ -90,22 +121,40 @@ pub fn eval<'p>(plan: &'p Plan, event: &str, meta: &Metadata, masker: &mut Maske
     let Some(load) = &route.load else {
         return Outcome::Skip { route: &route.name };
     };
-    match row(&load.columns, &event, meta, masker) {
+    match row(&load.columns, &event, meta, dating, masker) {
         Ok(cells) => Outcome::Row {
             route: &route.name,
             table: &load.table,
             cells,
+            unknown_keys: unknown_keys(&event, &load.columns),
         },
         Err(reason) => reject(Some(&route.name), reason),
     }
 }
 
 /// [`eval`] on an SQS body: the event found in its envelope as `envelope` says, the
-/// envelope's top-level fields becoming `envelope:NAME` metadata.
+/// envelope's top-level fields becoming `envelope:NAME` metadata; `message_time` is the
+/// message's `SentTimestamp` (`--create-date-from sqs`).
 pub fn eval_body<'p>(
     plan: &'p Plan,
     body: &str,
     envelope: Envelope,
+    meta: Metadata,
+    masker: &mut Masker,
+) -> Outcome<'p> {
+    let framing = Framing {
+        envelope,
+        create_date_from: CreateDateFrom::Sqs,
+    };
+    eval_message(plan, body, framing, meta, masker)
+}
+
+/// [`eval_body`] read as `framing` says: with `--create-date-from envelope`,
+/// `message_time` is the envelope's own time ([`Dating`]).
+pub fn eval_message<'p>(
+    plan: &'p Plan,
+    body: &str,
+    framing: Framing,
     mut meta: Metadata,
     masker: &mut Masker,
 ) -> Outcome<'p> {
@@ -113,7 +162,7 @@ pub fn eval_body<'p>(
         route: None,
         reason: Reason::BadEnvelope,
     };
-    let Ok(opened) = envelope::open(body.as_bytes(), envelope) else {
+    let Ok(opened) = envelope::open(body.as_bytes(), framing.envelope) else {
         return bad();
     };
     if opened.kind.is_some() {
@@ -122,9 +171,10 @@ pub fn eval_body<'p>(
             Err(_) => return bad(),
         }
     }
+    let dating = Dating::new(framing.create_date_from, &opened);
     let sns = opened.kind == Some(envelope::Kind::Sns);
     let outcome = match std::str::from_utf8(&opened.event) {
-        Ok(event) => eval(plan, event, &meta, masker),
+        Ok(event) => eval_dated(plan, event, &meta, &dating, masker),
         Err(_) => return bad(),
     };
     match outcome {
@@ -158,16 +208,40 @@ fn row<'p>(
     columns: &'p [ColumnPlan],
     event: &Event<'_>,
     meta: &Metadata,
+    dating: &Dating,
     masker: &mut Masker,
 ) -> Result<Vec<(&'p str, Cell)>, Reason> {
     let fail = |check, c: &ColumnPlan| Reason::Column {
         check,
-        column: c.name.clone(),
+        column: c.reason.clone().unwrap_or_else(|| c.name.clone()),
+        named: c.reason.is_some(),
     };
     let mut found = Vec::with_capacity(columns.len());
     for c in columns {
-        found.push(lookup(event, meta, &c.source).map_err(|_| fail(Check::DuplicateField, c))?);
+        found.push(lookup(event, meta, &c.source));
     }
+    // A strict value that does not parse fails the whole event, as a body the login decoder
+    // cannot parse does, whatever else is wrong with it.
+    // Top-level keys in the event's order, each time they appear; deeper paths after.
+    let top: Vec<&str> = columns
+        .iter()
+        .filter_map(|c| match &c.source {
+            Source::Path(p) if c.strict && p.tokens().len() == 1 => Some(p.tokens()[0].as_str()),
+            _ => None,
+        })
+        .collect();
+    strict::check_keys(event, &top).map_err(Reason::Body)?;
+    for (c, f) in columns.iter().zip(&found) {
+        if let (true, Ok(Some(Found::Json(v))), Source::Path(p)) = (c.strict, f, &c.source) {
+            if p.tokens().len() > 1 {
+                strict::check(v, p.tokens().len()).map_err(Reason::Body)?;
+            }
+        }
+    }
+    if let Some(c) = repeated(columns, &found, event) {
+        return Err(fail(Check::DuplicateField, c));
+    }
+    let found: Vec<_> = found.into_iter().map(|f| f.unwrap_or(None)).collect();
     if let Some((c, _)) = columns
         .iter()
         .zip(&found)
@@ -175,15 +249,78 @@ fn row<'p>(
     {
         return Err(fail(Check::MissingField, c));
     }
-    columns
+    // A token too long for its column is found last: the token is the last thing made.
+    let mut too_long = None;
+    let mut cells = Vec::with_capacity(columns.len());
+    for (c, f) in columns.iter().zip(found) {
+        let f = if c.source == Source::Meta(Meta::MessageTime) {
+            Some(Found::Time(
+                dating.time(meta).map_err(|_| Reason::BadEnvelope)?,
+            ))
+        } else {
+            f
+        };
+        match column(c, f, masker) {
+            Ok(v) => cells.push((c.name.as_str(), v)),
+            Err(Check::TooLong) if matches!(c.converter, Converter::Token { .. }) => {
+                too_long.get_or_insert(c);
+            }
+            Err(check) => return Err(fail(check, c)),
+        }
+    }
+    match too_long {
+        Some(c) => Err(fail(Check::TooLong, c)),
+        None => Ok(cells),
+    }
+}
+
+/// The column a repeated key is reported for: the first in file order, or, when every
+/// column with a repeat is `strict` and reads a top-level key, the one whose key repeats
+/// first in the event, as the login decoder reports it.
+fn repeated<'p, T, E>(
+    columns: &'p [ColumnPlan],
+    found: &[Result<T, E>],
+    event: &Event<'_>,
+) -> Option<&'p ColumnPlan> {
+    let twice: Vec<&ColumnPlan> = columns
         .iter()
         .zip(found)
-        .map(|(c, f)| {
-            cell(&c.converter, c.required, c.not_null, f, masker)
-                .map(|v| (c.name.as_str(), v))
-                .map_err(|check| fail(check, c))
-        })
-        .collect()
+        .filter_map(|(c, f)| f.is_err().then_some(c))
+        .collect();
+    fn key(c: &ColumnPlan) -> Option<&str> {
+        match &c.source {
+            Source::Path(p) if c.strict && p.tokens().len() == 1 => Some(p.tokens()[0].as_str()),
+            _ => None,
+        }
+    }
+    let keys: Option<Vec<&str>> = twice.iter().map(|c| key(c)).collect();
+    match keys {
+        Some(keys) if keys.len() > 1 => {
+            let first = first_repeat(event, &keys)?;
+            twice.into_iter().find(|c| key(c) == Some(first))
+        }
+        _ => twice.first().copied(),
+    }
+}
+
+/// One column's cell: with `non_empty`, null (or absent) and `""` are refused, after the
+/// converter's own checks as the login checks `user_id`.
+fn column(c: &ColumnPlan, found: Option<Found<'_>>, masker: &mut Masker) -> Result<Cell, Check> {
+    let is_null = |f: &Option<Found<'_>>| match f {
+        None => true,
+        Some(Found::Json(raw)) => raw.get() == "null",
+        Some(_) => false,
+    };
+    if c.non_empty && is_null(&found) {
+        return Err(Check::Null);
+    }
+    let empty = matches!(found, Some(Found::Json(raw)) if raw.get() == "\"\"")
+        || matches!(found, Some(Found::Text("")));
+    let cell = cell(&c.converter, c.required, c.not_null, found, masker)?;
+    if c.non_empty && empty {
+        return Err(Check::Empty);
+    }
+    Ok(cell)
 }
 
 #[cfg(test)]

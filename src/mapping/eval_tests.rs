@@ -76,11 +76,13 @@ fn a_login_becomes_todays_row() {
         route,
         table,
         cells,
+        unknown_keys,
     } = eval(&plan, body, &sent(), &mut m)
     else {
         panic!("a row")
     };
     assert_eq!((route, table), ("login", "public.user_logins"));
+    assert_eq!(unknown_keys, 1, "\"extra\"");
     let ip = m.mask_ip("10.0.0.1".parse().unwrap());
     let dev = m.mask_device_id("d-1");
     let day = chrono::NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
@@ -105,10 +107,25 @@ fn reasons_follow_the_login_decoders_order() {
     let cases = [
         ("nope", "not_json"),
         ("[1]", "not_object"),
+        ("1e400", "not_json"),
+        // A value that does not parse wins over everything, as in the login decoder.
+        (
+            r#"{"user_id":"u","user_id":"v","locale":1e400}"#,
+            "not_json",
+        ),
+        (
+            r#"{"user_id":"\ud800","app_version":null,"device_type":"x","ip":null,"locale":null,"device_id":null}"#,
+            "not_json",
+        ),
         // A duplicate wins over an absent key, which wins over a wrong type.
         (
             r#"{"user_id":1,"ip":"1.1.1.1","ip":"1.1.1.1"}"#,
-            "duplicate_field:masked_ip",
+            "duplicate_field:ip",
+        ),
+        // A repeat before other keys is found too.
+        (
+            r#"{"user_id":"a","user_id":"b","app_version":null,"device_type":null,"ip":null,"locale":null,"device_id":null}"#,
+            "duplicate_field:user_id",
         ),
         (
             r#"{"user_id":1,"device_type":"x","ip":null,"locale":null,"device_id":null}"#,
@@ -119,12 +136,24 @@ fn reasons_follow_the_login_decoders_order() {
             "wrong_type:user_id",
         ),
         (
+            r#"{"user_id":null,"app_version":null,"device_type":"x","ip":null,"locale":null,"device_id":null}"#,
+            "null_user_id",
+        ),
+        (
+            r#"{"user_id":"","app_version":null,"device_type":"x","ip":null,"locale":null,"device_id":null}"#,
+            "empty_user_id",
+        ),
+        (
             r#"{"user_id":"u","app_version":"1.2.3.4","device_type":"x","ip":null,"locale":null,"device_id":null}"#,
-            "bad_version:app_version",
+            "bad_app_version",
         ),
         (
             r#"{"user_id":"u","app_version":null,"device_type":"x","ip":"999.1.1.1","locale":null,"device_id":null}"#,
-            "invalid_ip:masked_ip",
+            "invalid_ip",
+        ),
+        (
+            r#"{"user_id":"u","app_version":null,"device_type":"x","ip":7,"locale":null,"device_id":null}"#,
+            "wrong_type:ip",
         ),
     ];
     for (body, want) in cases {
@@ -265,3 +294,6 @@ locale = { meta = "envelope:Subject" }
         "no_route"
     );
 }
+
+#[path = "eval_login_tests.rs"]
+mod login;

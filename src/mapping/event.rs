@@ -67,6 +67,22 @@ impl<'a> Event<'a> {
         Ok(Self { root })
     }
 
+    /// Checks that `text` is one JSON object, as the login decoder reads a body: at any
+    /// depth, its values unparsed but for their syntax ([`super::strict`] reads the values
+    /// columns take); a top-level number beyond a double's range is not JSON.
+    pub fn parse_lax(text: &'a str) -> Result<Self, BodyError> {
+        let root: &RawValue = serde_json::from_str(text).map_err(|_| BodyError::NotJson)?;
+        let first = root.get().as_bytes().first().copied();
+        if first == Some(b'{') {
+            return Ok(Self { root });
+        }
+        let number = matches!(first, Some(b'-' | b'0'..=b'9'));
+        if number && serde_json::from_str::<f64>(root.get()).is_err() {
+            return Err(BodyError::NotJson);
+        }
+        Err(BodyError::NotObject)
+    }
+
     /// The whole event.
     pub fn root(&self) -> &'a RawValue {
         self.root
@@ -96,10 +112,10 @@ impl<'a> Event<'a> {
 }
 
 /// serde_json's recursion limit.
-const MAX_DEPTH: usize = 128;
+pub(super) const MAX_DEPTH: usize = 128;
 
 /// The deepest nesting of arrays and objects in valid JSON text.
-fn nesting(text: &str) -> usize {
+pub(super) fn nesting(text: &str) -> usize {
     let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
     for b in text.bytes() {
         if in_string {
@@ -169,15 +185,17 @@ impl<'de> Visitor<'de> for FindKey<'_> {
         f.write_str("an object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
+        let (mut found, mut twice) = (None, false);
+        // The whole object is read even after a repeat: a visitor that stops early leaves
+        // the parser an unfinished map, an error that would read as the value being absent.
         while let Some(is) = map.next_key_seed(KeyIs(self.0))? {
             if !is {
                 map.next_value::<IgnoredAny>()?;
-            } else if found.replace(map.next_value::<&RawValue>()?).is_some() {
-                return Ok(Err(Duplicate));
+            } else {
+                twice |= found.replace(map.next_value::<&RawValue>()?).is_some();
             }
         }
-        Ok(Ok(found))
+        Ok(if twice { Err(Duplicate) } else { Ok(found) })
     }
 }
 
@@ -264,6 +282,9 @@ impl Metadata {
         match meta {
             Meta::MessageId => Some(Found::Text(&self.message_id)),
             Meta::SentTimestamp => self.sent_timestamp.map(Found::Time),
+            // What `--create-date-from envelope` makes of it is the evaluator's
+            // (`super::dating`); alone, the message's own time.
+            Meta::MessageTime => Some(Found::Time(self.sent_timestamp.unwrap_or_else(Utc::now))),
             Meta::ReceiveCount => self.receive_count.map(|n| Found::Int(n.into())),
             Meta::GroupId => self.group_id.as_deref().map(Found::Text),
             Meta::Attribute(n) => self.attributes.get(n).map(|v| Found::Text(v)),

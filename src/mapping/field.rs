@@ -70,6 +70,12 @@ pub enum Meta {
     MessageId,
     /// SQS `SentTimestamp`, a time.
     SentTimestamp,
+    /// The time a row is dated by, as `--create-date-from` says: with `envelope`, the
+    /// envelope's own time (SNS `Timestamp`, EventBridge `time`; an envelope without a
+    /// readable one is `bad_envelope`); otherwise, and for a bare body, `SentTimestamp`;
+    /// the current time when that is missing. The login's `create_date`. In a `when`, and
+    /// under [`super::eval::eval_body`], it is `SentTimestamp` (or the current time).
+    MessageTime,
     /// SQS `ApproximateReceiveCount`, an integer.
     ReceiveCount,
     /// A FIFO queue's message group id.
@@ -82,7 +88,7 @@ pub enum Meta {
 
 /// The names `meta` takes, for error texts.
 pub const META_NAMES: &str =
-    "message_id, sent_timestamp, receive_count, group_id, attribute:NAME, envelope:NAME";
+    "message_id, sent_timestamp, message_time, receive_count, group_id, attribute:NAME, envelope:NAME";
 
 impl Meta {
     /// One of [`META_NAMES`]; `NAME` must not be empty.
@@ -95,6 +101,7 @@ impl Meta {
         Ok(match text {
             "message_id" => Self::MessageId,
             "sent_timestamp" => Self::SentTimestamp,
+            "message_time" => Self::MessageTime,
             "receive_count" => Self::ReceiveCount,
             "group_id" => Self::GroupId,
             _ => match (named("attribute:"), named("envelope:")) {
@@ -111,6 +118,7 @@ impl fmt::Display for Meta {
         match self {
             Self::MessageId => f.write_str("message_id"),
             Self::SentTimestamp => f.write_str("sent_timestamp"),
+            Self::MessageTime => f.write_str("message_time"),
             Self::ReceiveCount => f.write_str("receive_count"),
             Self::GroupId => f.write_str("group_id"),
             Self::Attribute(n) => write!(f, "attribute:{n}"),
@@ -160,6 +168,7 @@ mod tests {
         for text in [
             "message_id",
             "sent_timestamp",
+            "message_time",
             "receive_count",
             "group_id",
             "attribute:tenant",

@@ -3,8 +3,23 @@
 //! The grammar is the contract's: a top-level `rejects_table`, then `[[route]]` tables with
 //! `name`, `table`, `when`, `subject`, `key`, `on_conflict`, `skip` and `[route.columns]`,
 //! each column `{ path | meta, token, required, as }`. Unknown keys are refused. Every
-//! error says `FILE:LINE:COL`, the route and the key. What this file decides beyond the
-//! contract:
+//! error says `FILE:LINE:COL`, the route and the key. A column also takes three keys the
+//! built-in login mapping needs to say today's login (`entry.rs` reads them):
+//! - `non_empty = true`: null, an absent value and `""` reject the event, `null_NAME` and
+//!   `empty_NAME` (the login's `null_user_id`, `empty_user_id`);
+//! - `reason = "NAME"` (1-63 of `[a-z0-9_]`, starting with a letter): its reasons name NAME
+//!   instead of the column (`wrong_type:ip` for `masked_ip`), and an address or a version
+//!   that does not read is one word, `invalid_NAME` / `bad_NAME` (`invalid_ip`,
+//!   `bad_app_version`); without it, `invalid_ip:COL` / `bad_version:COL`;
+//! - `strict = true`: the value is read as the login reads its keys: a number beyond a
+//!   double's range or a lone surrogate in it is `not_json`, nesting of 128 counting its
+//!   path `too_deep`, whatever else is wrong; and a mapping with a strict column checks
+//!   nothing else of an event but its syntax, at any depth ([`super::strict`]).
+//!
+//! A `meta` may also be `message_time`: the envelope's time under `--create-date-from
+//! envelope`, else `SentTimestamp`, else now ([`super::field::Meta::MessageTime`]).
+//!
+//! What this file decides beyond the contract:
 //! - a route name is 1-63 of `[a-z0-9_]`, starting with a letter (it becomes a metric label
 //!   value and a reject's `route`), and unique;
 //! - a token context is named the same way, and is never `body` (the rejects' bodies are
@@ -19,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::field::{Meta, Pointer, Source};
+use super::entry::{self, source};
 pub use super::spec::*;
 use super::when::{Literal, Test, When};
 use super::MappingError;
@@ -42,18 +57,7 @@ struct RouteDoc {
     key: Option<Spanned<Vec<String>>>,
     on_conflict: Option<Spanned<String>>,
     skip: Option<Spanned<bool>>,
-    columns: Option<Spanned<BTreeMap<Spanned<String>, Spanned<ColumnDoc>>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ColumnDoc {
-    path: Option<Spanned<String>>,
-    meta: Option<Spanned<String>>,
-    token: Option<Spanned<String>>,
-    required: Option<bool>,
-    #[serde(rename = "as")]
-    as_: Option<Spanned<String>>,
+    columns: Option<Spanned<BTreeMap<Spanned<String>, Spanned<entry::ColumnDoc>>>>,
 }
 
 #[derive(Deserialize)]
@@ -68,21 +72,21 @@ struct WhenDoc {
 }
 
 /// Turns byte offsets of one file into `FILE:LINE:COL`.
-struct Place<'a> {
+pub(super) struct Place<'a> {
     file: &'a str,
     text: &'a str,
 }
 
 impl Place<'_> {
     /// Line and column from 1, the column in characters.
-    fn at(&self, offset: usize) -> String {
+    pub(super) fn at(&self, offset: usize) -> String {
         let before = self.text.get(..offset).unwrap_or(self.text);
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
         format!("{}:{line}:{col}", self.file)
     }
 
-    fn error(&self, offset: usize, problem: String) -> MappingError {
+    pub(super) fn error(&self, offset: usize, problem: String) -> MappingError {
         MappingError::File {
             at: self.at(offset),
             problem,
@@ -251,7 +255,7 @@ fn table_route(
     entries.sort_by_key(|(k, _)| k.span().start);
     let columns = entries
         .into_iter()
-        .map(|(k, v)| column(place, name, k, v))
+        .map(|(k, v)| entry::column(place, name, k, v))
         .collect::<Result<Vec<_>, _>>()?;
     let mapped = |c: &str| columns.iter().any(|m| m.name == c);
     let subject = match r.subject {
@@ -319,73 +323,6 @@ fn key(
         on_conflict,
         at: place.at(k.span().start),
     }))
-}
-
-fn column(
-    place: &Place<'_>,
-    route: &str,
-    key: Spanned<String>,
-    doc: Spanned<ColumnDoc>,
-) -> Result<Column, MappingError> {
-    let at = place.at(key.span().start);
-    let name = key.into_inner();
-    let fail = |offset: usize, problem: String| {
-        place.error(
-            offset,
-            format!("route {route:?}, column {name:?}: {problem}"),
-        )
-    };
-    let start = doc.span().start;
-    let d = doc.into_inner();
-    let source =
-        source(d.path.as_ref(), d.meta.as_ref()).map_err(|(o, p)| fail(o.unwrap_or(start), p))?;
-    let as_ = match &d.as_ {
-        Some(a) => Some(As::parse(a.get_ref()).ok_or_else(|| {
-            fail(
-                a.span().start,
-                format!(
-                    "as {:?}: use ip, epoch_s, epoch_ms or semver_int",
-                    a.get_ref()
-                ),
-            )
-        })?),
-        None => None,
-    };
-    let token = match &d.token {
-        Some(t) if !is_label(t.get_ref()) || t.get_ref() == "body" => {
-            return Err(fail(t.span().start, format!("token context {:?} must be 1-63 of [a-z0-9_], starting with a letter, and not \"body\"", t.get_ref())))
-        }
-        Some(t) => Some(t.get_ref().clone()),
-        None => None,
-    };
-    Ok(Column {
-        name,
-        at,
-        source,
-        token,
-        required: d.required.unwrap_or(false),
-        as_,
-    })
-}
-
-/// Exactly one of `path` and `meta`, checked; an error carries the offset to blame.
-fn source(
-    path: Option<&Spanned<String>>,
-    meta: Option<&Spanned<String>>,
-) -> Result<Source, (Option<usize>, String)> {
-    match (path, meta) {
-        (Some(p), None) => Pointer::parse(p.get_ref())
-            .map(Source::Path)
-            .map_err(|e| (Some(p.span().start), e)),
-        (None, Some(m)) => Meta::parse(m.get_ref())
-            .map(Source::Meta)
-            .map_err(|e| (Some(m.span().start), e)),
-        (Some(_), Some(m)) => Err((
-            Some(m.span().start),
-            "give `path` or `meta`, not both".into(),
-        )),
-        (None, None) => Err((None, "give `path` (a JSON Pointer) or `meta`".into())),
-    }
 }
 
 fn when(d: &WhenDoc) -> Result<When, String> {

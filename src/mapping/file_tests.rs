@@ -118,6 +118,35 @@ fn each_rule_is_checked_where_it_is_broken() {
 }
 
 #[test]
+fn the_login_extensions_read_and_are_checked() {
+    let text = "[[route]]\nname = \"r\"\ntable = \"t\"\n[route.columns]\na = { path = \"/a\", non_empty = true, strict = true, reason = \"ip\" }\nb = { meta = \"message_time\" }\nc = { path = \"/c\" }\n";
+    let m = Mapping::parse("orders.toml", text).unwrap();
+    let Target::Table(t) = &m.routes[0].target else {
+        panic!("a table route")
+    };
+    let [a, b, c] = t.columns.as_slice() else {
+        panic!("three columns")
+    };
+    assert!(a.non_empty && a.strict && a.reason.as_deref() == Some("ip"));
+    assert!(!c.non_empty && !c.strict && c.reason.is_none());
+    assert_eq!(
+        b.source,
+        crate::mapping::Source::Meta(crate::mapping::Meta::MessageTime)
+    );
+    let e = error(&text.replace("reason = \"ip\"", "reason = \"IP address\""));
+    assert!(
+        e.starts_with("orders.toml:5:")
+            && e.contains("column \"a\": reason \"IP address\" must be 1-63"),
+        "{e}"
+    );
+    let e = error(&text.replace("strict = true", "strict = 1"));
+    assert!(
+        e.starts_with("orders.toml:5:") && e.contains("route \"r\""),
+        "{e}"
+    );
+}
+
+#[test]
 fn token_contexts_are_listed_once_in_file_order() {
     let m = Mapping::parse("orders.toml", ORDERS).unwrap();
     assert_eq!(m.token_contexts(), ["email", "ip"]);

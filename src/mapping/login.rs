@@ -1,6 +1,7 @@
 //! The built-in login mapping: today's `user_logins` load as data (`login.toml`), compiled
-//! by the same compiler as any user's file. The file's header lists what today's login path
-//! does that the grammar cannot say yet.
+//! by the same compiler as any user's file. Evaluated, it gives what today's login path
+//! gives on the golden corpus (`tests/it/golden/mapped.rs`); the file's header says which
+//! extensions it uses and what it still does not say.
 
 use super::{Mapping, MappingError};
 
@@ -46,3 +47,7 @@ mod tests {
         assert!(t.columns.iter().take(6).all(|c| c.required));
     }
 }
+
+#[cfg(test)]
+#[path = "login_tests.rs"]
+mod login_tests;

@@ -1,12 +1,14 @@
 //! Mappings: which events go to which tables, as a file says (the contract's "Mappings").
 //!
-//! [`file`](mod@file) reads and checks the TOML into a [`Mapping`] ([`spec`]); [`when`] decides which
-//! route takes an event; [`catalog`] reads a target table from the live database;
-//! [`compile`] turns the file and the catalogs into a [`compile::Plan`], one converter per
-//! column, refusing what cannot work; [`convert`] runs a converter on one value; [`eval`]
-//! runs one event through a plan. [`login`] is today's load of
-//! `user_logins` written as a mapping; [`live`] keeps a plan with the catalogs it was compiled
-//! from, for `run`, which reads it again when a table changes.
+//! [`file`](mod@file) reads and checks the TOML into a [`Mapping`] ([`spec`]); [`when`]
+//! decides which route takes an event; [`catalog`] reads a target table from the live
+//! database; [`compile`] turns the file and the catalogs into a [`compile::Plan`], one
+//! converter per column, refusing what cannot work; [`convert`] runs a converter on one
+//! value; [`eval`] runs one event through a plan, [`strict`] reads a `strict` column's value
+//! as the login does, and [`keys`] counts the event keys no column names. [`login`] is
+//! today's load of `user_logins` written as a mapping, reproducing today's login path (the
+//! golden test); [`live`] keeps a plan with the catalogs it was compiled from, for `run`,
+//! which reads it again when a table changes.
 //!
 //! Every error about the file names `FILE:LINE:COL`, and a compile refusal also the route
 //! and the column; all of them are the user's to fix (exit 2).
@@ -14,14 +16,18 @@
 pub mod catalog;
 pub mod compile;
 pub mod convert;
+pub mod dating;
+mod entry;
 pub mod eval;
 pub mod event;
 pub mod field;
 pub mod file;
+pub mod keys;
 pub mod live;
 pub mod login;
 pub mod number;
 pub mod spec;
+pub mod strict;
 pub mod subject;
 pub mod when;
 

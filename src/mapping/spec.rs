@@ -147,4 +147,12 @@ pub struct Column {
     pub required: bool,
     /// How the value is read.
     pub as_: Option<As>,
+    /// `non_empty = true`: a null or absent value rejects the event (`null_NAME`), and so
+    /// does the empty string (`empty_NAME`).
+    pub non_empty: bool,
+    /// `reason = "NAME"`: the name its reasons give instead of the column's, with the
+    /// login's one-word reasons for an address and a version (`invalid_NAME`, `bad_NAME`).
+    pub reason: Option<String>,
+    /// `strict = true`: the value is read as the login reads its keys ([`super::strict`]).
+    pub strict: bool,
 }

@@ -110,7 +110,13 @@ async fn the_built_in_login_mapping_fits_a_migrated_database() {
         stdout.contains("route login (every event) → public.user_logins, subject user_id"),
         "{stdout}"
     );
-    assert!(stdout.contains("masked_ip character varying(256) ← path \"/ip\" → token \"ip\" of an address [required]"), "{stdout}");
+    for line in [
+        "  user_id character varying(128) ← path \"/user_id\" → text [required, non-empty, strict]",
+        "  masked_ip character varying(256) ← path \"/ip\" → token \"ip\" of an address [required, strict], reasons name \"ip\"",
+        "  create_date date ← meta message_time → date (UTC)",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line:?} not in: {stdout}");
+    }
     let printed = env.run_cmd(&["mapping", "print"]);
     assert_eq!(printed.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&printed.stdout), LOGIN_MAPPING);

@@ -17,11 +17,14 @@
 //! - `json`/`jsonb`: any value, the subtree as sent; `text[]`: an array of strings;
 //! - a token column: a string (or with `as = "ip"` an address), sealed under its context.
 //!
-//! JSON `null` is SQL NULL for every type; an absent value too, unless `required`.
+//! JSON `null` is SQL NULL for every type; an absent value too, unless `required` (or
+//! `non_empty`, which the evaluator checks around [`cell`]).
 
+mod check;
 mod time;
 
-use std::fmt;
+pub use check::{spell, Check};
+
 use std::net::IpAddr;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -31,55 +34,6 @@ use super::event::Found;
 use super::number::{Decimal, NumberError};
 use crate::mask::Masker;
 use crate::pii::Pii;
-
-/// What failed; with the column it makes a reject reason (`wrong_type:amount`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Check {
-    /// A `required` value is absent.
-    MissingField,
-    /// A key on its path appears twice.
-    DuplicateField,
-    /// A JSON type the column does not take.
-    WrongType,
-    /// The right JSON type, not a value of the column's type (a bad uuid, date, time).
-    InvalidValue,
-    /// A number or time beyond the column's range, precision or scale.
-    OutOfRange,
-    /// A string (or token) longer than the column.
-    TooLong,
-    /// A NUL character, which Postgres text cannot hold.
-    NulCharacter,
-    /// Not an IPv4 or IPv6 address.
-    InvalidIp,
-    /// Not a version `MAJOR[.MINOR[.PATCH]]` that encodes into the column.
-    BadVersion,
-    /// NULL into a NOT NULL column.
-    NullValue,
-}
-
-impl Check {
-    /// The reason's prefix, in the login reasons' vocabulary.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::MissingField => "missing_field",
-            Self::DuplicateField => "duplicate_field",
-            Self::WrongType => "wrong_type",
-            Self::InvalidValue => "invalid_value",
-            Self::OutOfRange => "out_of_range",
-            Self::TooLong => "too_long",
-            Self::NulCharacter => "nul_character",
-            Self::InvalidIp => "invalid_ip",
-            Self::BadVersion => "bad_version",
-            Self::NullValue => "null_value",
-        }
-    }
-}
-
-impl fmt::Display for Check {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One converted value, typed for a binary `COPY` encoder. Tokens are `Text`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -33,6 +33,7 @@
 mod bodies;
 mod cases;
 mod hostile;
+mod mapped;
 mod mutations;
 mod record;
 
@@ -66,6 +67,11 @@ const SHOWN: usize = 5;
 
 fn golden_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/login-transform.jsonl")
+}
+
+/// The committed file's lines by id.
+fn golden_lines(text: &str) -> BTreeMap<String, &str> {
+    text.lines().map(|l| (line_id(l), l)).collect()
 }
 
 /// The whole corpus, in a fixed order.
@@ -131,16 +137,21 @@ fn header(events: usize, lines: usize) -> String {
     format!(r##"{{"id":"#header",{}"##, &about[1..])
 }
 
-/// Today's outputs, as the file's lines (header first).
-fn regenerate() -> Vec<(String, String)> {
-    let mut masker = record::masker();
+/// The corpus, its lengths fitted to `masker`'s tokens.
+fn corpus_for(masker: &sqs2pg::mask::Masker) -> Vec<Event> {
     let limit = sqs2pg::decode::Limits::default()
         .masked_device_id
         .expect("a limit");
     let device_id_max = (0..limit)
         .take_while(|n| masker.token_len(*n) <= limit)
         .last();
-    let events = corpus(device_id_max.expect("some device id fits"));
+    corpus(device_id_max.expect("some device id fits"))
+}
+
+/// Today's outputs, as the file's lines (header first).
+fn regenerate() -> Vec<(String, String)> {
+    let mut masker = record::masker();
+    let events = corpus_for(&masker);
     let mut lines = Vec::new();
     for event in &events {
         record::lines(event, &mut masker, &mut lines);
@@ -171,7 +182,7 @@ fn golden_login_transform() {
             path.display()
         )
     });
-    let expected: BTreeMap<String, &str> = text.lines().map(|l| (line_id(l), l)).collect();
+    let expected = golden_lines(&text);
     let report = diff(&expected, &actual);
     assert!(
         report.is_empty(),

@@ -19,8 +19,24 @@ pub fn masker() -> Masker {
 /// Every line of one event: one per wrap (and per extra column shape, bare), each holding
 /// the outcome under each of the event's framings, identical outcomes grouped.
 pub fn lines(event: &Event, masker: &mut Masker, out: &mut Vec<(String, String)>) {
+    lines_by(event, masker, out, &mut |body, framing, sent, lim, m| {
+        let limits = lim.limits(|len| m.token_len(len));
+        Some(outcome(body, framing, sent, &limits, m))
+    });
+}
+
+/// What one case gives under one framing and column shape; `None`: the case is not run.
+pub type Run<'r> = dyn FnMut(&Body, Framing, Option<&str>, Lim, &mut Masker) -> Option<Value> + 'r;
+
+/// [`lines`], each outcome as `run` makes it; a case for which `run` gives `None` has no
+/// line.
+pub fn lines_by(
+    event: &Event,
+    masker: &mut Masker,
+    out: &mut Vec<(String, String)>,
+    run: &mut Run<'_>,
+) {
     for (n, lim) in event.limits.iter().enumerate() {
-        let limits = lim.limits(|len| masker.token_len(len));
         let wraps = if n == 0 {
             event.wraps
         } else {
@@ -35,17 +51,25 @@ pub fn lines(event: &Event, masker: &mut Masker, out: &mut Vec<(String, String)>
                 other => format!("@{}", other.name()),
             };
             let id = format!("{}~{}{shape}", event.id, wrap.name());
-            let line = line(&id, event, &body, &limits, masker);
-            out.push((id, line));
+            if let Some(line) = line(&id, event, &body, *lim, masker, run) {
+                out.push((id, line));
+            }
         }
     }
 }
 
 /// `{"id", "body", ["sent",] ["path",] "<framings>": outcome, …}`, in that order.
-fn line(id: &str, event: &Event, body: &Body, limits: &Limits, m: &mut Masker) -> String {
+fn line(
+    id: &str,
+    event: &Event,
+    body: &Body,
+    lim: Lim,
+    m: &mut Masker,
+    run: &mut Run<'_>,
+) -> Option<String> {
     let mut groups: Vec<(Vec<String>, String)> = Vec::new();
     for framing in event.framings {
-        let outcome = outcome(body, *framing, event.sent, limits, m).to_string();
+        let outcome = run(body, *framing, event.sent, lim, m)?.to_string();
         match groups.iter_mut().find(|(_, o)| *o == outcome) {
             Some((names, _)) => names.push(framing_name(*framing)),
             None => groups.push((vec![framing_name(*framing)], outcome)),
@@ -66,7 +90,7 @@ fn line(id: &str, event: &Event, body: &Body, limits: &Limits, m: &mut Masker) -
         line.push_str(&format!(",{}:{outcome}", json!(framings.join(","))));
     }
     line.push('}');
-    line
+    Some(line)
 }
 
 /// One message's outcome: `{"row": [...]}` or `{"reject": reason, "sealed": fingerprint}`.
@@ -141,7 +165,7 @@ fn decoded_bytes(
 /// unknown_keys]`;
 /// app_version a number for an integer column, a string for a text one. A row dated by the
 /// clock (no `SentTimestamp`, no envelope time) has `create_date` `"today"`.
-fn row(
+pub fn row(
     [user_id, device_type, ip, device_id]: [Value; 4],
     (locale, version, day): (&Option<String>, &Option<AppVersion>, NaiveDate),
     sent_at: Option<DateTime<Utc>>,
@@ -163,7 +187,7 @@ fn row(
 /// The first 6 bytes of SHA-256, in hex: of a case's body (so a changed corpus shows as
 /// such), and of a sealed body (sealing is AES-SIV, deterministic for a key, so the sealed
 /// body is an output too, but too long to keep whole).
-fn fingerprint(bytes: &[u8]) -> String {
+pub fn fingerprint(bytes: &[u8]) -> String {
     Sha256::digest(bytes)[..6]
         .iter()
         .map(|b| format!("{b:02x}"))
