@@ -33,6 +33,20 @@ pub struct Plan {
     pub routes: Vec<RoutePlan>,
 }
 
+impl Plan {
+    /// Whether a `when` or a column reads the envelope field `name` (`meta = "envelope:NAME"`):
+    /// the evaluator keeps only those of an envelope's fields.
+    pub fn reads_envelope_field(&self, name: &str) -> bool {
+        let named = |s: &Source| matches!(s, Source::Meta(Meta::Envelope(n)) if n == name);
+        self.routes.iter().any(|r| {
+            r.when.as_ref().is_some_and(|w| named(&w.source))
+                || r.load
+                    .as_ref()
+                    .is_some_and(|l| l.columns.iter().any(|c| named(&c.source)))
+        })
+    }
+}
+
 /// One compiled route.
 #[derive(Clone, Debug)]
 pub struct RoutePlan {

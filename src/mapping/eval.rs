@@ -166,8 +166,17 @@ pub fn eval_message<'p>(
         return bad();
     };
     if opened.kind.is_some() {
-        match serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(body) {
-            Ok(fields) => meta.envelope = Some(fields),
+        // Values borrowed, and only the fields the plan reads copied: the envelope holds the
+        // whole event too (`detail`), which copying would cost per message.
+        match serde_json::from_str::<BTreeMap<String, &RawValue>>(body) {
+            Ok(fields) => {
+                let kept = fields
+                    .into_iter()
+                    .filter(|(name, _)| plan.reads_envelope_field(name))
+                    .map(|(name, v)| (name, v.to_owned()))
+                    .collect();
+                meta.envelope = Some(kept);
+            }
             Err(_) => return bad(),
         }
     }

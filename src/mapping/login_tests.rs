@@ -44,6 +44,7 @@ fn plan(limits: &Limits) -> Plan {
             kind: "r".into(),
             columns,
             unique_keys: vec![],
+            index_leads: vec![],
         })
     };
     let logins = vec![

@@ -5,7 +5,7 @@ use std::panic::AssertUnwindSafe;
 
 use crate::decode::RejectReason;
 use crate::mapping::compile::Plan;
-use crate::mapping::eval::{eval_body, Outcome as Evaluated};
+use crate::mapping::eval::{eval_message, Outcome as Evaluated};
 use crate::mapping::event::Metadata;
 use crate::mapping::{subject, Mapping, Meta, Source, Target};
 use crate::mask::Masker;
@@ -26,10 +26,17 @@ pub fn transform(msg: &Received, plan: &Plan, masker: &mut Masker) -> Transforme
         envelope: None,
     };
     let body = msg.body.expose();
+    let mut unknown = 0;
     let evaluated = std::panic::catch_unwind(AssertUnwindSafe(|| {
         crate::failpoint::panic_if_marked(crate::failpoint::TRANSFORM, body);
-        match eval_body(plan, body, msg.framing.envelope, meta, masker) {
-            Evaluated::Row { route, cells, .. } => {
+        match eval_message(plan, body, msg.framing, meta, masker) {
+            Evaluated::Row {
+                route,
+                cells,
+                unknown_keys,
+                ..
+            } => {
+                unknown = unknown_keys;
                 // Route names are unique (the file's check), so the name finds its index.
                 match plan.routes.iter().position(|r| r.name == route) {
                     Some(index) => Ok(Outcome::Mapped(MappedRow {
@@ -66,7 +73,7 @@ pub fn transform(msg: &Received, plan: &Plan, masker: &mut Masker) -> Transforme
     };
     Transformed {
         outcome,
-        unknown_keys: 0,
+        unknown_keys: unknown,
     }
 }
 

@@ -64,6 +64,7 @@ fn catalogs(limits: &Limits) -> Catalogs {
             kind: "r".into(),
             columns,
             unique_keys: vec![],
+            index_leads: vec![],
         })
     };
     let logins = vec![
