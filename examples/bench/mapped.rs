@@ -6,8 +6,8 @@
 //! `on_conflict = "ignore"` twin and the raw binary `COPY` all write into the same table, so
 //! the ratios isolate what the sink and the key add.
 
+use sqs2pg::db::mapped::CellSql;
 use sqs2pg::decode::{Envelope, Framing};
-use sqs2pg::mapping::convert::Cell;
 use sqs2pg::mapping::live::Live;
 use sqs2pg::mapping::Mapping;
 use sqs2pg::transform::Outcome;
@@ -185,59 +185,6 @@ pub(crate) async fn bench_transform_mapped(env: &Env, n: usize, login_rate: f64)
 
 // ---------------------------------------------------------------- sink
 
-/// A cell as binary `COPY` sends it (what the sink's own encoder does, repeated here: the
-/// raw stream shares no code with the sink).
-#[derive(Debug)]
-struct RawCell<'a>(&'a Cell);
-
-impl tokio_postgres::types::ToSql for RawCell<'_> {
-    fn to_sql(
-        &self,
-        ty: &tokio_postgres::types::Type,
-        out: &mut bytes::BytesMut,
-    ) -> std::result::Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
-    {
-        use bytes::BufMut;
-        use tokio_postgres::types::{IsNull, Type};
-        match self.0 {
-            Cell::Null => Ok(IsNull::Yes),
-            Cell::Text(s) => {
-                out.put_slice(s.as_bytes());
-                Ok(IsNull::No)
-            }
-            Cell::Int2(v) => v.to_sql(&Type::INT2, out),
-            Cell::Int4(v) => v.to_sql(&Type::INT4, out),
-            Cell::Int8(v) => v.to_sql(&Type::INT8, out),
-            Cell::Numeric(d) => {
-                out.put_slice(&d.to_pg_binary());
-                Ok(IsNull::No)
-            }
-            Cell::Bool(v) => v.to_sql(&Type::BOOL, out),
-            Cell::Uuid(u) => {
-                out.put_slice(u.as_bytes());
-                Ok(IsNull::No)
-            }
-            Cell::Date(d) => d.to_sql(&Type::DATE, out),
-            Cell::Timestamptz(t) => t.to_sql(&Type::TIMESTAMPTZ, out),
-            Cell::Inet(ip) => ip.to_sql(&Type::INET, out),
-            Cell::Json(text) => {
-                if *ty == Type::JSONB {
-                    out.put_u8(1);
-                }
-                out.put_slice(text.as_bytes());
-                Ok(IsNull::No)
-            }
-            Cell::TextArray(items) => items.to_sql(ty, out),
-        }
-    }
-
-    fn accepts(_: &tokio_postgres::types::Type) -> bool {
-        true
-    }
-
-    tokio_postgres::types::to_sql_checked!();
-}
-
 /// One binary `COPY` per batch of the route's cells into its table: no ledger, no rejects,
 /// no transaction of its own.
 struct RawOrders {
@@ -287,7 +234,7 @@ impl Loader for RawOrders {
             let Outcome::Mapped(row) = &r.outcome else {
                 continue;
             };
-            let cells: Vec<RawCell<'_>> = row.cells.iter().map(RawCell).collect();
+            let cells: Vec<CellSql<'_>> = row.cells.iter().map(CellSql).collect();
             let params: Vec<&(dyn ToSql + Sync)> = cells.iter().map(|c| c as _).collect();
             writer.as_mut().write(&params).await?;
         }

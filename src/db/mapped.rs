@@ -162,14 +162,13 @@ impl RouteWriter {
         }
         let writer = BinaryCopyInWriter::new(self.copy.copy_in(tx).await?, &self.types);
         pin_mut!(writer);
-        let mut values: Vec<CellSql<'_>> = Vec::with_capacity(self.types.len());
         for (order, row) in rows.iter().enumerate() {
-            values.clear();
-            values.extend(row.cells.iter().map(CellSql::Cell));
+            let cells: Vec<CellSql<'_>> = row.cells.iter().map(CellSql).collect();
+            let order = order as i32;
+            let mut params: Vec<&(dyn ToSql + Sync)> = cells.iter().map(|c| c as _).collect();
             if self.keyed.is_some() {
-                values.push(CellSql::Order(order as i32));
+                params.push(&order);
             }
-            let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
             writer.as_mut().write(&params).await?;
         }
         let copied = writer.finish().await?;
@@ -189,10 +188,7 @@ impl RouteWriter {
 
 /// A cell as binary `COPY` sends it, for the column's base type.
 #[derive(Debug)]
-enum CellSql<'a> {
-    Cell(&'a Cell),
-    Order(i32),
-}
+pub struct CellSql<'a>(pub &'a Cell);
 
 impl ToSql for CellSql<'_> {
     fn to_sql(
@@ -200,11 +196,7 @@ impl ToSql for CellSql<'_> {
         ty: &Type,
         out: &mut BytesMut,
     ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
-        let cell = match self {
-            Self::Order(n) => return n.to_sql(&Type::INT4, out),
-            Self::Cell(c) => c,
-        };
-        match cell {
+        match self.0 {
             Cell::Null => Ok(IsNull::Yes),
             Cell::Text(s) => {
                 out.put_slice(s.as_bytes());

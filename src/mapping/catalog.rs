@@ -1,11 +1,16 @@
 //! A route's table as the live catalog describes it: each column's base type (through any
 //! domains, whose NOT NULL and default count), its type modifier, NOT NULL, default,
-//! identity and generation; and the table's unique indexes, for `key`. The name resolves
-//! as Postgres resolves it (`to_regclass`: schema-qualified, or by `search_path`).
+//! identity and generation; and the table's unique indexes, for `key`, and the columns an
+//! index leads with, for `subject`. The name resolves as Postgres resolves it
+//! (`to_regclass`: schema-qualified, or by `search_path`). [`read_catalogs`] reads every
+//! table a mapping names.
 
 use tokio_postgres::types::Type;
 use tokio_postgres::GenericClient;
 
+use super::compile::{compile, refuse, Catalogs, Plan};
+use super::file::{Mapping, Target};
+use super::MappingError;
 use crate::db::DbError;
 
 /// One column.
@@ -157,6 +162,56 @@ pub async fn read(client: &impl GenericClient, table: &str) -> Result<Option<Tab
         unique_keys,
         index_leads: rel.get(3),
     }))
+}
+
+/// Reads every table `mapping` names from the live database, then [`compile`](super::compile::compile)s.
+pub async fn compile_live(
+    mapping: &Mapping,
+    client: &impl GenericClient,
+    kid_len: usize,
+) -> Result<Plan, MappingError> {
+    compile(mapping, &read_catalogs(mapping, client).await?, kid_len)
+}
+
+/// Reads every table `mapping` names (its routes' and its rejects table) from the live
+/// database.
+pub async fn read_catalogs(
+    mapping: &Mapping,
+    client: &impl GenericClient,
+) -> Result<Catalogs, MappingError> {
+    let mut catalogs = Catalogs::new();
+    let tables = mapping.routes.iter().filter_map(|r| match &r.target {
+        Target::Table(t) => Some((t.table.as_str(), t.table_at.as_str(), Some(r.name.as_str()))),
+        Target::Skip => None,
+    });
+    let rejects = (
+        mapping.rejects_table.as_str(),
+        mapping.rejects_at.as_str(),
+        None,
+    );
+    for (t, at, route) in tables.chain([rejects]) {
+        if catalogs.contains_key(t) {
+            continue;
+        }
+        let info = read(client, t).await.map_err(|e| match &e {
+            // A name Postgres cannot read as one (too many dots, another database's).
+            DbError::Db { code: Some(c), .. }
+                if matches!(c.as_str(), "42601" | "42602" | "0A000") =>
+            {
+                let problem = format!("table name {t:?} is not one Postgres reads: {e}");
+                match route {
+                    Some(r) => refuse(r, at, None, problem),
+                    None => MappingError::File {
+                        at: at.to_owned(),
+                        problem: format!("rejects_table: {problem}"),
+                    },
+                }
+            }
+            _ => e.into(),
+        })?;
+        catalogs.insert(t.to_owned(), info);
+    }
+    Ok(catalogs)
 }
 
 #[cfg(test)]

@@ -14,15 +14,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tokio_postgres::GenericClient;
-
-use super::catalog::{self, ColumnInfo, TableInfo};
+use super::catalog::{ColumnInfo, TableInfo};
 use super::convert::{Converter, Epoch, IntWidth};
 use super::field::{Meta, Source};
 use super::file::{As, Column, Mapping, OnConflict, TableRoute, Target};
 use super::when::When;
 use super::MappingError;
-use crate::db::DbError;
 
 /// A compiled mapping.
 #[derive(Clone, Debug)]
@@ -111,56 +108,6 @@ pub fn token_len(kid_len: usize, len: usize) -> usize {
     2 + 1 + kid_len + 1 + ((len + 16) * 4).div_ceil(3)
 }
 
-/// Reads every table `mapping` names from the live database, then [`compile`]s.
-pub async fn compile_live(
-    mapping: &Mapping,
-    client: &impl GenericClient,
-    kid_len: usize,
-) -> Result<Plan, MappingError> {
-    compile(mapping, &read_catalogs(mapping, client).await?, kid_len)
-}
-
-/// Reads every table `mapping` names (its routes' and its rejects table) from the live
-/// database.
-pub async fn read_catalogs(
-    mapping: &Mapping,
-    client: &impl GenericClient,
-) -> Result<Catalogs, MappingError> {
-    let mut catalogs = Catalogs::new();
-    let tables = mapping.routes.iter().filter_map(|r| match &r.target {
-        Target::Table(t) => Some((t.table.as_str(), t.table_at.as_str(), Some(r.name.as_str()))),
-        Target::Skip => None,
-    });
-    let rejects = (
-        mapping.rejects_table.as_str(),
-        mapping.rejects_at.as_str(),
-        None,
-    );
-    for (t, at, route) in tables.chain([rejects]) {
-        if catalogs.contains_key(t) {
-            continue;
-        }
-        let info = catalog::read(client, t).await.map_err(|e| match &e {
-            // A name Postgres cannot read as one (too many dots, another database's).
-            DbError::Db { code: Some(c), .. }
-                if matches!(c.as_str(), "42601" | "42602" | "0A000") =>
-            {
-                let problem = format!("table name {t:?} is not one Postgres reads: {e}");
-                match route {
-                    Some(r) => refuse(r, at, None, problem),
-                    None => MappingError::File {
-                        at: at.to_owned(),
-                        problem: format!("rejects_table: {problem}"),
-                    },
-                }
-            }
-            _ => e.into(),
-        })?;
-        catalogs.insert(t.to_owned(), info);
-    }
-    Ok(catalogs)
-}
-
 /// Compiles `mapping` against `catalogs`, for tokens under a key id of `kid_len` bytes.
 pub fn compile(
     mapping: &Mapping,
@@ -199,7 +146,7 @@ pub fn compile(
 }
 
 /// A refusal about one route.
-fn refuse(route: &str, at: &str, column: Option<&str>, problem: String) -> MappingError {
+pub(super) fn refuse(route: &str, at: &str, column: Option<&str>, problem: String) -> MappingError {
     MappingError::Refused {
         at: at.to_owned(),
         route: route.to_owned(),

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use tokio_postgres::GenericClient;
 
-use super::compile::{compile, read_catalogs, Catalogs, Plan};
+use super::catalog::read_catalogs;
+use super::compile::{compile, Catalogs, Plan};
 use super::{Mapping, MappingError};
 
 /// The columns a rejects table must have for mapped rejects: today's, plus `route` and

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::config::DbConfig;
-use crate::mapping::compile::{self, Plan};
+use crate::mapping::compile::Plan;
 use crate::mapping::{login, Mapping, MappingError};
 
 /// The mapping file at `path`, else the built-in login mapping; with the name it goes by.
@@ -19,5 +19,5 @@ pub fn load(path: Option<&Path>) -> Result<(String, Mapping), MappingError> {
 /// `kid_len` bytes.
 pub async fn check(db: &DbConfig, mapping: &Mapping, kid_len: usize) -> Result<Plan, MappingError> {
     let client = crate::db::connect(db).await?;
-    compile::compile_live(mapping, &client, kid_len).await
+    crate::mapping::catalog::compile_live(mapping, &client, kid_len).await
 }
