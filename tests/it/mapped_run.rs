@@ -502,3 +502,40 @@ async fn a_fifo_messages_group_id_is_metadata_a_mapping_can_load() {
     assert_eq!(rows, ["u-1 u-1", "u-2 u-2"]);
     let _ = std::fs::remove_file(&path);
 }
+
+/// The contract: `mapping print` prints the built-in login load as a mapping file, and run
+/// with that file sqs2pg gives the same rows, rejects and reasons as without it (the
+/// rejects' `route` names the route then, or is NULL for a body no route could read).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_printed_login_mapping_loads_what_the_built_in_load_does() {
+    let bodies = synthetic(400, 0.05, 0.05, 28);
+    let built_in = TestEnv::new().await;
+    let mapped = TestEnv::new().await;
+    built_in.send(&bodies).await;
+    mapped.send(&bodies).await;
+    let run = ["run", "--until-empty", "--wait-seconds", "1"];
+    stdout_ok(&built_in.run_cmd(&run));
+    let printed = stdout_ok(&mapped.run_cmd(&["mapping", "print"]));
+    let path = std::env::temp_dir().join(format!("{}-login.toml", mapped.queue_name));
+    std::fs::write(&path, printed).expect("write the printed mapping");
+    let mut with_file = run.to_vec();
+    with_file.extend(["--mapping", path.to_str().unwrap()]);
+    stdout_ok(&mapped.run_cmd(&with_file));
+    let rows = "SELECT concat_ws('|', user_id, device_type, masked_ip, masked_device_id, locale,
+                       app_version, create_date) FROM user_logins ORDER BY 1";
+    let rejects = "SELECT reason FROM user_logins_rejects ORDER BY 1";
+    let (a, b): (Vec<String>, Vec<String>) =
+        (built_in.column(rows).await, mapped.column(rows).await);
+    assert_eq!(a.len(), b.len());
+    assert!(a.len() > 300, "{}", a.len());
+    assert_eq!(a, b, "the same rows, tokens included");
+    let (a, b): (Vec<String>, Vec<String>) =
+        (built_in.column(rejects).await, mapped.column(rejects).await);
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "the same rejects and reasons");
+    let routes: Vec<String> = mapped
+        .column("SELECT DISTINCT coalesce(route, '-') FROM user_logins_rejects ORDER BY 1")
+        .await;
+    assert_eq!(routes, ["-", "login"]);
+    let _ = std::fs::remove_file(&path);
+}
