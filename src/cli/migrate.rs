@@ -12,7 +12,11 @@ use crate::ops::admin;
 const ROLES: [&str; 3] = ["sqs2pg_ingest", "sqs2pg_analyst", "sqs2pg_revealer"];
 
 pub(super) async fn migrate(g: &GlobalArgs, roles: bool) -> Result<(), Failure> {
-    let report = admin::migrate(&g.db()?, roles).await?;
+    let mapping = match &g.mapping {
+        Some(path) => Some(crate::mapping::Mapping::load(path)?),
+        None => None,
+    };
+    let report = admin::migrate(&g.db()?, roles, mapping.as_ref()).await?;
     match g.output {
         OutputFormat::Text => print_text(&report, roles),
         OutputFormat::Json => print_json(&MigrateJson {
@@ -25,10 +29,13 @@ pub(super) async fn migrate(g: &GlobalArgs, roles: bool) -> Result<(), Failure> 
 }
 
 fn print_text(report: &MigrateReport, roles: bool) {
-    if report.created.is_empty() {
+    if report.created.is_empty() && report.created_rejects_table.is_none() {
         println!("nothing to do: all tables exist");
-    } else {
+    } else if !report.created.is_empty() {
         println!("created: {}", report.created.join(", "));
+    }
+    if let Some(t) = &report.created_rejects_table {
+        println!("created the mapping's rejects table: {t}");
     }
     if roles {
         println!("roles: {} (grant them to login users)", ROLES.join(", "));

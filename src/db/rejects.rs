@@ -68,6 +68,42 @@ pub async fn page_of(
         .collect())
 }
 
+/// Makes `name` (a mapping's `rejects_table`, as SQL spells it unquoted) a rejects table:
+/// created like `user_logins_rejects` when there is none, given `route` and `subject_token`
+/// when it lacks them. True when it was created.
+pub async fn ensure_table(client: &Client, name: &str) -> Result<bool, DbError> {
+    let plain = |part: &str| {
+        let mut chars = part.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if name.split('.').count() > 2 || !name.split('.').all(plain) {
+        return Err(DbError::Incompatible(format!(
+            "rejects_table {name:?}: migrate creates only a plain [schema.]name; create it yourself with the columns of user_logins_rejects plus route and subject_token"
+        )));
+    }
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+        .await?
+        .get(0);
+    if !exists {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {name} (LIKE user_logins_rejects INCLUDING ALL)"
+            ))
+            .await?;
+        return Ok(true);
+    }
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {name} ADD COLUMN IF NOT EXISTS route text, ADD COLUMN IF NOT EXISTS subject_token text"
+        ))
+        .await?;
+    Ok(false)
+}
+
 /// Up to `limit` rejects of `user_logins_rejects` after message id `after`.
 pub async fn page(
     client: &Client,

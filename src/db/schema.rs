@@ -144,6 +144,8 @@ pub const ROTATE_FUNCTION: &str = "sqs2pg_ledger_rotate(bigint)";
 pub struct MigrateReport {
     /// Tables that were created now.
     pub created: Vec<&'static str>,
+    /// A mapping's own rejects table, when it was created now.
+    pub created_rejects_table: Option<String>,
 }
 
 impl MigrateReport {
@@ -216,7 +218,10 @@ pub async fn migrate(client: &mut Client, roles: bool) -> Result<MigrateReport, 
         tx.batch_execute(ROLES).await?;
     }
     tx.commit().await?;
-    Ok(MigrateReport { created })
+    Ok(MigrateReport {
+        created,
+        created_rejects_table: None,
+    })
 }
 
 /// What the live `user_logins` accepts, read once at start-up.

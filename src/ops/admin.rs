@@ -14,9 +14,20 @@ use crate::synth::{self, SynthOptions};
 use super::OpsError;
 
 /// Creates the tables that are missing (and with `roles` the least-privilege roles).
-pub async fn migrate(db: &DbConfig, roles: bool) -> Result<MigrateReport, OpsError> {
+pub async fn migrate(
+    db: &DbConfig,
+    roles: bool,
+    mapping: Option<&crate::mapping::Mapping>,
+) -> Result<MigrateReport, OpsError> {
     let mut client = crate::db::connect(db).await?;
-    Ok(crate::db::schema::migrate(&mut client, roles).await?)
+    let mut report = crate::db::schema::migrate(&mut client, roles).await?;
+    // A mapping's own rejects table, after the one it is made like.
+    if let Some(m) = mapping.filter(|m| m.rejects_table != crate::db::rejects::REJECTS_TABLE) {
+        if crate::db::rejects::ensure_table(&client, &m.rejects_table).await? {
+            report.created_rejects_table = Some(m.rejects_table.clone());
+        }
+    }
+    Ok(report)
 }
 
 /// Rejects by reason, with up to `ids` message ids each.

@@ -539,3 +539,31 @@ async fn the_printed_login_mapping_loads_what_the_built_in_load_does() {
     assert_eq!(routes, ["-", "login"]);
     let _ = std::fs::remove_file(&path);
 }
+
+/// A mapping's own `rejects_table`: `migrate --mapping` creates it like
+/// `user_logins_rejects` (route and subject token included), and the mapping's rejects go
+/// there, not to `user_logins_rejects`.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_makes_a_mappings_own_rejects_table_and_rejects_go_there() {
+    let own = format!("rejects_table = \"shop.quarantine\"\n\n{MAPPING}");
+    let (env, path) = setup(&own).await;
+    let out = stdout_ok(&env.run_cmd(&["migrate", "--mapping", path.to_str().unwrap()]));
+    assert!(
+        out.contains("created the mapping's rejects table: shop.quarantine"),
+        "{out}"
+    );
+    env.send(&[order("o-1", r#""abc""#, "ann@example.com")])
+        .await;
+    stdout_ok(&run_mapped(&env, &path));
+    let own: Vec<String> = env
+        .column("SELECT route || ' ' || reason || ' ' || (subject_token IS NOT NULL)::text FROM shop.quarantine")
+        .await;
+    assert_eq!(own, ["order invalid_value:amount true"]);
+    assert_eq!(
+        env.count("SELECT count(*) FROM user_logins_rejects").await,
+        0
+    );
+    let again = stdout_ok(&env.run_cmd(&["migrate", "--mapping", path.to_str().unwrap()]));
+    assert!(again.contains("nothing to do"), "{again}");
+    let _ = std::fs::remove_file(&path);
+}
