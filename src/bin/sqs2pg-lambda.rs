@@ -45,16 +45,14 @@ async fn run() -> Result<(), Error> {
         .load()
         .await
         .map_err(|e| say(e.into()))?;
-    let handler = match &settings.global.mapping {
+    let mapping = settings.global.load_mapping().map_err(|e| say(e.into()))?;
+    let handler = match mapping {
         None => sqs2pg::lambda::Handler::new(db, &keyring)
             .await
             .map_err(|e| say(e.into()))?,
-        Some(path) => {
-            let mapping = sqs2pg::mapping::Mapping::load(path).map_err(|e| say(e.into()))?;
-            sqs2pg::lambda::Handler::mapped(db, &keyring, std::sync::Arc::new(mapping))
-                .await
-                .map_err(|e| say(e.into()))?
-        }
+        Some(mapping) => sqs2pg::lambda::Handler::mapped(db, &keyring, mapping)
+            .await
+            .map_err(|e| say(e.into()))?,
     }
     .framed(settings.global.framing());
     let handler = std::sync::Arc::new(handler);

@@ -33,10 +33,7 @@ pub(super) async fn forget(
         ));
     }
     let keyring = g.keys().load().await?;
-    let mapping = match &g.mapping {
-        Some(path) => Some(std::sync::Arc::new(crate::mapping::Mapping::load(path)?)),
-        None => None,
-    };
+    let mapping = g.load_mapping()?;
     let req = Request {
         subject: &subject,
         reason,

@@ -12,11 +12,8 @@ use crate::ops::admin;
 const ROLES: [&str; 3] = ["sqs2pg_ingest", "sqs2pg_analyst", "sqs2pg_revealer"];
 
 pub(super) async fn migrate(g: &GlobalArgs, roles: bool) -> Result<(), Failure> {
-    let mapping = match &g.mapping {
-        Some(path) => Some(crate::mapping::Mapping::load(path)?),
-        None => None,
-    };
-    let report = admin::migrate(&g.db()?, roles, mapping.as_ref()).await?;
+    let mapping = g.load_mapping()?;
+    let report = admin::migrate(&g.db()?, roles, mapping.as_deref()).await?;
     match g.output {
         OutputFormat::Text => print_text(&report, roles),
         OutputFormat::Json => print_json(&MigrateJson {

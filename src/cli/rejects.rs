@@ -12,7 +12,8 @@ use crate::ops::admin;
 use crate::ops::replay::{self, RejectFilter};
 
 pub(super) async fn list(g: &GlobalArgs, reason: Option<&str>, ids: i64) -> Result<(), Failure> {
-    let groups = admin::rejects_by_reason(&g.db()?, reason, ids).await?;
+    let mapping = g.load_mapping()?;
+    let groups = admin::rejects_by_reason(&g.db()?, reason, ids, mapping.as_deref()).await?;
     match g.output {
         OutputFormat::Text => print_groups(groups),
         OutputFormat::Json => print_json(&RejectsJson::from(groups))?,
@@ -77,10 +78,7 @@ pub(super) async fn replay(
         id: id.clone(),
         without_subject_token: false,
     };
-    let mapping = match &g.mapping {
-        Some(path) => Some(std::sync::Arc::new(crate::mapping::Mapping::load(path)?)),
-        None => None,
-    };
+    let mapping = g.load_mapping()?;
     let summary = replay::replay(
         &g.db()?,
         &keyring,

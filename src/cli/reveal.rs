@@ -61,7 +61,9 @@ pub(super) async fn reveal_reject(
     raw: bool,
 ) -> Result<(), Failure> {
     let keyring = g.keys().load().await?;
-    let (body, why) = reveal::reveal_reject(&g.db()?, &keyring, message_id, reason).await?;
+    let mapping = g.load_mapping()?;
+    let (body, why) =
+        reveal::reveal_reject(&g.db()?, &keyring, message_id, reason, mapping.as_deref()).await?;
     eprintln!("sqs2pg reveal: message {message_id} was rejected: {why}");
     println!("{}", printable(&body, raw));
     Ok(())

@@ -17,10 +17,7 @@ pub(super) async fn run(g: &GlobalArgs, args: &RunArgs) -> Result<(), Failure> {
         db: g.db()?,
         keyring: g.keys().load().await?,
         pipeline: args.pipeline(g.metrics_addr),
-        mapping: match &g.mapping {
-            Some(path) => Some(Arc::new(crate::mapping::Mapping::load(path)?)),
-            None => None,
-        },
+        mapping: g.load_mapping()?,
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));

@@ -117,6 +117,16 @@ pub struct SqsConfig {
 }
 
 impl settings::GlobalArgs {
+    /// `--mapping`'s file, read and checked; `None` without one (the built-in login load).
+    pub fn load_mapping(
+        &self,
+    ) -> Result<Option<std::sync::Arc<crate::mapping::Mapping>>, crate::mapping::MappingError> {
+        self.mapping
+            .as_deref()
+            .map(|path| crate::mapping::Mapping::load(path).map(std::sync::Arc::new))
+            .transpose()
+    }
+
     /// The queue to read or fill.
     pub fn sqs(&self) -> SqsConfig {
         SqsConfig {

@@ -114,13 +114,45 @@ pub async fn page(
     page_of(client, REJECTS_TABLE, after, filter, limit).await
 }
 
-/// One message's reject, if it has one.
-pub async fn find(client: &Client, message_id: &str) -> Result<Option<StoredReject>, DbError> {
+/// One message's reject in `table`, if it has one.
+pub async fn find(
+    client: &Client,
+    table: &str,
+    message_id: &str,
+) -> Result<Option<StoredReject>, DbError> {
     let filter = RejectFilter {
         id: Some(message_id.to_owned()),
         ..RejectFilter::default()
     };
-    Ok(page(client, "", &filter, 1).await?.into_iter().next())
+    Ok(page_of(client, table, "", &filter, 1)
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// The rejects table a mapping names (`rejects_table`, as SQL spells it), resolved and
+/// quoted; `user_logins_rejects` without a mapping.
+pub async fn table_of(
+    client: &Client,
+    mapping: Option<&crate::mapping::Mapping>,
+) -> Result<String, DbError> {
+    let Some(name) = mapping.map(|m| m.rejects_table.as_str()) else {
+        return Ok(REJECTS_TABLE.to_owned());
+    };
+    client
+        .query_opt(
+            "SELECT format('%I.%I', n.nspname, c.relname)
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid = to_regclass($1)",
+            &[&name],
+        )
+        .await?
+        .map(|r| r.get(0))
+        .ok_or_else(|| {
+            DbError::Incompatible(format!(
+                "the mapping's rejects table {name} does not exist: `sqs2pg migrate --mapping FILE` creates it"
+            ))
+        })
 }
 
 /// The rejects of one reason: how many, and the first message ids.
@@ -138,15 +170,16 @@ pub struct ReasonGroup {
 /// (never bodies).
 pub async fn summary(
     client: &Client,
+    table: &str,
     reason: Option<&str>,
     ids_per_reason: i64,
 ) -> Result<Vec<ReasonGroup>, DbError> {
     let rows = client
         .query(
-            "SELECT reason, count(*) AS count,
+            &format!("SELECT reason, count(*) AS count,
                     (array_agg(message_id ORDER BY rejected_at, message_id))[1:$2::int8::int4] AS ids
-               FROM user_logins_rejects WHERE $1::text IS NULL OR reason = $1
-              GROUP BY reason ORDER BY count(*) DESC, reason",
+               FROM {table} WHERE $1::text IS NULL OR reason = $1
+              GROUP BY reason ORDER BY count(*) DESC, reason"),
             &[&reason, &ids_per_reason],
         )
         .await?;

@@ -30,15 +30,20 @@ pub async fn migrate(
     Ok(report)
 }
 
-/// Rejects by reason, with up to `ids` message ids each.
+/// Rejects by reason, with up to `ids` message ids each, of `user_logins_rejects` or of
+/// `mapping`'s rejects table.
 pub async fn rejects_by_reason(
     db: &DbConfig,
     reason: Option<&str>,
     ids: i64,
+    mapping: Option<&crate::mapping::Mapping>,
 ) -> Result<Vec<ReasonGroup>, OpsError> {
     let client = crate::db::connect(db).await?;
-    crate::db::schema::inspect(&client).await?;
-    Ok(crate::db::rejects::summary(&client, reason, ids).await?)
+    if mapping.is_none() {
+        crate::db::schema::inspect(&client).await?;
+    }
+    let table = crate::db::rejects::table_of(&client, mapping).await?;
+    Ok(crate::db::rejects::summary(&client, &table, reason, ids).await?)
 }
 
 /// What `send` sends.

@@ -80,9 +80,11 @@ pub async fn reveal_reject(
     keyring: &Keyring,
     message_id: &str,
     reason: &str,
+    mapping: Option<&crate::mapping::Mapping>,
 ) -> Result<(String, String), OpsError> {
     let client = crate::db::connect(db).await?;
-    let reject = crate::db::rejects::find(&client, message_id)
+    let table = crate::db::rejects::table_of(&client, mapping).await?;
+    let reject = crate::db::rejects::find(&client, &table, message_id)
         .await?
         .ok_or_else(|| OpsError::NoSuchReject(message_id.to_owned()))?;
     let entry = AuditEntry {

@@ -541,8 +541,8 @@ async fn the_printed_login_mapping_loads_what_the_built_in_load_does() {
 }
 
 /// A mapping's own `rejects_table`: `migrate --mapping` creates it like
-/// `user_logins_rejects` (route and subject token included), and the mapping's rejects go
-/// there, not to `user_logins_rejects`.
+/// `user_logins_rejects` (route and subject token included), the mapping's rejects go
+/// there, not to `user_logins_rejects`, and `rejects list` and `reveal --reject` read it.
 #[tokio::test(flavor = "multi_thread")]
 async fn migrate_makes_a_mappings_own_rejects_table_and_rejects_go_there() {
     let own = format!("rejects_table = \"shop.quarantine\"\n\n{MAPPING}");
