@@ -106,23 +106,38 @@ pub async fn forget(
     })
 }
 
-/// Every subject column and what it holds for `subject`.
+/// Every subject column and what it holds for `subject`, each table and column once (two
+/// routes may load one table).
 fn targets(plan: &Plan, subject: &str, masker: &mut Masker) -> Vec<Target> {
-    plan.routes
-        .iter()
-        .filter_map(|r| {
-            let load = r.load.as_ref()?;
-            let column = load
-                .columns
-                .iter()
-                .find(|c| Some(&c.name) == load.subject.as_ref())?;
-            Some(Target {
+    let mut targets: Vec<Target> = Vec::new();
+    for load in plan.routes.iter().filter_map(|r| r.load.as_ref()) {
+        let Some(column) = load
+            .columns
+            .iter()
+            .find(|c| Some(&c.name) == load.subject.as_ref())
+        else {
+            continue;
+        };
+        let values = stored(column, subject, masker);
+        match targets
+            .iter_mut()
+            .find(|t| t.table == load.table && t.column == column.name)
+        {
+            Some(t) => {
+                let new: Vec<String> = values
+                    .into_iter()
+                    .filter(|v| !t.values.contains(v))
+                    .collect();
+                t.values.extend(new);
+            }
+            None => targets.push(Target {
                 table: load.table.clone(),
                 column: column.name.clone(),
-                values: stored(column, subject, masker),
-            })
-        })
-        .collect()
+                values,
+            }),
+        }
+    }
+    targets
 }
 
 /// What `column` holds for `subject`: the value, or its tokens under every key.

@@ -23,6 +23,17 @@ subject = "email"
 email = { path = "/email", required = true }
 name  = { path = "/name" }
 
+# A second route into the same table, with the same subject.
+[[route]]
+name = "account_update"
+table = "accounts"
+when = { meta = "envelope:detail-type", equals = "AccountUpdated" }
+subject = "email"
+
+[route.columns]
+email = { path = "/email", required = true }
+name  = { path = "/name" }
+
 [[route]]
 name = "order"
 table = "orders"
@@ -136,6 +147,8 @@ async fn forget_erases_one_subject_everywhere_and_nobody_else() {
         &["--subject", ANN, "--reason", "GDPR-1", "--dry-run"],
     ));
     assert!(dry.contains("would delete 2 from public.orders"), "{dry}");
+    // Two routes load accounts: its rows are counted once.
+    assert!(dry.contains("would delete 1 from public.accounts"), "{dry}");
     assert_eq!(counts(&env).await, [2, 3, 3], "a dry run deletes nothing");
 
     let out = forget(&env, &path, &["--subject", ANN, "--reason", "GDPR-1"]);
