@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::Client;
 
+use super::mapped::quote;
 use super::DbError;
 
 /// The rows of one table whose column holds one of `values` (the subject as stored: the
@@ -41,10 +42,6 @@ pub async fn rejects_by_token(
         .iter()
         .map(|r| r.get(0))
         .collect())
-}
-
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Counts (`audit` `None`: a dry run) or deletes, in one transaction, each target's rows and

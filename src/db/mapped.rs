@@ -48,7 +48,9 @@ pub struct MappedWriter {
     routes: Vec<RouteWriter>,
 }
 
-fn quote(name: &str) -> String {
+/// A column name as a quoted SQL identifier (a mapping names columns as the catalog spells
+/// them).
+pub(super) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
