@@ -217,13 +217,14 @@ pub enum Command {
     /// Rotation: put the new key first in the keyring (new tokens are written under it,
     /// older keys stay readable), restart `run`, then run `rekey`. It works in batches while
     /// `run` keeps loading, and is idempotent and safe to interrupt: rerun it and it resumes
-    /// where it stopped. Values that are not tokens, or whose key is not in the keyring, are
+    /// where it stopped. With --mapping it walks every token column of the mapping's routes,
+    /// each under its context, and the rejects' subject tokens. Values that are not tokens, or whose key is not in the keyring, are
     /// left as they were and counted (located by ctid, never printed); the summary ends with
     /// what is still under old keys (0 when done).
     /// Between the two steps, equal values under different key ids have DIFFERENT tokens, so
     /// duplicates across old and new rows are not identifiable until rekey has finished.
     #[command(
-        after_help = "Examples:\n  sqs2pg keygen --kid k2 --out keys.new && cat keys >> keys.new && mv keys.new keys  # k2 writes\n  sqs2pg rekey --keys-file keys --batch-size 5000"
+        after_help = "Examples:\n  sqs2pg keygen --kid k2 --out keys.new && cat keys >> keys.new && mv keys.new keys  # k2 writes\n  sqs2pg rekey --keys-file keys --batch-size 5000\n  sqs2pg mapping print > login.toml && sqs2pg rekey --keys-file keys --mapping login.toml"
     )]
     Rekey {
         /// Rows per transaction.

@@ -192,13 +192,23 @@ impl Committer {
     fn quarantine_refused(&mut self, item: &mut Item, e: &DbError) {
         let code = e.sqlstate().unwrap_or("unknown").to_owned();
         tracing::warn!(message_id = %item.record.message_id, sqlstate = %code, error = %e, "database refused one row; quarantining it");
-        let route = match (&item.record.outcome, &item.made_for) {
+        let (route, token) = match (&item.record.outcome, &item.made_for) {
             (Outcome::Mapped(row), Recipe::Mapped(live)) => {
-                live.plan.routes.get(row.route).map(|r| r.name.clone())
+                let route = live.plan.routes.get(row.route);
+                let body = item.msg.body.expose().as_bytes();
+                let envelope = item.msg.framing.envelope;
+                let token = route.and_then(|r| r.load.as_ref()).and_then(|load| {
+                    crate::mapping::subject::token(load, body, envelope, &mut self.masker)
+                });
+                (route.map(|r| r.name.clone()), token)
             }
-            _ => None,
+            _ => (None, None),
         };
         item.quarantine(RejectReason::Database(code), route, &mut self.masker);
+        // So that `forget` finds the body by its subject without opening it.
+        if let (Outcome::Reject(reject), Some(_)) = (&mut item.record.outcome, &token) {
+            reject.subject_token = token;
+        }
     }
 
     async fn write_retrying(&mut self, items: &mut [Item]) -> Result<WriteReport, CommitFailure> {

@@ -1,76 +1,168 @@
-//! Rekey's queries: what is still under an older key, the relations `user_logins`'s rows are
-//! in, a page of one, the update that puts the re-encrypted values back where they are
-//! unchanged, the longest token a new kid would make, and the walk's
+//! Rekey's queries over any table's token columns: what is still under an older key, the
+//! relations a table's rows are in, a page of one, the update that puts re-encrypted values
+//! back where they are unchanged, the longest token a new kid would make, and the walk's
 //! progress kept in `sqs2pg_rekey_progress`. The walk itself is [`crate::ops::rekey`].
 
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient};
 
+use super::mapped::quote;
 use super::DbError;
+use crate::mask::Context;
 
-/// Rows and reject bodies whose tokens do not start with `prefix` (`v1:<writing kid>:`).
-pub async fn pending(client: &Client, prefix: &str) -> Result<(u64, u64), DbError> {
-    let rows: i64 = client
-        .query_one(
-            "SELECT count(*) FROM user_logins
-              WHERE NOT starts_with(masked_ip, $1) OR NOT starts_with(masked_device_id, $1)",
-            &[&prefix],
-        )
-        .await?
-        .get(0);
-    let bodies: i64 = client
-        .query_one(
-            "SELECT count(*) FROM user_logins_rejects WHERE NOT starts_with(body_ciphertext, $1)",
-            &[&prefix],
-        )
-        .await?
-        .get(0);
-    Ok((rows as u64, bodies as u64))
+/// A table's token columns, as rekey walks them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenTable {
+    /// The table as Postgres prints it (`regclass`: bare when on the `search_path`): how SQL
+    /// names it, how reports name it, and the key of its walk's progress.
+    pub name: String,
+    /// Its token columns.
+    pub columns: Vec<TokenColumn>,
+    /// How the walk moves through it.
+    pub cursor: Cursor,
 }
 
-/// Rows and reject bodies holding a token (`v1:`…) under another key than `prefix`'s: what
-/// a finished rekey leaves only when the keyring lacks a key (values that are not tokens at
-/// all are not counted here).
-pub async fn under_old_keys(client: &Client, prefix: &str) -> Result<(u64, u64), DbError> {
-    let old = |c: &str| format!("(starts_with({c}, 'v1:') AND NOT starts_with({c}, $1))");
-    let rows: i64 = client
-        .query_one(
-            &format!(
-                "SELECT count(*) FROM user_logins WHERE {} OR {}",
-                old("masked_ip"),
-                old("masked_device_id")
-            ),
-            &[&prefix],
-        )
-        .await?
-        .get(0);
-    let bodies: i64 = client
-        .query_one(
-            &format!(
-                "SELECT count(*) FROM user_logins_rejects WHERE {}",
-                old("body_ciphertext")
-            ),
-            &[&prefix],
-        )
-        .await?
-        .get(0);
-    Ok((rows as u64, bodies as u64))
+/// A column of tokens and what they were made for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenColumn {
+    /// Its name, unquoted.
+    pub name: String,
+    /// The context its tokens were sealed under (their associated data).
+    pub context: Context,
+    /// Its length limit in characters, which re-encrypted tokens must fit.
+    pub limit: Option<usize>,
 }
 
-/// The longest token of `column` (`masked_ip` or `masked_device_id`) not under `prefix`,
-/// less its kid: re-encrypted under a kid of n characters it becomes this plus n long (the
-/// ciphertext of a value is the same length under every key).
+/// What orders a walk and names a row within a relation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// The physical address: any table, without a key, one relation (partition) at a time.
+    Ctid,
+    /// A rejects table's primary key, which reports can name a body by.
+    MessageId,
+}
+
+impl Cursor {
+    /// The key as text, selected as `k`.
+    fn select(self) -> &'static str {
+        match self {
+            Self::Ctid => "ctid::text AS k",
+            Self::MessageId => "message_id AS k",
+        }
+    }
+
+    /// Orders by the key itself (text sorts the ctid `(10,1)` before `(2,1)`).
+    fn column(self) -> &'static str {
+        match self {
+            Self::Ctid => "ctid",
+            Self::MessageId => "message_id",
+        }
+    }
+
+    /// The key compared with a text parameter or array element `p`.
+    fn cast(self, p: &str) -> String {
+        match self {
+            Self::Ctid => format!("{p}::text::tid"),
+            Self::MessageId => p.to_owned(),
+        }
+    }
+
+    /// `ONLY` keeps a ctid walk within one relation of a partitioned table.
+    fn only(self) -> &'static str {
+        match self {
+            Self::Ctid => "ONLY ",
+            Self::MessageId => "",
+        }
+    }
+}
+
+/// `(NOT starts_with(a, $1) OR NOT starts_with(b, $1))`: a value not under the writing key
+/// (NULL is under every key).
+fn any_not_under(columns: &[TokenColumn]) -> String {
+    let parts: Vec<String> = columns
+        .iter()
+        .map(|c| format!("NOT starts_with({}, $1)", quote(&c.name)))
+        .collect();
+    format!("({})", parts.join(" OR "))
+}
+
+/// A token (`v1:`…) under another key than `$1`'s.
+fn any_under_old_key(columns: &[TokenColumn]) -> String {
+    let parts: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let c = quote(&c.name);
+            format!("(starts_with({c}, 'v1:') AND NOT starts_with({c}, $1))")
+        })
+        .collect();
+    format!("({})", parts.join(" OR "))
+}
+
+async fn count_where(
+    client: &Client,
+    table: &str,
+    condition: &str,
+    prefix: &str,
+) -> Result<u64, DbError> {
+    let sql = format!("SELECT count(*) FROM {table} WHERE {condition}");
+    let n: i64 = client.query_one(&sql, &[&prefix]).await?.get(0);
+    Ok(n as u64)
+}
+
+/// `table`'s rows with a value not under `prefix` (`v1:<writing kid>:`).
+pub async fn pending(client: &Client, table: &TokenTable, prefix: &str) -> Result<u64, DbError> {
+    count_where(client, &table.name, &any_not_under(&table.columns), prefix).await
+}
+
+/// `table`'s rows holding a token under another key than `prefix`'s: what a finished rekey
+/// leaves only when the keyring lacks a key (values that are not tokens at all are not
+/// counted here).
+pub async fn under_old_keys(
+    client: &Client,
+    table: &TokenTable,
+    prefix: &str,
+) -> Result<u64, DbError> {
+    count_where(
+        client,
+        &table.name,
+        &any_under_old_key(&table.columns),
+        prefix,
+    )
+    .await
+}
+
+/// The longest token of `column` of `table` not under `prefix`, less its kid: re-encrypted
+/// under a kid of n characters it becomes this plus n long (the ciphertext of a value is
+/// the same length under every key).
 pub async fn longest_without_kid(
     client: &Client,
-    column: &'static str,
+    table: &str,
+    column: &str,
     prefix: &str,
 ) -> Result<Option<i32>, DbError> {
+    let c = quote(column);
+    let sql = format!(
+        "SELECT max(length({c}) - length(split_part({c}, ':', 2)))
+           FROM {table} WHERE starts_with({c}, 'v1:') AND NOT starts_with({c}, $1)"
+    );
+    Ok(client.query_one(&sql, &[&prefix]).await?.get(0))
+}
+
+/// How Postgres prints the table `sql_name` names (`schema.table`, quoted as needed).
+pub async fn regclass(client: &Client, sql_name: &str) -> Result<String, DbError> {
+    Ok(client
+        .query_one("SELECT $1::text::regclass::text", &[&sql_name])
+        .await?
+        .get(0))
+}
+
+/// Whether `table` has a column `column`.
+pub async fn has_column(client: &Client, table: &str, column: &str) -> Result<bool, DbError> {
     Ok(client
         .query_one(
-            &format!(
-                "SELECT max(length({column}) - length(split_part({column}, ':', 2)))
-                   FROM user_logins WHERE starts_with({column}, 'v1:') AND NOT starts_with({column}, $1)"
-            ),
-            &[&prefix],
+            "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = $1::text::regclass
+                              AND attname = $2 AND attnum > 0 AND NOT attisdropped)",
+            &[&table, &column],
         )
         .await?
         .get(0))
@@ -120,36 +212,33 @@ pub async fn clear_progress(client: &impl GenericClient, table: &str) -> Result<
     Ok(())
 }
 
-/// The relations that hold `user_logins`'s rows, each by its name as SQL spells it: the
-/// table itself, or, when it is partitioned (or has inheritance children), every table in
-/// its tree that has storage. A ctid is unique only within one of them, so rekey walks each
-/// on its own.
-pub async fn leaves(client: &Client) -> Result<Vec<String>, DbError> {
+/// The relations that hold `table`'s rows, each by its name as SQL spells it: the table
+/// itself, or, when it is partitioned (or has inheritance children), every table in its tree
+/// that has storage. A ctid is unique only within one of them, so rekey walks each on its
+/// own.
+pub async fn leaves(client: &Client, table: &str) -> Result<Vec<String>, DbError> {
     let rows = client
         .query(
             "WITH RECURSIVE tree(oid) AS (
-               SELECT 'user_logins'::regclass::oid
+               SELECT $1::text::regclass::oid
                UNION ALL
                SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
              SELECT c.oid::regclass::text FROM tree t JOIN pg_class c ON c.oid = t.oid
               WHERE c.relkind = 'r'
               ORDER BY 1",
-            &[],
+            &[&table],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// A `user_logins` row's tokens as read, found by its physical address in its relation: the
-/// table has no key.
+/// A row's tokens as read, found by its cursor key (the table may have no key of its own).
 #[derive(Debug, Clone)]
 pub struct TokenRow {
-    /// `ctid` as text, the cursor of the walk within its relation.
-    pub ctid: String,
-    /// Token or NULL.
-    pub masked_ip: Option<String>,
-    /// Token or NULL.
-    pub masked_device_id: Option<String>,
+    /// The cursor's key as text: a ctid, or a reject's message id.
+    pub key: String,
+    /// Token or NULL, one per column of its [`TokenTable`], in order.
+    pub tokens: Vec<Option<String>>,
 }
 
 /// A row's tokens as read and as they are to be written.
@@ -157,129 +246,85 @@ pub struct TokenRow {
 pub struct TokenChange {
     /// The row as the page read it.
     pub read: TokenRow,
-    /// Its `masked_ip` re-encrypted (or as read).
-    pub masked_ip: Option<String>,
-    /// Its `masked_device_id` re-encrypted (or as read).
-    pub masked_device_id: Option<String>,
+    /// Its tokens re-encrypted (or as read), in column order.
+    pub tokens: Vec<Option<String>>,
 }
 
-/// Up to `limit` rows of the relation `leaf` (one of [`leaves`]) after `after_ctid` with a
-/// token not under `prefix`.
+/// Up to `limit` rows of `relation` (`table` itself, or one of its [`leaves`] for a ctid
+/// walk) after `after` with a token not under `prefix`.
 ///
 /// Updated rows move to new ctids, possibly ahead of the cursor, and are then skipped because
 /// they carry the new prefix.
-pub async fn rows_page(
+pub async fn page(
     tx: &impl GenericClient,
-    leaf: &str,
-    prefix: &str,
-    after_ctid: &str,
-    limit: i64,
-) -> Result<Vec<TokenRow>, DbError> {
-    let rows = tx
-        .query(
-            &format!(
-                "SELECT ctid::text AS tid_text, masked_ip, masked_device_id FROM ONLY {leaf}
-                  WHERE ctid > $2::text::tid
-                    AND (NOT starts_with(masked_ip, $1) OR NOT starts_with(masked_device_id, $1))
-                  ORDER BY ctid LIMIT $3" // the column, not the text alias: text sorts (10,1) before (2,1)
-            ),
-            &[&prefix, &after_ctid, &limit],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| TokenRow {
-            ctid: r.get("tid_text"),
-            masked_ip: r.get("masked_ip"),
-            masked_device_id: r.get("masked_device_id"),
-        })
-        .collect())
-}
-
-/// Writes rows' new tokens back by ctid within `leaf`, each only if the row there still holds
-/// the tokens read: a row deleted meanwhile, and one inserted at its ctid after a vacuum,
-/// are left alone (an equal token is the same value, so rewriting it is right either way).
-/// Returns the rows updated.
-pub async fn update_rows(
-    tx: &impl GenericClient,
-    leaf: &str,
-    rows: &[TokenChange],
-) -> Result<u64, DbError> {
-    let ctids: Vec<&str> = rows.iter().map(|r| r.read.ctid.as_str()).collect();
-    let column = |f: fn(&TokenChange) -> &Option<String>| -> Vec<Option<&str>> {
-        rows.iter().map(|r| f(r).as_deref()).collect()
-    };
-    let (old_ips, old_devs) = (
-        column(|r| &r.read.masked_ip),
-        column(|r| &r.read.masked_device_id),
-    );
-    let (ips, devs) = (column(|r| &r.masked_ip), column(|r| &r.masked_device_id));
-    Ok(tx
-        .execute(
-            &format!(
-                "UPDATE ONLY {leaf} u SET masked_ip = m.ip, masked_device_id = m.dev
-                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-                        AS m(t, old_ip, old_dev, ip, dev)
-                  WHERE u.ctid = m.t::tid
-                    AND u.masked_ip IS NOT DISTINCT FROM m.old_ip
-                    AND u.masked_device_id IS NOT DISTINCT FROM m.old_dev"
-            ),
-            &[&ctids, &old_ips, &old_devs, &ips, &devs],
-        )
-        .await?)
-}
-
-/// A reject's sealed body.
-#[derive(Debug, Clone)]
-pub struct SealedBody {
-    /// The reject's message id, the cursor of the walk.
-    pub message_id: String,
-    /// `body_ciphertext`.
-    pub body_ciphertext: String,
-}
-
-/// Up to `limit` reject bodies after message id `after` not sealed under `prefix`.
-pub async fn bodies_page(
-    tx: &impl GenericClient,
+    table: &TokenTable,
+    relation: &str,
     prefix: &str,
     after: &str,
     limit: i64,
-) -> Result<Vec<SealedBody>, DbError> {
-    let rows = tx
-        .query(
-            "SELECT message_id, body_ciphertext FROM user_logins_rejects
-              WHERE message_id > $2 AND NOT starts_with(body_ciphertext, $1)
-              ORDER BY message_id LIMIT $3",
-            &[&prefix, &after, &limit],
-        )
-        .await?;
+) -> Result<Vec<TokenRow>, DbError> {
+    let cursor = table.cursor;
+    let columns: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+    let sql = format!(
+        "SELECT {}, {} FROM {}{relation}
+          WHERE {} > {} AND {}
+          ORDER BY {} LIMIT $3",
+        cursor.select(),
+        columns.join(", "),
+        cursor.only(),
+        cursor.column(),
+        cursor.cast("$2"),
+        any_not_under(&table.columns),
+        cursor.column(),
+    );
+    let rows = tx.query(&sql, &[&prefix, &after, &limit]).await?;
     Ok(rows
         .iter()
-        .map(|r| SealedBody {
-            message_id: r.get("message_id"),
-            body_ciphertext: r.get("body_ciphertext"),
+        .map(|r| TokenRow {
+            key: r.get(0),
+            tokens: (1..=columns.len()).map(|i| r.get(i)).collect(),
         })
         .collect())
 }
 
-/// Writes re-sealed bodies back, each only if the reject still holds the body read (one
-/// replayed, erased or rewritten meanwhile is left alone); returns the rejects updated.
-pub async fn update_bodies(
+/// Writes rows' new tokens back by their key within `relation`, each only if the row there
+/// still holds the tokens read: a row deleted meanwhile, and one inserted at its ctid after
+/// a vacuum, are left alone (an equal token is the same value, so rewriting it is right
+/// either way). Returns the rows updated.
+pub async fn update(
     tx: &impl GenericClient,
-    bodies: &[(SealedBody, String)],
+    table: &TokenTable,
+    relation: &str,
+    rows: &[TokenChange],
 ) -> Result<u64, DbError> {
-    let ids: Vec<&str> = bodies.iter().map(|(b, _)| b.message_id.as_str()).collect();
-    let old: Vec<&str> = bodies
-        .iter()
-        .map(|(b, _)| b.body_ciphertext.as_str())
+    let keys: Vec<&str> = rows.iter().map(|r| r.read.key.as_str()).collect();
+    let mut arrays: Vec<Vec<Option<&str>>> = Vec::new();
+    let (mut sets, mut unchanged, mut names) = (Vec::new(), Vec::new(), vec!["k".to_owned()]);
+    for (i, c) in table.columns.iter().enumerate() {
+        arrays.push(rows.iter().map(|r| r.read.tokens[i].as_deref()).collect());
+        arrays.push(rows.iter().map(|r| r.tokens[i].as_deref()).collect());
+        let q = quote(&c.name);
+        sets.push(format!("{q} = m.n{i}"));
+        unchanged.push(format!("u.{q} IS NOT DISTINCT FROM m.o{i}"));
+        names.extend([format!("o{i}"), format!("n{i}")]);
+    }
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&keys];
+    params.extend(arrays.iter().map(|a| a as &(dyn ToSql + Sync)));
+    let unnest: Vec<String> = (1..=params.len())
+        .map(|p| format!("${p}::text[]"))
         .collect();
-    let sealed: Vec<&str> = bodies.iter().map(|(_, new)| new.as_str()).collect();
-    Ok(tx
-        .execute(
-            "UPDATE user_logins_rejects r SET body_ciphertext = m.body
-               FROM unnest($1::text[], $2::text[], $3::text[]) AS m(id, old, body)
-              WHERE r.message_id = m.id AND r.body_ciphertext = m.old",
-            &[&ids, &old, &sealed],
-        )
-        .await?)
+    let cursor = table.cursor;
+    let sql = format!(
+        "UPDATE {}{relation} u SET {}
+           FROM unnest({}) AS m({})
+          WHERE u.{} = {} AND {}",
+        cursor.only(),
+        sets.join(", "),
+        unnest.join(", "),
+        names.join(", "),
+        cursor.column(),
+        cursor.cast("m.k"),
+        unchanged.join(" AND "),
+    );
+    Ok(tx.execute(&sql, &params).await?)
 }

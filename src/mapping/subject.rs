@@ -34,6 +34,17 @@ pub fn value_in(load: &Load, body: &[u8], envelope: Envelope) -> Option<String> 
     }
 }
 
+/// The subject token of a body quarantined under `load`'s route: its subject's token under
+/// [`CONTEXT`], by the writing key, when the body holds one (else `None`).
+pub fn token(
+    load: &Load,
+    body: &[u8],
+    envelope: Envelope,
+    masker: &mut crate::mask::Masker,
+) -> Option<String> {
+    value_in(load, body, envelope).map(|s| masker.seal_context(CONTEXT, s.as_bytes()))
+}
+
 /// Whether `body` holds an event at all (an envelope that opens, JSON that parses).
 pub fn parses(body: &[u8], envelope: Envelope) -> bool {
     envelope::open(body, envelope)

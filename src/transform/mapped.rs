@@ -63,11 +63,10 @@ pub fn transform(msg: &Received, plan: &Plan, masker: &mut Masker) -> Transforme
                 .as_ref()
                 .and_then(|name| plan.routes.iter().find(|r| &r.name == name))
                 .and_then(|r| r.load.as_ref());
-            let subject =
-                load.and_then(|l| subject::value_in(l, body.as_bytes(), msg.framing.envelope));
+            let token =
+                load.and_then(|l| subject::token(l, body.as_bytes(), msg.framing.envelope, masker));
             let mut reject = quarantine(msg, reason, route, masker);
-            reject.subject_token =
-                subject.map(|s| masker.seal_context(subject::CONTEXT, s.as_bytes()));
+            reject.subject_token = token;
             Outcome::Reject(reject)
         }
     };

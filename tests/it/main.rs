@@ -49,6 +49,7 @@ mod queue_faults;
 mod readme;
 mod region;
 mod rekey;
+mod rekey_mapped;
 mod rekey_partitions;
 mod reliability;
 mod reveal;

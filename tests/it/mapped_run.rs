@@ -220,6 +220,14 @@ async fn a_row_the_table_refuses_is_quarantined_under_its_route_and_the_rest_com
         .column("SELECT route || ' ' || reason FROM user_logins_rejects")
         .await;
     assert_eq!(rejects, ["order database_error:23514"]);
+    let subject_token: String = env
+        .scalar("SELECT subject_token FROM user_logins_rejects")
+        .await;
+    assert_eq!(
+        subject_token,
+        masker(KEYS).token("subject", "bob@example.com"),
+        "a refused row's reject is found by its subject like any other"
+    );
     env.assert_queue_empty().await;
     let _ = std::fs::remove_file(&path);
 }

@@ -5,7 +5,7 @@
 
 use std::process::{Child, Stdio};
 
-use sqs2pg::db::rekey::{rows_page, update_rows, TokenChange};
+use sqs2pg::db::rekey::{page, update, Cursor, TokenChange, TokenColumn, TokenTable};
 use sqs2pg::mask::{Column, Keyring, Masker};
 
 use crate::helpers::{stdout_ok, summary_numbers, TestEnv};
@@ -171,6 +171,23 @@ async fn rekey_racing_erasures_and_loads_never_gives_a_row_another_users_token()
     assert_eq!(rows as u64, u64::from(next) - erased, "{n:?}");
 }
 
+/// `user_logins`'s token columns as rekey walks them.
+fn login_tokens() -> TokenTable {
+    let column = |name: &str, c: Column| TokenColumn {
+        name: name.into(),
+        context: c.into(),
+        limit: None,
+    };
+    TokenTable {
+        name: "user_logins".into(),
+        columns: vec![
+            column("masked_ip", Column::Ip),
+            column("masked_device_id", Column::DeviceId),
+        ],
+        cursor: Cursor::Ctid,
+    }
+}
+
 /// The race of the test above in slow motion, on the queries rekey runs: a page is read, its
 /// rows are erased, vacuumed, and their slots taken by other users' rows under k2, then the
 /// page's re-encrypted tokens are written back. Nothing is written (the rows there no longer
@@ -180,24 +197,26 @@ async fn a_row_replaced_at_its_ctid_between_read_and_write_keeps_its_own_tokens(
     let env = TestEnv::new().await;
     insert_users(&env, K1, 0..5).await;
     let db = env.db().await;
-    let page = rows_page(&*db, "user_logins", "v1:k2:", "(0,0)", 100)
+    let table = login_tokens();
+    let page = page(&*db, &table, "user_logins", "v1:k2:", "(0,0)", 100)
         .await
         .unwrap();
     let mut m = masker(&format!("{K2}\n{K1}"));
     let changes: Vec<TokenChange> = page
         .into_iter()
         .map(|read| {
-            let reseal = |m: &mut Masker, c, t: &Option<String>| {
-                t.as_ref().map(|t| {
-                    let plain = m.open(c, t).expect("a k1 token");
-                    m.seal(c, &plain)
+            let columns = [Column::Ip, Column::DeviceId];
+            let tokens = columns
+                .iter()
+                .zip(&read.tokens)
+                .map(|(c, t)| {
+                    t.as_ref().map(|t| {
+                        let plain = m.open(*c, t).expect("a k1 token");
+                        m.seal(*c, &plain)
+                    })
                 })
-            };
-            TokenChange {
-                masked_ip: reseal(&mut m, Column::Ip, &read.masked_ip),
-                masked_device_id: reseal(&mut m, Column::DeviceId, &read.masked_device_id),
-                read,
-            }
+                .collect();
+            TokenChange { read, tokens }
         })
         .collect();
     for sql in ["DELETE FROM user_logins", "VACUUM user_logins"] {
@@ -206,10 +225,10 @@ async fn a_row_replaced_at_its_ctid_between_read_and_write_keeps_its_own_tokens(
     insert_users(&env, K2, 100..105).await;
     let reused: Vec<String> = env.column("SELECT ctid::text FROM user_logins").await;
     assert!(
-        changes.iter().all(|c| reused.contains(&c.read.ctid)),
+        changes.iter().all(|c| reused.contains(&c.read.key)),
         "the new rows took the old slots: {reused:?}"
     );
-    let written = update_rows(&*db, "user_logins", &changes).await.unwrap();
+    let written = update(&*db, &table, "user_logins", &changes).await.unwrap();
     assert_eq!(written, 0);
     assert_eq!(assert_every_row_reveals_its_users_values(&env).await, 5);
 }

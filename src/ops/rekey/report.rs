@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::db::rekey::{Cursor, TokenTable};
+
 /// How many ranges of left values a report lists before it only counts the rest.
 const RANGES_SHOWN: usize = 10;
 
@@ -59,13 +61,13 @@ impl fmt::Display for Ranges {
 /// whose key is not in the keyring.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Left {
-    /// `user_logins` rows with such a value, counted over the whole table at the end.
+    /// Rows with such a value, counted over every table at the end.
     pub rows: u64,
-    /// Reject bodies that are such a value, counted likewise.
+    /// Reject bodies (or their subject tokens) that are such a value, counted likewise.
     pub bodies: u64,
-    /// Where the walk met the rows, by ctid.
+    /// Where the walk met the rows, by ctid (in its table when there are several).
     pub row_ctids: Ranges,
-    /// Where the walk met the bodies, by message id.
+    /// Where the walk met the rejects, by message id.
     pub body_ids: Ranges,
 }
 
@@ -74,14 +76,16 @@ pub struct Left {
 pub struct RekeyReport {
     /// The key everything is now under.
     pub writing_kid: String,
-    /// Where an interrupted walk over `user_logins` was resumed after, if one was: a ctid,
-    /// preceded by the partition's name when the table is partitioned.
-    pub resumed_after: Option<String>,
-    /// `user_logins` rows updated.
+    /// Where interrupted walks were resumed after: a ctid, preceded by the partition's name
+    /// when the table is partitioned, and by the table's when there are several.
+    pub resumed_after: Vec<String>,
+    /// Rows updated, every table's.
     pub rows: u64,
-    /// Tokens re-encrypted (a row may have two).
+    /// Rows updated, by table, in the order walked.
+    pub tables: Vec<(String, u64)>,
+    /// Tokens re-encrypted (a row may have several).
     pub tokens: u64,
-    /// Reject bodies re-sealed.
+    /// Rejects re-sealed (the body, and the subject token where there is one).
     pub bodies: u64,
     /// Rows and bodies read for re-encryption that had changed (or gone) by the write, left
     /// as the other writer made them: counted afresh in `under_old_keys` if still old.
@@ -95,13 +99,42 @@ pub struct RekeyReport {
     pub elapsed: Duration,
 }
 
+impl RekeyReport {
+    /// Notes a row the walk met at `at`: `left` when a value stays under an older key,
+    /// with `tokens` re-encrypted.
+    pub(super) fn note(&mut self, cursor: Cursor, at: &str, left: bool, tokens: u64) {
+        self.tokens += tokens;
+        match cursor {
+            Cursor::Ctid => self.left.row_ctids.note(at, left),
+            Cursor::MessageId => self.left.body_ids.note(at, left),
+        }
+    }
+
+    /// Counts a page of `table` written: `updated` of the `changed` rows it sent.
+    pub(super) fn updated(&mut self, table: &TokenTable, updated: u64, changed: u64) {
+        self.changed_meanwhile += changed.saturating_sub(updated);
+        if table.cursor == Cursor::MessageId {
+            self.bodies += updated;
+            return;
+        }
+        self.rows += updated;
+        match self.tables.iter_mut().find(|(t, _)| *t == table.name) {
+            Some((_, n)) => *n += updated,
+            None => self.tables.push((table.name.clone(), updated)),
+        }
+    }
+}
+
 impl fmt::Display for RekeyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "writing key           {}", self.writing_kid)?;
-        if let Some(at) = &self.resumed_after {
+        for at in &self.resumed_after {
             writeln!(f, "resumed after ctid    {at}")?;
         }
         writeln!(f, "rows updated          {}", self.rows)?;
+        for (table, n) in &self.tables {
+            writeln!(f, "  {table}: {n}")?;
+        }
         writeln!(f, "tokens re-encrypted   {}", self.tokens)?;
         writeln!(f, "bodies re-sealed      {}", self.bodies)?;
         writeln!(f, "changed meanwhile     {}", self.changed_meanwhile)?;
@@ -118,8 +151,11 @@ impl fmt::Display for RekeyReport {
         }
         write!(f, " (not tokens, or under a key not in the keyring):")?;
         write!(f, " {} rows", left.rows)?;
-        if !left.row_ctids.is_empty() {
-            write!(f, " at user_logins ctid {}", left.row_ctids)?;
+        match (left.row_ctids.is_empty(), &self.tables[..]) {
+            (true, _) => {}
+            // With several tables each position names its table.
+            (false, [(table, _)]) => write!(f, " at {table} ctid {}", left.row_ctids)?,
+            (false, _) => write!(f, " at {}", left.row_ctids)?,
         }
         write!(f, "; {} reject bodies", left.bodies)?;
         if !left.body_ids.is_empty() {
