@@ -1,4 +1,5 @@
-//! Criterion: the transform stage (decode + validate + mask) per message, one core.
+//! Criterion: the transform stage (the login mapping: decode, validate, mask) per message,
+//! one core.
 //! `cargo bench --bench transform`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -13,7 +14,10 @@ fn bench(c: &mut Criterion) {
     )
     .expect("key");
     let mut masker = Masker::new(&keys);
-    let limits = sqs2pg::transform::Recipe::Login(Limits::default());
+    let live =
+        sqs2pg::mapping::login_shape::shared_for(&Limits::default(), keys.writing_kid().len())
+            .expect("the login mapping compiles for the contract's table");
+    let limits = sqs2pg::transform::Recipe::Login(live);
     let msgs: Vec<Received> = sqs2pg::synth::generate(sqs2pg::synth::SynthOptions {
         count: 1000,
         duplicate_rate: 0.0,

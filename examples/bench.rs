@@ -490,18 +490,15 @@ fn received(bodies: &[String]) -> Vec<Received> {
 /// The login transform's line and its rate (msgs/s), which the mapped row compares with.
 fn bench_transform(n: usize) -> (Line, f64) {
     let msgs = received(&bodies(n, 1));
-    let mut masker = Masker::new(&keyring());
-    let limits = Limits::default();
+    let keys = keyring();
+    let mut masker = Masker::new(&keys);
+    let recipe = login_recipe(&keys);
     // Warm up, then the best of three passes on this one thread.
     let mut best = Duration::MAX;
     for _ in 0..4 {
         let started = Instant::now();
         for m in &msgs {
-            std::hint::black_box(sqs2pg::transform::transform(
-                m,
-                &Recipe::Login(limits),
-                &mut masker,
-            ));
+            std::hint::black_box(sqs2pg::transform::transform(m, &recipe, &mut masker));
         }
         best = best.min(started.elapsed());
     }
@@ -524,14 +521,23 @@ fn bench_transform(n: usize) -> (Line, f64) {
 
 async fn records(n: usize) -> Vec<Record> {
     let msgs = received(&bodies(n, 2));
-    let mut masker = Masker::new(&keyring());
-    let limits = Limits::default();
+    let keys = keyring();
+    let mut masker = Masker::new(&keys);
+    let recipe = login_recipe(&keys);
     msgs.iter()
         .map(|m| Record {
             message_id: m.message_id.clone(),
-            outcome: sqs2pg::transform::transform(m, &Recipe::Login(limits), &mut masker).outcome,
+            outcome: sqs2pg::transform::transform(m, &recipe, &mut masker).outcome,
         })
         .collect()
+}
+
+/// What `run` makes login records by on the contract's `user_logins`: the built-in login
+/// mapping compiled for it.
+fn login_recipe(keys: &Keyring) -> Recipe {
+    let live =
+        sqs2pg::mapping::login_shape::shared_for(&Limits::default(), keys.writing_kid().len());
+    Recipe::Login(live.expect("the login mapping compiles for the contract's table"))
 }
 
 /// Rows per second of `writers` concurrent tasks, each taking the next 1000 records from a
@@ -638,7 +644,11 @@ impl Loader for RawCopy {
 
 async fn sink_rate(url: &str, recs: &[Record], writers: usize) -> Result<f64> {
     let db = DbConfig::new(url, None)?;
-    let shape = sqs2pg::db::schema::inspect(&sqs2pg::db::connect(&db).await?).await?;
+    let shape = sqs2pg::db::schema::inspect(
+        &sqs2pg::db::connect(&db).await?,
+        keyring().writing_kid().len(),
+    )
+    .await?;
     concurrent_rate(recs, writers, || async {
         Ok(Sink::connect(&db, &shape).await?)
     })
@@ -730,7 +740,11 @@ async fn bench_statements(env: &Env, sizes: Sizes) -> Result<Line> {
                 .fresh_db(&format!("stmt{round}_{mode:?}").to_lowercase())
                 .await?;
             let db = DbConfig::new(&url, None)?.with_statements(mode);
-            let shape = sqs2pg::db::schema::inspect(&sqs2pg::db::connect(&db).await?).await?;
+            let shape = sqs2pg::db::schema::inspect(
+                &sqs2pg::db::connect(&db).await?,
+                keyring().writing_kid().len(),
+            )
+            .await?;
             let rate =
                 concurrent_rate(&recs, 1, || async { Ok(Sink::connect(&db, &shape).await?) })
                     .await?;

@@ -42,7 +42,7 @@ impl Handler {
     /// Connects and reads the table's shape (at cold start).
     pub async fn new(db: DbConfig, keyring: &Keyring) -> Result<Self, DbError> {
         let client = crate::db::connect(&db).await?;
-        let shape = crate::db::schema::inspect(&client).await?;
+        let shape = crate::db::schema::inspect(&client, keyring.writing_kid().len()).await?;
         Self::on(client, shape, db, keyring).await
     }
 

@@ -71,6 +71,8 @@ impl Item {
         };
         match &r.reason {
             RejectReason::BadAppVersion | RejectReason::TooLong(_) => true,
+            // The login mapping's one-word reason for a version its column cannot hold.
+            RejectReason::Mapped(reason) if reason == "bad_app_version" => true,
             RejectReason::Mapped(reason) => [
                 "too_long:",
                 "out_of_range:",
@@ -134,7 +136,8 @@ mod tests {
         let mut m = Masker::fixed_for_tests();
         let body = format!("not json {}", "x".repeat(3000));
         let msg = Received::new("m".into(), "r".into(), body.clone(), None, None);
-        let login = Recipe::Login(crate::decode::Limits::default());
+        let limits = crate::decode::Limits::default();
+        let login = Recipe::Login(crate::mapping::login_shape::shared_for(&limits, 1).unwrap());
         let (mut item, _) = Item::new(msg, &login, &mut m);
         assert!(item.msg.body.expose().is_empty(), "raw body dropped");
         assert!(matches!(item.record.outcome, Outcome::Reject(_)));

@@ -192,18 +192,25 @@ impl Committer {
     fn quarantine_refused(&mut self, item: &mut Item, e: &DbError) {
         let code = e.sqlstate().unwrap_or("unknown").to_owned();
         tracing::warn!(message_id = %item.record.message_id, sqlstate = %code, error = %e, "database refused one row; quarantining it");
-        let (route, token) = match (&item.record.outcome, &item.made_for) {
+        // The route that took the row (a mapping file's; the login load names none).
+        let (route, load) = match (&item.record.outcome, &item.made_for) {
             (Outcome::Mapped(row), Recipe::Mapped(live)) => {
                 let route = live.plan.routes.get(row.route);
-                let body = item.msg.body.expose().as_bytes();
-                let envelope = item.msg.framing.envelope;
-                let token = route.and_then(|r| r.load.as_ref()).and_then(|load| {
-                    crate::mapping::subject::token(load, body, envelope, &mut self.masker)
-                });
-                (route.map(|r| r.name.clone()), token)
+                (
+                    route.map(|r| r.name.clone()),
+                    route.and_then(|r| r.load.clone()),
+                )
+            }
+            (Outcome::Row(_), Recipe::Login(live)) => {
+                (None, live.plan.routes.first().and_then(|r| r.load.clone()))
             }
             _ => (None, None),
         };
+        let body = item.msg.body.expose().as_bytes();
+        let envelope = item.msg.framing.envelope;
+        let token = load.and_then(|load| {
+            crate::mapping::subject::token(&load, body, envelope, &mut self.masker)
+        });
         item.quarantine(RejectReason::Database(code), route, &mut self.masker);
         // So that `forget` finds the body by its subject without opening it.
         if let (Outcome::Reject(reject), Some(_)) = (&mut item.record.outcome, &token) {
@@ -395,7 +402,7 @@ impl Committer {
             if *known == shape {
                 return false;
             }
-            match &shape.mapped {
+            match shape.mapping() {
                 Some(_) => tracing::warn!("a mapped table changed while running; the mapping is compiled again for it from now on"),
                 None => tracing::warn!(before = ?known.limits, after = ?shape.limits, "user_logins changed while running; writing for its new shape from now on"),
             }

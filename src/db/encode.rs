@@ -213,8 +213,8 @@ impl<'a> RowColumns<'a> {
     }
 }
 
-/// Inserts rejects into `user_logins_rejects` (or a mapping's rejects table, with the
-/// route); a message id already there is left as it is.
+/// Inserts rejects into `user_logins_rejects` or a mapping's rejects table, with the route
+/// and subject token where the table has them; a message id already there is left as it is.
 pub struct RejectWriter {
     insert: Stmt,
     /// The table has the `route` column and the insert fills it.
@@ -222,16 +222,18 @@ pub struct RejectWriter {
 }
 
 impl RejectWriter {
-    /// Makes the insert on `client`, in the form `mode` says: into `user_logins_rejects`, or,
-    /// for a mapping, into its rejects table (resolved and quoted) with the route.
+    /// Makes the insert on `client`, in the form `mode` says, into `table` (resolved and
+    /// quoted); `routed` when it has the `route` and `subject_token` columns (a mapping's
+    /// rejects table has them; a `user_logins_rejects` not migrated since they came may not).
     pub async fn prepare(
         client: &Client,
         mode: DbStatements,
-        mapped_table: Option<&str>,
+        table: &str,
+        routed: bool,
     ) -> Result<Self, DbError> {
-        let (table, route, route_param) = match mapped_table {
-            Some(t) => (t, ", route, subject_token", ", $6::text[], $7::text[]"),
-            None => ("user_logins_rejects", "", ""),
+        let (route, route_param) = match routed {
+            true => (", route, subject_token", ", $6::text[], $7::text[]"),
+            false => ("", ""),
         };
         let mut types = vec![
             Type::TEXT_ARRAY,
@@ -240,7 +242,7 @@ impl RejectWriter {
             Type::INT4_ARRAY,
             Type::TIMESTAMPTZ_ARRAY,
         ];
-        if mapped_table.is_some() {
+        if routed {
             types.extend([Type::TEXT_ARRAY, Type::TEXT_ARRAY]);
         }
         let insert = Stmt::new(
@@ -254,10 +256,7 @@ impl RejectWriter {
             &types,
         )
         .await?;
-        Ok(Self {
-            insert,
-            routed: mapped_table.is_some(),
-        })
+        Ok(Self { insert, routed })
     }
 
     /// Inserts `(message id, reject)` pairs: one statement, or one per

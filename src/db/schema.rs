@@ -234,9 +234,10 @@ pub struct TableShape {
     /// encode every one; `None` sends rows through the `unnest` insert (e.g. a numeric
     /// app_version or a domain type).
     pub copy_types: Option<Vec<Type>>,
-    /// Under a mapping file, the mapping compiled against its live tables; then `limits`
-    /// and `copy_types` are unused and `user_logins` need not exist.
-    pub mapped: Option<Arc<Live>>,
+    /// What records are made for: the login mapping compiled against `user_logins`, or,
+    /// under a mapping file, that file compiled against its live tables (then `limits` and
+    /// `copy_types` are unused and `user_logins` need not exist).
+    pub recipe: Recipe,
 }
 
 impl TableShape {
@@ -245,15 +246,40 @@ impl TableShape {
         Self {
             limits: Limits::default(),
             copy_types: None,
-            mapped: Some(live),
+            recipe: Recipe::Mapped(live),
         }
     }
 
     /// What records are made for under this shape.
     pub fn recipe(&self) -> Recipe {
-        match &self.mapped {
-            Some(live) => Recipe::Mapped(live.clone()),
-            None => Recipe::Login(self.limits),
+        self.recipe.clone()
+    }
+
+    /// The rejects table and whether it has the `route` and `subject_token` columns.
+    pub fn rejects(&self) -> (&str, bool) {
+        match &self.recipe {
+            Recipe::Mapped(live) => (&live.plan.rejects_table, true),
+            Recipe::Login(live) => {
+                let table = live.catalogs.get(super::rejects::REJECTS_TABLE);
+                let has = |c: &str| {
+                    table
+                        .and_then(Option::as_ref)
+                        .and_then(|t| t.column(c))
+                        .is_some()
+                };
+                (
+                    &live.plan.rejects_table,
+                    has("route") && has("subject_token"),
+                )
+            }
+        }
+    }
+
+    /// The mapping file's plan, under one.
+    pub fn mapping(&self) -> Option<&Arc<Live>> {
+        match &self.recipe {
+            Recipe::Mapped(live) => Some(live),
+            Recipe::Login(_) => None,
         }
     }
 }
@@ -262,8 +288,9 @@ impl TableShape {
 /// of the mapping (compiled again). The one place a running process learns of a changed
 /// table; a mapping that no longer fits is [`DbError::Incompatible`].
 pub async fn read_again(client: &Client, known: &TableShape) -> Result<TableShape, DbError> {
-    let Some(live) = &known.mapped else {
-        return inspect(client).await;
+    let live = match &known.recipe {
+        Recipe::Login(live) => return inspect(client, live.kid_len).await,
+        Recipe::Mapped(live) => live,
     };
     check_ledger(client, &TABLES[2..5]).await?;
     match live.reread(client).await {
@@ -323,10 +350,11 @@ impl ColumnInfo {
     }
 }
 
-/// Reads the live `user_logins` into a [`TableShape`]; fails with [`DbError::NotMigrated`]
+/// Reads the live `user_logins` into a [`TableShape`], the login mapping compiled against
+/// it for tokens under a key id of `kid_len` bytes; fails with [`DbError::NotMigrated`]
 /// when a table or the ledger's rotation function is missing and [`DbError::Incompatible`]
 /// when a column cannot take our rows.
-pub async fn inspect(client: &Client) -> Result<TableShape, DbError> {
+pub async fn inspect(client: &Client, kid_len: usize) -> Result<TableShape, DbError> {
     // The audit and rekey tables are only needed by reveal, mask and rekey, which report
     // them themselves.
     check_ledger(client, &TABLES[..5]).await?;
@@ -348,10 +376,30 @@ pub async fn inspect(client: &Client) -> Result<TableShape, DbError> {
         })
         .collect();
     let limits = limits(&columns)?;
+    let login = match login(client, kid_len).await {
+        Ok(live) => live,
+        Err(MappingError::Db(e)) => return Err(e),
+        Err(e) => return Err(DbError::Incompatible(e.to_string())),
+    };
     Ok(TableShape {
         limits,
         copy_types: copy_types(&columns),
-        mapped: None,
+        recipe: Recipe::Login(Arc::new(login)),
+    })
+}
+
+/// The login mapping compiled against the live `user_logins`. Unlike a mapping file's
+/// rejects table, `user_logins_rejects` may predate `route` and `subject_token` (a database
+/// not migrated since): its rejects are then written without them, as before.
+async fn login(client: &Client, kid_len: usize) -> Result<Live, MappingError> {
+    let mapping = crate::mapping::login::shared()?;
+    let catalogs = crate::mapping::catalog::read_catalogs(&mapping, client).await?;
+    let plan = crate::mapping::compile::compile(&mapping, &catalogs, kid_len)?;
+    Ok(Live {
+        mapping,
+        catalogs,
+        plan,
+        kid_len,
     })
 }
 

@@ -135,20 +135,18 @@ impl Sink {
             backend_pid,
             shape: shape.clone(),
             ledger: Ledger::prepare(&client, mode).await?,
-            rows: match &shape.mapped {
+            rows: match shape.mapping() {
                 Some(_) => None,
                 None => Some(RowWriter::prepare(&client, shape, mode).await?),
             },
-            mapped: match &shape.mapped {
+            mapped: match shape.mapping() {
                 Some(live) => Some(MappedWriter::prepare(&client, &live.plan, mode).await?),
                 None => None,
             },
-            rejects: RejectWriter::prepare(
-                &client,
-                mode,
-                shape.mapped.as_ref().map(|l| l.plan.rejects_table.as_str()),
-            )
-            .await?,
+            rejects: {
+                let (table, routed) = shape.rejects();
+                RejectWriter::prepare(&client, mode, table, routed).await?
+            },
             limits_sql,
             client,
         })
@@ -184,7 +182,7 @@ impl Sink {
 
     /// The rejects table it writes: `user_logins_rejects`, or the mapping's.
     pub fn rejects_table(&self) -> &str {
-        match &self.shape.mapped {
+        match self.shape.mapping() {
             Some(live) => &live.plan.rejects_table,
             None => super::rejects::REJECTS_TABLE,
         }
@@ -287,8 +285,7 @@ impl Sink {
     /// The name of the mapped route at `index`.
     pub fn route_name(&self, index: usize) -> Option<String> {
         self.shape
-            .mapped
-            .as_ref()
+            .mapping()
             .and_then(|l| l.plan.routes.get(index))
             .map(|r| r.name.clone())
     }

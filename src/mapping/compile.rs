@@ -98,6 +98,10 @@ pub struct ColumnPlan {
 /// The catalog of each table a mapping names, by the name it is written with.
 pub type Catalogs = BTreeMap<String, Option<TableInfo>>;
 
+/// The shortest key id a keyring takes: what a table is compiled for when the keyring is
+/// not at hand, so that only what no key could load is refused.
+pub const MIN_KID_LEN: usize = 1;
+
 /// The longest key id a keyring takes; the width a token column must allow for when the
 /// writing key is not known.
 pub const MAX_KID_LEN: usize = 32;

@@ -3,7 +3,12 @@
 //! gives on the golden corpus (`tests/it/golden/mapped.rs`); the file's header says which
 //! extensions it uses and what it still does not say.
 
+use std::sync::{Arc, OnceLock};
+
 use super::{Mapping, MappingError};
+
+/// The built-in mapping, parsed once per process.
+static SHARED: OnceLock<Arc<Mapping>> = OnceLock::new();
 
 /// The file as embedded, printed by `sqs2pg mapping print`.
 pub const LOGIN_TOML: &str = include_str!("login.toml");
@@ -14,6 +19,17 @@ pub const LOGIN_FILE: &str = "<built-in login mapping>";
 /// The built-in mapping, checked.
 pub fn mapping() -> Result<Mapping, MappingError> {
     Mapping::parse(LOGIN_FILE, LOGIN_TOML)
+}
+
+/// The built-in mapping, one `Arc` per process: two reads of an unchanged `user_logins`
+/// compile the same mapping and so compare equal (another `Arc` would make every record
+/// be made again).
+pub fn shared() -> Result<Arc<Mapping>, MappingError> {
+    if let Some(m) = SHARED.get() {
+        return Ok(m.clone());
+    }
+    let parsed = Arc::new(mapping()?);
+    Ok(SHARED.get_or_init(|| parsed).clone())
 }
 
 #[cfg(test)]

@@ -4,65 +4,21 @@
 
 use proptest::prelude::*;
 
-use super::*;
 use crate::decode::{AppVersionColumn, CreateDateFrom, Envelope, Framing, Limits};
-use crate::mapping::catalog::{ColumnInfo, TableInfo};
-use crate::mapping::compile::{compile, Catalogs, Plan};
+
+use crate::mapping::compile::Plan;
 use crate::mapping::convert::Cell;
 use crate::mapping::eval::{eval_message, Outcome};
 use crate::mapping::event::Metadata;
 use crate::mask::Masker;
 use crate::source::Received;
-use crate::transform::{self, Recipe};
+use crate::transform;
 
 /// The login mapping compiled against `migrate`'s table with `limits`' column shapes.
 fn plan(limits: &Limits) -> Plan {
-    let col = |name: &str, base: &str, typmod: i32| ColumnInfo {
-        name: name.into(),
-        base_type: base.into(),
-        element: None,
-        typmod,
-        not_null: false,
-        has_default: false,
-        identity: false,
-        generated: false,
-        shown: base.into(),
-        base_oid: 0,
-    };
-    let text = |name: &str, max: Option<usize>| match max {
-        Some(n) => col(name, "varchar", n as i32 + 4),
-        None => col(name, "text", -1),
-    };
-    let app_version = match limits.app_version {
-        AppVersionColumn::Integer { max: 32767 } => col("app_version", "int2", -1),
-        AppVersionColumn::Integer { .. } => col("app_version", "int4", -1),
-        AppVersionColumn::Text { max_chars } => text("app_version", max_chars),
-    };
-    let table = |name: &str, columns| {
-        Some(TableInfo {
-            name: name.into(),
-            kind: "r".into(),
-            columns,
-            unique_keys: vec![],
-            index_leads: vec![],
-        })
-    };
-    let logins = vec![
-        text("user_id", limits.user_id),
-        text("device_type", limits.device_type),
-        text("masked_ip", limits.masked_ip),
-        text("masked_device_id", limits.masked_device_id),
-        text("locale", limits.locale),
-        app_version,
-        col("create_date", "date", -1),
-    ];
-    let mut c = Catalogs::new();
-    c.insert("user_logins".into(), table("public.user_logins", logins));
-    c.insert(
-        "user_logins_rejects".into(),
-        table("public.user_logins_rejects", vec![]),
-    );
-    compile(&mapping().unwrap(), &c, 1).unwrap()
+    crate::mapping::login_shape::compiled_for(limits, 1)
+        .unwrap()
+        .plan
 }
 
 /// The contract's limits, and narrow, text and unbounded shapes (the token columns as wide
@@ -110,7 +66,7 @@ fn both(
         None,
     )
     .framed(framing);
-    let today = match transform::transform(&msg, &Recipe::Login(*limits), m) {
+    let today = match transform::reference::hand_written(&msg, limits, m) {
         t @ transform::Transformed {
             outcome: transform::Outcome::Row(_),
             ..

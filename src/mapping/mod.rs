@@ -25,6 +25,7 @@ pub mod file;
 pub mod keys;
 pub mod live;
 pub mod login;
+pub mod login_shape;
 pub mod number;
 pub mod spec;
 pub mod strict;

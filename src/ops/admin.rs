@@ -40,7 +40,7 @@ pub async fn rejects_by_reason(
 ) -> Result<Vec<ReasonGroup>, OpsError> {
     let client = crate::db::connect(db).await?;
     if mapping.is_none() {
-        crate::db::schema::inspect(&client).await?;
+        crate::db::schema::inspect(&client, crate::mapping::compile::MIN_KID_LEN).await?;
     }
     let table = crate::db::rejects::table_of(&client, mapping).await?;
     Ok(crate::db::rejects::summary(&client, &table, reason, ids).await?)

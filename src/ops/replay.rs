@@ -66,7 +66,7 @@ pub async fn replay(
 ) -> Result<ReplaySummary, OpsError> {
     let reader = crate::db::connect(db).await?;
     let shape = match mapping {
-        None => crate::db::schema::inspect(&reader).await?,
+        None => crate::db::schema::inspect(&reader, keyring.writing_kid().len()).await?,
         Some(m) => {
             let kid_len = keyring.writing_kid().len();
             crate::db::schema::inspect_mapped(&reader, m, kid_len).await?

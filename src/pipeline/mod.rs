@@ -167,7 +167,7 @@ impl Pipeline {
         };
         let first = wait::for_db(&cfg.db, attempts, shutdown).await?;
         let shape = match &cfg.mapping {
-            None => crate::db::schema::inspect(&first).await?,
+            None => crate::db::schema::inspect(&first, cfg.keyring.writing_kid().len()).await?,
             Some(m) => {
                 let kid_len = cfg.keyring.writing_kid().len();
                 crate::db::schema::inspect_mapped(&first, m.clone(), kid_len).await?
@@ -265,7 +265,7 @@ impl Pipeline {
             max_inflight_bytes = p.max_inflight_bytes,
             visibility_timeout_s = self.tracker.visibility().as_secs(),
             writing_kid = self.keyring.writing_kid(),
-            mapping = self.shape.borrow().mapped.as_ref().map(|l| l.plan.routes.len()),
+            mapping = self.shape.borrow().mapping().map(|l| l.plan.routes.len()),
             app_version_column = ?self.shape.borrow().limits.app_version,
             "consumer started"
         );

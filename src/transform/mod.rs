@@ -3,16 +3,17 @@
 //! it composes; a panic inside becomes a reject (`internal_error`), so no body can take the
 //! process down.
 
+mod login;
 mod mapped;
+pub mod reference;
 
 pub use mapped::wants;
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::decode::{self, AppVersion, Limits, Login, RejectReason};
+use crate::decode::{AppVersion, RejectReason};
 use crate::mapping::convert::Cell;
 use crate::mapping::live::Live;
 use crate::mask::Masker;
@@ -37,13 +38,14 @@ pub struct Row {
     pub create_date: NaiveDate,
 }
 
-/// What a message is made for: the built-in load of `user_logins` under the live table's
-/// limits, or a mapping file's plan compiled against the live tables. Two recipes are
-/// equal when the tables they were read from are: a record made for another is made again.
+/// What a message is made for: the built-in login mapping compiled against the live
+/// `user_logins`, whose rows the login writer takes, or a mapping file's plan compiled
+/// against its live tables. Two recipes are equal when the tables they were read from are:
+/// a record made for another is made again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recipe {
     /// The built-in login load.
-    Login(Limits),
+    Login(Arc<Live>),
     /// A mapping file's routes.
     Mapped(Arc<Live>),
 }
@@ -114,33 +116,8 @@ pub struct Transformed {
 /// Makes one message's outcome as `recipe` says. Never panics.
 pub fn transform(msg: &Received, recipe: &Recipe, masker: &mut Masker) -> Transformed {
     match recipe {
-        Recipe::Login(limits) => login(msg, limits, masker),
+        Recipe::Login(live) => login::transform(msg, &live.plan, masker),
         Recipe::Mapped(live) => mapped::transform(msg, &live.plan, masker),
-    }
-}
-
-/// Decodes and masks one login into its outcome, checking values against `limits` (the live
-/// table's).
-fn login(msg: &Received, limits: &Limits, masker: &mut Masker) -> Transformed {
-    let result = contain(|| {
-        crate::failpoint::panic_if_marked(crate::failpoint::TRANSFORM, msg.body.expose());
-        decode::decode_message(msg.body.expose().as_bytes(), msg.framing, limits).and_then(
-            |(login, dated)| {
-                let unknown = login.unknown_keys;
-                let day = dated.or(msg.sent_at).unwrap_or_else(Utc::now).date_naive();
-                to_row(login, day, limits, masker).map(|row| (row, unknown))
-            },
-        )
-    });
-    match result {
-        Ok((row, unknown_keys)) => Transformed {
-            outcome: Outcome::Row(row),
-            unknown_keys,
-        },
-        Err(reason) => Transformed {
-            outcome: Outcome::Reject(quarantine(msg, reason, None, masker)),
-            unknown_keys: 0,
-        },
     }
 }
 
@@ -162,56 +139,32 @@ pub fn quarantine(
     }
 }
 
-/// Runs `f`; a panic inside becomes `RejectReason::Internal`, so one bad message cannot
-/// take the process down.
-fn contain<T>(f: impl FnOnce() -> Result<T, RejectReason>) -> Result<T, RejectReason> {
-    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(Err(RejectReason::Internal))
-}
-
-fn to_row(
-    login: Login,
-    create_date: NaiveDate,
-    limits: &Limits,
-    masker: &mut Masker,
-) -> Result<Row, RejectReason> {
-    // Limits on the masked columns apply to the tokens, whose length follows the value's.
-    let fits =
-        |len: usize, limit: Option<usize>| limit.is_none_or(|max| masker.token_len(len) <= max);
-    if let Some(d) = &login.device_id {
-        if !fits(d.expose().len(), limits.masked_device_id) {
-            return Err(RejectReason::TooLong("device_id"));
-        }
-    }
-    if login.ip.is_some() && !fits(16, limits.masked_ip) {
-        return Err(RejectReason::TooLong("ip"));
-    }
-    Ok(Row {
-        user_id: login.user_id,
-        device_type: login.device_type,
-        masked_ip: login.ip.map(|ip| masker.mask_ip(*ip.expose())),
-        masked_device_id: login.device_id.map(|d| masker.mask_device_id(d.expose())),
-        locale: login.locale,
-        app_version: login.app_version,
-        create_date,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::Limits;
+    use crate::mapping::login_shape;
+
+    /// The tests' masker's key id, `t`.
+    const KID_LEN: usize = 1;
+
+    fn login_recipe(limits: &Limits) -> Recipe {
+        Recipe::Login(login_shape::shared_for(limits, KID_LEN).expect("the login mapping compiles"))
+    }
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
-        /// decode + mask over arbitrary bodies: never a panic (not even a contained one),
+        /// The login load over arbitrary bodies: never a panic (not even a contained one),
         /// always one outcome, and a reject's sealed body opens back to the input.
         #[test]
         fn transform_never_panics(body in proptest::prelude::any::<String>(), json_ish in "[{}\\[\\]\":,a-z0-9_.\\\\ -]{0,200}") {
             let mut m = Masker::fixed_for_tests();
+            let recipe = login_recipe(&Limits::default());
             for b in [body, json_ish] {
                 let msg = Received::new("m".into(), "r".into(), b.clone(), None, None);
-                match login(&msg, &Limits::default(), &mut m).outcome {
+                match transform(&msg, &recipe, &mut m).outcome {
                     Outcome::Row(r) => proptest::prop_assert!(!r.user_id.is_empty()),
-                    Outcome::Mapped(_) | Outcome::Skip { .. } => proptest::prop_assert!(false, "no mapping"),
+                    Outcome::Mapped(_) | Outcome::Skip { .. } => proptest::prop_assert!(false, "a login row or a reject"),
                     Outcome::Reject(r) => {
                         // `transform` turns a panic into an internal_error reject, so that is
                         // how a panic shows here.
@@ -223,7 +176,7 @@ mod tests {
         }
     }
 
-    fn outcome(body: &str, limits: &Limits, m: &mut Masker) -> Result<Row, RejectReason> {
+    fn outcome(body: &str, limits: &Limits, m: &mut Masker) -> Result<Row, String> {
         // SentTimestamp 2024-03-05T00:00:00Z: the row's create_date.
         let msg = Received::new(
             "m".into(),
@@ -232,10 +185,10 @@ mod tests {
             Some("1709596800000"),
             None,
         );
-        match transform(&msg, &Recipe::Login(*limits), m).outcome {
+        match transform(&msg, &login_recipe(limits), m).outcome {
             Outcome::Row(row) => Ok(row),
-            Outcome::Reject(r) => Err(r.reason),
-            Outcome::Mapped(_) | Outcome::Skip { .. } => panic!("no mapping"),
+            Outcome::Reject(r) => Err(r.reason.to_string()),
+            Outcome::Mapped(_) | Outcome::Skip { .. } => panic!("a login row or a reject"),
         }
     }
 
@@ -262,7 +215,7 @@ mod tests {
             ),
             ("u1", Some("ios"), Some("RU"))
         );
-        assert_eq!(row.app_version, Some(crate::decode::AppVersion::Int(20300)));
+        assert_eq!(row.app_version, Some(AppVersion::Int(20300)));
         assert_eq!(
             row.create_date,
             NaiveDate::from_ymd_opt(2024, 3, 5).unwrap()
@@ -292,21 +245,18 @@ mod tests {
         );
         assert_eq!(
             outcome(&body, &limits(ip_token, m.token_len(5) - 1), &mut m),
-            Err(RejectReason::TooLong("device_id"))
-        );
-        assert_eq!(
-            outcome(&body, &limits(ip_token - 1, m.token_len(5)), &mut m),
-            Err(RejectReason::TooLong("ip"))
+            Err("too_long:device_id".into())
         );
         // A null value makes no token, so no limit applies to it.
         let nulls = login_body("null", "null");
-        assert!(outcome(&nulls, &limits(1, 1), &mut m).is_ok());
-    }
-
-    #[test]
-    fn contained_panics_become_internal_error_rejects() {
-        let r: Result<(), RejectReason> = contain(|| panic!("boom"));
-        assert_eq!(r, Err(RejectReason::Internal));
-        assert_eq!(contain(|| Ok::<_, RejectReason>(7)), Ok(7));
+        assert!(outcome(&nulls, &limits(ip_token, m.token_len(1)), &mut m).is_ok());
+        let longer = login_body(r#""1.2.3.4""#, r#""12""#);
+        assert_eq!(
+            outcome(&longer, &limits(ip_token, m.token_len(1)), &mut m),
+            Err("too_long:device_id".into())
+        );
+        // No address's token fits: refused before the first message, not row by row.
+        let narrow = login_shape::compiled_for(&limits(ip_token - 1, 100), KID_LEN);
+        assert!(narrow.unwrap_err().to_string().contains("too narrow"));
     }
 }

@@ -32,6 +32,7 @@ mod helpers;
 mod lambda;
 mod lambda_runtime;
 mod libpq;
+mod login_mapping;
 mod manifests;
 mod mapped_run;
 mod mapping;

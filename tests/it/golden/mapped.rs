@@ -17,73 +17,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
-use sqs2pg::decode::{AppVersionColumn, Framing, Limits};
-use sqs2pg::mapping::catalog::{ColumnInfo, TableInfo};
-use sqs2pg::mapping::compile::{compile, Catalogs, Plan};
+use sqs2pg::decode::Framing;
+use sqs2pg::mapping::compile::{compile, Plan};
 use sqs2pg::mapping::convert::Cell;
 use sqs2pg::mapping::eval::{eval_message, Outcome};
 use sqs2pg::mapping::event::Metadata;
-use sqs2pg::mapping::login;
+use sqs2pg::mapping::{login, login_shape};
 use sqs2pg::mask::Masker;
 use sqs2pg::source::Received;
 
 use super::cases::{Body, Lim, SHAPES};
 use super::{corpus_for, diff, golden_lines, golden_path, record};
-
-/// `migrate`'s `user_logins`, with `limits`' lengths and app_version type.
-fn catalogs(limits: &Limits) -> Catalogs {
-    let col = |name: &str, base: &str, typmod: i32| ColumnInfo {
-        name: name.into(),
-        base_type: base.into(),
-        element: None,
-        typmod,
-        not_null: false,
-        has_default: false,
-        identity: false,
-        generated: false,
-        shown: base.into(),
-        base_oid: 0,
-    };
-    let text = |name: &str, max: Option<usize>| match max {
-        Some(n) => col(name, "varchar", i32::try_from(n).expect("a limit") + 4),
-        None => col(name, "text", -1),
-    };
-    let app_version = match limits.app_version {
-        AppVersionColumn::Integer { max } if max == i64::from(i16::MAX) => {
-            col("app_version", "int2", -1)
-        }
-        AppVersionColumn::Integer { max } if max == i64::from(i32::MAX) => {
-            col("app_version", "int4", -1)
-        }
-        AppVersionColumn::Integer { max } => panic!("no integer column holds at most {max}"),
-        AppVersionColumn::Text { max_chars } => text("app_version", max_chars),
-    };
-    let table = |name: &str, columns| {
-        Some(TableInfo {
-            name: name.into(),
-            kind: "r".into(),
-            columns,
-            unique_keys: vec![],
-            index_leads: vec![],
-        })
-    };
-    let logins = vec![
-        text("user_id", limits.user_id),
-        text("device_type", limits.device_type),
-        text("masked_ip", limits.masked_ip),
-        text("masked_device_id", limits.masked_device_id),
-        text("locale", limits.locale),
-        app_version,
-        col("create_date", "date", -1),
-    ];
-    let mut c = Catalogs::new();
-    c.insert("user_logins".into(), table("public.user_logins", logins));
-    c.insert(
-        "user_logins_rejects".into(),
-        table("public.user_logins_rejects", vec![]),
-    );
-    c
-}
 
 /// The login mapping compiled for each shape; `None` where the compiler refuses it.
 fn plans(masker: &Masker) -> BTreeMap<&'static str, Option<Plan>> {
@@ -94,7 +38,7 @@ fn plans(masker: &Masker) -> BTreeMap<&'static str, Option<Plan>> {
         .iter()
         .map(|lim| {
             let limits = lim.limits(|len| masker.token_len(len));
-            let plan = compile(&mapping, &catalogs(&limits), kid_len);
+            let plan = compile(&mapping, &login_shape::catalogs(&limits), kid_len);
             if *lim == Lim::IpShort {
                 let refusal = plan
                     .expect_err("too narrow for an address's token")

@@ -105,7 +105,7 @@ fn outcome(
         Body::Text(text) => {
             let msg = Received::new("golden".into(), String::new(), text.clone(), sent, None)
                 .framed(framing);
-            let t = transform::transform(&msg, &transform::Recipe::Login(*limits), m);
+            let t = transform::reference::hand_written(&msg, limits, m);
             match t.outcome {
                 Outcome::Row(r) => row(
                     [

@@ -88,7 +88,8 @@ impl TestMasker {
 /// and a masker on [`KEYS`], to drive the sink without the pipeline around it.
 pub struct TestSink {
     pub(crate) sink: Sink,
-    pub(crate) limits: Limits,
+    /// What `run` makes records by on the test's `user_logins`.
+    pub(crate) recipe: sqs2pg::transform::Recipe,
     pub(crate) masker: TestMasker,
 }
 
@@ -117,12 +118,7 @@ impl TestSink {
     fn transform(&mut self, msg: &Received) -> SinkRecord {
         Record {
             message_id: msg.message_id.clone(),
-            outcome: sqs2pg::transform::transform(
-                msg,
-                &sqs2pg::transform::Recipe::Login(self.limits),
-                &mut self.masker.0,
-            )
-            .outcome,
+            outcome: sqs2pg::transform::transform(msg, &self.recipe, &mut self.masker.0).outcome,
         }
     }
 

@@ -341,13 +341,14 @@ impl TestEnv {
     }
 
     async fn sink_on(&self, db: DbConfig) -> TestSink {
-        let shape = sqs2pg::db::schema::inspect(&sqs2pg::db::connect(&db).await.expect("connect"))
+        let client = sqs2pg::db::connect(&db).await.expect("connect");
+        let shape = sqs2pg::db::schema::inspect(&client, writing_kid(KEYS).len())
             .await
             .expect("inspect user_logins");
         let sink = Sink::connect(&db, &shape).await.expect("sink");
         TestSink {
             sink,
-            limits: shape.limits,
+            recipe: shape.recipe(),
             masker: masker(KEYS),
         }
     }
