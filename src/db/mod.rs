@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod connect;
+mod ddl;
 pub mod encode;
 pub mod forget;
 pub mod ledger;

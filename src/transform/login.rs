@@ -12,11 +12,11 @@ use super::{mapped, quarantine, MappedRow, Outcome, Row, Transformed};
 
 /// Makes one message's `user_logins` row or reject by the compiled login mapping.
 pub fn transform(msg: &Received, plan: &Plan, masker: &mut Masker) -> Transformed {
-    let mut t = mapped::transform(msg, plan, masker);
-    let placeholder = Outcome::Skip {
-        route: String::new(),
-    };
-    t.outcome = match std::mem::replace(&mut t.outcome, placeholder) {
+    let Transformed {
+        outcome,
+        unknown_keys,
+    } = mapped::transform(msg, plan, masker);
+    let outcome = match outcome {
         Outcome::Mapped(row) => match to_row(plan, row) {
             Some(row) => Outcome::Row(row),
             // The plan is the login mapping's, compiled against user_logins: every column
@@ -31,7 +31,10 @@ pub fn transform(msg: &Received, plan: &Plan, masker: &mut Masker) -> Transforme
         }
         other => other,
     };
-    t
+    Transformed {
+        outcome,
+        unknown_keys,
+    }
 }
 
 /// The login row of the login mapping's cells, by column name.
