@@ -5,13 +5,17 @@
 //! bench [--smoke] [--out DIR] [--only S,S]          everything (or the sections named:
 //!                                                   transform,sink,mapped,e2e,drain,
 //!                                                   lambda,scaling,rss,big,stub);
-//!                                                   writes DIR/results.md, scaling.csv
+//!                                                   writes DIR/results.md, scaling.csv;
+//!                                                   with SQS2PG_BENCH_BASELINE_BIN=PATH, e2e
+//!                                                   also drains with that earlier build
 //! bench ceiling --queue-url U --pollers N           child: SDK receive + delete only
 //! ```
 //!
 //! Consumers run as child processes so each one's CPU time and peak RSS come from
 //! `wait4(2)` for that process alone.
 
+#[path = "bench/baseline.rs"]
+mod baseline;
 #[path = "bench/big.rs"]
 mod big;
 
@@ -227,6 +231,10 @@ async fn run_all(sizes: Sizes, smoke: bool, only: Option<&str>, out: &Path) -> R
     if run("e2e") {
         eprintln!("== end to end vs SQS ceiling vs Python");
         lines.extend(bench_end_to_end(&env, sizes).await?);
+        if let Some(bin) = std::env::var_os(baseline::BASELINE_VAR) {
+            eprintln!("== end to end vs the previous binary");
+            lines.push(baseline::bench_baseline(&env, sizes, Path::new(&bin)).await?);
+        }
     }
     if run("drain") {
         eprintln!("== drain of a backlog vs Python; SQS requests under load and idle");
@@ -846,7 +854,12 @@ fn run_measured(mut cmd: Command) -> Result<Usage> {
 }
 
 fn sqs2pg_cmd(env: &Env, queue: &Source, db_url: &str, pollers: usize) -> Command {
-    let mut c = Command::new(&env.bin);
+    run_cmd_of(&env.bin, queue, db_url, pollers)
+}
+
+/// `bin run --until-empty` on `queue` into `db_url` with `pollers` pollers.
+fn run_cmd_of(bin: &Path, queue: &Source, db_url: &str, pollers: usize) -> Command {
+    let mut c = Command::new(bin);
     c.args([
         "run",
         "--until-empty",
