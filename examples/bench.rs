@@ -214,10 +214,11 @@ async fn run_all(sizes: Sizes, smoke: bool, only: Option<&str>, out: &Path) -> R
     let env = Env::new(smoke).await?;
     let mut lines = Vec::new();
     if run("transform") {
-        eprintln!("== transform: the login load, then a mapped EventBridge order");
+        eprintln!("== transform: the login load, a mapped EventBridge order, the login mapping");
         let (login, login_rate) = bench_transform(sizes.transform);
         lines.push(login);
         lines.push(mapped::bench_transform_mapped(&env, sizes.transform, login_rate).await?);
+        lines.push(mapped::bench_transform_login_mapping(&env, sizes.transform, login_rate).await?);
     }
     if run("sink") {
         eprintln!("== sink vs raw COPY");

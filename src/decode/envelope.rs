@@ -12,8 +12,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::RejectReason;
@@ -118,6 +117,9 @@ pub struct Opened<'a> {
     pub kind: Option<Kind>,
     /// The envelope's time field, as sent.
     time: Option<&'a RawValue>,
+    /// Of the top-level fields [`open_reading`] was asked for, each one's value as sent
+    /// (the last of a repeated one); empty for a bare body.
+    pub fields: Vec<Option<&'a RawValue>>,
 }
 
 impl Opened<'_> {
@@ -151,15 +153,26 @@ impl Opened<'_> {
 /// object, a `Type` other than `Notification`) is [`RejectReason::BadEnvelope`]. Never
 /// panics.
 pub fn open(body: &[u8], envelope: Envelope) -> Result<Opened<'_>, RejectReason> {
+    open_reading(body, envelope, &[])
+}
+
+/// [`open`], keeping as well an envelope's top-level fields named in `wanted`
+/// ([`Opened::fields`]), read in the same pass over the body.
+pub fn open_reading<'a>(
+    body: &'a [u8],
+    envelope: Envelope,
+    wanted: &[String],
+) -> Result<Opened<'a>, RejectReason> {
     let bare = || Opened {
         event: Cow::Borrowed(body),
         kind: None,
         time: None,
+        fields: Vec::new(),
     };
     if envelope == Envelope::None {
         return Ok(bare());
     }
-    let keys = serde_json::from_slice::<Keys<'_>>(body).ok();
+    let keys = read_keys(body, wanted);
     let kind = match (envelope, &keys) {
         (Envelope::Sns, _) => Kind::Sns,
         (Envelope::EventBridge, _) => Kind::EventBridge,
@@ -171,10 +184,19 @@ pub fn open(body: &[u8], envelope: Envelope) -> Result<Opened<'_>, RejectReason>
     if keys.duplicate {
         return Err(RejectReason::BadEnvelope);
     }
-    match kind {
-        Kind::Sns => open_sns(&keys),
-        Kind::EventBridge => open_eventbridge(&keys),
-    }
+    let mut opened = match kind {
+        Kind::Sns => open_sns(&keys)?,
+        Kind::EventBridge => open_eventbridge(&keys)?,
+    };
+    opened.fields = keys.wanted;
+    Ok(opened)
+}
+
+/// The body read as a whole JSON object, as `serde_json::from_slice` reads it.
+fn read_keys<'a>(body: &'a [u8], wanted: &[String]) -> Option<Keys<'a>> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let keys = KeysSeed(wanted).deserialize(&mut de).ok()?;
+    de.end().ok().map(|()| keys)
 }
 
 fn open_sns<'a>(keys: &Keys<'a>) -> Result<Opened<'a>, RejectReason> {
@@ -193,6 +215,7 @@ fn open_sns<'a>(keys: &Keys<'a>) -> Result<Opened<'a>, RejectReason> {
         event: Cow::Owned(message.into_bytes()),
         kind: Some(Kind::Sns),
         time: keys.get("Timestamp"),
+        fields: Vec::new(),
     })
 }
 
@@ -208,6 +231,7 @@ fn open_eventbridge<'a>(keys: &Keys<'a>) -> Result<Opened<'a>, RejectReason> {
         event: Cow::Borrowed(detail.get().as_bytes()),
         kind: Some(Kind::EventBridge),
         time: keys.get("time"),
+        fields: Vec::new(),
     })
 }
 
@@ -229,11 +253,12 @@ const KNOWN: [&str; 7] = [
 /// EventBridge's time key; kept apart from [`KNOWN`] only for its index.
 const TIME: &str = "time";
 
-/// The top-level keys an envelope is read by, their values unparsed; any other key is
-/// skipped. Deserialising fails for a body that is not a JSON object.
+/// The top-level keys an envelope is read by, and those asked for, their values
+/// unparsed; any other key is skipped. Reading fails for a body that is not a JSON object.
 struct Keys<'a> {
     values: [Option<&'a RawValue>; 8],
     duplicate: bool,
+    wanted: Vec<Option<&'a RawValue>>,
 }
 
 impl<'a> Keys<'a> {
@@ -253,53 +278,64 @@ impl<'a> Keys<'a> {
     }
 }
 
-/// A top-level key as its index in [`Keys::values`], without copying it.
-struct KeyIndex(Option<usize>);
+/// A top-level key as its index in [`Keys::values`] and in the fields asked for, without
+/// copying it.
+struct KeyIndex<'w>(&'w [String]);
 
-impl<'de> Deserialize<'de> for KeyIndex {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = KeyIndex;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyIndex, E> {
-                Ok(KeyIndex(Keys::index(v)))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
+impl<'de> DeserializeSeed<'de> for KeyIndex<'_> {
+    type Value = (Option<usize>, Option<usize>);
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
     }
 }
 
-impl<'de> Deserialize<'de> for Keys<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeysVisitor;
-        impl<'de> Visitor<'de> for KeysVisitor {
-            type Value = Keys<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
+impl Visitor<'_> for KeyIndex<'_> {
+    type Value = (Option<usize>, Option<usize>);
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok((Keys::index(v), self.0.iter().position(|w| w == v)))
+    }
+}
+
+/// Reads [`Keys`], keeping the fields named in its list too.
+struct KeysSeed<'w>(&'w [String]);
+
+impl<'de> DeserializeSeed<'de> for KeysSeed<'_> {
+    type Value = Keys<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Keys<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeysSeed<'_> {
+    type Value = Keys<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keys<'de>, A::Error> {
+        let mut keys = Keys {
+            values: [None; 8],
+            duplicate: false,
+            wanted: vec![None; self.0.len()],
+        };
+        while let Some((known, wanted)) = map.next_key_seed(KeyIndex(self.0))? {
+            if known.is_none() && wanted.is_none() {
+                map.next_value::<IgnoredAny>()?;
+                continue;
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keys<'de>, A::Error> {
-                let mut keys = Keys {
-                    values: [None; 8],
-                    duplicate: false,
-                };
-                while let Some(KeyIndex(key)) = map.next_key::<KeyIndex>()? {
-                    match key {
-                        Some(i) => {
-                            let v: &'de RawValue = map.next_value()?;
-                            keys.duplicate |= keys.values[i].replace(v).is_some();
-                        }
-                        None => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(keys)
+            let v: &'de RawValue = map.next_value()?;
+            if let Some(i) = known {
+                keys.duplicate |= keys.values[i].replace(v).is_some();
+            }
+            // A repeated field the envelope is not read by: the last one, as a map of the
+            // body's fields keeps it.
+            if let Some(i) = wanted {
+                keys.wanted[i] = Some(v);
             }
         }
-        d.deserialize_map(KeysVisitor)
+        Ok(keys)
     }
 }
 

@@ -233,3 +233,22 @@ proptest! {
         }
     }
 }
+
+/// The fields asked for are what a map of the body's top-level fields holds: the last of a
+/// repeated one, none for an absent one, nothing for a bare body.
+#[test]
+fn fields_asked_for_are_read_in_the_same_pass() {
+    use std::collections::BTreeMap;
+    let body = r#"{"id":"a","detail-type":"T","source":"s","detail":{"k":1},"id":"b","time":"t"}"#;
+    let wanted = ["id", "time", "x", "detail-type"].map(String::from);
+    let opened = open_reading(body.as_bytes(), Envelope::EventBridge, &wanted).unwrap();
+    let map: BTreeMap<String, &RawValue> = serde_json::from_str(body).unwrap();
+    let expected: Vec<Option<&str>> = wanted.iter().map(|w| map.get(w).map(|v| v.get())).collect();
+    let got: Vec<Option<&str>> = opened.fields.iter().map(|v| v.map(RawValue::get)).collect();
+    assert_eq!(got, expected);
+    assert_eq!(got[0], Some(r#""b""#));
+    let bare = open_reading(br#"{"id":"a"}"#, Envelope::Auto, &wanted).unwrap();
+    assert!(bare.kind.is_none() && bare.fields.is_empty());
+    let twice = r#"{"detail-type":"T","source":"s","detail":{},"time":"1","time":"2"}"#;
+    assert!(open_reading(twice.as_bytes(), Envelope::EventBridge, &wanted).is_err());
+}

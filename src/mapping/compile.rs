@@ -18,6 +18,7 @@ use super::catalog::{ColumnInfo, TableInfo};
 use super::convert::{Converter, Epoch, IntWidth};
 use super::field::{Meta, Source};
 use super::file::{As, Column, Mapping, OnConflict, TableRoute, Target};
+use super::index::Index;
 use super::when::When;
 use super::MappingError;
 
@@ -28,20 +29,8 @@ pub struct Plan {
     pub rejects_table: String,
     /// In file order.
     pub routes: Vec<RoutePlan>,
-}
-
-impl Plan {
-    /// Whether a `when` or a column reads the envelope field `name` (`meta = "envelope:NAME"`):
-    /// the evaluator keeps only those of an envelope's fields.
-    pub fn reads_envelope_field(&self, name: &str) -> bool {
-        let named = |s: &Source| matches!(s, Source::Meta(Meta::Envelope(n)) if n == name);
-        self.routes.iter().any(|r| {
-            r.when.as_ref().is_some_and(|w| named(&w.source))
-                || r.load
-                    .as_ref()
-                    .is_some_and(|l| l.columns.iter().any(|c| named(&c.source)))
-        })
-    }
+    /// What the routes read of an event, worked out once.
+    pub index: Index,
 }
 
 /// One compiled route.
@@ -142,9 +131,10 @@ pub fn compile(
                 load,
             })
         })
-        .collect::<Result<_, MappingError>>()?;
+        .collect::<Result<Vec<_>, MappingError>>()?;
     Ok(Plan {
         rejects_table: rejects.name.clone(),
+        index: Index::new(&routes),
         routes,
     })
 }

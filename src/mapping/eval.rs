@@ -9,18 +9,15 @@
 //!
 //! A row also counts the event's top-level keys that no column names ([`unknown_keys`]).
 
-use std::collections::BTreeMap;
 use std::fmt;
-
-use serde_json::value::RawValue;
 
 use super::compile::{ColumnPlan, Plan, RoutePlan};
 use super::convert::{cell, spell, Cell, Check, Converter};
 use super::dating::Dating;
-use super::event::{lookup, BodyError, Event, Found, Metadata};
+use super::event::{BodyError, Found, Metadata};
 use super::field::{Meta, Source};
-use super::keys::{first_repeat, unknown_keys};
 use super::strict;
+use super::tree::{lookup, Tree};
 use crate::decode::envelope::{self, Envelope};
 use crate::decode::{CreateDateFrom, Framing};
 use crate::mask::Masker;
@@ -104,12 +101,7 @@ fn eval_dated<'p>(
     masker: &mut Masker,
 ) -> Outcome<'p> {
     let reject = |route, reason| Outcome::Reject { route, reason };
-    let parsed = if strict::any(plan) {
-        Event::parse_lax(event)
-    } else {
-        Event::parse(event)
-    };
-    let event = match parsed {
+    let event = match Tree::read(&plan.index, event, plan.index.strict()) {
         Ok(e) => e,
         Err(b) => return reject(None, Reason::Body(b)),
     };
@@ -126,7 +118,7 @@ fn eval_dated<'p>(
             route: &route.name,
             table: &load.table,
             cells,
-            unknown_keys: unknown_keys(&event, &load.columns),
+            unknown_keys: event.unknown_keys(&load.columns),
         },
         Err(reason) => reject(Some(&route.name), reason),
     }
@@ -162,29 +154,22 @@ pub fn eval_message<'p>(
         route: None,
         reason: Reason::BadEnvelope,
     };
-    let Ok(opened) = envelope::open(body.as_bytes(), framing.envelope) else {
+    let names = plan.index.envelope_fields();
+    let Ok(opened) = envelope::open_reading(body.as_bytes(), framing.envelope, names) else {
         return bad();
     };
     if opened.kind.is_some() {
-        // Values borrowed, and only the fields the plan reads copied: the envelope holds the
-        // whole event too (`detail`), which copying would cost per message.
-        match serde_json::from_str::<BTreeMap<String, &RawValue>>(body) {
-            Ok(fields) => {
-                let kept = fields
-                    .into_iter()
-                    .filter(|(name, _)| plan.reads_envelope_field(name))
-                    .map(|(name, v)| (name, v.to_owned()))
-                    .collect();
-                meta.envelope = Some(kept);
-            }
-            Err(_) => return bad(),
-        }
+        // Only the fields the plan reads are copied, found in the pass that opened the
+        // envelope: it holds the whole event too (`detail`), which copying would cost.
+        let kept = names.iter().zip(&opened.fields);
+        let kept = kept.filter_map(|(name, v)| Some((name.clone(), (*v)?.to_owned())));
+        meta.envelope = Some(kept.collect());
     }
     let dating = Dating::new(framing.create_date_from, &opened);
     let sns = opened.kind == Some(envelope::Kind::Sns);
-    let outcome = match std::str::from_utf8(&opened.event) {
-        Ok(event) => eval_dated(plan, event, &meta, &dating, masker),
-        Err(_) => return bad(),
+    let outcome = match event_text(body, &opened.event) {
+        Some(event) => eval_dated(plan, event, &meta, &dating, masker),
+        None => return bad(),
     };
     match outcome {
         // An SNS Message that is not JSON is a broken envelope, as for logins.
@@ -196,15 +181,29 @@ pub fn eval_message<'p>(
     }
 }
 
+/// The opened event as text: a part of the body is found in it rather than checked again
+/// byte by byte.
+fn event_text<'a>(body: &'a str, event: &'a [u8]) -> Option<&'a str> {
+    let start = (event.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+    let end = start.checked_add(event.len())?;
+    match body.get(start..end) {
+        Some(text) if text.as_ptr() == event.as_ptr() => Some(text),
+        _ => std::str::from_utf8(event).ok(),
+    }
+}
+
 fn choose<'p>(
     plan: &'p Plan,
-    event: &Event<'_>,
+    event: &Tree<'_, '_>,
     meta: &Metadata,
 ) -> Result<Option<&'p RoutePlan>, Reason> {
     for r in &plan.routes {
         let holds = match &r.when {
             None => true,
-            Some(w) => w.holds(event, meta).map_err(|_| Reason::DuplicateInWhen)?,
+            Some(w) => {
+                let found = lookup(event, meta, &w.source);
+                w.test(found.map_err(|_| Reason::DuplicateInWhen)?)
+            }
         };
         if holds {
             return Ok(Some(r));
@@ -215,7 +214,7 @@ fn choose<'p>(
 
 fn row<'p>(
     columns: &'p [ColumnPlan],
-    event: &Event<'_>,
+    event: &Tree<'_, '_>,
     meta: &Metadata,
     dating: &Dating,
     masker: &mut Masker,
@@ -239,7 +238,7 @@ fn row<'p>(
             _ => None,
         })
         .collect();
-    strict::check_keys(event, &top).map_err(Reason::Body)?;
+    event.check_keys(&top).map_err(Reason::Body)?;
     for (c, f) in columns.iter().zip(&found) {
         if let (true, Ok(Some(Found::Json(v))), Source::Path(p)) = (c.strict, f, &c.source) {
             if p.tokens().len() > 1 {
@@ -289,7 +288,7 @@ fn row<'p>(
 fn repeated<'p, T, E>(
     columns: &'p [ColumnPlan],
     found: &[Result<T, E>],
-    event: &Event<'_>,
+    event: &Tree<'_, '_>,
 ) -> Option<&'p ColumnPlan> {
     let twice: Vec<&ColumnPlan> = columns
         .iter()
@@ -305,7 +304,7 @@ fn repeated<'p, T, E>(
     let keys: Option<Vec<&str>> = twice.iter().map(|c| key(c)).collect();
     match keys {
         Some(keys) if keys.len() > 1 => {
-            let first = first_repeat(event, &keys)?;
+            let first = event.first_repeat(&keys)?;
             twice.into_iter().find(|c| key(c) == Some(first))
         }
         _ => twice.first().copied(),

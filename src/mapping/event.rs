@@ -141,7 +141,7 @@ pub(super) fn nesting(text: &str) -> usize {
 }
 
 /// An array index as RFC 6901 writes it: `0` or digits without a leading zero.
-fn array_index(token: &str) -> Option<usize> {
+pub(super) fn array_index(token: &str) -> Option<usize> {
     let digits = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
     (digits && (token == "0" || !token.starts_with('0')))
         .then(|| token.parse().ok())

@@ -22,6 +22,7 @@ pub mod eval;
 pub mod event;
 pub mod field;
 pub mod file;
+pub mod index;
 pub mod keys;
 pub mod live;
 pub mod login;
@@ -30,6 +31,7 @@ pub mod number;
 pub mod spec;
 pub mod strict;
 pub mod subject;
+pub mod tree;
 pub mod when;
 
 use thiserror::Error;

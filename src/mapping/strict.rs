@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::compile::Plan;
@@ -30,9 +30,88 @@ pub fn check(value: &RawValue, depth: usize) -> Result<(), BodyError> {
     if depth + nesting(value.get()) >= MAX_DEPTH {
         return Err(BodyError::TooDeep);
     }
+    // Read as a `serde_json::Value` reads it, without building one; what that read does
+    // not settle (a failure, or the key serde_json reads a raw value by) is read as one.
+    let mut de = serde_json::Deserializer::from_str(value.get());
+    if Valid.deserialize(&mut de).and_then(|()| de.end()).is_ok() {
+        return Ok(());
+    }
     serde_json::from_str::<serde_json::Value>(value.get())
         .map(drop)
         .map_err(|_| BodyError::NotJson)
+}
+
+/// What the keys begin with by which serde_json's `Value` reads a raw value or a number
+/// instead of an object.
+const PRIVATE_KEY: &str = "$serde_json::private::";
+
+/// Any JSON value, read by the parser calls a `serde_json::Value` is read by.
+#[derive(Clone, Copy)]
+struct Valid;
+
+impl<'de> DeserializeSeed<'de> for Valid {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Valid {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(ValidKey)?.is_some() {
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+}
+
+/// A key, read as a string; serde_json's own keys are left to `serde_json::Value`.
+struct ValidKey;
+
+impl<'de> DeserializeSeed<'de> for ValidKey {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for ValidKey {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E: Error>(self, v: &str) -> Result<(), E> {
+        if v.starts_with(PRIVATE_KEY) {
+            return Err(E::custom("read as serde_json reads a raw value"));
+        }
+        Ok(())
+    }
 }
 
 /// Checks every appearance of the top-level keys `keys` in `event`, in the event's order
@@ -103,5 +182,20 @@ mod tests {
         let deep = |n: usize| raw(&format!("{}1{}", "[".repeat(n), "]".repeat(n)));
         assert_eq!(check(&deep(126), 1), Ok(()));
         assert_eq!(check(&deep(127), 1), Err(BodyError::TooDeep));
+    }
+
+    proptest::proptest! {
+        /// Whatever the text, a value is taken exactly when a `serde_json::Value` reads it.
+        #[test]
+        fn values_are_taken_as_serde_json_reads_them(
+            text in r#"[\[\]{}:,"a1e\\u0-9 .nulltrf$]{0,24}"#,
+            key in proptest::sample::select(vec!["a", "$serde_json::private::RawValue", "\\ud800"]),
+        ) {
+            for text in [text.clone(), format!(r#"{{"{key}":{text}}}"#), format!("[{text}]")] {
+                let Ok(raw) = serde_json::from_str::<&RawValue>(&text) else { continue };
+                let want = serde_json::from_str::<serde_json::Value>(&text).is_ok();
+                proptest::prop_assert_eq!(check(raw, 1).is_ok(), want, "{}", text);
+            }
+        }
     }
 }

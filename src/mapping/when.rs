@@ -87,13 +87,17 @@ pub struct When {
 impl When {
     /// Whether the predicate holds; a key repeated on its path decides nothing.
     pub fn holds(&self, event: &Event<'_>, meta: &Metadata) -> Result<bool, Duplicate> {
-        let found = lookup(event, meta, &self.source)?;
-        Ok(match (&self.test, found) {
+        Ok(self.test(lookup(event, meta, &self.source)?))
+    }
+
+    /// Whether the predicate holds of what its source found.
+    pub fn test(&self, found: Option<Found<'_>>) -> bool {
+        match (&self.test, found) {
             (Test::Exists(want), f) => f.is_some() == *want,
             (_, None) => false,
             (Test::Equals(l), Some(f)) => l.matches(&f),
             (Test::In(ls), Some(f)) => ls.iter().any(|l| l.matches(&f)),
-        })
+        }
     }
 }
 
