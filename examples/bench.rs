@@ -4,7 +4,8 @@
 //! ```text
 //! bench [--smoke] [--out DIR] [--only S,S]          everything (or the sections named:
 //!                                                   transform,sink,mapped,e2e,drain,
-//!                                                   lambda,scaling,rss,big,stub);
+//!                                                   lambda,scaling,rss,big,stub,
+//!                                                   forget);
 //!                                                   writes DIR/results.md, scaling.csv
 //! bench ceiling --queue-url U --pollers N           child: SDK receive + delete only
 //! ```
@@ -39,6 +40,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[path = "bench/drain.rs"]
 mod drain;
+#[path = "bench/forget.rs"]
+mod forget;
 #[path = "bench/lambda.rs"]
 mod lambda;
 #[path = "bench/mapped.rs"]
@@ -81,6 +84,8 @@ struct Sizes {
     lambda_invocations: usize,
     /// EventBridge order records per loader in the mapped sink section.
     mapped_rows: usize,
+    /// Rows of the table the forget section erases one subject from (10 per subject).
+    forget_rows: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -102,6 +107,7 @@ const FULL: Sizes = Sizes {
     idle_secs: 61,
     lambda_invocations: 400,
     mapped_rows: 200_000,
+    forget_rows: 10_000_000,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -123,6 +129,7 @@ const SMOKE: Sizes = Sizes {
     idle_secs: 3,
     lambda_invocations: 5,
     mapped_rows: 300,
+    forget_rows: 100_000,
 };
 
 fn main() -> Result<()> {
@@ -182,7 +189,7 @@ fn line(what: &str, value: String, reference: String, ratio: String, target: &st
 }
 
 /// The harness's sections, in run order; `--only a,b` runs a subset.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "transform",
     "sink",
     "mapped",
@@ -193,6 +200,9 @@ const SECTIONS: [&str; 10] = [
     "rss",
     "big",
     "stub",
+    // Last: its 10M-row fill leaves checkpoints and autovacuum work behind that would slow
+    // whatever ran after it.
+    "forget",
 ];
 
 async fn run_all(sizes: Sizes, smoke: bool, only: Option<&str>, out: &Path) -> Result<()> {
@@ -253,6 +263,12 @@ async fn run_all(sizes: Sizes, smoke: bool, only: Option<&str>, out: &Path) -> R
     if run("stub") {
         eprintln!("== consumer ceiling with a constant-time SQS stub");
         lines.push(bench_stub(&env, sizes).await?);
+    }
+    if run("forget") {
+        eprintln!(
+            "== forget: one subject out of a big indexed table vs the same without the index"
+        );
+        lines.push(forget::bench_forget(&env, sizes.forget_rows).await?);
     }
 
     let mut table = String::from(
