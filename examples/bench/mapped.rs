@@ -168,29 +168,6 @@ pub(crate) async fn bench_transform_mapped(env: &Env, n: usize, login_rate: f64)
         "≥ 200k msgs/s",
     ))
 }
-
-/// The built-in login mapping (`sqs2pg::mapping::login`) over the very bodies the login
-/// transform was measured on (`login_rate`, just before, on this thread), the same way.
-pub(crate) async fn bench_transform_login_mapping(
-    env: &Env,
-    n: usize,
-    login_rate: f64,
-) -> Result<Line> {
-    let url = env.fresh_db("maplogin").await?;
-    let mapping = Arc::new(sqs2pg::mapping::login::mapping()?);
-    let kid_len = keyring().writing_kid().len();
-    let live = Live::read(mapping, &pg(&url).await?, kid_len).await?;
-    let msgs = received(&bodies(n, 1));
-    let (per_sec, ns) = best_rate(&msgs, &Recipe::Mapped(Arc::new(live)));
-    Ok(line(
-        "transform, the built-in login mapping (`mapping::login`) on the login transform's bodies, one core",
-        format!("{per_sec:.0} msgs/s, {ns:.0} ns/msg"),
-        format!("login transform {login_rate:.0} msgs/s"),
-        format!("{:.2}×", per_sec / login_rate),
-        "≥ 400k msgs/s",
-    ))
-}
-
 /// Msgs/s and ns/msg of `recipe` over `msgs` on this thread: the best of three passes after
 /// a warm-up.
 fn best_rate(msgs: &[Received], recipe: &Recipe) -> (f64, f64) {

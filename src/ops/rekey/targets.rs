@@ -124,13 +124,15 @@ mod tests {
 
     #[test]
     fn a_table_two_routes_load_is_walked_once_with_every_token_column() {
+        let routes = vec![
+            load("public.a", &[("email", "email"), ("ip", "ip")]),
+            load("public.b", &[]),
+            load("public.a", &[("email", "email"), ("phone", "phone")]),
+        ];
         let plan = Plan {
             rejects_table: "public.rejects".into(),
-            routes: vec![
-                load("public.a", &[("email", "email"), ("ip", "ip")]),
-                load("public.b", &[]),
-                load("public.a", &[("email", "email"), ("phone", "phone")]),
-            ],
+            index: crate::mapping::index::Index::new(&routes),
+            routes,
         };
         let tables = token_columns(&plan);
         let names: Vec<(&str, Vec<&str>)> = tables
