@@ -34,15 +34,23 @@ pub fn value_in(load: &Load, body: &[u8], envelope: Envelope) -> Option<String> 
     }
 }
 
+/// The longest subject, in bytes, a reject's subject token is made for. The token goes into
+/// an indexed column, and a btree entry must fit a third of a page: a longer subject (no
+/// real one is) gets no token, and `forget` finds its body by opening it instead.
+pub const MAX_TOKENED_BYTES: usize = 1024;
+
 /// The subject token of a body quarantined under `load`'s route: its subject's token under
-/// [`CONTEXT`], by the writing key, when the body holds one (else `None`).
+/// [`CONTEXT`], by the writing key, when the body holds one of at most
+/// [`MAX_TOKENED_BYTES`] (else `None`).
 pub fn token(
     load: &Load,
     body: &[u8],
     envelope: Envelope,
     masker: &mut crate::mask::Masker,
 ) -> Option<String> {
-    value_in(load, body, envelope).map(|s| masker.seal_context(CONTEXT, s.as_bytes()))
+    value_in(load, body, envelope)
+        .filter(|s| s.len() <= MAX_TOKENED_BYTES)
+        .map(|s| masker.seal_context(CONTEXT, s.as_bytes()))
 }
 
 /// Whether `body` holds an event at all (an envelope that opens, JSON that parses).
