@@ -2,6 +2,7 @@
 //! body) and the record it became, made again when the table's limits change.
 
 use crate::decode::RejectReason;
+use crate::mapping::subject;
 use crate::mask::{Column, Masker};
 use crate::pii::Pii;
 use crate::source::Received;
@@ -86,8 +87,33 @@ impl Item {
         }
     }
 
+    /// Quarantines a row the database refused (`database_error:<code>`) as a reject the
+    /// mapping made would be: under the route that took it (a mapping file's; the login load
+    /// names none) and with its subject's token, so `forget` finds it without opening it.
+    pub fn refused(&mut self, code: String, masker: &mut Masker) {
+        let (route, load) = match (&self.record.outcome, &self.made_for) {
+            (Outcome::Mapped(row), Recipe::Mapped(live)) => {
+                let route = live.plan.routes.get(row.route);
+                (
+                    route.map(|r| r.name.clone()),
+                    route.and_then(|r| r.load.as_ref()),
+                )
+            }
+            (Outcome::Row(_), Recipe::Login(live)) => {
+                (None, live.plan.routes.first().and_then(|r| r.load.as_ref()))
+            }
+            _ => (None, None),
+        };
+        let (body, envelope) = (self.msg.body.expose().as_bytes(), self.msg.framing.envelope);
+        let token = load.and_then(|load| subject::token(load, body, envelope, masker));
+        self.quarantine(RejectReason::Database(code), route, masker);
+        if let (Outcome::Reject(reject), Some(_)) = (&mut self.record.outcome, &token) {
+            reject.subject_token = token;
+        }
+    }
+
     /// Quarantines a row the database refused, under the route that took it.
-    pub fn quarantine(&mut self, reason: RejectReason, route: Option<String>, masker: &mut Masker) {
+    fn quarantine(&mut self, reason: RejectReason, route: Option<String>, masker: &mut Masker) {
         if !self.sealed_only {
             self.record.outcome = Outcome::Reject(quarantine(&self.msg, reason, route, masker));
             self.hold_once();

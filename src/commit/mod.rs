@@ -21,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::config::DbConfig;
 use crate::db::{DbError, NextStep, Sink, TableShape, WriteReport};
-use crate::decode::RejectReason;
 use crate::mask::Masker;
 use crate::telemetry::Stats;
 use crate::transform::{Outcome, Recipe, Record};
@@ -192,30 +191,7 @@ impl Committer {
     fn quarantine_refused(&mut self, item: &mut Item, e: &DbError) {
         let code = e.sqlstate().unwrap_or("unknown").to_owned();
         tracing::warn!(message_id = %item.record.message_id, sqlstate = %code, error = %e, "database refused one row; quarantining it");
-        // The route that took the row (a mapping file's; the login load names none).
-        let (route, load) = match (&item.record.outcome, &item.made_for) {
-            (Outcome::Mapped(row), Recipe::Mapped(live)) => {
-                let route = live.plan.routes.get(row.route);
-                (
-                    route.map(|r| r.name.clone()),
-                    route.and_then(|r| r.load.clone()),
-                )
-            }
-            (Outcome::Row(_), Recipe::Login(live)) => {
-                (None, live.plan.routes.first().and_then(|r| r.load.clone()))
-            }
-            _ => (None, None),
-        };
-        let body = item.msg.body.expose().as_bytes();
-        let envelope = item.msg.framing.envelope;
-        let token = load.and_then(|load| {
-            crate::mapping::subject::token(&load, body, envelope, &mut self.masker)
-        });
-        item.quarantine(RejectReason::Database(code), route, &mut self.masker);
-        // So that `forget` finds the body by its subject without opening it.
-        if let (Outcome::Reject(reject), Some(_)) = (&mut item.record.outcome, &token) {
-            reject.subject_token = token;
-        }
+        item.refused(code, &mut self.masker);
     }
 
     async fn write_retrying(&mut self, items: &mut [Item]) -> Result<WriteReport, CommitFailure> {

@@ -41,6 +41,24 @@ pub struct ColumnInfo {
 }
 
 impl ColumnInfo {
+    /// A nullable column without a default of base type `base` (oid `oid`; 0 where nothing
+    /// encodes for it), `typmod` as the catalog gives it (`n + 4` for varchar(n), else -1):
+    /// a catalog made without a database, for benches and tests.
+    pub fn plain(name: &str, base: &str, oid: u32, typmod: i32) -> Self {
+        Self {
+            name: name.into(),
+            base_type: base.into(),
+            element: None,
+            typmod,
+            not_null: false,
+            has_default: false,
+            identity: false,
+            generated: false,
+            shown: base.into(),
+            base_oid: oid,
+        }
+    }
+
     /// The character limit of `varchar(n)` / `char(n)` (or of their arrays).
     pub fn char_limit(&self) -> Option<usize> {
         (self.typmod >= 4).then(|| (self.typmod - 4) as usize)
@@ -219,18 +237,7 @@ mod tests {
     use super::*;
 
     fn col(typmod: i32) -> ColumnInfo {
-        ColumnInfo {
-            name: "c".into(),
-            base_type: "numeric".into(),
-            element: None,
-            typmod,
-            not_null: false,
-            has_default: false,
-            identity: false,
-            generated: false,
-            shown: String::new(),
-            base_oid: 0,
-        }
+        ColumnInfo::plain("c", "numeric", 0, typmod)
     }
 
     #[test]

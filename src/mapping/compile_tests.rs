@@ -1,18 +1,7 @@
 use super::*;
 
 fn col(name: &str, base: &str, typmod: i32) -> ColumnInfo {
-    ColumnInfo {
-        name: name.into(),
-        base_type: base.into(),
-        element: None,
-        typmod,
-        not_null: false,
-        has_default: false,
-        identity: false,
-        generated: false,
-        shown: base.into(),
-        base_oid: 0,
-    }
+    ColumnInfo::plain(name, base, 0, typmod)
 }
 
 fn table(name: &str, columns: Vec<ColumnInfo>, unique_keys: Vec<Vec<&str>>) -> Option<TableInfo> {

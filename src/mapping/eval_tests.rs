@@ -6,18 +6,7 @@ use crate::mapping::Mapping;
 use chrono::{DateTime, Utc};
 
 fn col(name: &str, base: &str, typmod: i32) -> ColumnInfo {
-    ColumnInfo {
-        name: name.into(),
-        base_type: base.into(),
-        element: None,
-        typmod,
-        not_null: false,
-        has_default: false,
-        identity: false,
-        generated: false,
-        shown: base.into(),
-        base_oid: 0,
-    }
+    ColumnInfo::plain(name, base, 0, typmod)
 }
 
 fn catalogs() -> Catalogs {

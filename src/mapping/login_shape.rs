@@ -12,18 +12,7 @@ use crate::decode::{AppVersionColumn, Limits};
 
 /// A column of `base` type (oid `oid`) with `typmod` (`n + 4` for varchar(n), else -1).
 fn column(name: &str, base: &str, oid: u32, typmod: i32) -> ColumnInfo {
-    ColumnInfo {
-        name: name.into(),
-        base_type: base.into(),
-        element: None,
-        typmod,
-        not_null: false,
-        has_default: false,
-        identity: false,
-        generated: false,
-        shown: base.into(),
-        base_oid: oid,
-    }
+    ColumnInfo::plain(name, base, oid, typmod)
 }
 
 /// varchar(max), or text when unbounded.

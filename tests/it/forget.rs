@@ -50,15 +50,8 @@ amount         = { path = "/order/amount" }
 const ANN: &str = "ann.forget@example.com";
 const BOB: &str = "bob.stays@example.com";
 
-fn event(detail_type: &str, detail: &str) -> String {
-    format!(
-        r#"{{"version":"0","id":"{}","detail-type":"{detail_type}","source":"shop","account":"1","time":"2026-12-01T10:00:00Z","region":"eu-west-1","resources":[],"detail":{detail}}}"#,
-        uuid::Uuid::new_v4()
-    )
-}
-
 fn order(id: &str, email: &str, amount: &str) -> String {
-    event(
+    shop_event(
         "OrderPlaced",
         &format!(
             r#"{{"order":{{"id":"{id}","amount":{amount}}},"customer":{{"email":"{email}"}},"ip":"10.9.9.9"}}"#
@@ -75,11 +68,11 @@ async fn loaded() -> (TestEnv, std::path::PathBuf) {
     let path = std::env::temp_dir().join(format!("{}-forget.toml", env.queue_name));
     std::fs::write(&path, MAPPING).expect("write the mapping");
     env.send(&[
-        event(
+        shop_event(
             "AccountOpened",
             &format!(r#"{{"email":"{ANN}","name":"Ann"}}"#),
         ),
-        event(
+        shop_event(
             "AccountOpened",
             &format!(r#"{{"email":"{BOB}","name":"Bob"}}"#),
         ),

@@ -62,15 +62,8 @@ skip = true
 "#;
 
 /// An EventBridge event of `detail_type` around `detail`.
-fn event(detail_type: &str, detail: &str) -> String {
-    format!(
-        r#"{{"version":"0","id":"{}","detail-type":"{detail_type}","source":"shop","account":"000000000000","time":"2026-12-01T10:00:00Z","region":"us-east-1","resources":[],"detail":{detail}}}"#,
-        uuid::Uuid::new_v4()
-    )
-}
-
 fn order(id: &str, amount: &str, email: &str) -> String {
-    event(
+    shop_event(
         "OrderPlaced",
         &format!(
             r#"{{"order":{{"id":"{id}","amount":{amount},"items":[{{"sku":"A-1","qty":2}}]}},"customer":{{"email":"{email}"}}}}"#
@@ -112,12 +105,12 @@ async fn a_mapped_run_loads_each_route_into_its_table_skips_and_quarantines_the_
         order("o-2", r#""5""#, "bob@example.com"),
         // A producer's re-send: a new message id, the same order.
         order("o-1", "19.99", "ann@example.com"),
-        event(
+        shop_event(
             "SignedUp",
             r#"{"name":"carol","plan":"pro","tags":["a","b"]}"#,
         ),
-        event("Heartbeat", r#"{"beat":1}"#),
-        event("Refunded", r#"{"order":{"id":"o-1"}}"#),
+        shop_event("Heartbeat", r#"{"beat":1}"#),
+        shop_event("Refunded", r#"{"order":{"id":"o-1"}}"#),
         order("o-3", r#""abc""#, "dan@example.com"),
     ])
     .await;
@@ -319,8 +312,8 @@ async fn the_lambda_function_loads_a_mapping_under_the_runtime_api() {
     );
     let bodies = [
         order("o-1", "19.99", "ann@example.com"),
-        event("Heartbeat", "{}"),
-        event("Refunded", "{}"),
+        shop_event("Heartbeat", "{}"),
+        shop_event("Refunded", "{}"),
     ];
     let ids: Vec<String> = (0..3).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let mut event = event_of(&ids, &bodies);
@@ -433,7 +426,7 @@ async fn rejects_replay_under_a_mapping_loads_what_now_fits() {
         // Too large for numeric(10,2).
         order("o-1", "123456789.5", "ann@example.com"),
         order("o-2", r#""abc""#, "bob@example.com"),
-        event("Refunded", r#"{"order":{"id":"o-1"}}"#),
+        shop_event("Refunded", r#"{"order":{"id":"o-1"}}"#),
     ])
     .await;
     stdout_ok(&run_mapped(&env, &path));

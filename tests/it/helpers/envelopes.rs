@@ -28,8 +28,22 @@ pub fn sns_notification(message: &str) -> String {
 
 /// An EventBridge event around `detail` (spliced in verbatim), as a queue target receives it.
 pub fn eventbridge_event(detail: &str) -> String {
+    eventbridge(
+        "user.login",
+        "app.auth",
+        &format!("{ENVELOPE_DAY}T00:00:01Z"),
+        detail,
+    )
+}
+
+/// A shop's EventBridge event of `detail_type` at 2026-12-01T10:00:00Z around `detail`.
+pub fn shop_event(detail_type: &str, detail: &str) -> String {
+    eventbridge(detail_type, "shop", "2026-12-01T10:00:00Z", detail)
+}
+
+fn eventbridge(detail_type: &str, source: &str, time: &str, detail: &str) -> String {
     format!(
-        r#"{{"version":"0","id":"{}","detail-type":"user.login","source":"app.auth","account":"000000000000","time":"{ENVELOPE_DAY}T00:00:01Z","region":"us-east-1","resources":[],"detail":{detail}}}"#,
+        r#"{{"version":"0","id":"{}","detail-type":"{detail_type}","source":"{source}","account":"000000000000","time":"{time}","region":"us-east-1","resources":[],"detail":{detail}}}"#,
         uuid::Uuid::new_v4()
     )
 }
