@@ -278,13 +278,7 @@ pub async fn inspect(client: &Client, kid_len: usize) -> Result<TableShape, DbEr
 async fn login(client: &Client, kid_len: usize) -> Result<Live, MappingError> {
     let mapping = crate::mapping::login::shared()?;
     let catalogs = crate::mapping::catalog::read_catalogs(&mapping, client).await?;
-    let plan = crate::mapping::compile::compile(&mapping, &catalogs, kid_len)?;
-    Ok(Live {
-        mapping,
-        catalogs,
-        plan,
-        kid_len,
-    })
+    Live::compiled(mapping, catalogs, kid_len)
 }
 
 fn column<'a>(columns: &'a [ColumnInfo], name: &str) -> Result<&'a ColumnInfo, DbError> {

@@ -1,40 +1,12 @@
 use super::*;
 use crate::decode::{self, AppVersion, Limits};
-use crate::mapping::catalog::{ColumnInfo, TableInfo};
 use crate::mapping::compile::{compile, Catalogs};
 use crate::mapping::Mapping;
 use chrono::{DateTime, Utc};
 
-fn col(name: &str, base: &str, typmod: i32) -> ColumnInfo {
-    ColumnInfo::plain(name, base, 0, typmod)
-}
-
+/// `migrate`'s `user_logins` and its rejects table.
 fn catalogs() -> Catalogs {
-    let table = |name: &str, columns| {
-        Some(TableInfo {
-            name: name.into(),
-            kind: "r".into(),
-            columns,
-            unique_keys: vec![],
-            index_leads: vec![],
-        })
-    };
-    let logins = vec![
-        col("user_id", "varchar", 128 + 4),
-        col("device_type", "varchar", 32 + 4),
-        col("masked_ip", "varchar", 256 + 4),
-        col("masked_device_id", "varchar", 256 + 4),
-        col("locale", "varchar", 32 + 4),
-        col("app_version", "int4", -1),
-        col("create_date", "date", -1),
-    ];
-    let mut c = Catalogs::new();
-    c.insert("user_logins".into(), table("public.user_logins", logins));
-    c.insert(
-        "user_logins_rejects".into(),
-        table("public.user_logins_rejects", vec![]),
-    );
-    c
+    crate::mapping::login_shape::catalogs(&Limits::default())
 }
 
 fn login_plan() -> Plan {

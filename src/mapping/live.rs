@@ -56,8 +56,9 @@ impl Live {
         kid_len: usize,
     ) -> Result<Self, MappingError> {
         let catalogs = read_catalogs(&mapping, client).await?;
-        let plan = compile(&mapping, &catalogs, kid_len)?;
-        if let Some(Some(rejects)) = catalogs.get(&mapping.rejects_table) {
+        let live = Self::compiled(mapping, catalogs, kid_len)?;
+        let mapping = &live.mapping;
+        if let Some(Some(rejects)) = live.catalogs.get(&mapping.rejects_table) {
             if let Some(missing) = REJECT_COLUMNS.iter().find(|c| rejects.column(c).is_none()) {
                 return Err(MappingError::File {
                     at: mapping.rejects_at.clone(),
@@ -69,6 +70,16 @@ impl Live {
                 });
             }
         }
+        Ok(live)
+    }
+
+    /// `mapping` compiled against `catalogs`, read from the database or made without one.
+    pub fn compiled(
+        mapping: Arc<Mapping>,
+        catalogs: Catalogs,
+        kid_len: usize,
+    ) -> Result<Self, MappingError> {
+        let plan = compile(&mapping, &catalogs, kid_len)?;
         Ok(Self {
             mapping,
             catalogs,

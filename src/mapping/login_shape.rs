@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::catalog::{ColumnInfo, TableInfo};
-use super::compile::{compile, Catalogs};
+use super::compile::Catalogs;
 use super::live::Live;
 use super::MappingError;
 use crate::decode::{AppVersionColumn, Limits};
@@ -70,15 +70,7 @@ pub fn catalogs(limits: &Limits) -> Catalogs {
 /// The built-in login mapping compiled for a `user_logins` of `limits`' shapes and tokens
 /// under a key id of `kid_len` bytes.
 pub fn compiled_for(limits: &Limits, kid_len: usize) -> Result<Live, MappingError> {
-    let mapping = super::login::shared()?;
-    let catalogs = catalogs(limits);
-    let plan = compile(&mapping, &catalogs, kid_len)?;
-    Ok(Live {
-        mapping,
-        catalogs,
-        plan,
-        kid_len,
-    })
+    Live::compiled(super::login::shared()?, catalogs(limits), kid_len)
 }
 
 /// [`compiled_for`] in an `Arc`, as recipes hold it.
